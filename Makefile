@@ -1,0 +1,53 @@
+# The verbs a person types. Everything installs itself on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test test-fast crds validate cluster-build cluster-up cluster-down system-deps bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: the main job, end to end on this machine (sweep, learn, recommend, report)
+demo: install
+	$(BIN)/hwmatch run examples/local-demo.yaml --store .hwmatch/demo.db
+	$(BIN)/hwmatch report --store .hwmatch/demo.db -o hwmatch-report
+
+## system-deps: Debian packages and the locally built control plane the tests use
+system-deps:
+	bash hack/install-system-deps.sh
+
+cluster-build:
+	bash hack/build.sh
+
+## test: every test, from a fresh machine
+test: install system-deps
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not cluster"
+
+crds: install
+	$(BIN)/hwmatch crds -o crds
+
+validate: install
+	$(BIN)/hwmatch validate examples/*.yaml
+
+cluster-up: cluster-build
+	bash hack/cluster.sh up
+
+cluster-down:
+	bash hack/cluster.sh down
+
+bench: install
+	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .hwmatch hwmatch-report
