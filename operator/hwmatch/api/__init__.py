@@ -1,0 +1,38 @@
+"""The ``hwmatch.dev/v1alpha1`` resources as pydantic models: the single source of truth.
+
+Manifests are validated with these models, ``crds/*.yaml`` is generated from
+them (:mod:`hwmatch.api.crd`), and the engine works on them.
+"""
+
+from hwmatch.api.asset import AIAsset, AIAssetSpec, AIAssetStatus, InstanceFeature, MetricSpec, Parameter, Range
+from hwmatch.api.base import API_VERSION, GROUP, VERSION, Condition, ObjectMeta, ObjectRef, parse_duration, set_condition
+from hwmatch.api.manifest import Document, ManifestError, Problem, Resource, load_documents, load_files, load_text
+from hwmatch.api.recommendation import (
+    DERIVED_METRICS,
+    Budget,
+    Choice,
+    Constraint,
+    HWRecommendation,
+    HWRecommendationSpec,
+    HWRecommendationStatus,
+    Infeasibility,
+    ModelScore,
+    Objective,
+    PredictedValue,
+    SolverInfo,
+    Throughput,
+)
+from hwmatch.api.sweep import (
+    BenchmarkSweep,
+    BenchmarkSweepSpec,
+    BenchmarkSweepStatus,
+    BenchmarkTrial,
+    BenchmarkTrialSpec,
+    BenchmarkTrialStatus,
+    Platform,
+    Resources,
+    Sampling,
+    Toleration,
+)
+
+__all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,0 +1,216 @@
+"""``AIAsset``: what to run, its parameter space, and the metrics it reports."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from hwmatch.api.base import IDENTIFIER_PATTERN, API_VERSION, ApiModel, ObjectMeta, StatusBase
+
+ParameterType = Literal["int", "float", "categorical"]
+Scalar = int | float | str | bool
+MetricGoal = Literal["minimize", "maximize"]
+MetricSource = Literal["harness", "prometheus"]
+#: Named PromQL templates for common power/energy exporters (see hwmatch.telemetry).
+METRIC_PRESETS = ("dcgm-energy", "dcgm-power", "kepler-energy", "rapl-energy")
+
+
+class Range(ApiModel):
+    """A numeric interval of a parameter; discretised by ``step`` or sampled continuously."""
+
+    min: float = Field(description="Lower bound, inclusive.")
+    max: float = Field(description="Upper bound, inclusive.")
+    step: float | None = Field(default=None, gt=0, description="Grid spacing (linear ranges only).")
+    log: bool = Field(default=False, description="Sample on a logarithmic scale (needs min > 0).")
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {"rule": "self.min <= self.max", "message": "range.min must be <= range.max"},
+                {"rule": "!self.log || self.min > 0", "message": "a log range needs min > 0"},
+                {"rule": "!self.log || !has(self.step)", "message": "step cannot be combined with log: true"},
+            ]
+        }
+    }
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "Range":
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) must be <= max ({self.max:g}); swap them or fix the bound")
+        if self.log and self.min <= 0:
+            raise ValueError(f"log: true needs min > 0 (got min={self.min:g}); use a positive lower bound or log: false")
+        if self.log and self.step is not None:
+            raise ValueError("step cannot be combined with log: true; drop one of them")
+        return self
+
+
+class Parameter(ApiModel):
+    """One tunable input of the asset: exactly one of ``values`` or ``range``."""
+
+    name: str = Field(pattern=IDENTIFIER_PATTERN, max_length=63, description="Parameter name as the asset reads it.")
+    type: ParameterType = Field(description="int, float or categorical.")
+    values: list[Scalar] | None = Field(default=None, min_length=1, max_length=1000, description="The allowed values.")
+    range: Range | None = Field(default=None, description="A numeric interval (int or float parameters).")
+    description: str | None = None
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {"rule": "has(self.values) != has(self.range)", "message": "set exactly one of values or range"},
+                {"rule": "self.type != 'categorical' || !has(self.range)", "message": "a categorical parameter takes values, not range"},
+            ]
+        }
+    }
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "Parameter":
+        if (self.values is None) == (self.range is None):
+            raise ValueError(f"parameter {self.name!r}: set exactly one of 'values' or 'range'")
+        if self.type == "categorical" and self.range is not None:
+            raise ValueError(f"parameter {self.name!r}: a categorical parameter takes 'values', not 'range'")
+        if self.values is not None and self.type != "categorical":
+            bad = [v for v in self.values if isinstance(v, (str, bool)) or (self.type == "int" and not float(v).is_integer())]
+            if bad:
+                raise ValueError(
+                    f"parameter {self.name!r} of type {self.type} has non-{self.type} values {bad}; "
+                    "fix the values or use type: categorical"
+                )
+            if self.type == "int":
+                self.__dict__["values"] = [int(v) for v in self.values]
+        if self.values is not None and len(set(map(str, self.values))) != len(self.values):
+            raise ValueError(f"parameter {self.name!r} lists a value twice")
+        if self.type == "int" and self.range is not None:
+            if not (float(self.range.min).is_integer() and float(self.range.max).is_integer()):
+                raise ValueError(f"parameter {self.name!r} of type int needs integer range bounds")
+        return self
+
+    def contains(self, value: Scalar) -> bool:
+        """Whether ``value`` lies in this parameter's space."""
+        if self.values is not None:
+            if self.type == "categorical":
+                return str(value) in {str(v) for v in self.values}
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and any(
+                math.isclose(float(value), float(v)) for v in self.values
+            )
+        assert self.range is not None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.type == "int" and not float(value).is_integer():
+            return False
+        return self.range.min <= float(value) <= self.range.max
+
+    def describe_space(self) -> str:
+        if self.values is not None:
+            return "one of " + ", ".join(map(str, self.values))
+        assert self.range is not None
+        return f"{self.type} in [{self.range.min:g}, {self.range.max:g}]" + (" (log)" if self.range.log else "")
+
+
+class MetricSpec(ApiModel):
+    """A metric the asset reports (``harness``) or that is read from Prometheus."""
+
+    name: str = Field(pattern=IDENTIFIER_PATTERN, max_length=63, description="Metric name, e.g. latency_p99_ms.")
+    source: MetricSource = Field(default="harness", description="harness (the trial's JSON result) or prometheus.")
+    goal: MetricGoal | None = Field(default=None, description="minimize or maximize, when the metric has a direction.")
+    unit: str | None = None
+    query: str | None = Field(default=None, description="PromQL template (source: prometheus).")
+    preset: Literal["dcgm-energy", "dcgm-power", "kepler-energy", "rapl-energy"] | None = Field(
+        default=None, description="A named PromQL template (source: prometheus)."
+    )
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.source != 'prometheus' || (has(self.query) != has(self.preset))",
+                    "message": "a prometheus metric needs exactly one of query or preset",
+                },
+                {
+                    "rule": "self.source == 'prometheus' || (!has(self.query) && !has(self.preset))",
+                    "message": "query and preset apply only to source: prometheus",
+                },
+            ]
+        }
+    }
+
+    @model_validator(mode="after")
+    def _source(self) -> "MetricSpec":
+        if self.source == "prometheus" and (self.query is None) == (self.preset is None):
+            raise ValueError(f"metric {self.name!r} with source: prometheus needs exactly one of 'query' or 'preset'")
+        if self.source == "harness" and (self.query is not None or self.preset is not None):
+            raise ValueError(f"metric {self.name!r}: 'query' and 'preset' apply only to source: prometheus")
+        return self
+
+
+class InstanceFeature(ApiModel):
+    """An input that describes the problem instance (not chosen by the user), e.g. a data size."""
+
+    name: str = Field(pattern=IDENTIFIER_PATTERN, max_length=63)
+    description: str | None = None
+
+
+class AIAssetSpec(ApiModel):
+    image: str | None = Field(default=None, description="Container image of the benchmark (cluster runs).")
+    command: list[str] = Field(min_length=1, description="Entry point; it reads HWMATCH_PARAMS and prints one JSON result.")
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for every trial.")
+    parameters: list[Parameter] = Field(default_factory=list, max_length=64)
+    metrics: list[MetricSpec] = Field(min_length=1, max_length=64)
+    instance_features: list[InstanceFeature] = Field(default_factory=list, max_length=64)
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {"rule": "self.parameters.all(p, self.parameters.exists_one(q, q.name == p.name))",
+                 "message": "parameter names must be unique"},
+                {"rule": "self.metrics.all(m, self.metrics.exists_one(q, q.name == m.name))",
+                 "message": "metric names must be unique"},
+            ]
+        }
+    }
+
+    @field_validator("parameters")
+    @classmethod
+    def _unique_params(cls, value: list[Parameter]) -> list[Parameter]:
+        _check_unique([p.name for p in value], "parameter")
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _unique_metrics(cls, value: list[MetricSpec]) -> list[MetricSpec]:
+        _check_unique([m.name for m in value], "metric")
+        return value
+
+    def parameter(self, name: str) -> Parameter:
+        for p in self.parameters:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def metric(self, name: str) -> MetricSpec:
+        for m in self.metrics:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+
+def _check_unique(names: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise ValueError(f"{what} name {n!r} appears twice; names must be unique")
+        seen.add(n)
+
+
+class AIAssetStatus(StatusBase):
+    trials: int | None = Field(default=None, description="Finished trials recorded for this asset.")
+
+
+class AIAsset(ApiModel):
+    api_version: Literal["hwmatch.dev/v1alpha1"] = API_VERSION
+    kind: Literal["AIAsset"] = "AIAsset"
+    metadata: ObjectMeta
+    spec: AIAssetSpec
+    status: AIAssetStatus | None = None

@@ -1,0 +1,149 @@
+"""Shared building blocks of every custom resource.
+
+The models in :mod:`hwmatch.api` are the single source of truth for the
+``hwmatch.dev/v1alpha1`` resources: manifests are validated with them, the
+CRD schemas in ``crds/`` are generated from them, and the engine consumes
+them. Python names are snake_case; the wire format (YAML, the API server) is
+camelCase, as Kubernetes users expect.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+GROUP = "hwmatch.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+DURATION_PATTERN = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h)$"
+_DURATION = re.compile(DURATION_PATTERN)
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class ApiModel(BaseModel):
+    """Base of every spec/status object: camelCase on the wire, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        validate_assignment=True,
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The object as it appears in YAML / the API server (camelCase, no unset fields)."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go-style duration string such as ``90s``, ``10m`` or ``1.5h``."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration; use a number with a unit: ms, s, m or h (e.g. 10m)")
+    return float(text[: -len(match.group(2))]) * _UNIT_SECONDS[match.group(2)]
+
+
+def check_dns_label(value: str, what: str = "name") -> str:
+    if not _DNS_LABEL.match(value):
+        raise ValueError(
+            f"{what} {value!r} must be a DNS-1123 label: lower-case letters, digits and '-', "
+            "starting and ending with a letter or digit, at most 63 characters"
+        )
+    return value
+
+
+class ObjectMeta(BaseModel):
+    """The part of Kubernetes ``metadata`` that hwmatch reads; other keys pass through."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, alias_generator=to_camel)
+
+    name: str = Field(description="Object name (a DNS-1123 subdomain).")
+    namespace: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    generation: int | None = None
+    uid: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _DNS_SUBDOMAIN.match(value):
+            raise ValueError(
+                f"name {value!r} must be a DNS-1123 subdomain: lower-case letters, digits, '-' and '.', "
+                "starting and ending with a letter or digit"
+            )
+        return value
+
+
+class ObjectRef(ApiModel):
+    """A reference to another hwmatch object in the same namespace."""
+
+    name: str = Field(min_length=1, description="Name of the referenced object.")
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(ApiModel):
+    """A Kubernetes-style condition (``metav1.Condition``)."""
+
+    type: str = Field(description="Condition type, e.g. Ready, Complete, Infeasible.")
+    status: ConditionStatus
+    reason: str = Field(default="", description="CamelCase machine-readable reason.")
+    message: str = ""
+    last_transition_time: datetime | None = None
+    observed_generation: int | None = None
+
+
+def set_condition(
+    conditions: list[Condition],
+    type_: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str = "",
+    generation: int | None = None,
+    now: datetime | None = None,
+) -> list[Condition]:
+    """Return ``conditions`` with ``type_`` set; the transition time moves only when the status changes."""
+    now = now or datetime.now().astimezone()
+    result: list[Condition] = []
+    found = False
+    for cond in conditions:
+        if cond.type == type_:
+            found = True
+            changed = cond.status != status
+            result.append(
+                Condition(
+                    type=type_,
+                    status=status,
+                    reason=reason,
+                    message=message,
+                    last_transition_time=now if changed or cond.last_transition_time is None else cond.last_transition_time,
+                    observed_generation=generation,
+                )
+            )
+        else:
+            result.append(cond)
+    if not found:
+        result.append(
+            Condition(
+                type=type_, status=status, reason=reason, message=message,
+                last_transition_time=now, observed_generation=generation,
+            )
+        )
+    return result
+
+
+class StatusBase(ApiModel):
+    """Fields every status carries, as Kubebuilder-style controllers do."""
+
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)

@@ -1,0 +1,204 @@
+"""Generate ``apiextensions.k8s.io/v1`` CustomResourceDefinitions from the pydantic models.
+
+Pydantic emits JSON Schema (draft 2020-12); the API server wants a
+*structural* OpenAPI v3.0 schema: every node typed, no ``$ref``, no
+``anyOf`` of types, ``additionalProperties`` and ``properties`` never
+together. :func:`structural` performs that translation, keeping the CEL
+``x-kubernetes-validations`` that the models declare next to their pydantic
+validators, so the API server rejects the same manifests ``hwmatch validate``
+rejects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from hwmatch.api.asset import AIAsset
+from hwmatch.api.base import GROUP, VERSION
+from hwmatch.api.recommendation import HWRecommendation
+from hwmatch.api.sweep import BenchmarkSweep, BenchmarkTrial
+
+_SCALARS = {"string", "integer", "number", "boolean"}
+_DROP = {"title", "default", "$defs", "additionalProperties", "examples"}
+
+
+@dataclass(frozen=True)
+class Kind:
+    model: type[BaseModel]
+    plural: str
+    short_names: list[str]
+    columns: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return self.model.model_fields["kind"].default
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+
+_AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+KINDS = [
+    Kind(AIAsset, "aiassets", ["aia", "asset"], [
+        {"name": "Image", "type": "string", "jsonPath": ".spec.image"},
+        {"name": "Trials", "type": "integer", "jsonPath": ".status.trials"},
+        {"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"},
+        _AGE,
+    ]),
+    Kind(BenchmarkSweep, "benchmarksweeps", ["bsw", "sweep"], [
+        {"name": "Asset", "type": "string", "jsonPath": ".spec.assetRef.name"},
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
+        {"name": "Failed", "type": "integer", "jsonPath": ".status.failed"},
+        {"name": "Strategy", "type": "string", "jsonPath": ".spec.sampling.strategy", "priority": 1},
+        _AGE,
+    ]),
+    Kind(BenchmarkTrial, "benchmarktrials", ["btr", "trial"], [
+        {"name": "Sweep", "type": "string", "jsonPath": ".spec.sweepRef.name"},
+        {"name": "Platform", "type": "string", "jsonPath": ".spec.platform"},
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Reason", "type": "string", "jsonPath": ".status.reason"},
+        {"name": "Rep", "type": "integer", "jsonPath": ".spec.repetition", "priority": 1},
+        _AGE,
+    ]),
+    Kind(HWRecommendation, "hwrecommendations", ["hwr", "hwrec"], [
+        {"name": "Asset", "type": "string", "jsonPath": ".spec.assetRef.name"},
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Platform", "type": "string", "jsonPath": ".status.recommendation.platform"},
+        {"name": "Replicas", "type": "integer", "jsonPath": ".status.recommendation.replicas"},
+        {"name": "Cost/h", "type": "number", "jsonPath": ".status.recommendation.costPerHour"},
+        _AGE,
+    ]),
+]
+
+
+def structural(node: Any, defs: dict[str, Any]) -> Any:
+    """Translate one pydantic JSON-schema node into a structural OpenAPI v3.0 node."""
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = defs[node["$ref"].split("/")[-1]]
+        merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        return structural(merged, defs)
+    if "anyOf" in node:
+        options = [o for o in node["anyOf"] if o.get("type") != "null"]
+        rest = {k: v for k, v in node.items() if k != "anyOf"}
+        if len(options) == 1:
+            return structural({**options[0], **rest}, defs)
+        types = {o.get("type") for o in options}
+        out = {k: v for k, v in rest.items() if k not in _DROP}
+        if types <= {"integer", "string"} or types == {"integer", "number", "string"}:
+            out["x-kubernetes-int-or-string"] = True
+        elif types <= _SCALARS:
+            out["x-kubernetes-preserve-unknown-fields"] = True
+        else:
+            raise ValueError(f"cannot express a union of {types} in a structural schema")
+        return out
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROP or key == "const":
+            continue
+        if key == "properties":
+            out["properties"] = {k: structural(v, defs) for k, v in value.items()}
+        elif key == "items":
+            out["items"] = structural(value, defs)
+        elif key == "exclusiveMinimum":
+            out["minimum"], out["exclusiveMinimum"] = value, True
+        elif key == "exclusiveMaximum":
+            out["maximum"], out["exclusiveMaximum"] = value, True
+        elif key == "format" and value not in ("date-time", "int32", "int64", "double", "float"):
+            continue
+        else:
+            out[key] = value
+    if "const" in node:
+        out["enum"] = [node["const"]]
+    extra = node.get("additionalProperties")
+    if out.get("type") == "object" and "properties" not in out:
+        if isinstance(extra, dict) and extra:
+            out["additionalProperties"] = structural(extra, defs)
+        else:
+            out["x-kubernetes-preserve-unknown-fields"] = True
+    if "type" not in out and not ({"x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string"} & out.keys()):
+        out["x-kubernetes-preserve-unknown-fields"] = True
+    return out
+
+
+def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The structural schema of one kind (apiVersion, kind, metadata, spec, status)."""
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    defs = raw.get("$defs", {})
+    props = raw["properties"]
+    return {
+        "type": "object",
+        "description": (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else None,
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": structural(props["spec"], defs),
+            "status": structural(props["status"], defs),
+        },
+    }
+
+
+def crd(kind: Kind) -> dict[str, Any]:
+    schema = openapi_schema(kind.model)
+    if schema["description"] is None:
+        del schema["description"]
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{kind.plural}.{GROUP}",
+            "labels": {"app.kubernetes.io/name": "hwmatch", "app.kubernetes.io/part-of": "hwmatch"},
+        },
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": kind.kind,
+                "listKind": f"{kind.kind}List",
+                "plural": kind.plural,
+                "singular": kind.singular,
+                "shortNames": kind.short_names,
+                "categories": ["hwmatch"],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": kind.columns,
+                    "schema": {"openAPIV3Schema": schema},
+                }
+            ],
+        },
+    }
+
+
+def render_all() -> dict[str, str]:
+    """File name -> YAML text of every CRD."""
+    header = "# Generated by `hwmatch crds` from hwmatch.api; do not edit by hand.\n"
+    return {
+        f"{GROUP}_{k.plural}.yaml": header + yaml.safe_dump(crd(k), sort_keys=False, width=120)
+        for k in KINDS
+    }
+
+
+def write_all(directory: str | Path) -> list[Path]:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in render_all().items():
+        path = directory / name
+        path.write_text(text)
+        written.append(path)
+    return written

@@ -1,0 +1,158 @@
+"""``HWRecommendation``: a user's requirements, and the chosen platform and configuration."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from hwmatch.api.asset import Scalar
+from hwmatch.api.base import API_VERSION, IDENTIFIER_PATTERN, ApiModel, ObjectMeta, ObjectRef, StatusBase
+
+#: Metrics the optimiser derives for every candidate, usable in constraints and objectives.
+DERIVED_METRICS = ("cost_per_hour", "cost_per_1k_requests", "energy_per_request_j", "replicas")
+
+
+class Constraint(ApiModel):
+    """A bound on a metric; it must hold at the recommendation's ``confidence``."""
+
+    metric: str = Field(pattern=IDENTIFIER_PATTERN, description="A metric of the asset or a derived one.")
+    min: float | None = None
+    max: float | None = None
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {"rule": "has(self.min) || has(self.max)", "message": "a constraint needs min, max or both"},
+                {"rule": "!has(self.min) || !has(self.max) || self.min <= self.max",
+                 "message": "constraint min must be <= max"},
+            ]
+        }
+    }
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "Constraint":
+        if self.min is None and self.max is None:
+            raise ValueError(f"constraint on {self.metric!r} needs 'min', 'max' or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"constraint on {self.metric!r}: min ({self.min:g}) must be <= max ({self.max:g})")
+        return self
+
+
+class Objective(ApiModel):
+    """What to optimise: exactly one of ``minimize``, ``maximize`` or ``weights`` (a weighted sum to minimise)."""
+
+    minimize: str | None = Field(default=None, pattern=IDENTIFIER_PATTERN)
+    maximize: str | None = Field(default=None, pattern=IDENTIFIER_PATTERN)
+    weights: dict[str, float] | None = Field(
+        default=None, description="metric -> weight; the weighted sum of normalised metrics is minimised (negative weight maximises)."
+    )
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {"rule": "(has(self.minimize) ? 1 : 0) + (has(self.maximize) ? 1 : 0) + (has(self.weights) ? 1 : 0) == 1",
+                 "message": "set exactly one of minimize, maximize or weights"},
+            ]
+        }
+    }
+
+    @model_validator(mode="after")
+    def _one(self) -> "Objective":
+        given = [k for k in ("minimize", "maximize", "weights") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"set exactly one of 'minimize', 'maximize' or 'weights' (got {given or 'none'})")
+        if self.weights is not None and not self.weights:
+            raise ValueError("weights must name at least one metric")
+        return self
+
+    def terms(self) -> dict[str, float]:
+        """The objective as metric -> sign/weight, to be minimised."""
+        if self.minimize is not None:
+            return {self.minimize: 1.0}
+        if self.maximize is not None:
+            return {self.maximize: -1.0}
+        assert self.weights is not None
+        return dict(self.weights)
+
+
+class Throughput(ApiModel):
+    requests_per_second: float = Field(gt=0, description="Load to serve; replicas are sized to cover it.")
+    max_replicas: int = Field(default=64, ge=1, description="Upper bound on replicas of one platform.")
+
+
+class Budget(ApiModel):
+    max_cost_per_hour: float = Field(gt=0)
+
+
+class HWRecommendationSpec(ApiModel):
+    asset_ref: ObjectRef
+    sweep_refs: list[ObjectRef] = Field(
+        default_factory=list, description="Sweeps whose trials to learn from (default: every sweep of the asset)."
+    )
+    platforms: list[str] = Field(default_factory=list, description="Restrict the choice to these platforms.")
+    constraints: list[Constraint] = Field(default_factory=list)
+    objective: Objective = Field(default_factory=lambda: Objective(minimize="cost_per_hour"))
+    throughput: Throughput | None = None
+    budget: Budget | None = None
+    confidence: float = Field(default=0.9, ge=0.5, le=0.999, description="Constraints hold at this probability.")
+    instance: dict[str, float] = Field(default_factory=dict, description="Fixed values of the asset's instance features.")
+    fixed: dict[str, Scalar] = Field(default_factory=dict, description="Parameters fixed by the user.")
+    alternatives: int = Field(default=3, ge=0, le=50, description="How many runner-up candidates to report.")
+    resolution: int = Field(default=16, ge=2, le=1000, description="Points per continuous range in the candidate grid.")
+
+
+class PredictedValue(ApiModel):
+    value: float
+    lower: float | None = None
+    upper: float | None = None
+
+
+class Choice(ApiModel):
+    platform: str
+    parameters: dict[str, Scalar] = Field(default_factory=dict)
+    replicas: int = 1
+    predicted: dict[str, PredictedValue] = Field(default_factory=dict)
+    cost_per_hour: float | None = None
+    objective: float | None = None
+
+
+class ModelScore(ApiModel):
+    family: str
+    r2: float | None = None
+    mape: float | None = None
+    trained_on_trials: int = 0
+
+
+class SolverInfo(ApiModel):
+    status: str
+    wall_time_ms: float
+    candidates: int = 0
+    feasible_candidates: int = 0
+
+
+class Infeasibility(ApiModel):
+    constraints: list[str] = Field(default_factory=list, description="The constraints no candidate meets.")
+    message: str = ""
+
+
+RecommendationPhase = Literal["Pending", "Ready", "Infeasible", "Failed"]
+
+
+class HWRecommendationStatus(StatusBase):
+    phase: RecommendationPhase | None = None
+    recommendation: Choice | None = None
+    alternatives: list[Choice] = Field(default_factory=list)
+    pareto_front: list[Choice] = Field(default_factory=list)
+    models: dict[str, ModelScore] = Field(default_factory=dict)
+    solver: SolverInfo | None = None
+    infeasible: Infeasibility | None = None
+    dataset_hash: str | None = None
+
+
+class HWRecommendation(ApiModel):
+    api_version: Literal["hwmatch.dev/v1alpha1"] = API_VERSION
+    kind: Literal["HWRecommendation"] = "HWRecommendation"
+    metadata: ObjectMeta
+    spec: HWRecommendationSpec
+    status: HWRecommendationStatus | None = None

@@ -1,0 +1,210 @@
+"""``BenchmarkSweep`` (where and how much to benchmark) and the ``BenchmarkTrial`` objects it creates."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from hwmatch.api.asset import Scalar
+from hwmatch.api.base import (
+    API_VERSION,
+    DURATION_PATTERN,
+    ApiModel,
+    ObjectMeta,
+    ObjectRef,
+    StatusBase,
+    check_dns_label,
+    parse_duration,
+)
+
+SamplingStrategy = Literal["grid", "random", "latin-hypercube", "adaptive"]
+Quantity = int | float | str
+
+
+class Toleration(ApiModel):
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+
+class Resources(ApiModel):
+    """Container resources, as in a Pod spec (quantities like ``"4"``, ``16Gi``, ``1``)."""
+
+    limits: dict[str, Quantity] = Field(default_factory=dict)
+    requests: dict[str, Quantity] = Field(default_factory=dict)
+
+
+class Platform(ApiModel):
+    """A hardware platform: a node pool in a cluster, or a CPU set of this machine in local runs."""
+
+    name: str = Field(max_length=63, description="Platform name (a DNS-1123 label), e.g. gpu-l4, cpu-2core.")
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[Toleration] = Field(default_factory=list)
+    resources: Resources = Field(default_factory=Resources)
+    cost_per_hour: float | None = Field(default=None, ge=0, description="Price of one replica per hour.")
+    features: dict[str, Scalar] = Field(
+        default_factory=dict,
+        description="Numeric or categorical descriptors (vcpus, accelerator, tdpWatts...) the models learn from.",
+    )
+    cpus: list[int] | None = Field(
+        default=None, min_length=1, description="Local runs: CPU ids the trial process is pinned to."
+    )
+    threads: int | None = Field(default=None, ge=1, description="Local runs: thread cap (OMP_NUM_THREADS etc.).")
+    power_watts: float | None = Field(
+        default=None, gt=0, description="Nominal power draw, used for energy when no power metric is measured."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_dns_label(value, "platform name")
+
+    @field_validator("cpus")
+    @classmethod
+    def _cpus(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None:
+            if any(c < 0 for c in value):
+                raise ValueError("CPU ids must be >= 0")
+            if len(set(value)) != len(value):
+                raise ValueError("a CPU id appears twice")
+        return value
+
+
+class Sampling(ApiModel):
+    strategy: SamplingStrategy = Field(default="grid", description="grid, random, latin-hypercube or adaptive.")
+    budget: int | None = Field(
+        default=None, ge=1, description="Parameter combinations per platform (grid: all when unset)."
+    )
+    repetitions: int = Field(default=1, ge=1, le=100, description="Runs of each combination.")
+    seed: int = Field(default=0, ge=0, description="Random seed; a sweep's trials are a function of it.")
+    initial: int | None = Field(
+        default=None, ge=1, description="adaptive: size of the initial space-filling design per platform."
+    )
+    batch_size: int | None = Field(default=None, ge=1, description="adaptive: trials chosen per round.")
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {"rule": "self.strategy == 'grid' || has(self.budget)",
+                 "message": "random, latin-hypercube and adaptive sampling need a budget"},
+                {"rule": "!has(self.initial) || !has(self.budget) || self.initial <= self.budget",
+                 "message": "initial must be <= budget"},
+            ]
+        }
+    }
+
+    @model_validator(mode="after")
+    def _budget(self) -> "Sampling":
+        if self.strategy != "grid" and self.budget is None:
+            raise ValueError(f"strategy {self.strategy!r} needs a budget (number of parameter combinations per platform)")
+        if self.initial is not None and self.budget is not None and self.initial > self.budget:
+            raise ValueError(f"initial ({self.initial}) must be <= budget ({self.budget})")
+        return self
+
+
+class BenchmarkSweepSpec(ApiModel):
+    asset_ref: ObjectRef
+    platforms: list[Platform] = Field(min_length=1, max_length=64)
+    sampling: Sampling = Field(default_factory=Sampling)
+    parallelism: int = Field(default=1, ge=1, description="Trials running at once across the sweep.")
+    parallelism_per_platform: int = Field(default=1, ge=1, description="Trials running at once on one platform.")
+    trial_timeout: str = Field(default="10m", pattern=DURATION_PATTERN, description="Per trial, e.g. 90s, 10m.")
+    backoff_limit: int = Field(default=0, ge=0, le=10, description="Retries of a failed trial.")
+    instances: list[dict[str, float]] = Field(
+        default_factory=list, description="Values of the asset's instance features to benchmark on."
+    )
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {"rule": "self.platforms.all(p, self.platforms.exists_one(q, q.name == p.name))",
+                 "message": "platform names must be unique"},
+            ]
+        }
+    }
+
+    @field_validator("platforms")
+    @classmethod
+    def _unique(cls, value: list[Platform]) -> list[Platform]:
+        names = [p.name for p in value]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"platform names must be unique; repeated: {sorted(dup)}")
+        return value
+
+    @property
+    def trial_timeout_seconds(self) -> float:
+        return parse_duration(self.trial_timeout)
+
+    def platform(self, name: str) -> Platform:
+        for p in self.platforms:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+
+SweepPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
+
+
+class PlatformCounts(ApiModel):
+    succeeded: int = 0
+    failed: int = 0
+    running: int = 0
+    pending: int = 0
+
+
+class BenchmarkSweepStatus(StatusBase):
+    phase: SweepPhase | None = None
+    total: int | None = None
+    succeeded: int = 0
+    failed: int = 0
+    running: int = 0
+    pending: int = 0
+    progress: str | None = Field(default=None, description="finished/total, for kubectl.")
+    platforms: dict[str, PlatformCounts] = Field(default_factory=dict)
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+
+
+class BenchmarkSweep(ApiModel):
+    api_version: Literal["hwmatch.dev/v1alpha1"] = API_VERSION
+    kind: Literal["BenchmarkSweep"] = "BenchmarkSweep"
+    metadata: ObjectMeta
+    spec: BenchmarkSweepSpec
+    status: BenchmarkSweepStatus | None = None
+
+
+TrialPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
+
+
+class BenchmarkTrialSpec(ApiModel):
+    sweep_ref: ObjectRef
+    asset_ref: ObjectRef
+    platform: str
+    parameters: dict[str, Scalar] = Field(default_factory=dict)
+    instance: dict[str, float] = Field(default_factory=dict)
+    repetition: int = Field(default=0, ge=0)
+
+
+class BenchmarkTrialStatus(StatusBase):
+    phase: TrialPhase | None = None
+    reason: str | None = Field(default=None, description="Why it failed: Timeout, Crashed, OOMKilled, Unschedulable, ...")
+    message: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    attempts: int = 0
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+    host: dict[str, Any] = Field(default_factory=dict, description="Where it ran.")
+    log_tail: str | None = Field(default=None, description="Last lines of output of a failed trial.")
+
+
+class BenchmarkTrial(ApiModel):
+    api_version: Literal["hwmatch.dev/v1alpha1"] = API_VERSION
+    kind: Literal["BenchmarkTrial"] = "BenchmarkTrial"
+    metadata: ObjectMeta
+    spec: BenchmarkTrialSpec
+    status: BenchmarkTrialStatus | None = None

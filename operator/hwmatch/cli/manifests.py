@@ -1,0 +1,48 @@
+"""``hwmatch validate`` and ``hwmatch crds``: manifests and their CustomResourceDefinitions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from hwmatch.api import ManifestError, load_documents
+from hwmatch.api.crd import render_all, write_all
+from hwmatch.cli.app import app, console, err_console
+
+
+@app.command()
+def validate(
+    files: list[Path] = typer.Argument(..., help="Manifest files (multi-document YAML).", show_default=False),
+) -> None:
+    """Check manifests against the hwmatch.dev/v1alpha1 schemas; exit non-zero on any problem."""
+    try:
+        documents = load_documents(files)
+    except ManifestError as exc:
+        for problem in exc.problems:
+            err_console.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)
+        err_console.print(f"{len(exc.problems)} problem(s) found.")
+        raise typer.Exit(1)
+    table = Table("file", "document", "kind", "name", box=None)
+    for d in documents:
+        table.add_row(d.file, str(d.index), d.resource.kind, d.resource.metadata.name)
+    console.print(table)
+    console.print(f"[green]✓[/] {len(documents)} resource(s) valid.")
+
+
+@app.command()
+def crds(
+    output: Path = typer.Option(Path("crds"), "-o", "--output", help="Directory to write the CRD YAML files into."),
+    check: bool = typer.Option(False, "--check", help="Only check that the files are up to date; exit 1 if not."),
+) -> None:
+    """Generate the CustomResourceDefinitions from the API models."""
+    if check:
+        stale = [n for n, text in render_all().items() if not (output / n).exists() or (output / n).read_text() != text]
+        if stale:
+            err_console.print(f"out of date: {', '.join(stale)}; run `hwmatch crds -o {output}`")
+            raise typer.Exit(1)
+        console.print(f"[green]✓[/] {output} is up to date.")
+        return
+    for path in write_all(output):
+        console.print(f"wrote {path}")
