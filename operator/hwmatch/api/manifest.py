@@ -134,7 +134,8 @@ def parse_document(doc: Any, file: str = "<input>", document: int = 1) -> Resour
                                      f"unknown kind {kind!r}; allowed: {', '.join(KINDS)}")])
     model = KINDS[kind]
     try:
-        return model.model_validate(doc)  # type: ignore[return-value]
+        # by_name=False: on the wire only camelCase is valid; snake_case is for Python callers.
+        return model.model_validate(doc, by_alias=True, by_name=False)  # type: ignore[return-value]
     except ValidationError as exc:
         raise ManifestError(problems_from_validation(exc, model, file, document, label)) from None
 

@@ -1,0 +1,97 @@
+"""The generated CRDs: in sync with the models, valid apiextensions/v1, structural, with CEL rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from hwmatch.api.crd import KINDS, render_all
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD_DIR = ROOT / "crds"
+RENDERED = render_all()
+
+
+def test_crds_directory_is_up_to_date() -> None:
+    on_disk = {p.name: p.read_text() for p in CRD_DIR.glob("*.yaml")}
+    assert set(on_disk) == set(RENDERED), "run `make crds`"
+    for name, text in RENDERED.items():
+        assert on_disk[name] == text, f"{name} is out of date with hwmatch.api; run `make crds`"
+
+
+@pytest.mark.parametrize("name", sorted(RENDERED))
+def test_crd_is_valid_apiextensions_v1(name: str) -> None:
+    doc = yaml.safe_load((CRD_DIR / name).read_text())
+    assert doc["apiVersion"] == "apiextensions.k8s.io/v1"
+    assert doc["kind"] == "CustomResourceDefinition"
+    kubernetes_validate.validate(doc, "1.36", strict=True)
+
+
+def test_schema_check_rejects_a_broken_crd() -> None:
+    doc = yaml.safe_load(next(iter(RENDERED.values())).split("\n", 1)[1])
+    doc["spec"]["versions"][0]["subresources"] = {"status": {}, "bogus": {}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(doc, "1.36", strict=True)
+
+
+def _nodes(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    yield path, schema
+    for key, child in schema.get("properties", {}).items():
+        yield from _nodes(child, f"{path}.{key}")
+    if isinstance(schema.get("items"), dict):
+        yield from _nodes(schema["items"], f"{path}[]")
+    if isinstance(schema.get("additionalProperties"), dict):
+        yield from _nodes(schema["additionalProperties"], f"{path}{{}}")
+
+
+@pytest.mark.parametrize("name", sorted(RENDERED))
+def test_schema_is_structural(name: str) -> None:
+    doc = yaml.safe_load(RENDERED[name].split("\n", 1)[1])
+    schema = doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for path, node in _nodes(schema):
+        assert not {"$ref", "anyOf", "oneOf", "allOf", "$defs", "const", "title"} & node.keys(), path
+        assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields") or node.get(
+            "x-kubernetes-int-or-string"
+        ), f"{name}: {path} has no type"
+        assert not ("properties" in node and "additionalProperties" in node), path
+        if "exclusiveMinimum" in node:
+            assert node["exclusiveMinimum"] is True and "minimum" in node, path
+
+
+def _version(kind_name: str) -> dict[str, Any]:
+    kind = next(k for k in KINDS if k.kind == kind_name)
+    doc = yaml.safe_load(RENDERED[f"hwmatch.dev_{kind.plural}.yaml"].split("\n", 1)[1])
+    return doc
+
+
+def test_names_columns_and_status_subresource() -> None:
+    for kind in KINDS:
+        doc = _version(kind.kind)
+        names = doc["spec"]["names"]
+        assert names["kind"] == kind.kind and names["shortNames"] and "hwmatch" in names["categories"]
+        version = doc["spec"]["versions"][0]
+        assert version["subresources"] == {"status": {}}
+        columns = [c["name"] for c in version["additionalPrinterColumns"]]
+        assert columns[-1] == "Age"
+    sweep_cols = [c["name"] for c in _version("BenchmarkSweep")["spec"]["versions"][0]["additionalPrinterColumns"]]
+    assert {"Phase", "Progress"} <= set(sweep_cols)
+    rec_cols = [c["name"] for c in _version("HWRecommendation")["spec"]["versions"][0]["additionalPrinterColumns"]]
+    assert {"Phase", "Platform", "Replicas"} <= set(rec_cols)
+
+
+def test_cel_rules_mirror_the_pydantic_validators() -> None:
+    spec = _version("AIAsset")["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    param = spec["properties"]["parameters"]["items"]
+    rules = [r["rule"] for r in param["x-kubernetes-validations"]]
+    assert "has(self.values) != has(self.range)" in rules
+    range_rules = [r["rule"] for r in param["properties"]["range"]["x-kubernetes-validations"]]
+    assert "self.min <= self.max" in range_rules
+    # Lists used in quadratic CEL rules are bounded, so the API server's cost estimate accepts them.
+    assert spec["properties"]["parameters"]["maxItems"] == 64
+    assert param["properties"]["name"]["maxLength"] == 63
+    sweep = _version("BenchmarkSweep")["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert any("budget" in r["rule"] for r in sweep["properties"]["sampling"]["x-kubernetes-validations"])
