@@ -1,0 +1,420 @@
+"""Bringing existing benchmark tables (CSV or Parquet) into hwmatch as trials of an asset.
+
+Published benchmark results are worth as much as trials hwmatch ran itself:
+they train the same surrogates and answer the same recommendations, and they
+let sampling strategies be compared offline (:mod:`hwmatch.execution.replay`).
+A small YAML *mapping* says how a table family reads: which column (or which
+part of the file name) is the platform, which columns are parameters,
+instance features and metrics, how they are renamed, what each platform
+costs and which features it has. From the mapping and the tables this module
+derives the :class:`~hwmatch.api.AIAsset` (its parameter space read from the
+data), the platforms, and a frame in the shared dataset convention
+(:mod:`hwmatch.data.frame`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from hwmatch.api import AIAsset, AIAssetSpec, InstanceFeature, ManifestError, MetricSpec, Parameter, Platform, Problem
+from hwmatch.api.asset import MetricGoal, ParameterType, Range, Scalar
+from hwmatch.api.base import IDENTIFIER_PATTERN, ApiModel, ObjectMeta, check_dns_label
+from hwmatch.api.manifest import problems_from_validation
+from hwmatch.data.frame import FEATURE, ID_COLUMNS, INSTANCE, METRIC, PARAM
+
+#: A parameter with at most this many distinct values in the data gets ``values``; more gets a ``range``.
+MAX_LISTED_VALUES = 64
+#: The metric a per-run price becomes (a constant per platform).
+COST_PER_RUN = "cost_per_run"
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+class SourceColumn(ApiModel):
+    """One column of the table under its hwmatch name; ``column`` lists the spellings tables use."""
+
+    name: str = Field(pattern=IDENTIFIER_PATTERN, max_length=63, description="Name in hwmatch, e.g. time_s.")
+    column: str | list[str] | None = Field(
+        default=None,
+        description="Column name(s) in the tables; the first one a table has is used (default: name).",
+    )
+
+    def spellings(self) -> list[str]:
+        if self.column is None:
+            return [self.name]
+        return [self.column] if isinstance(self.column, str) else list(self.column)
+
+    def find(self, table: pd.DataFrame) -> str | None:
+        """The column of ``table`` that holds this value, or None."""
+        return next((c for c in self.spellings() if c in table.columns), None)
+
+
+class ParameterColumn(SourceColumn):
+    type: ParameterType = Field(description="int, float or categorical.")
+    values: list[Scalar] | None = Field(default=None, description="The space (default: read from the data).")
+    range: Range | None = Field(default=None, description="The space as an interval (default: read from the data).")
+
+
+class InstanceColumn(SourceColumn):
+    description: str | None = None
+
+
+class MetricColumn(SourceColumn):
+    goal: MetricGoal | None = Field(default=None, description="minimize or maximize.")
+    unit: str | None = None
+    missing: list[float] = Field(
+        default_factory=list, description="Values that mean 'not measured' (e.g. 0 for a power meter that was absent)."
+    )
+
+
+class PlatformSource(ApiModel):
+    """Where a row's platform comes from: a column, or a named group of a regex on the file name."""
+
+    column: str | None = None
+    from_file: str | None = Field(
+        default=None, description="Regex on the file name with a group named 'platform', e.g. '_(?P<platform>pc|vm)\\.csv$'."
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> "PlatformSource":
+        if (self.column is None) == (self.from_file is None):
+            raise ValueError("set exactly one of 'column' or 'fromFile'")
+        if self.from_file is not None:
+            try:
+                pattern = re.compile(self.from_file)
+            except re.error as exc:
+                raise ValueError(f"fromFile is not a valid regex: {exc}") from None
+            if "platform" not in pattern.groupindex:
+                raise ValueError("fromFile needs a named group (?P<platform>...)")
+        return self
+
+
+class PlatformInfo(ApiModel):
+    """What the tables do not say about a platform: its price and its features."""
+
+    cost_per_hour: float | None = Field(default=None, ge=0, description="Price of one replica per hour.")
+    price_per_run: float | None = Field(
+        default=None, ge=0, description=f"Price of one run; becomes the metric {COST_PER_RUN!r}."
+    )
+    features: dict[str, Scalar] = Field(default_factory=dict, description="Descriptors the models learn from.")
+
+
+class Join(ApiModel):
+    """A second table family whose metrics attach to the main rows by key columns (e.g. a quality table)."""
+
+    match: str = Field(description="Regex on the file name that marks a table as this join's, e.g. '_quality\\.csv$'.")
+    keys: list[str] = Field(min_length=1, description="Key columns (names of parameters/instance features).")
+    metrics: list[MetricColumn] = Field(min_length=1)
+    unmatched: Literal["drop", "append"] = Field(
+        default="append",
+        description="append: rows without a main row become trials (with only these metrics) on every platform; "
+        "drop: they are ignored.",
+    )
+
+    @field_validator("match")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regex: {exc}") from None
+        return value
+
+
+class ImportMapping(ApiModel):
+    """How a family of benchmark tables maps onto an asset, its platforms and its trials."""
+
+    asset: str = Field(description="Name of the AIAsset the trials belong to (a DNS-1123 label).")
+    description: str | None = None
+    platform: PlatformSource
+    parameters: list[ParameterColumn] = Field(default_factory=list)
+    instance: list[InstanceColumn] = Field(default_factory=list, description="Instance features (not chosen by the user).")
+    metrics: list[MetricColumn] = Field(min_length=1)
+    platforms: dict[str, PlatformInfo] = Field(default_factory=dict, description="Price and features per platform.")
+    joins: list[Join] = Field(default_factory=list)
+
+    @field_validator("asset")
+    @classmethod
+    def _asset(cls, value: str) -> str:
+        return check_dns_label(value, "asset name")
+
+    @field_validator("platforms")
+    @classmethod
+    def _platform_names(cls, value: dict[str, PlatformInfo]) -> dict[str, PlatformInfo]:
+        for name in value:
+            check_dns_label(name, "platform name")
+        return value
+
+    @model_validator(mode="after")
+    def _names(self) -> "ImportMapping":
+        seen: set[str] = set()
+        for col in [*self.parameters, *self.instance, *self.metrics, *(m for j in self.joins for m in j.metrics)]:
+            if col.name in seen:
+                raise ValueError(f"name {col.name!r} is used twice; parameters, instance features and metrics need distinct names")
+            seen.add(col.name)
+        keys = {c.name for c in [*self.parameters, *self.instance]}
+        for i, join in enumerate(self.joins):
+            bad = [k for k in join.keys if k not in keys]
+            if bad:
+                raise ValueError(f"joins[{i}].keys names {bad}, which are not parameters or instance features of the mapping")
+        if any(p.price_per_run is not None for p in self.platforms.values()) and COST_PER_RUN in seen:
+            raise ValueError(f"a metric is named {COST_PER_RUN!r}, the name pricePerRun produces; rename it")
+        return self
+
+    @property
+    def sweep(self) -> str:
+        """The name of the sweep imported trials are recorded under."""
+        return f"import-{self.asset}"
+
+
+def load_mapping(path: str | Path) -> ImportMapping:
+    """Read and validate a mapping file; problems name the field path (``metrics[2].goal``)."""
+    file = str(path)
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ManifestError([Problem(file, 1, "", "", f"cannot read the mapping: {exc.strerror}")]) from None
+    except yaml.YAMLError as exc:
+        raise ManifestError([Problem(file, 1, "", "", f"not valid YAML: {exc}")]) from None
+    return parse_mapping(doc, file)
+
+
+def parse_mapping(doc: object, file: str = "<mapping>") -> ImportMapping:
+    if not isinstance(doc, dict):
+        raise ManifestError([Problem(file, 1, "", "", f"expected a mapping (an object), got {type(doc).__name__}")])
+    try:
+        return ImportMapping.model_validate(doc)
+    except ValidationError as exc:
+        raise ManifestError(problems_from_validation(exc, ImportMapping, file, 1, "ImportMapping")) from None
+
+
+class TableError(ValueError):
+    """A table does not fit its mapping; the message names the file, the column and the fix."""
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What an import yields: the asset (space read from the data), its platforms, and the trial frame."""
+
+    asset: AIAsset
+    platforms: list[Platform]
+    frame: pd.DataFrame
+    mapping: ImportMapping
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        return pd.read_csv(path)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    raise TableError(f"{path}: unknown table format {path.suffix!r}; use .csv or .parquet")
+
+
+def import_tables(mapping: ImportMapping, paths: list[str | Path]) -> Imported:
+    """Read ``paths`` as ``mapping`` says; the result is deterministic for the same files."""
+    if not paths:
+        raise TableError("no tables given")
+    join_tables: dict[int, list[pd.DataFrame]] = {i: [] for i in range(len(mapping.joins))}
+    parts: list[pd.DataFrame] = []
+    for path in sorted(Path(p) for p in paths):
+        join = next((i for i, j in enumerate(mapping.joins) if re.search(j.match, path.name)), None)
+        table = read_table(path)
+        if join is not None:
+            join_tables[join].append(_read_join(mapping, mapping.joins[join], table, path))
+        else:
+            parts.append(_read_main(mapping, table, path))
+    if not parts:
+        raise TableError("every table matched a join; give at least one table of measurements per platform")
+    frame = pd.concat(parts, ignore_index=True)
+    for i, join in enumerate(mapping.joins):
+        if join_tables[i]:
+            frame = _apply_join(frame, join, pd.concat(join_tables[i], ignore_index=True))
+    frame = _finish(mapping, frame)
+    platforms = _platforms(mapping, frame)
+    return Imported(_asset(mapping, frame), platforms, frame, mapping)
+
+
+def _read_main(mapping: ImportMapping, table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    out = pd.DataFrame(index=table.index)
+    if mapping.platform.from_file is not None:
+        match = re.search(mapping.platform.from_file, path.name)
+        if not match:
+            raise TableError(
+                f"{path}: the file name does not match platform.fromFile {mapping.platform.from_file!r}; "
+                "rename the file or fix the regex"
+            )
+        out["platform"] = match.group("platform")
+    else:
+        column = mapping.platform.column
+        if column not in table.columns:
+            raise TableError(f"{path}: no platform column {column!r}; columns are {list(table.columns)}")
+        out["platform"] = table[column].astype(str)
+    for col in mapping.parameters:
+        out[PARAM + col.name] = _column(table, col, path, "parameters")
+    for col in mapping.instance:
+        out[INSTANCE + col.name] = pd.to_numeric(_column(table, col, path, "instance"), errors="raise")
+    for col in mapping.metrics:
+        out[METRIC + col.name] = _metric(table, col, path)
+    out["source"] = path.name
+    out["row"] = np.arange(len(table))
+    return out
+
+
+def _read_join(mapping: ImportMapping, join: Join, table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    keys = {c.name: c for c in [*mapping.parameters, *mapping.instance]}
+    out = pd.DataFrame(index=table.index)
+    for name in join.keys:
+        prefix = PARAM if name in {p.name for p in mapping.parameters} else INSTANCE
+        out[prefix + name] = _column(table, keys[name], path, "joins.keys")
+    for col in join.metrics:
+        out[METRIC + col.name] = _metric(table, col, path)
+    return out
+
+
+def _column(table: pd.DataFrame, col: SourceColumn, path: Path, where: str) -> pd.Series:
+    found = col.find(table)
+    if found is None:
+        raise TableError(
+            f"{path}: {where} {col.name!r} reads column {' or '.join(map(repr, col.spellings()))}, "
+            f"which the table lacks; its columns are {list(table.columns)}"
+        )
+    series = table[found]
+    if isinstance(col, ParameterColumn):
+        if col.type == "categorical":
+            return series.astype(str)
+        series = pd.to_numeric(series, errors="coerce")
+        if series.isna().any():
+            raise TableError(f"{path}: parameter {col.name!r} (column {found!r}) has non-numeric values; use type: categorical")
+        return series.astype(int) if col.type == "int" else series.astype(float)
+    return series
+
+
+def _metric(table: pd.DataFrame, col: MetricColumn, path: Path) -> pd.Series:
+    series = pd.to_numeric(_column(table, col, path, "metrics"), errors="coerce").astype(float)
+    if col.missing:
+        series = series.mask(series.isin(col.missing))
+    return series
+
+
+def _apply_join(frame: pd.DataFrame, join: Join, table: pd.DataFrame) -> pd.DataFrame:
+    """Attach a join table's metrics by key; its unmatched rows become trials on every platform (``append``)."""
+    keys = [c for c in table.columns if not c.startswith(METRIC)]
+    table = table.groupby(keys, as_index=False, sort=True).mean()  # one value per key: the mean of repeats
+    merged = frame.merge(table, on=keys, how="left")
+    if join.unmatched == "drop":
+        return merged
+    seen = frame[keys].drop_duplicates()
+    extra = table.merge(seen, on=keys, how="left", indicator=True)
+    extra = extra[extra["_merge"] == "left_only"].drop(columns="_merge")
+    appended = []
+    for platform in sorted(frame["platform"].unique()):
+        rows = extra.copy()
+        rows["platform"] = platform
+        rows["source"] = f"join:{join.match}"
+        rows["row"] = np.arange(len(rows))
+        appended.append(rows)
+    return pd.concat([merged, *appended], ignore_index=True)
+
+
+def _finish(mapping: ImportMapping, frame: pd.DataFrame) -> pd.DataFrame:
+    """Identity, repetition, price and platform features: the shared frame schema."""
+    bad = sorted({p for p in frame["platform"].unique() if not re.match(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", p)})
+    if bad:
+        raise TableError(f"platform names {bad} are not DNS-1123 labels; map them to lower-case names")
+    params = [c for c in frame.columns if c.startswith(PARAM)]
+    instance = [c for c in frame.columns if c.startswith(INSTANCE)]
+    metrics = [c for c in frame.columns if c.startswith(METRIC)]
+    frame = frame.sort_values(["platform", "source", "row"], kind="stable").reset_index(drop=True)
+    group = ["platform", *params, *instance]
+    frame["repetition"] = frame.groupby(group, sort=False, dropna=False).cumcount()
+    frame["asset"] = mapping.asset
+    frame["sweep"] = mapping.sweep
+    frame["status"] = "Succeeded"
+    frame["reason"] = ""
+    info = {name: mapping.platforms.get(name, PlatformInfo()) for name in frame["platform"].unique()}
+    frame["cost_per_hour"] = frame["platform"].map(
+        {n: (i.cost_per_hour if i.cost_per_hour is not None else np.nan) for n, i in info.items()}
+    ).astype(float)
+    if any(i.price_per_run is not None for i in info.values()):
+        frame[METRIC + COST_PER_RUN] = frame["platform"].map(
+            {n: (i.price_per_run if i.price_per_run is not None else np.nan) for n, i in info.items()}
+        ).astype(float)
+        metrics.append(METRIC + COST_PER_RUN)
+    features = sorted({k for i in info.values() for k in i.features})
+    for key in features:
+        frame[FEATURE + key] = frame["platform"].map({n: i.features.get(key) for n, i in info.items()})
+    frame["trial_id"] = _trial_ids(mapping.sweep, frame, params, instance)
+    ordered = [*ID_COLUMNS, *params, *instance, *(FEATURE + k for k in features), *metrics]
+    return frame[ordered]
+
+
+def trial_id(sweep: str, platform: str, key: dict[str, object], repetition: int) -> str:
+    """A stable id of an imported trial: a hash of (sweep, platform, parameters and instance, repetition)."""
+    text = json.dumps([sweep, platform, key, repetition], sort_keys=True, default=str)
+    return f"{sweep}-{hashlib.sha1(text.encode()).hexdigest()[:12]}"
+
+
+def _trial_ids(sweep: str, frame: pd.DataFrame, params: list[str], instance: list[str]) -> list[str]:
+    cols = [*params, *instance]
+    values = frame[cols].to_numpy(dtype=object)
+    return [
+        trial_id(sweep, platform, dict(zip(cols, (_plain(v) for v in row))), int(rep))
+        for platform, row, rep in zip(frame["platform"], values, frame["repetition"])
+    ]
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _platforms(mapping: ImportMapping, frame: pd.DataFrame) -> list[Platform]:
+    out = []
+    for name in sorted(frame["platform"].unique()):
+        info = mapping.platforms.get(name, PlatformInfo())
+        out.append(Platform(name=name, cost_per_hour=info.cost_per_hour, features=dict(info.features)))
+    return out
+
+
+def _asset(mapping: ImportMapping, frame: pd.DataFrame) -> AIAsset:
+    """The asset with its parameter space read from the data (unless the mapping states it)."""
+    parameters = [_parameter(col, frame[PARAM + col.name]) for col in mapping.parameters]
+    metric_cols = [*mapping.metrics, *(m for j in mapping.joins for m in j.metrics)]
+    metrics = [MetricSpec(name=m.name, goal=m.goal, unit=m.unit) for m in metric_cols]
+    if METRIC + COST_PER_RUN in frame.columns:
+        metrics.append(MetricSpec(name=COST_PER_RUN, goal="minimize", unit="price/run"))
+    spec = AIAssetSpec(
+        command=["imported-table"],
+        parameters=parameters,
+        metrics=metrics,
+        instance_features=[InstanceFeature(name=c.name, description=c.description) for c in mapping.instance],
+    )
+    annotations = {"hwmatch.dev/imported": "true"}
+    if mapping.description:
+        annotations["hwmatch.dev/description"] = mapping.description
+    return AIAsset(metadata=ObjectMeta(name=mapping.asset, annotations=annotations), spec=spec)
+
+
+def _parameter(col: ParameterColumn, series: pd.Series) -> Parameter:
+    if col.values is not None or col.range is not None:
+        return Parameter(name=col.name, type=col.type, values=col.values, range=col.range)
+    distinct = sorted(series.dropna().unique().tolist(), key=lambda v: (str(type(v)), v))
+    if col.type == "categorical":
+        return Parameter(name=col.name, type="categorical", values=[str(v) for v in distinct])
+    if len(distinct) <= MAX_LISTED_VALUES:
+        return Parameter(name=col.name, type=col.type, values=[_plain(v) for v in distinct])
+    lo, hi = float(min(distinct)), float(max(distinct))
+    step = 1.0 if col.type == "int" else None
+    return Parameter(name=col.name, type=col.type, range=Range(min=lo, max=hi, step=step))
