@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# System dependencies of the integration and cluster tests, on Debian/Ubuntu:
+#   prometheus (real Prometheus server the tests start), openssl and curl (the
+#   local control plane's certificates and health checks), then the control
+#   plane binaries themselves (hack/build.sh, Go module proxy, cached).
+# Safe to run again: installs only what is missing. Needs root (or sudo) for apt.
+# Without the Go toolchain the build is skipped and the cluster tests skip
+# themselves, saying why; this script still exits 0.
+set -euo pipefail
+
+HACK="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+log() { printf '[hack/system-deps] %s\n' "$*" >&2; }
+
+need=()
+command -v prometheus >/dev/null 2>&1 || [[ -x /usr/bin/prometheus ]] || need+=(prometheus)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v flock >/dev/null 2>&1 || need+=(util-linux)
+
+if ((${#need[@]})); then
+    SUDO=()
+    if [[ $(id -u) -ne 0 ]]; then
+        if command -v sudo >/dev/null 2>&1; then SUDO=(sudo); else
+            log "missing ${need[*]} and not root (no sudo): install them yourself; continuing"
+            need=()
+        fi
+    fi
+    if ((${#need[@]})); then
+        if command -v apt-get >/dev/null 2>&1; then
+            log "installing ${need[*]} (apt-get)"
+            export DEBIAN_FRONTEND=noninteractive
+            "${SUDO[@]}" apt-get update -qq
+            "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+            # The Debian package starts a system Prometheus on :9090; the tests start
+            # their own on free ports and do not need it.
+            if [[ " ${need[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1; then
+                "${SUDO[@]}" systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+            fi
+        else
+            log "missing ${need[*]} and no apt-get: install them yourself; the tests that need them will skip"
+        fi
+    fi
+fi
+log "prometheus: $(prometheus --version 2>&1 | head -n1 || echo missing)"
+
+if ! command -v go >/dev/null 2>&1; then
+    log "the Go toolchain (go) is not installed: the control plane cannot be built,"
+    log "so the cluster tests (pytest -m cluster) will be SKIPPED. Install Go >= 1.26 to run them."
+    exit 0
+fi
+bash "$HACK/build.sh" >/dev/null
