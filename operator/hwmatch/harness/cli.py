@@ -1,0 +1,120 @@
+"""``hwmatch-bench``: the entry point inside a trial's process or container.
+
+Exit codes: 0 with the result as the last JSON line on stdout; 2 for a usage
+error (unknown asset or parameter, a value outside the space), with a message
+naming it; 1 when the asset itself fails, with its traceback on stderr.
+argparse, not Typer: this runs once per trial, so it starts light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from hwmatch.harness import assets
+from hwmatch.harness.measure import Measurer
+from hwmatch.harness.params import ENV_VAR, ParameterError, parse_assignments, parse_env, resolve
+from hwmatch.harness.result import termination_log_path, to_json, write_termination_log
+from hwmatch.harness.trial import run_trial
+
+USAGE_ERROR = 2
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hwmatch-bench", description="Run and measure one benchmark trial of an asset; print one JSON result line."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run one trial and print its JSON result",
+                         description=f"Parameters come from ${ENV_VAR} (a JSON object) and --param flags (flags win).")
+    run.add_argument("asset", help="a built-in asset (see 'hwmatch-bench list') or package.module:AssetClass")
+    run.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE", help="a parameter value (repeatable)")
+    run.add_argument("--warmup", type=_non_negative_int, help="untimed iterations first (default: the asset's)")
+    run.add_argument("--samples", type=_positive_int, help="timed iterations at most (default: the asset's)")
+    run.add_argument("--time-budget", type=_positive_float, metavar="SECONDS",
+                     help="stop the timed iterations after this long, even before --samples (default: the asset's)")
+    listing = sub.add_parser("list", help="show the built-in assets, their parameter spaces and metrics")
+    listing.add_argument("--json", action="store_true", help="machine-readable, in AIAsset manifest field names")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "list":
+        print(_listing_json() if args.json else _listing_text())
+        return 0
+    try:
+        cls = assets.get(args.asset)
+        params = resolve(cls.parameters, cls.defaults, parse_env(os.environ.get(ENV_VAR)), parse_assignments(args.param))
+    except (assets.UnknownAsset, ParameterError) as exc:
+        print(f"hwmatch-bench: error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    measurer = Measurer(
+        warmup=cls.warmup if args.warmup is None else args.warmup,
+        samples=args.samples or cls.samples,
+        time_budget_s=args.time_budget or cls.time_budget_s,
+    )
+    log = termination_log_path()
+    try:
+        document = run_trial(cls(), params, measurer)
+    except Exception as exc:
+        # The pod's termination message says why; the traceback goes to stderr as the exception propagates.
+        write_termination_log({"error": f"{type(exc).__name__}: {exc}"[:2000], "asset": cls.name, "parameters": params}, log)
+        raise
+    print(to_json(document), flush=True)
+    write_termination_log(document, log)
+    return 0
+
+
+def _listing_text() -> str:
+    lines: list[str] = []
+    for name, cls in assets.BUILTIN.items():
+        lines += [f"{name}: {cls.description}", "  parameters:"]
+        width = max(len(p.name) for p in cls.parameters)
+        space_width = max(len(p.describe_space()) for p in cls.parameters)
+        for p in cls.parameters:
+            lines.append(f"    {p.name:<{width}}  {p.describe_space():<{space_width}}  default {cls.defaults[p.name]}")
+        own = ", ".join(f"{m.name} ({m.goal})" for m in cls.metrics)
+        lines += [f"  metrics: {own}; and every harness metric ({', '.join(m.name for m in assets.HARNESS_METRICS)})", ""]
+    return "\n".join(lines).rstrip()
+
+
+def _listing_json() -> str:
+    return json.dumps(
+        [
+            {
+                "name": name,
+                "description": cls.description,
+                "command": ["hwmatch-bench", "run", name],
+                "parameters": [p.to_wire() for p in cls.parameters],
+                "metrics": [m.to_wire() for m in cls.metric_specs()],
+                "defaults": dict(cls.defaults),
+            }
+            for name, cls in assets.BUILTIN.items()
+        ],
+        indent=2,
+    )
