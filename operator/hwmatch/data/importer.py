@@ -14,8 +14,6 @@ data), the platforms, and a frame in the shared dataset convention
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +24,27 @@ import pandas as pd
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from hwmatch.api import AIAsset, AIAssetSpec, InstanceFeature, ManifestError, MetricSpec, Parameter, Platform, Problem
+from hwmatch.api import (
+    AIAsset,
+    AIAssetSpec,
+    BenchmarkSweep,
+    BenchmarkSweepSpec,
+    BenchmarkTrial,
+    BenchmarkTrialStatus,
+    InstanceFeature,
+    ManifestError,
+    MetricSpec,
+    ObjectRef,
+    Parameter,
+    Platform,
+    Problem,
+)
 from hwmatch.api.asset import MetricGoal, ParameterType, Range, Scalar
 from hwmatch.api.base import IDENTIFIER_PATTERN, ApiModel, ObjectMeta, check_dns_label
 from hwmatch.api.manifest import problems_from_validation
-from hwmatch.data.frame import FEATURE, ID_COLUMNS, INSTANCE, METRIC, PARAM
+from hwmatch.data.frame import FEATURE, ID_COLUMNS, INSTANCE, METRIC, PARAM, columns, strip
+from hwmatch.data.store import Store
+from hwmatch.planning.planner import make_trial, trial_id
 
 #: A parameter with at most this many distinct values in the data gets ``values``; more gets a ``range``.
 MAX_LISTED_VALUES = 64
@@ -209,6 +223,7 @@ class Imported:
     platforms: list[Platform]
     frame: pd.DataFrame
     mapping: ImportMapping
+    sources: list[str]  # the file (or join) each frame row came from
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -240,9 +255,8 @@ def import_tables(mapping: ImportMapping, paths: list[str | Path]) -> Imported:
     for i, join in enumerate(mapping.joins):
         if join_tables[i]:
             frame = _apply_join(frame, join, pd.concat(join_tables[i], ignore_index=True))
-    frame = _finish(mapping, frame)
-    platforms = _platforms(mapping, frame)
-    return Imported(_asset(mapping, frame), platforms, frame, mapping)
+    frame, sources = _finish(mapping, frame)
+    return Imported(_asset(mapping, frame), _platforms(mapping, frame), frame, mapping, sources)
 
 
 def _read_main(mapping: ImportMapping, table: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -327,7 +341,7 @@ def _apply_join(frame: pd.DataFrame, join: Join, table: pd.DataFrame) -> pd.Data
     return pd.concat([merged, *appended], ignore_index=True)
 
 
-def _finish(mapping: ImportMapping, frame: pd.DataFrame) -> pd.DataFrame:
+def _finish(mapping: ImportMapping, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Identity, repetition, price and platform features: the shared frame schema."""
     bad = sorted({p for p in frame["platform"].unique() if not re.match(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", p)})
     if bad:
@@ -356,22 +370,21 @@ def _finish(mapping: ImportMapping, frame: pd.DataFrame) -> pd.DataFrame:
         frame[FEATURE + key] = frame["platform"].map({n: i.features.get(key) for n, i in info.items()})
     frame["trial_id"] = _trial_ids(mapping.sweep, frame, params, instance)
     ordered = [*ID_COLUMNS, *params, *instance, *(FEATURE + k for k in features), *metrics]
-    return frame[ordered]
-
-
-def trial_id(sweep: str, platform: str, key: dict[str, object], repetition: int) -> str:
-    """A stable id of an imported trial: a hash of (sweep, platform, parameters and instance, repetition)."""
-    text = json.dumps([sweep, platform, key, repetition], sort_keys=True, default=str)
-    return f"{sweep}-{hashlib.sha1(text.encode()).hexdigest()[:12]}"
+    return frame[ordered], frame["source"].astype(str).tolist()
 
 
 def _trial_ids(sweep: str, frame: pd.DataFrame, params: list[str], instance: list[str]) -> list[str]:
-    cols = [*params, *instance]
-    values = frame[cols].to_numpy(dtype=object)
+    """The planner's trial names, so an imported trial is named as a planned one measuring the same thing."""
+    p_values = frame[params].to_numpy(dtype=object)
+    i_values = frame[instance].to_numpy(dtype=object)
     return [
-        trial_id(sweep, platform, dict(zip(cols, (_plain(v) for v in row))), int(rep))
-        for platform, row, rep in zip(frame["platform"], values, frame["repetition"])
+        trial_id(sweep, platform, _as_dict(params, p), _as_dict(instance, i), int(rep))
+        for platform, p, i, rep in zip(frame["platform"], p_values, i_values, frame["repetition"])
     ]
+
+
+def _as_dict(cols: list[str], values: np.ndarray) -> dict[str, object]:
+    return {strip(c): _plain(v) for c, v in zip(cols, values) if not (isinstance(v, float) and np.isnan(v))}
 
 
 def _plain(value: object) -> object:
@@ -418,3 +431,36 @@ def _parameter(col: ParameterColumn, series: pd.Series) -> Parameter:
     lo, hi = float(min(distinct)), float(max(distinct))
     step = 1.0 if col.type == "int" else None
     return Parameter(name=col.name, type=col.type, range=Range(min=lo, max=hi, step=step))
+
+
+def sweep_of(imported: Imported) -> BenchmarkSweep:
+    """The sweep imported trials are recorded under: the table's platforms, prices and features, a grid."""
+    return BenchmarkSweep(
+        metadata=ObjectMeta(name=imported.mapping.sweep, annotations={"hwmatch.dev/imported": "true"}),
+        spec=BenchmarkSweepSpec(asset_ref=ObjectRef(name=imported.mapping.asset), platforms=imported.platforms),
+    )
+
+
+def trials_of(imported: Imported) -> list[BenchmarkTrial]:
+    """Every imported row as a Succeeded BenchmarkTrial (NaN metrics left out)."""
+    frame = imported.frame
+    params, instance, metrics = (columns(frame, prefix) for prefix in (PARAM, INSTANCE, METRIC))
+    p_values, i_values, m_values = (frame[c].to_numpy(dtype=object) for c in (params, instance, metrics))
+    out = []
+    for k, (platform, rep, source) in enumerate(zip(frame["platform"], frame["repetition"], imported.sources)):
+        trial = make_trial(imported.mapping.asset, imported.mapping.sweep, platform,
+                           _as_dict(params, p_values[k]), _as_dict(instance, i_values[k]), int(rep))
+        trial.status = BenchmarkTrialStatus(
+            phase="Succeeded",
+            metrics={strip(c): float(v) for c, v in zip(metrics, m_values[k]) if not np.isnan(v)},
+            host={"importedFrom": str(source)},
+        )
+        out.append(trial)
+    return out
+
+
+def save(imported: Imported, store: Store) -> int:
+    """Record the asset, the import sweep and every trial in ``store`` (re-importing replaces them)."""
+    store.put_asset(imported.asset)
+    store.put_sweep(sweep_of(imported))
+    return store.add_trials(trials_of(imported))

@@ -19,13 +19,15 @@ A configuration measured several times answers repetition ``r`` with its
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from hwmatch.api import AIAsset
+from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus
 from hwmatch.data.frame import INSTANCE, METRIC, PARAM, columns, strip, succeeded
+from hwmatch.execution.result import EXECUTOR_ERROR, failed
 from hwmatch.planning.space import Space
 
 ReplayMode = Literal["nearest", "exact"]
@@ -145,3 +147,46 @@ def _encode_numbers(dim: Any, values: np.ndarray) -> np.ndarray:
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
+
+
+class ReplayExecutor:
+    """An :class:`~hwmatch.execution.base.Executor` whose trials are answered by a :class:`ReplayTable`.
+
+    A replayed trial succeeds with the matched row's metrics; ``host`` records
+    which imported trial answered it and at what distance, so an offline
+    comparison can tell a nearest-row answer from an exact one.
+    """
+
+    def __init__(self, table: ReplayTable):
+        self.table = table
+
+    def check(self, asset: AIAsset, sweep: BenchmarkSweep) -> None:
+        unknown = [p.name for p in sweep.spec.platforms if p.name not in self.table.platforms]
+        if unknown:
+            raise ValueError(
+                f"platforms {unknown} of sweep {sweep.metadata.name!r} are not in the replayed table; "
+                f"it has {self.table.platforms}"
+            )
+        missing = [n for n in self.table.space.names if n not in {p.name for p in asset.spec.parameters}]
+        if missing:
+            raise ValueError(f"asset {asset.metadata.name!r} lacks the table's parameters {missing}")
+
+    def run(self, trial: BenchmarkTrial, asset: AIAsset, sweep: BenchmarkSweep) -> BenchmarkTrialStatus:
+        now = datetime.now(timezone.utc)
+        spec = trial.spec
+        try:
+            match = self.table.lookup(spec.platform, spec.parameters, spec.instance, spec.repetition)
+        except ValueError as exc:
+            return failed(EXECUTOR_ERROR, str(exc), now, now, {"executor": "replay"}, None)
+        if match is None:
+            return failed(
+                NOT_MEASURED,
+                f"the table has no row for these parameters and instance on {spec.platform} (replay mode: exact)",
+                now, now, {"executor": "replay"}, None,
+            )
+        host = {"executor": "replay", "replayedTrial": match.trial_id, "distance": match.distance,
+                "parameters": match.parameters}
+        return BenchmarkTrialStatus(phase="Succeeded", metrics=match.metrics, start_time=now, completion_time=now, host=host)
+
+    def cancel(self) -> None:
+        """Nothing runs in the background: a replayed trial is a table lookup."""
