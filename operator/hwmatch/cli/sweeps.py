@@ -1,0 +1,191 @@
+"""``hwmatch run``, ``hwmatch trials`` and ``hwmatch export``: local sweeps and their results."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections import Counter
+from pathlib import Path
+from types import FrameType
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from hwmatch.api import BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus, ManifestError
+from hwmatch.cli.app import app, console, err_console, fail
+from hwmatch.data.store import DEFAULT_PATH, FAILED, RUNNING, SUCCEEDED, Store
+from hwmatch.engine import FileRun, SweepRun, run_file
+
+STATUS_STYLE = {SUCCEEDED: "green", FAILED: "red", RUNNING: "yellow"}
+
+
+def store_option() -> Any:
+    return typer.Option(DEFAULT_PATH, "--store", envvar="HWMATCH_STORE", help="The SQLite store of trials.")
+
+
+def open_existing(path: Path) -> Store:
+    """The store at ``path``; a clear error instead of creating an empty one by mistake."""
+    if not path.exists():
+        raise fail(f"no store at {path}; run `hwmatch run FILE` first, or pass --store PATH")
+    return Store(path)
+
+
+class RichProgress:
+    """A rich progress bar per sweep: trials done / total, ETA, and the trial that started last."""
+
+    def __init__(self, console: Console):
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[current]}"),
+            console=console, transient=False,
+        )
+        self.task: Any = None
+        self.failed = 0
+
+    def __enter__(self) -> "RichProgress":
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def start(self, sweep: BenchmarkSweep, total: int, done: int) -> None:
+        if self.task is not None and self.bar.tasks[self.task].description == sweep.metadata.name:
+            self.bar.update(self.task, total=total, completed=done)
+            return
+        self.task = self.bar.add_task(sweep.metadata.name, total=total, completed=done, current="")
+
+    def trial_started(self, trial: BenchmarkTrial) -> None:
+        self.bar.update(self.task, current=f"{trial.spec.platform} {_kv(trial.spec.parameters)}")
+
+    def trial_finished(self, trial: BenchmarkTrial, status: BenchmarkTrialStatus) -> None:
+        self.bar.advance(self.task)
+        if status.phase == FAILED:
+            self.bar.console.print(
+                f"[red]✗[/] {trial.metadata.name} {trial.spec.platform} {_kv(trial.spec.parameters)}: "
+                f"{status.reason}: {status.message}", highlight=False,
+            )
+
+
+@app.command()
+def run(
+    files: list[Path] = typer.Argument(..., help="Manifest files with AIAssets and BenchmarkSweeps.", show_default=False),
+    store: Path = store_option(),
+    sweep: Optional[list[str]] = typer.Option(None, "--sweep", help="Run only this sweep (repeatable)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed trials again (with fresh retries)."),
+) -> None:
+    """Run the sweeps in FILES on this machine; trials already finished in the store are kept, not rerun."""
+    from hwmatch.execution import LocalExecutor
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with Store(store) as db:
+            with RichProgress(console) as progress:
+                outcome = run_file(files, db, LocalExecutor(), sweeps=sweep, progress=progress, retry_failed=retry_failed)
+            if not outcome.sweeps:
+                raise fail(f"{', '.join(map(str, files))}: no BenchmarkSweep to run; add one (kind: BenchmarkSweep)")
+            print_summary(outcome, db)
+    except ManifestError as exc:
+        for problem in exc.problems:
+            err_console.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    except ValueError as exc:
+        raise fail(str(exc))
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: finished trials are kept in {store}; run the same command again to resume")
+        raise typer.Exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def print_summary(outcome: FileRun, db: Store) -> None:
+    """One row per sweep and platform: outcomes, the first metric's median, failure reasons."""
+    table = Table("sweep", "platform", "succeeded", "failed", "not run", "median", "failures", title="sweeps")
+    for report in outcome.runs:
+        asset = db.asset(report.asset)
+        metric = asset.spec.metrics[0].name if asset else None
+        frame = db.frame(asset=report.asset, sweeps=[report.sweep])
+        for platform, counts in report.counts.items():
+            rows = frame[(frame["platform"] == platform) & (frame["status"] == SUCCEEDED)]
+            column = f"metric.{metric}"
+            median = f"{metric} {rows[column].median():.4g}" if metric and column in rows and len(rows) else "-"
+            reasons = Counter(frame[(frame["platform"] == platform) & (frame["status"] == FAILED)]["reason"])
+            table.add_row(
+                report.sweep, platform, str(counts.get(SUCCEEDED, 0)), str(counts.get(FAILED, 0)),
+                str(sum(n for s, n in counts.items() if s not in (SUCCEEDED, FAILED))), median,
+                ", ".join(f"{r} ×{n}" for r, n in reasons.most_common()) or "-",
+            )
+    console.print(table)
+    for report in outcome.runs:
+        console.print(_sentence(report))
+
+
+def _sentence(report: SweepRun) -> str:
+    return (f"{report.sweep}: {report.attempts} attempt(s) run, {report.succeeded} succeeded, {report.failed} failed, "
+            f"{report.skipped} kept from before, in {report.elapsed_s:.1f}s")
+
+
+@app.command()
+def trials(
+    sweep: Optional[str] = typer.Option(None, "--sweep", help="Only this sweep."),
+    asset: Optional[str] = typer.Option(None, "--asset", help="Only this asset."),
+    status: Optional[str] = typer.Option(None, "--status", help="Only this status: Pending, Running, Succeeded, Failed."),
+    logs: bool = typer.Option(False, "--logs", help="Also print the log tail of failed trials."),
+    store: Path = store_option(),
+) -> None:
+    """List the stored trials: platform, parameters, status, metrics."""
+    if status is not None and status.capitalize() not in ("Pending", RUNNING, SUCCEEDED, FAILED):
+        raise fail(f"--status {status!r}: use one of Pending, Running, Succeeded, Failed")
+    with open_existing(store) as db:
+        rows = db.trials(sweep=sweep, asset=asset, status=status.capitalize() if status else None)
+    table = Table(box=None)
+    table.add_column("trial", no_wrap=True)
+    for name in ("platform", "parameters", "rep", "status", "reason", "tries", "metrics"):
+        table.add_column(name)
+    for t in rows:
+        s = t.status or BenchmarkTrialStatus()
+        phase = s.phase or "Pending"
+        table.add_row(
+            t.metadata.name, t.spec.platform, _kv({**t.spec.instance, **t.spec.parameters}), str(t.spec.repetition),
+            f"[{STATUS_STYLE.get(phase, 'dim')}]{phase}[/]", s.reason or "", str(s.attempts),
+            _kv({k: float(f"{v:.4g}") for k, v in s.metrics.items()}),
+        )
+    console.print(table)
+    console.print(f"{len(rows)} trial(s)")
+    if logs:
+        for t in rows:
+            if t.status and t.status.phase == FAILED:
+                console.rule(f"{t.metadata.name}: {t.status.reason}")
+                console.print(t.status.message or "", highlight=False)
+                console.print(t.status.log_tail or "(no output)", highlight=False, markup=False)
+
+
+@app.command()
+def export(
+    output: Path = typer.Option(..., "-o", "--output", help="FILE.parquet or FILE.csv.", show_default=False),
+    asset: Optional[str] = typer.Option(None, "--asset", help="Only this asset's trials."),
+    sweep: Optional[list[str]] = typer.Option(None, "--sweep", help="Only these sweeps (repeatable)."),
+    store: Path = store_option(),
+) -> None:
+    """Write the dataset: one row per finished trial with its platform, features, parameters and metrics."""
+    from hwmatch.data.export import export as write
+
+    with open_existing(store) as db:
+        try:
+            count = write(db, output, asset=asset, sweeps=sweep or None)
+        except ValueError as exc:
+            raise fail(str(exc))
+    if count == 0:
+        err_console.print("[yellow]warning:[/] no finished trials matched; the file has only the header")
+    console.print(f"wrote {count} trial(s) to {output}")
+
+
+def _kv(values: dict[str, Any]) -> str:
+    return " ".join(f"{k}={json.dumps(v) if isinstance(v, str) else v}" for k, v in values.items())

@@ -1,0 +1,7 @@
+"""Executors run one trial attempt each and report it as a BenchmarkTrialStatus (see :mod:`.base`)."""
+
+from hwmatch.execution.base import Executor
+from hwmatch.execution.local import THREAD_VARIABLES, LocalExecutor
+from hwmatch.execution.result import HarnessResult, ResultError, parse_result
+
+__all__ = ["Executor", "HarnessResult", "LocalExecutor", "ResultError", "THREAD_VARIABLES", "parse_result"]

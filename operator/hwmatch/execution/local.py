@@ -1,0 +1,183 @@
+"""Trials as processes on this machine, pinned to a platform's CPUs.
+
+A local platform is a CPU set (``cpus: [0]``, ``cpus: [0, 1]``) with an
+optional thread cap: the trial process is pinned there (through the launcher,
+:mod:`hwmatch.execution.launch`) and OMP_NUM_THREADS, OPENBLAS_NUM_THREADS,
+MKL_NUM_THREADS and NUMEXPR_NUM_THREADS are set to ``threads`` (default: the
+number of CPUs), so "1 core" and "2 cores" are measured as such. Each trial is
+its own process group; on timeout or cancellation the whole group is killed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform as pyplatform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from functools import cache
+from pathlib import Path
+from typing import IO, Any
+
+from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus, Platform
+from hwmatch.execution import launch, result
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+_READ_LIMIT = 1 << 20  # bytes of each stream read back: the result line and the tail are at the end
+
+
+class LocalExecutor:
+    """Runs each trial as a subprocess of this machine (see the module docstring)."""
+
+    def __init__(self, cwd: str | Path | None = None):
+        self.cwd = Path(cwd) if cwd is not None else None
+        self._running: dict[int, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+
+    def check(self, asset: AIAsset, sweep: BenchmarkSweep) -> None:
+        available = os.sched_getaffinity(0)
+        for i, p in enumerate(sweep.spec.platforms):
+            where = f"sweep {sweep.metadata.name}: spec.platforms[{i}] ({p.name})"
+            if p.node_selector or p.tolerations:
+                raise ValueError(
+                    f"{where} selects cluster nodes (nodeSelector/tolerations) and cannot run on this machine; "
+                    "run the sweep on a cluster, or describe a local platform with `cpus`"
+                )
+            if p.cpus is not None and not set(p.cpus) <= available:
+                raise ValueError(
+                    f"{where}: cpus {p.cpus} are not all available to this process "
+                    f"(available: {sorted(available)}); use CPU ids from that list"
+                )
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        with self._lock:
+            for pid in list(self._running):
+                _kill_group(pid)
+
+    def run(self, trial: BenchmarkTrial, asset: AIAsset, sweep: BenchmarkSweep) -> BenchmarkTrialStatus:
+        platform = sweep.spec.platform(trial.spec.platform)
+        host = self.describe(platform)
+        command = [*asset.spec.command, *asset.spec.args]
+        config = {"cpus": platform.cpus, "parent": os.getpid()}
+        argv = [sys.executable, "-I", "-S", launch.__file__, json.dumps(config), "--", *command]
+        timeout = sweep.spec.trial_timeout_seconds
+        started = result.now()
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            timed_out = False
+            with self._lock:
+                if self._cancelled.is_set():
+                    return result.failed(result.CANCELLED, "the run was interrupted", started, result.now(), host, None)
+                proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=self.environment(trial, asset, platform),
+                    cwd=self.cwd, start_new_session=True,
+                )
+                self._running[proc.pid] = proc
+            try:
+                code = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _kill_group(proc.pid)
+                code = proc.wait()
+            finally:
+                with self._lock:
+                    self._running.pop(proc.pid, None)
+                _kill_group(proc.pid)  # whatever the trial left behind in its group
+            finished = result.now()
+            stdout, stderr = _read_end(out), _read_end(err)
+        log = result.log_tail(stdout, stderr)
+        if timed_out:
+            return result.failed(result.TIMEOUT, f"ran longer than the trial timeout ({sweep.spec.trial_timeout}); "
+                                 "killed with its process group", started, finished, host, log)
+        if self._cancelled.is_set() and code < 0:
+            return result.failed(result.CANCELLED, "the run was interrupted", started, finished, host, log)
+        if code == -signal.SIGKILL:
+            return result.failed(result.OOM_KILLED, "killed by SIGKILL, as the out-of-memory killer does; "
+                                 "the configuration likely does not fit in memory", started, finished, host, log)
+        if code < 0:
+            return result.failed(result.CRASHED, f"killed by signal {signal.Signals(-code).name}",
+                                 started, finished, host, log)
+        if code == launch.CANNOT_RUN:
+            return result.failed(result.COMMAND_NOT_FOUND, f"could not run {command[0]!r} (exit code {code}); "
+                                 "check the asset's spec.command", started, finished, host, log)
+        if code != 0:
+            return result.failed(result.CRASHED, f"exited with code {code}", started, finished, host, log)
+        try:
+            parsed = result.parse_result(stdout)
+        except result.ResultError as exc:
+            return result.failed(result.NO_RESULT, str(exc), started, finished, host, log)
+        missing = result.missing_metrics(asset, parsed.metrics)
+        if missing:
+            return result.failed(result.MISSING_METRICS, f"the result lacks the declared metrics {missing} "
+                                 f"(it has {sorted(parsed.metrics)})", started, finished, host, log)
+        return result.succeeded(parsed, started, finished, host)
+
+    def environment(self, trial: BenchmarkTrial, asset: AIAsset, platform: Platform) -> dict[str, str]:
+        """The trial's environment: ours, the asset's ``env``, the trial's inputs, the platform's thread cap.
+
+        ``HWMATCH_PARAMS`` holds the parameters and the instance features (the
+        asset needs both to run); ``HWMATCH_INSTANCE`` the instance alone. The
+        directory of this Python comes first on PATH, so ``python`` and
+        ``hwmatch-bench`` resolve inside the same environment as hwmatch.
+        """
+        env = dict(os.environ)
+        env.update(asset.spec.env)
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        env.setdefault("PYTHONUNBUFFERED", "1")  # the log tail of a killed trial shows where it was
+        env["HWMATCH_PARAMS"] = json.dumps({**trial.spec.instance, **trial.spec.parameters})
+        env["HWMATCH_INSTANCE"] = json.dumps(trial.spec.instance)
+        env["HWMATCH_TRIAL_ID"] = trial.metadata.name
+        env["HWMATCH_PLATFORM"] = platform.name
+        env["HWMATCH_REPETITION"] = str(trial.spec.repetition)
+        threads = _threads(platform)
+        if threads is not None:
+            env.update(dict.fromkeys(THREAD_VARIABLES, str(threads)))
+        return env
+
+    @staticmethod
+    def describe(platform: Platform) -> dict[str, Any]:
+        """Where a trial of ``platform`` runs: this machine, the pinned CPUs and the thread cap."""
+        return {
+            "executor": "local",
+            "hostname": socket.gethostname(),
+            "machine": pyplatform.machine(),
+            "cpuModel": _cpu_model(),
+            "cpus": sorted(platform.cpus) if platform.cpus is not None else sorted(os.sched_getaffinity(0)),
+            "threads": _threads(platform),
+        }
+
+
+def _threads(platform: Platform) -> int | None:
+    if platform.threads is not None:
+        return platform.threads
+    return len(platform.cpus) if platform.cpus is not None else None
+
+
+@cache
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return pyplatform.processor() or "unknown"
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _read_end(stream: IO[bytes]) -> str:
+    stream.seek(0, os.SEEK_END)
+    size = stream.tell()
+    stream.seek(max(0, size - _READ_LIMIT))
+    return stream.read().decode(errors="replace")

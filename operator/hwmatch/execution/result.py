@@ -1,0 +1,113 @@
+"""Reading a trial's outcome: the harness's JSON result line, and failed trials as data.
+
+Every executor ends a trial in a :class:`~hwmatch.api.BenchmarkTrialStatus`;
+these helpers make the Succeeded and Failed ones the same way wherever the
+trial ran (the local executor reads stdout, a Kubernetes executor the pod's
+termination message).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from hwmatch.api import AIAsset, BenchmarkTrialStatus
+
+#: Lines of output kept with a failed trial.
+TAIL_LINES = 20
+_MAX_LINE = 500
+
+# Reasons of failed trials (BenchmarkTrialStatus.reason).
+TIMEOUT = "Timeout"
+OOM_KILLED = "OOMKilled"
+CRASHED = "Crashed"
+NO_RESULT = "NoResult"
+MISSING_METRICS = "MissingMetrics"
+COMMAND_NOT_FOUND = "CommandNotFound"
+EXECUTOR_ERROR = "ExecutorError"
+#: An attempt stopped because the run was interrupted: not an outcome, the trial is released.
+CANCELLED = "Cancelled"
+
+
+class ResultError(ValueError):
+    """The output holds no usable result."""
+
+
+@dataclass(frozen=True)
+class HarnessResult:
+    """The harness contract's JSON line: metrics plus how and where they were measured."""
+
+    metrics: dict[str, float]
+    host: dict[str, Any] = field(default_factory=dict)
+    measurement: dict[str, Any] = field(default_factory=dict)  # samples, warmup, started, finished
+
+
+def parse_result(output: str) -> HarnessResult:
+    """The last line of ``output`` that is a JSON object with ``metrics``; metrics must be finite numbers."""
+    for line in reversed(output.splitlines()):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(doc, dict) and "metrics" in doc:
+            return _validate(doc)
+    raise ResultError('no result line: the command must print one JSON line {"metrics": {...}} as its last output')
+
+
+def _validate(doc: dict[str, Any]) -> HarnessResult:
+    metrics = doc["metrics"]
+    if not isinstance(metrics, dict):
+        raise ResultError(f"'metrics' must be an object of name -> number, got {type(metrics).__name__}")
+    bad = {k: v for k, v in metrics.items()
+           if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)}
+    if bad:
+        raise ResultError(f"metrics must be finite numbers; not so: {bad}")
+    host = doc.get("host") if isinstance(doc.get("host"), dict) else {}
+    measurement = {k: doc[k] for k in ("samples", "warmup", "started", "finished") if k in doc}
+    return HarnessResult({k: float(v) for k, v in metrics.items()}, host, measurement)
+
+
+def missing_metrics(asset: AIAsset, metrics: dict[str, float]) -> list[str]:
+    """Metrics the asset declares with ``source: harness`` that a result lacks."""
+    return [m.name for m in asset.spec.metrics if m.source == "harness" and m.name not in metrics]
+
+
+def tail(text: str, lines: int = TAIL_LINES) -> str:
+    """The last ``lines`` lines, each cut to a readable length."""
+    kept = text.rstrip("\n").splitlines()[-lines:]
+    return "\n".join(line if len(line) <= _MAX_LINE else line[:_MAX_LINE] + "…" for line in kept)
+
+
+def log_tail(stdout: str, stderr: str, lines: int = TAIL_LINES) -> str | None:
+    """The ends of both streams, labelled; None when the trial printed nothing."""
+    parts = [f"--- {name} (last lines) ---\n{tail(text, lines)}" for name, text in (("stderr", stderr), ("stdout", stdout))
+             if text.strip()]
+    return "\n".join(parts) or None
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def succeeded(result: HarnessResult, started: datetime, finished: datetime, host: dict[str, Any]) -> BenchmarkTrialStatus:
+    measured = {**host, **result.host}
+    if result.measurement:
+        measured["measurement"] = result.measurement
+    return BenchmarkTrialStatus(
+        phase="Succeeded", metrics=result.metrics, start_time=started, completion_time=finished, host=measured
+    )
+
+
+def failed(
+    reason: str, message: str, started: datetime, finished: datetime, host: dict[str, Any], log: str | None
+) -> BenchmarkTrialStatus:
+    return BenchmarkTrialStatus(
+        phase="Failed", reason=reason, message=message, start_time=started, completion_time=finished,
+        host=host, log_tail=log,
+    )

@@ -1,0 +1,173 @@
+"""The planner: (sweep, asset) -> the BenchmarkTrials to run, with deterministic names.
+
+A trial's name is a hash of what it measures (sweep, platform, parameters,
+instance, repetition), so planning the same sweep again — after a crash, in a
+restarted operator, on another machine — names the same trials, and a store
+that already holds a result for a name never runs it again.
+
+Order: repetition outermost, then combination, instance, and platform
+innermost, so a sweep stopped half-way has measured every platform on the
+same combinations, and repetitions of one combination are spread in time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialSpec, ObjectMeta, ObjectRef, Platform
+from hwmatch.data.frame import PARAM
+from hwmatch.planning.samplers import Point, RoundSampler, Sampler, get_sampler
+from hwmatch.planning.space import Space
+
+LABEL_ASSET = "hwmatch.dev/asset"
+LABEL_SWEEP = "hwmatch.dev/sweep"
+LABEL_PLATFORM = "hwmatch.dev/platform"
+#: Hex digits of the hash in a trial name; 40 bits keep collisions away at millions of trials.
+ID_HEX = 10
+_MAX_NAME = 63  # a DNS-1123 label: usable as a Job name and a label value
+
+
+def canonical(value: Any) -> str:
+    """Key-sorted compact JSON: the same value always gives the same text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def trial_id(sweep: str, platform: str, parameters: dict[str, Any], instance: dict[str, Any], repetition: int) -> str:
+    """``<sweep>-<10 hex>``: a DNS-1123 label naming the trial, stable across runs."""
+    digest = hashlib.sha256(
+        canonical({"sweep": sweep, "platform": platform, "parameters": parameters,
+                   "instance": instance, "repetition": repetition}).encode()
+    ).hexdigest()[:ID_HEX]
+    prefix = re.sub(r"[^a-z0-9-]", "-", sweep.lower())[: _MAX_NAME - ID_HEX - 1].strip("-")
+    return f"{prefix}-{digest}" if prefix else digest
+
+
+def make_trial(
+    asset: str, sweep: str, platform: str, parameters: dict[str, Any], instance: dict[str, float], repetition: int
+) -> BenchmarkTrial:
+    """A BenchmarkTrial (spec only) named by :func:`trial_id` and labelled with asset, sweep and platform."""
+    return BenchmarkTrial(
+        metadata=ObjectMeta(
+            name=trial_id(sweep, platform, parameters, instance, repetition),
+            labels={LABEL_ASSET: asset, LABEL_SWEEP: sweep, LABEL_PLATFORM: platform},
+        ),
+        spec=BenchmarkTrialSpec(
+            sweep_ref=ObjectRef(name=sweep),
+            asset_ref=ObjectRef(name=asset),
+            platform=platform,
+            parameters=parameters,
+            instance=instance,
+            repetition=repetition,
+        ),
+    )
+
+
+class Planner:
+    """Turns a sweep into trials: one design for all platforms, or rounds for a :class:`RoundSampler`.
+
+    ``plan()`` is the initial design expanded over platforms × instances ×
+    repetitions. When the strategy's sampler is a :class:`RoundSampler`,
+    :meth:`next_round` proposes further trials per platform from the finished
+    results until each platform has ``budget`` combinations.
+    """
+
+    def __init__(self, asset: AIAsset, sweep: BenchmarkSweep, sampler: Sampler | None = None):
+        if sweep.spec.asset_ref.name != asset.metadata.name:
+            raise ValueError(
+                f"sweep {sweep.metadata.name!r} refers to asset {sweep.spec.asset_ref.name!r}, "
+                f"not {asset.metadata.name!r}"
+            )
+        self.asset = asset
+        self.sweep = sweep
+        self.space = Space(asset.spec.parameters)
+        self.sampler = sampler if sampler is not None else get_sampler(sweep.spec.sampling.strategy)
+
+    @property
+    def in_rounds(self) -> bool:
+        return isinstance(self.sampler, RoundSampler)
+
+    @property
+    def instances(self) -> list[dict[str, float]]:
+        return list(self.sweep.spec.instances) or [{}]
+
+    def initial_size(self) -> int | None:
+        """Combinations in the first design: the budget, or the ``initial`` design of a round sampler."""
+        sampling = self.sweep.spec.sampling
+        if not self.in_rounds or sampling.budget is None:
+            return sampling.budget
+        return sampling.initial or min(sampling.budget, max(2 * len(self.space), sampling.budget // 4, 1))
+
+    def design(self) -> list[Point]:
+        """The initial combinations (duplicates, possible in small discrete spaces, dropped)."""
+        rng = np.random.default_rng(self.sweep.spec.sampling.seed)
+        return _unique(self.sampler.sample(self.space, self.initial_size(), rng))
+
+    def plan(self) -> list[BenchmarkTrial]:
+        """The trials of the initial design on every platform."""
+        return self.trials(self.design())
+
+    def trials(self, combinations: Sequence[Point], platforms: Sequence[Platform] | None = None) -> list[BenchmarkTrial]:
+        """Expand combinations over platforms × instances × repetitions (see the module's order)."""
+        platforms = list(platforms) if platforms is not None else self.sweep.spec.platforms
+        out = []
+        for repetition in range(self.sweep.spec.sampling.repetitions):
+            for params in combinations:
+                for instance in self.instances:
+                    for platform in platforms:
+                        out.append(make_trial(self.asset.metadata.name, self.sweep.metadata.name,
+                                              platform.name, dict(params), dict(instance), repetition))
+        return out
+
+    def max_trials(self) -> int:
+        """The sweep's trial count (its upper bound when sampling in rounds), for progress bars."""
+        combinations = self.sweep.spec.sampling.budget if self.in_rounds else len(self.design())
+        assert combinations is not None  # a round sampler is never a grid, so it has a budget
+        per_combination = len(self.instances) * self.sweep.spec.sampling.repetitions
+        return combinations * per_combination * len(self.sweep.spec.platforms)
+
+    def next_round(self, history: pd.DataFrame) -> list[BenchmarkTrial]:
+        """Trials of the next round, given the sweep's dataset frame so far; empty when done.
+
+        The random stream of each proposal is seeded by (seed, combinations
+        done, platform index), so the proposals are a function of the results.
+        """
+        if not self.in_rounds:
+            return []
+        sampler: RoundSampler = self.sampler  # type: ignore[assignment]
+        sampling = self.sweep.spec.sampling
+        assert sampling.budget is not None
+        out: list[BenchmarkTrial] = []
+        for index, platform in enumerate(self.sweep.spec.platforms):
+            rows = history[history["platform"] == platform.name] if len(history) else history
+            done = _count_combinations(rows)
+            n = min(sampling.batch_size or 1, sampling.budget - done)
+            if n <= 0:
+                continue
+            rng = np.random.default_rng([sampling.seed, done, index])
+            proposed = sampler.propose(self.space, rows, n, rng, asset=self.asset, sweep=self.sweep, platform=platform)
+            known = set(rows["trial_id"]) if len(rows) else set()
+            fresh = [t for t in self.trials(_unique(proposed)[:n], [platform]) if t.metadata.name not in known]
+            out.extend(fresh)
+        return out
+
+
+def _unique(points: Iterable[Point]) -> list[Point]:
+    """Points without repeats, first occurrence kept, order kept."""
+    seen: dict[str, Point] = {}
+    for p in points:
+        seen.setdefault(canonical(p), p)
+    return list(seen.values())
+
+
+def _count_combinations(rows: pd.DataFrame) -> int:
+    """Distinct parameter combinations in a frame."""
+    if not len(rows):
+        return 0
+    cols = [c for c in rows.columns if c.startswith(PARAM)]
+    return len(rows[cols].drop_duplicates()) if cols else 1
