@@ -151,10 +151,11 @@ class _Batch:
                     continue
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
-                    trial = running.pop(future)
+                    trial = running[future]
+                    status = future.result()  # an interruption raised in a worker surfaces here
+                    del running[future]
                     per_platform[trial.spec.platform] -= 1
                     tid = trial.metadata.name
-                    status = future.result()
                     attempts[tid] += 1
                     left[tid] -= 1
                     status.attempts = attempts[tid]
@@ -168,8 +169,8 @@ class _Batch:
             self.executor.cancel()
             wait(running)
             for future, trial in running.items():
-                status = future.result()
-                if status.reason == result.CANCELLED:
+                status = None if future.exception() else future.result()
+                if status is None or status.reason == result.CANCELLED:
                     self.store.release(trial.metadata.name, self.runner)
                 else:  # it ended on its own just before the interruption: keep it
                     status.attempts = attempts[trial.metadata.name] + 1
