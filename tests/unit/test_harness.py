@@ -143,6 +143,11 @@ def test_values_outside_the_space_name_the_parameter_and_its_space(layer: dict, 
         resolve(SPACE, DEFAULTS, layer)
 
 
+def test_a_parameter_without_value_or_default_is_named() -> None:
+    with pytest.raises(ParameterError, match=r"no value for 'mode' and no default; pass --param mode=VALUE"):
+        resolve(SPACE, {k: v for k, v in DEFAULTS.items() if k != "mode"})
+
+
 @pytest.mark.parametrize(("text", "message"), [("{oops", "not valid JSON"), ("[1, 2]", "must be a JSON object")])
 def test_bad_hwmatch_params_is_a_clear_error(text: str, message: str) -> None:
     with pytest.raises(ParameterError, match=message):

@@ -88,4 +88,8 @@ def resolve(
                 f"this asset takes {', '.join(by_name) or 'no parameters'}"
             )
         merged.update(layer)
-    return {name: coerce(by_name[name], merged[name]) for name in by_name if name in merged}
+    missing = [name for name in by_name if name not in merged]
+    if missing:
+        raise ParameterError(f"no value for {', '.join(map(repr, missing))} and no default; "
+                             f"pass --param {missing[0]}=VALUE or set it in {ENV_VAR}")
+    return {name: coerce(by_name[name], merged[name]) for name in by_name}
