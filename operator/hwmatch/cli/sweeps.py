@@ -140,11 +140,12 @@ def trials(
     logs: bool = typer.Option(False, "--logs", help="Also print the log tail of failed trials."),
     store: Path = store_option(),
 ) -> None:
-    """List the stored trials: platform, parameters, status, metrics."""
+    """List the stored trials: platform, parameters, status, and the metrics their asset declares."""
     if status is not None and status.capitalize() not in ("Pending", RUNNING, SUCCEEDED, FAILED):
         raise fail(f"--status {status!r}: use one of Pending, Running, Succeeded, Failed")
     with open_existing(store) as db:
         rows = db.trials(sweep=sweep, asset=asset, status=status.capitalize() if status else None)
+        declared = {a.metadata.name: [m.name for m in a.spec.metrics] for a in db.assets()}
     table = Table(box=None)
     table.add_column("trial", no_wrap=True)
     for name in ("platform", "parameters", "rep", "status", "reason", "tries", "metrics"):
@@ -155,7 +156,8 @@ def trials(
         table.add_row(
             t.metadata.name, t.spec.platform, _kv({**t.spec.instance, **t.spec.parameters}), str(t.spec.repetition),
             f"[{STATUS_STYLE.get(phase, 'dim')}]{phase}[/]", s.reason or "", str(s.attempts),
-            _kv({k: float(f"{v:.4g}") for k, v in s.metrics.items()}),
+            _kv({k: float(f"{v:.4g}") for k, v in s.metrics.items()
+                 if k in declared.get(t.spec.asset_ref.name, s.metrics)}),
         )
     console.print(table)
     console.print(f"{len(rows)} trial(s)")
