@@ -25,7 +25,16 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialSpec, BenchmarkTrialStatus, ObjectMeta, ObjectRef
+from hwmatch.api import (
+    AIAsset,
+    BenchmarkSweep,
+    BenchmarkTrial,
+    BenchmarkTrialSpec,
+    BenchmarkTrialStatus,
+    ObjectMeta,
+    ObjectRef,
+    Platform,
+)
 from hwmatch.data.frame import FEATURE, ID_COLUMNS, INSTANCE, METRIC, PARAM
 from hwmatch.planning.planner import LABEL_ASSET, LABEL_PLATFORM, LABEL_SWEEP
 
@@ -319,14 +328,20 @@ class Store:
 
     def _platforms(self) -> dict[tuple[str, str], tuple[dict[str, Any], float | None]]:
         """(sweep, platform) -> (features, cost per hour), from the stored sweep manifests."""
-        out = {}
-        for sweep in self.sweeps():
-            for p in sweep.spec.platforms:
-                features = dict(p.features)
-                if p.cpus is not None and "vcpus" not in features:
-                    features["vcpus"] = len(p.cpus)
-                out[(sweep.metadata.name, p.name)] = (features, p.cost_per_hour)
-        return out
+        return {(sweep.metadata.name, p.name): (platform_features(p), p.cost_per_hour)
+                for sweep in self.sweeps() for p in sweep.spec.platforms}
+
+
+def platform_features(platform: Platform) -> dict[str, Any]:
+    """A platform's ``feature.*`` values in the dataset: its ``features``, plus ``vcpus`` = len(cpus) when pinned.
+
+    Whoever builds candidate rows for a model (optimiser, adaptive sampling)
+    uses this too, so candidates carry the same features as the training rows.
+    """
+    features = dict(platform.features)
+    if platform.cpus is not None and "vcpus" not in features:
+        features["vcpus"] = len(platform.cpus)
+    return features
 
 
 def _spec_only(resource: AIAsset | BenchmarkSweep) -> dict[str, Any]:
