@@ -64,8 +64,8 @@ class LocalExecutor:
         platform = sweep.spec.platform(trial.spec.platform)
         host = self.describe(platform)
         command = [*asset.spec.command, *asset.spec.args]
-        config = {"cpus": platform.cpus, "parent": os.getpid()}
-        argv = [sys.executable, "-I", "-S", launch.__file__, json.dumps(config), "--", *command]
+        cpus = ",".join(map(str, platform.cpus)) if platform.cpus is not None else "-"
+        argv = [sys.executable, "-I", "-S", launch.__file__, str(os.getpid()), cpus, "--", *command]
         timeout = sweep.spec.trial_timeout_seconds
         started = result.now()
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
