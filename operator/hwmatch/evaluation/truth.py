@@ -12,6 +12,7 @@ the query reads was measured for it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -63,13 +64,17 @@ class GroundTruth:
 
     def candidates(self, metrics: list[str], instance: dict[str, float] | None = None) -> pd.DataFrame:
         """Configurations (of ``instance``) for which every one of ``metrics`` was measured."""
-        table = self.table
-        if instance:
-            mask = np.ones(len(table), dtype=bool)
-            for name, value in instance.items():
-                mask &= np.isclose(table[INSTANCE + name].to_numpy(dtype=float), float(value))
-            table = table[mask]
-        known = np.ones(len(table), dtype=bool)
+        mask = np.ones(len(self.table), dtype=bool)
+        for name, value in (instance or {}).items():
+            mask &= np.isclose(self._arrays[INSTANCE + name], float(value))
         for m in metrics:
-            known &= self.values(m).loc[table.index].notna().to_numpy()
-        return table[known]
+            mask &= self._known[m]
+        return self.table[mask]
+
+    @cached_property
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {c: self.table[c].to_numpy(dtype=float) for c in self.instance_columns}
+
+    @cached_property
+    def _known(self) -> dict[str, np.ndarray]:
+        return {m: self.values(m).notna().to_numpy() for m in [*self.metrics, "cost_per_hour"]}

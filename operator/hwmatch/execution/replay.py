@@ -92,7 +92,7 @@ class ReplayTable:
         missing = [c for c in [*self.params, *self.instance] if c not in query]
         if missing:
             raise ValueError(f"trial lacks {[strip(c) for c in missing]}; give every parameter and instance feature")
-        point = self._encode(pd.DataFrame([query]))[0]
+        point = self._encode(pd.DataFrame({c: [query[c]] for c in [*self.params, *self.instance]}))[0]
         distance = self._distance(encoded, point)
         best = int(np.argmin(distance))
         if self.mode == "exact" and distance[best] > 1e-9:

@@ -1,0 +1,168 @@
+"""One evaluation: sample a budget of a table's configurations, learn, recommend, score against the table.
+
+For each budget (a fraction of each platform's measured configurations) and
+each sampling strategy, the trials are *replayed* from the table
+(:class:`hwmatch.execution.replay.ReplayTable`, exact mode: a sampled
+configuration gets one of its own measured rows, a repetition drawn at
+random), every method learns from them, answers the same queries, and is
+scored against the truth (:mod:`hwmatch.evaluation.truth`). Models are also
+scored per metric (R², MAPE) on the configurations they did not see.
+
+Strategies: ``random`` (uniform over the configurations of each platform)
+and ``adaptive`` (:class:`hwmatch.planning.adaptive.AdaptiveSampler`: a
+space-filling start, then rounds chosen where they most improve the
+recommendations). The HADA-like baseline learns from the random sample.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import mean_absolute_percentage_error, r2_score
+
+from hwmatch.api import AIAsset, HWRecommendationSpec
+from hwmatch.data.frame import FEATURE, INSTANCE, METRIC, PARAM, columns, strip
+from hwmatch.data.importer import Imported
+from hwmatch.evaluation.methods import HadaMethod, Method, SurrogateMethod, choose
+from hwmatch.evaluation.queries import draw_queries, metrics_read
+from hwmatch.evaluation.scoring import Summary, score, summarise
+from hwmatch.evaluation.truth import GroundTruth
+from hwmatch.execution.replay import ReplayTable
+from hwmatch.planning.adaptive import AdaptiveSampler
+
+STRATEGIES = ("random", "adaptive")
+#: Share of an adaptive budget spent on the space-filling start.
+INITIAL_SHARE = 0.4
+#: Adaptive rounds after the start.
+ROUNDS = 4
+
+
+@dataclass(frozen=True)
+class Result:
+    """The figures of one (budget, strategy, method)."""
+
+    budget: float
+    strategy: str
+    method: str
+    trials: int
+    summary: Summary
+    models: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> {"r2", "mape"}
+
+    def as_dict(self) -> dict[str, object]:
+        return {"budget": self.budget, "strategy": self.strategy, "method": self.method, "trials": self.trials,
+                **self.summary.as_dict(), "models": self.models}
+
+
+class Evaluation:
+    """A table, its truth and queries; :meth:`run` gives one :class:`Result` per budget, strategy and method."""
+
+    def __init__(self, imported: Imported, queries: int, confidence: float = 0.95, seed: int = 0):
+        self.asset: AIAsset = imported.asset
+        self.frame = imported.frame
+        self.truth = GroundTruth.from_frame(self.frame)
+        self.replay = ReplayTable(self.frame, self.asset, mode="exact")
+        self.queries: list[HWRecommendationSpec] = draw_queries(self.asset, self.truth, queries, seed, confidence)
+        self.confidence = confidence
+        self.seed = seed
+        self.pool = self.truth.table.drop(columns=[*columns(self.truth.table, METRIC), "rows"])
+        self._candidates = [self.truth.candidates(metrics_read(q), q.instance) for q in self.queries]
+
+    def run(self, budgets: list[float], strategies: tuple[str, ...] = STRATEGIES, hada: bool = True) -> list[Result]:
+        results = []
+        for budget in budgets:
+            for strategy in strategies:
+                rng = np.random.default_rng([self.seed, int(round(budget * 1e6)), STRATEGIES.index(strategy)])
+                chosen = self.sample(strategy, budget, rng)
+                train = self.trials(chosen, rng)
+                methods: list[Method] = [SurrogateMethod()]
+                if hada and strategy == "random":
+                    methods.append(HadaMethod())
+                for method in methods:
+                    results.append(self.score(method.fit(train, self.asset, self.seed), budget, strategy, chosen))
+        return results
+
+    def sizes(self, budget: float) -> dict[str, int]:
+        """Configurations to sample per platform: ``budget`` of its measured ones, at least 3."""
+        if not 0 < budget <= 1:
+            raise ValueError(f"a budget is a fraction of the table in (0, 1] (got {budget}); e.g. 0.1 for 10%")
+        counts = self.pool.groupby("platform").size()
+        return {str(p): min(int(n), max(3, math.ceil(budget * n))) for p, n in counts.items()}
+
+    def sample(self, strategy: str, budget: float, rng: np.random.Generator) -> np.ndarray:
+        """Positions in :attr:`pool` of the configurations to measure."""
+        sizes = self.sizes(budget)
+        if strategy == "random":
+            picks = [rng.choice(np.flatnonzero(self.pool["platform"] == p), size=n, replace=False)
+                     for p, n in sizes.items()]
+            return np.sort(np.concatenate(picks))
+        if strategy != "adaptive":
+            raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
+        sampler = AdaptiveSampler()
+        chosen: list[int] = []
+        empty = self.frame.iloc[:0]
+        for platform, n in sizes.items():
+            where = np.flatnonzero(self.pool["platform"] == platform)
+            start = sampler.select(empty, self.pool.iloc[where], max(1, int(INITIAL_SHARE * n)), rng, asset=self.asset)
+            chosen.extend(int(where[i]) for i in start)
+        total = sum(sizes.values())
+        for round_ in range(ROUNDS):
+            left = np.setdiff1d(np.arange(len(self.pool)), chosen)
+            n = (total - len(chosen)) // (ROUNDS - round_)
+            if n <= 0 or left.size == 0:
+                continue
+            history = self.trials(np.array(chosen), rng)
+            picks = sampler.select(history, self.pool.iloc[left], n, rng, asset=self.asset)
+            chosen.extend(int(left[i]) for i in picks)
+        return np.sort(np.array(chosen))
+
+    def trials(self, positions: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+        """The replayed trials of pool configurations: their key, price and features plus measured metrics."""
+        rows = self.pool.iloc[positions]
+        params, instance = columns(rows, PARAM), columns(rows, INSTANCE)
+        records = []
+        for _, row in rows.iterrows():
+            n_rows = int(self.truth.table.at[row.name, "rows"])
+            match = self.replay.lookup(
+                row["platform"], {strip(c): row[c] for c in params}, {strip(c): float(row[c]) for c in instance},
+                repetition=int(rng.integers(n_rows)),
+            )
+            assert match is not None, "pool configurations are measured ones"
+            records.append({"trial_id": match.trial_id, **{METRIC + k: v for k, v in match.metrics.items()}})
+        measured = pd.DataFrame.from_records(records, index=rows.index)
+        train = rows.join(measured)
+        train["asset"], train["sweep"], train["repetition"] = self.asset.metadata.name, "evaluation", 0
+        train["status"], train["reason"] = "Succeeded", ""
+        metric_cols = [c for c in columns(self.frame, METRIC) if c in train.columns]
+        ordered = ["trial_id", "asset", "sweep", "platform", "repetition", "status", "reason", "cost_per_hour",
+                   *params, *instance, *columns(rows, FEATURE), *metric_cols]
+        return train[ordered].reset_index(drop=True)
+
+    def score(self, method: Method, budget: float, strategy: str, chosen: np.ndarray) -> Result:
+        pred = method.predict(self.pool.reset_index(drop=True), self.confidence)
+        outcomes = []
+        for query, candidates in zip(self.queries, self._candidates):
+            positions = self.pool.index.get_indexer(candidates.index)
+            outcomes.append(score(query, choose(query, candidates, positions, pred), self.truth))
+        return Result(budget, strategy, method.name, int(len(chosen)), summarise(outcomes),
+                      self.model_scores(pred, chosen))
+
+    def model_scores(self, pred: dict, chosen: np.ndarray) -> dict[str, dict[str, float]]:
+        """R² and MAPE of each metric's predictions on the configurations not sampled."""
+        unseen = np.setdiff1d(np.arange(len(self.pool)), chosen)
+        out = {}
+        for metric, (value, _, _) in pred.items():
+            if METRIC + metric not in self.truth.table.columns:
+                continue
+            truth = self.truth.table[METRIC + metric].to_numpy(dtype=float)[unseen]
+            guess = value[unseen]
+            keep = np.isfinite(truth) & np.isfinite(guess)
+            if keep.sum() < 2:
+                continue
+            out[metric] = {
+                "r2": float(r2_score(truth[keep], guess[keep])),
+                "mape": float(mean_absolute_percentage_error(truth[keep], guess[keep])),
+            }
+        return out

@@ -1,0 +1,217 @@
+"""Adaptive sampling: measure where it changes recommendations, not uniformly.
+
+After an initial space-filling design (a latin hypercube), every round fits
+quick surrogates with conformal intervals (:mod:`hwmatch.modeling`) to the
+trials so far and scores each unmeasured candidate by how much measuring it
+could change the answer to a *family of plausible queries*: random
+requirements drawn like a user's (an objective among the metrics with a
+goal, one or two constraints at random quantiles of the predicted values,
+an instance when the asset is input-dependent). For each query a candidate
+earns, weighted by its interval width in units of the metric's spread:
+
+- for every constraint whose bound its interval straddles — measuring it
+  decides on which side it falls, which is what feasibility errors and
+  false "no solution" answers are made of;
+- for the objective, when it could still be the optimum: it is plausibly
+  feasible and its optimistic objective beats the best pessimistic value
+  among the surely feasible candidates.
+
+Candidates that are surely infeasible or surely dominated score nothing. The
+batch is taken greedily by score, each pick damping the scores of its
+neighbours (in the normalised space) so a batch is not spent on one spot.
+Everything is a function of the rng, so a seed gives the same sweep.
+
+:meth:`AdaptiveSampler.select` works on any candidate frame across
+platforms (offline comparisons over a table's configurations use it);
+:meth:`AdaptiveSampler.propose` is the planner's per-platform round.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from hwmatch.api import AIAsset, BenchmarkSweep, Platform
+from hwmatch.data.frame import FEATURE, INSTANCE, METRIC, PARAM, columns, succeeded
+from hwmatch.modeling import Surrogates, categorical_columns
+from hwmatch.planning.samplers import LatinHypercubeSampler, Point, register
+from hwmatch.planning.space import Space
+
+#: Plausible queries scored per round.
+QUERIES = 48
+#: Random candidates drawn from a continuous space per round (when no candidate set is given).
+POOL = 2048
+#: Interval confidence used to judge "could be feasible / could be optimal".
+CONFIDENCE = 0.9
+#: A pick damps the score of candidates closer than this (normalised distance) to it.
+RADIUS = 0.08
+#: Fewest measured values a metric needs before it steers sampling.
+MIN_ROWS = 8
+
+
+class AdaptiveSampler:
+    """Latin hypercube first, then batches that most improve recommendations (see the module doc)."""
+
+    def __init__(
+        self,
+        queries: int = QUERIES,
+        pool: int = POOL,
+        confidence: float = CONFIDENCE,
+        radius: float = RADIUS,
+        families: tuple[str, ...] = ("extra_trees",),
+        folds: int = 3,
+    ):
+        if queries < 1 or pool < 1:
+            raise ValueError(f"queries and pool must be >= 1 (got {queries}, {pool})")
+        self.queries = queries
+        self.pool = pool
+        self.confidence = confidence
+        self.radius = radius
+        self.families = families
+        self.folds = folds
+
+    def sample(self, space: Space, n: int | None, rng: np.random.Generator) -> list[Point]:
+        """The initial space-filling design."""
+        return LatinHypercubeSampler().sample(space, n, rng)
+
+    def propose(
+        self,
+        space: Space,
+        history: pd.DataFrame,
+        n: int,
+        rng: np.random.Generator,
+        *,
+        asset: AIAsset,
+        sweep: BenchmarkSweep,
+        platform: Platform,
+    ) -> list[Point]:
+        """The planner's round on one platform: ``n`` new points of ``space``."""
+        points = [space.decode(u) for u in rng.random((self.pool, len(space)))]
+        instances = list(sweep.spec.instances) or [{}]
+        rows = []
+        for k, point in enumerate(points):
+            for instance in instances:
+                row = {"platform": platform.name, "cost_per_hour": platform.cost_per_hour, "_point": k}
+                row |= {PARAM + name: v for name, v in point.items()}
+                row |= {INSTANCE + name: v for name, v in instance.items()}
+                row |= {FEATURE + name: v for name, v in platform.features.items()}
+                rows.append(row)
+        candidates = pd.DataFrame(rows)
+        chosen = self.select(history, candidates.drop(columns="_point"), n * len(instances), rng, asset=asset)
+        picked = list(dict.fromkeys(int(candidates["_point"].iloc[i]) for i in chosen))
+        return [points[k] for k in picked[:n]]
+
+    def select(
+        self, history: pd.DataFrame, candidates: pd.DataFrame, n: int, rng: np.random.Generator, *, asset: AIAsset
+    ) -> list[int]:
+        """Positions (in ``candidates``) of the ``n`` candidates to measure next, best first."""
+        n = min(n, len(candidates))
+        if n <= 0:
+            return []
+        scores = self.scores(history, candidates, rng, asset=asset)
+        return _greedy(scores, _normalised(candidates, asset), n, self.radius, rng)
+
+    def scores(
+        self, history: pd.DataFrame, candidates: pd.DataFrame, rng: np.random.Generator, *, asset: AIAsset
+    ) -> np.ndarray:
+        """Each candidate's expected influence on the answers to the plausible queries."""
+        rows = succeeded(history)
+        goals = {m.name: m.goal for m in asset.spec.metrics if m.goal is not None}
+        metrics = [m for m in goals if METRIC + m in rows.columns and rows[METRIC + m].notna().sum() >= MIN_ROWS]
+        if not metrics:
+            return np.zeros(len(candidates))
+        models = Surrogates(
+            seed=int(rng.integers(2**31)), families=self.families, folds=self.folds,
+            categorical=categorical_columns(asset.spec.parameters), metrics=metrics,
+        ).fit(rows)
+        pred = models.predict(candidates, self.confidence)
+        spread = {m: _spread(rows[METRIC + m]) for m in metrics}
+        width = {m: (pred[m].upper - pred[m].lower) / spread[m] for m in metrics}
+        instance_cols = columns(candidates, INSTANCE)
+        instances = candidates[instance_cols].drop_duplicates() if instance_cols else None
+        total = np.zeros(len(candidates))
+        for _ in range(self.queries):
+            mask = np.ones(len(candidates), dtype=bool)
+            if instances is not None:
+                row = instances.iloc[int(rng.integers(len(instances)))]
+                for c in instance_cols:
+                    mask &= np.isclose(candidates[c].to_numpy(dtype=float), float(row[c]))
+            total[mask] += self._query_score(pred, width, goals, metrics, mask, rng)
+        return total / self.queries
+
+    def _query_score(
+        self,
+        pred: dict,
+        width: dict[str, np.ndarray],
+        goals: dict[str, str],
+        metrics: list[str],
+        mask: np.ndarray,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """One random query's score of the candidates under ``mask``."""
+        objective = metrics[int(rng.integers(len(metrics)))]
+        others = [m for m in metrics if m != objective]
+        k = int(rng.integers(0, min(2, len(others)) + 1))
+        constrained = [others[i] for i in rng.permutation(len(others))[:k]]
+        maybe = np.ones(int(mask.sum()), dtype=bool)
+        surely = np.ones_like(maybe)
+        straddle = np.zeros(maybe.size)
+        for m in constrained:
+            value, lower, upper = pred[m].value[mask], pred[m].lower[mask], pred[m].upper[mask]
+            q = rng.uniform(0.1, 0.9)
+            if goals[m] == "minimize":
+                bound = np.quantile(value, q)
+                maybe &= lower <= bound
+                surely &= upper <= bound
+            else:
+                bound = np.quantile(value, 1 - q)
+                maybe &= upper >= bound
+                surely &= lower >= bound
+            straddle += ((lower <= bound) & (upper >= bound)) * width[m][mask]
+        sign = 1.0 if goals[objective] == "minimize" else -1.0
+        optimistic = np.where(sign > 0, pred[objective].lower[mask], -pred[objective].upper[mask])
+        pessimistic = np.where(sign > 0, pred[objective].upper[mask], -pred[objective].lower[mask])
+        best = pessimistic[surely].min() if surely.any() else np.inf
+        contender = maybe & (optimistic <= best)
+        return maybe * straddle + contender * width[objective][mask]
+
+
+def _spread(values: pd.Series) -> float:
+    """A robust scale of a metric (interquartile range, else std, else 1)."""
+    v = values.dropna().to_numpy(dtype=float)
+    iqr = float(np.subtract(*np.quantile(v, [0.75, 0.25]))) if v.size else 0.0
+    return iqr if iqr > 0 else float(np.std(v)) or 1.0
+
+
+def _normalised(candidates: pd.DataFrame, asset: AIAsset) -> np.ndarray:
+    """Candidates in a unit-scaled space: numeric columns min-max scaled, categoricals one-hot, platform too."""
+    blocks = []
+    categorical = categorical_columns(asset.spec.parameters)
+    for col in ["platform", *columns(candidates, PARAM), *columns(candidates, INSTANCE)]:
+        if col not in candidates.columns:
+            continue
+        values = candidates[col]
+        if col == "platform" or col in categorical or not pd.api.types.is_numeric_dtype(values):
+            blocks.append(pd.get_dummies(values.astype(str)).to_numpy(dtype=float))
+        else:
+            x = values.to_numpy(dtype=float)
+            span = np.nanmax(x) - np.nanmin(x)
+            blocks.append(((x - np.nanmin(x)) / span if span > 0 else np.zeros_like(x))[:, None])
+    return np.hstack(blocks) if blocks else np.zeros((len(candidates), 0))
+
+
+def _greedy(scores: np.ndarray, X: np.ndarray, n: int, radius: float, rng: np.random.Generator) -> list[int]:
+    """Top-scoring picks, each damping its neighbours; ties (and all-zero scores) broken at random."""
+    score = scores + 1e-9 * (1.0 + rng.random(scores.size))  # seeded tie-break; zero scores stay pickable
+    alive = np.ones(scores.size, dtype=bool)
+    chosen: list[int] = []
+    for _ in range(n):
+        i = int(np.argmax(np.where(alive, score, -np.inf)))
+        chosen.append(i)
+        alive[i] = False
+        distance = np.sqrt(((X - X[i]) ** 2).sum(axis=1))
+        score = score * np.clip(distance / radius, 1e-6, 1.0)
+    return chosen
+
+
+register("adaptive", AdaptiveSampler)
