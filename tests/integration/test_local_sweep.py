@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -238,3 +239,41 @@ def test_export_writes_the_dataset(tmp_path):
     body = sorted((line.split(",") for line in lines[1:]), key=lambda r: r[8])
     assert [(r[3], r[5], r[7], r[8], r[10], r[11]) for r in body] == [
         ("cpu-1core", "Succeeded", "0.02", "1", "1", "2.0"), ("cpu-1core", "Succeeded", "0.02", "2", "1", "3.0")]
+
+
+def test_trial_environment(monkeypatch):
+    from hwmatch.api import load_text
+    from hwmatch.execution import THREAD_VARIABLES, LocalExecutor
+    from hwmatch.planning import Planner
+
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "ARMV8")
+    monkeypatch.setenv("OMP_NUM_THREADS", "16")
+    asset, sweep = (d.resource for d in load_text(textwrap.dedent("""
+        apiVersion: hwmatch.dev/v1alpha1
+        kind: AIAsset
+        metadata: {name: a}
+        spec:
+          command: [python]
+          env: {EXTRA: "1"}
+          parameters: [{name: n, type: int, values: [3]}]
+          instanceFeatures: [{name: rows}]
+          metrics: [{name: m}]
+        ---
+        apiVersion: hwmatch.dev/v1alpha1
+        kind: BenchmarkSweep
+        metadata: {name: s}
+        spec:
+          assetRef: {name: a}
+          instances: [{rows: 10}]
+          platforms: [{name: pinned, cpus: [0], threads: 3}, {name: free}]
+    """)))
+    pinned, free = Planner(asset, sweep).plan()
+    env = LocalExecutor().environment(pinned, asset, sweep.spec.platform("pinned"))
+    assert json.loads(env["HWMATCH_PARAMS"]) == {"n": 3, "rows": 10.0}
+    assert json.loads(env["HWMATCH_INSTANCE"]) == {"rows": 10.0}
+    assert env["HWMATCH_TRIAL_ID"] == pinned.metadata.name and env["HWMATCH_PLATFORM"] == "pinned"
+    assert all(env[v] == "3" for v in THREAD_VARIABLES)
+    assert env["OPENBLAS_CORETYPE"] == "ARMV8" and env["EXTRA"] == "1"
+    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+    unpinned = LocalExecutor().environment(free, asset, sweep.spec.platform("free"))
+    assert unpinned["OMP_NUM_THREADS"] == "16"  # no cap asked: the user's setting stays

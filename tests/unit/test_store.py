@@ -243,3 +243,35 @@ def test_export_formats(tmp_path):
     assert len(pd.read_csv(tmp_path / "d.csv")) == 2
     with pytest.raises(ValueError, match=r"name the file \*.parquet or \*.csv"):
         write_frame(frame, tmp_path / "d.xlsx")
+
+
+class ConcurrencyProbe(FakeExecutor):
+    """Records the most trials running at once, overall and per platform."""
+
+    def __init__(self):
+        super().__init__()
+        self.now: Counter[str] = Counter()
+        self.peak = 0
+        self.peak_per_platform = 0
+
+    def run(self, trial, asset, sweep):
+        with self.lock:
+            self.now[trial.spec.platform] += 1
+            self.peak = max(self.peak, sum(self.now.values()))
+            self.peak_per_platform = max(self.peak_per_platform, max(self.now.values()))
+        try:
+            threading.Event().wait(0.01)  # give other workers the chance to overlap
+            return super().run(trial, asset, sweep)
+        finally:
+            with self.lock:
+                self.now[trial.spec.platform] -= 1
+
+
+@pytest.mark.parametrize("parallelism, per_platform", [(1, 1), (2, 1), (4, 2)])
+def test_parallelism_bounds_hold(store, manifests, parallelism, per_platform):
+    asset, sweep = manifests
+    sweep.spec.parallelism, sweep.spec.parallelism_per_platform = parallelism, per_platform
+    probe = ConcurrencyProbe()
+    run_sweep(store, asset, sweep, probe)
+    assert probe.peak <= parallelism and probe.peak_per_platform <= per_platform
+    assert sum(probe.calls.values()) == 6 + 6 * 3 + 6
