@@ -25,7 +25,6 @@ from hwmatch.planning.samplers import (
     Sampler,
     get_sampler,
     register,
-    strategies,
 )
 from hwmatch.planning.space import DEFAULT_GRID_RESOLUTION, Dimension, Space
 

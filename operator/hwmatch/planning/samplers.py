@@ -129,7 +129,3 @@ def get_sampler(strategy: str) -> Sampler:
         return _REGISTRY[strategy]()
     except KeyError:
         raise ValueError(f"unknown sampling strategy {strategy!r}; known: {', '.join(sorted(_REGISTRY))}") from None
-
-
-def strategies() -> list[str]:
-    return sorted(_REGISTRY)
