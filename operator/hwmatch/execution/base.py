@@ -17,7 +17,10 @@ from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialS
 @runtime_checkable
 class Executor(Protocol):
     def check(self, asset: AIAsset, sweep: BenchmarkSweep) -> None:
-        """Raise ValueError, naming the platform and the fix, when this executor cannot run the sweep."""
+        """Raise ValueError, naming the platform and the fix, when this executor cannot run the sweep.
+
+        Called at the start of every run; it also ends the effect of an earlier :meth:`cancel`.
+        """
         ...
 
     def run(self, trial: BenchmarkTrial, asset: AIAsset, sweep: BenchmarkSweep) -> BenchmarkTrialStatus:
@@ -25,5 +28,5 @@ class Executor(Protocol):
         ...
 
     def cancel(self) -> None:
-        """Stop every running trial now (called from another thread when a run is interrupted)."""
+        """Stop every running trial now and start no more until the next :meth:`check` (a run was interrupted)."""
         ...

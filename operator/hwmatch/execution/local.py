@@ -40,6 +40,7 @@ class LocalExecutor:
         self._cancelled = threading.Event()
 
     def check(self, asset: AIAsset, sweep: BenchmarkSweep) -> None:
+        self._cancelled.clear()
         available = os.sched_getaffinity(0)
         for i, p in enumerate(sweep.spec.platforms):
             where = f"sweep {sweep.metadata.name}: spec.platforms[{i}] ({p.name})"
