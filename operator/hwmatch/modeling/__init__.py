@@ -1,0 +1,22 @@
+"""Surrogate models of an asset's metrics: features, model selection by CV, conformal intervals.
+
+``Surrogates(seed).fit(frame)`` learns every metric of a dataset frame;
+``.predict(candidates, confidence)`` gives value, lower and upper per metric;
+``.scores()`` gives the held-out R² and MAPE the recommendation reports.
+"""
+
+from hwmatch.modeling.features import FeatureEncoder
+from hwmatch.modeling.intervals import Conformal
+from hwmatch.modeling.surrogate import Prediction, Surrogate
+from hwmatch.modeling.surrogates import Surrogates, categorical_columns, clear_cache, fit_surrogates
+
+__all__ = [
+    "Conformal",
+    "FeatureEncoder",
+    "Prediction",
+    "Surrogate",
+    "Surrogates",
+    "categorical_columns",
+    "clear_cache",
+    "fit_surrogates",
+]

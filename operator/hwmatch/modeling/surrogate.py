@@ -1,0 +1,162 @@
+"""One metric's surrogate: target transform, model family chosen by grouped K-fold CV, intervals.
+
+Fitting does, in order:
+
+1. groups: rows with identical inputs (repetitions of one configuration) form
+   one group, and folds never split a group — a model is always scored on
+   configurations it has not seen, and the spread between repetitions lands
+   in the residuals the intervals are built from;
+2. target transform: ``log`` for positive targets whose skew it reduces
+   (latencies, energies spanning orders of magnitude), else identity;
+3. every family is cross-validated on the same folds; the lowest out-of-fold
+   squared error in the transformed space wins (ties: the earlier family);
+4. the winner is refitted on all rows; the out-of-fold residuals of the
+   winner calibrate the intervals (:mod:`hwmatch.modeling.intervals`); R²
+   and MAPE of the out-of-fold predictions, in the metric's own units, are
+   the reported scores.
+
+Degenerate inputs are answered, not refused: a constant target gives a
+constant model with zero-width intervals; fewer than three distinct
+configurations give a mean model whose interval is the spread seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.stats import skew
+from sklearn.base import RegressorMixin
+from sklearn.metrics import mean_absolute_percentage_error, r2_score
+from sklearn.model_selection import GroupKFold
+
+from hwmatch.api import ModelScore
+from hwmatch.modeling.families import DEFAULT_FAMILIES, FAMILIES, check_families
+from hwmatch.modeling.intervals import Conformal
+
+#: Rows at which CV drops to 3 folds to keep fitting within seconds.
+LARGE_ROWS = 1000
+#: Skew a positive target must have before a log transform is considered.
+LOG_SKEW = 0.5
+#: Bound on log-space values before exponentiating (keeps exp finite).
+_LOG_CLIP = 700.0
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Point predictions and interval bounds of one metric, aligned with the candidate rows."""
+
+    value: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+    def __len__(self) -> int:
+        return self.value.size
+
+
+def choose_transform(y: np.ndarray) -> str:
+    """``log`` when every value is positive and taking logs makes the distribution less skewed."""
+    if y.size < 3 or np.any(y <= 0) or np.ptp(y) == 0:
+        return "identity"
+    raw = float(skew(y))
+    return "log" if raw > LOG_SKEW and abs(float(skew(np.log(y)))) < abs(raw) else "identity"
+
+
+def configuration_groups(X: np.ndarray) -> np.ndarray:
+    """Group id per row; rows with identical inputs share one."""
+    if X.shape[1] == 0:
+        return np.zeros(X.shape[0], dtype=int)
+    return np.unique(X, axis=0, return_inverse=True)[1].ravel()
+
+
+class _Constant(RegressorMixin):
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "_Constant":
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.full(X.shape[0], self.value)
+
+
+@dataclass
+class Surrogate:
+    """A fitted model of one metric with conformal intervals; create with :meth:`fit`."""
+
+    families: tuple[str, ...] = DEFAULT_FAMILIES
+    folds: int = 5
+    seed: int = 0
+    family: str = field(default="", init=False)
+    transform: str = field(default="identity", init=False)
+    cv_rmse: dict[str, float] = field(default_factory=dict, init=False)
+    score: ModelScore | None = field(default=None, init=False)
+    model_: RegressorMixin | None = field(default=None, init=False, repr=False)
+    conformal_: Conformal | None = field(default=None, init=False, repr=False)
+    nonnegative_: bool = field(default=False, init=False, repr=False)
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "Surrogate":
+        y = np.asarray(y, dtype=float)
+        if y.size == 0 or X.shape[0] != y.size:
+            raise ValueError(f"need as many target values as rows (got {y.size} values, {X.shape[0]} rows, at least 1)")
+        if not np.all(np.isfinite(y)):
+            raise ValueError("target values must be finite; drop NaN/inf rows before fitting")
+        check_families(self.families)
+        self.nonnegative_ = bool(np.all(y >= 0))
+        if np.ptp(y) == 0:
+            return self._degenerate(X, y, "constant")
+        groups = configuration_groups(X)
+        n_groups = int(groups.max()) + 1
+        if n_groups < 3:
+            return self._degenerate(X, y, "mean")
+        self.transform = choose_transform(y)
+        z = self._forward(y)
+        k = min(self.folds if y.size < LARGE_ROWS else min(self.folds, 3), n_groups)
+        folds = list(GroupKFold(n_splits=k, shuffle=True, random_state=self.seed).split(X, z, groups))
+        oof: dict[str, np.ndarray] = {}
+        for name in self.families:
+            pred = np.empty_like(z)
+            for train, test in folds:
+                pred[test] = FAMILIES[name](train.size, self.seed).fit(X[train], z[train]).predict(X[test])
+            oof[name] = pred
+            self.cv_rmse[name] = float(np.sqrt(np.mean((z - pred) ** 2)))
+        self.family = min(self.families, key=lambda name: (self.cv_rmse[name], self.families.index(name)))
+        self.model_ = FAMILIES[self.family](y.size, self.seed).fit(X, z)
+        self.conformal_ = Conformal.fit(X, z - oof[self.family], folds, self.seed)
+        held_out = self._inverse(oof[self.family])
+        self.score = ModelScore(
+            family=self.family + ("+log" if self.transform == "log" else ""),
+            r2=float(r2_score(y, held_out)),
+            mape=float(mean_absolute_percentage_error(y, held_out)),
+            trained_on_trials=int(y.size),
+        )
+        return self
+
+    def _degenerate(self, X: np.ndarray, y: np.ndarray, family: str) -> "Surrogate":
+        """Constant or mean model: what a handful of configurations supports."""
+        self.family, self.transform = family, "identity"
+        center = float(np.mean(y))
+        self.model_ = _Constant(center)
+        self.conformal_ = Conformal(np.sort(np.abs(y - center)))
+        self.score = ModelScore(
+            family=family, r2=None, mape=float(mean_absolute_percentage_error(y, np.full_like(y, center))),
+            trained_on_trials=int(y.size),
+        )
+        return self
+
+    def predict(self, X: np.ndarray, confidence: float = 0.9) -> Prediction:
+        """Value and the interval that holds the measured metric with probability ``confidence``."""
+        if self.model_ is None or self.conformal_ is None:
+            raise RuntimeError("this surrogate is not fitted; call fit(X, y) first")
+        z = self.model_.predict(X)
+        half = self.conformal_.half_width(X, confidence)
+        value, lower, upper = self._inverse(z), self._inverse(z - half), self._inverse(z + half)
+        if self.nonnegative_:
+            value, lower = np.maximum(value, 0.0), np.maximum(lower, 0.0)
+        return Prediction(value, lower, upper)
+
+    def _forward(self, y: np.ndarray) -> np.ndarray:
+        return np.log(y) if self.transform == "log" else y
+
+    def _inverse(self, z: np.ndarray) -> np.ndarray:
+        return np.exp(np.clip(z, -_LOG_CLIP, _LOG_CLIP)) if self.transform == "log" else z

@@ -1,0 +1,191 @@
+"""All metrics of a dataset: one surrogate each, one shared encoder, retrained only on change.
+
+``Surrogates(seed=7).fit(frame)`` learns every ``metric.*`` column from the
+succeeded rows; ``predict(candidates, confidence)`` answers every metric for a
+candidate frame with one encoding pass. A fitted surrogate is kept in a small
+process-wide cache keyed by the content hash of its training rows (encoded
+inputs and target), the seed and the fitting settings, so an operator that
+re-reconciles, or an evaluation that asks many questions of one dataset,
+never retrains on unchanged data. Rows are put in a canonical order before
+fitting, so the result does not depend on the order trials arrived in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from hwmatch.api import ModelScore, Parameter
+from hwmatch.data.frame import METRIC, PARAM, columns, strip, succeeded
+from hwmatch.modeling.families import DEFAULT_FAMILIES, check_families
+from hwmatch.modeling.features import FeatureEncoder, input_columns
+from hwmatch.modeling.surrogate import Prediction, Surrogate
+
+#: Fitted surrogates kept in memory (least recently used go first).
+CACHE_SIZE = 64
+#: Candidates are encoded and predicted in chunks of this many rows (bounded memory).
+PREDICT_CHUNK = 200_000
+
+_cache: "OrderedDict[tuple, Surrogate]" = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def clear_cache() -> None:
+    """Forget every fitted surrogate (tests, or to free memory)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def categorical_columns(parameters: Iterable[Parameter]) -> frozenset[str]:
+    """The ``param.*`` columns an asset declares ``type: categorical``."""
+    return frozenset(PARAM + p.name for p in parameters if p.type == "categorical")
+
+
+def _digest(*arrays: np.ndarray, text: str = "") -> str:
+    h = hashlib.sha256(text.encode())
+    for a in arrays:
+        h.update(str(a.shape).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+class Surrogates:
+    """One :class:`Surrogate` per metric of a dataset frame, sharing one :class:`FeatureEncoder`.
+
+    ``categorical`` names ``param.*``/``feature.*`` columns to treat as
+    categorical even when numeric (see :func:`categorical_columns`);
+    ``metrics`` restricts which metrics are learnt (default: every
+    ``metric.*`` column with at least one value); ``threads`` caps the
+    OpenMP/BLAS threads of fitting and prediction (1 by default: results do
+    not depend on it, and on a shared machine spinning threads cost more than
+    they give).
+    """
+
+    def __init__(
+        self,
+        seed: int = 0,
+        families: tuple[str, ...] = DEFAULT_FAMILIES,
+        folds: int = 5,
+        categorical: Iterable[str] = (),
+        metrics: Iterable[str] | None = None,
+        threads: int = 1,
+    ) -> None:
+        if folds < 2:
+            raise ValueError(f"folds must be >= 2 (got {folds})")
+        self.seed = seed
+        self.families = check_families(tuple(families))
+        self.folds = folds
+        self.categorical = frozenset(categorical)
+        self.metrics = None if metrics is None else list(metrics)
+        self.threads = threads
+        self.encoder = FeatureEncoder(categorical=self.categorical)
+        self.models: dict[str, Surrogate] = {}
+        self.dataset_hash: str | None = None
+        self.fitted_now: list[str] = []
+
+    def fit(self, frame: pd.DataFrame) -> "Surrogates":
+        """Learn every metric from the succeeded rows of ``frame`` (cached by content)."""
+        with threadpool_limits(limits=self.threads):
+            return self._fit(frame)
+
+    def _fit(self, frame: pd.DataFrame) -> "Surrogates":
+        rows = succeeded(frame)
+        available = [strip(c) for c in columns(rows, METRIC) if rows[c].notna().any()]
+        wanted = available if self.metrics is None else self.metrics
+        missing = [m for m in wanted if m not in available]
+        if missing:
+            raise ValueError(
+                f"metrics {missing} have no succeeded measurements in the dataset; it has {available or 'none'}"
+            )
+        if not wanted:
+            raise ValueError("the dataset has no succeeded trials with metrics to learn from")
+        self.encoder.fit(rows)
+        X_all = self.encoder.transform(rows)
+        settings = f"{self.encoder.fingerprint()}|{self.families}|{self.folds}|{self.seed}"
+        self.models, self.fitted_now, digests = {}, [], []
+        for metric in wanted:
+            y_all = pd.to_numeric(rows[METRIC + metric], errors="coerce").to_numpy(float)
+            keep = np.isfinite(y_all)
+            X, y = X_all[keep], y_all[keep]
+            order = np.lexsort(np.column_stack([X, y]).T[::-1])
+            X, y = X[order], y[order]
+            digest = _digest(X, y, text=f"{metric}|{','.join(self.encoder.feature_names)}")
+            digests.append(digest)
+            self.models[metric] = self._cached(digest, settings, metric, X, y)
+        self.dataset_hash = hashlib.sha256("".join(digests).encode()).hexdigest()[:16]
+        return self
+
+    def _cached(self, digest: str, settings: str, metric: str, X: np.ndarray, y: np.ndarray) -> Surrogate:
+        key = (digest, settings)
+        with _cache_lock:
+            if key in _cache:
+                _cache.move_to_end(key)
+                return _cache[key]
+        model = Surrogate(families=self.families, folds=self.folds, seed=self.seed).fit(X, y)
+        self.fitted_now.append(metric)
+        with _cache_lock:
+            _cache[key] = model
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+        return model
+
+    def encode(self, candidates: pd.DataFrame) -> np.ndarray:
+        """The candidates as the models' input matrix (reuse it across confidences and metrics)."""
+        self._check_fitted()
+        missing = [c for c in self.encoder.columns_ if c.name not in candidates.columns]
+        if missing:
+            raise ValueError(
+                f"candidate rows lack the columns {[c.name for c in missing]} the models were trained on; "
+                f"they have {input_columns(candidates)}"
+            )
+        return self.encoder.transform(candidates)
+
+    def predict(
+        self, candidates: pd.DataFrame, confidence: float = 0.9, metrics: Iterable[str] | None = None
+    ) -> dict[str, Prediction]:
+        """Every metric (or ``metrics``) for each candidate row: value, lower, upper."""
+        self._check_fitted()
+        parts: list[dict[str, Prediction]] = []
+        for start in range(0, max(len(candidates), 1), PREDICT_CHUNK):
+            chunk = candidates.iloc[start : start + PREDICT_CHUNK]
+            parts.append(self.predict_encoded(self.encode(chunk), confidence, metrics))
+        if len(parts) == 1:
+            return parts[0]
+        return {
+            m: Prediction(*(np.concatenate([getattr(p[m], f) for p in parts]) for f in ("value", "lower", "upper")))
+            for m in parts[0]
+        }
+
+    def predict_encoded(
+        self, X: np.ndarray, confidence: float = 0.9, metrics: Iterable[str] | None = None
+    ) -> dict[str, Prediction]:
+        """Like :meth:`predict` on an already encoded matrix."""
+        self._check_fitted()
+        names = list(self.models) if metrics is None else list(metrics)
+        unknown = [m for m in names if m not in self.models]
+        if unknown:
+            raise ValueError(f"no surrogate for metrics {unknown}; fitted: {list(self.models)}")
+        with threadpool_limits(limits=self.threads):
+            return {m: self.models[m].predict(X, confidence) for m in names}
+
+    def scores(self) -> dict[str, ModelScore]:
+        """Held-out R² and MAPE per metric, as ``HWRecommendationStatus.models`` wants them."""
+        return {m: s.score for m, s in self.models.items() if s.score is not None}
+
+    def _check_fitted(self) -> None:
+        if not self.models:
+            raise RuntimeError("surrogates are not fitted; call fit(frame) first")
+
+
+def fit_surrogates(
+    frame: pd.DataFrame, seed: int = 0, parameters: Iterable[Parameter] = (), **options: object
+) -> Surrogates:
+    """Shorthand: surrogates for every metric of ``frame``, categoricals taken from the asset's ``parameters``."""
+    return Surrogates(seed=seed, categorical=categorical_columns(parameters), **options).fit(frame)  # type: ignore[arg-type]
+

@@ -1,0 +1,146 @@
+"""From a dataset frame and a ``HWRecommendationSpec`` to a ``HWRecommendationStatus``.
+
+:func:`recommend` is the whole flow (fit or reuse surrogates, enumerate
+candidates, predict, build the problem, solve, explain); :func:`answer`
+turns a solved problem into the status, for callers that build problems
+themselves (an evaluation with predictions from a table).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from hwmatch.api import (
+    Choice,
+    HWRecommendationSpec,
+    HWRecommendationStatus,
+    Parameter,
+    Platform,
+    PredictedValue,
+    SolverInfo,
+    set_condition,
+)
+from hwmatch.data.frame import INSTANCE, PARAM, names, succeeded
+from hwmatch.modeling.surrogates import Surrogates, categorical_columns
+from hwmatch.optimize.candidates import CandidateSet, PlatformInfo, RecommendationError, platforms_from_frame
+from hwmatch.optimize.explain import binding, describe_candidate, explain
+from hwmatch.optimize.pareto import problem_front
+from hwmatch.optimize.problem import Problem, build_problem
+from hwmatch.optimize.solver import Method, Solution, alternatives, solve
+
+#: Most points of the Pareto front reported in a status.
+PARETO_POINTS = 20
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+def choice(problem: Problem, index: int) -> Choice:
+    """One candidate as the status reports it: platform, parameters, replicas, every predicted metric."""
+    predicted = {}
+    for name, p in problem.metrics.items():
+        value = _finite(p.value[index])
+        if value is None:
+            continue
+        predicted[name] = PredictedValue(value=value, lower=_finite(p.lower[index]), upper=_finite(p.upper[index]))
+    cost = problem.metrics.get("cost_per_hour")
+    return Choice(
+        platform=str(problem.candidates.platform[index]),
+        parameters=problem.candidates.parameters_of(index),
+        replicas=int(problem.replicas[index]),
+        predicted=predicted,
+        cost_per_hour=None if cost is None else _finite(cost.value[index]),
+        objective=_finite(problem.objective_value[index]),
+    )
+
+
+def answer(
+    problem: Problem, solution: Solution, alternatives_count: int = 3, pareto_points: int = PARETO_POINTS
+) -> HWRecommendationStatus:
+    """The status for a solved problem: Ready with a choice, or Infeasible with the reason."""
+    status = HWRecommendationStatus(
+        solver=SolverInfo(
+            status=solution.status,
+            wall_time_ms=round(solution.wall_time_ms, 3),
+            candidates=len(problem),
+            feasible_candidates=int(solution.feasible.sum()),
+        )
+    )
+    if solution.best is None:
+        status.phase = "Infeasible"
+        status.infeasible = explain(problem, solution.core)
+        status.conditions = set_condition(status.conditions, "Ready", "False", "Infeasible", status.infeasible.message)
+        status.conditions = set_condition(status.conditions, "Infeasible", "True", "Infeasible", status.infeasible.message)
+        return status
+    best = solution.best
+    status.phase = "Ready"
+    status.recommendation = choice(problem, best)
+    status.alternatives = [choice(problem, i) for i in alternatives(problem, solution.feasible, best, alternatives_count)]
+    status.pareto_front = [choice(problem, i) for i in problem_front(problem, solution.feasible, pareto_points)]
+    pressed = binding(problem, best)
+    message = f"{describe_candidate(problem, best)}: {problem.objective_label} = {problem.objective_value[best]:.4g}"
+    if pressed:
+        message += "; binding: " + ", ".join(pressed)
+    status.conditions = set_condition(status.conditions, "Ready", "True", "Recommended", message)
+    status.conditions = set_condition(status.conditions, "Infeasible", "False", "Feasible", "")
+    return status
+
+
+def _check_inputs(frame: pd.DataFrame, parameters: Sequence[Parameter], spec: HWRecommendationSpec) -> None:
+    declared = {p.name for p in parameters}
+    undeclared = [n for n in names(frame, PARAM) if n not in declared]
+    if undeclared:
+        raise RecommendationError(
+            f"the dataset has parameters {undeclared} the asset does not declare; add them to the asset's parameters"
+        )
+    needed = names(frame, INSTANCE)
+    missing = [n for n in needed if n not in spec.instance]
+    unknown = [n for n in spec.instance if n not in needed]
+    if missing:
+        raise RecommendationError(f"instance: give a value for {missing}; the models were trained on instance features {needed}")
+    if unknown:
+        raise RecommendationError(f"instance: {unknown} are not instance features of the dataset ({needed or 'none'})")
+
+
+def recommend(
+    frame: pd.DataFrame,
+    parameters: Sequence[Parameter],
+    platforms: Sequence[Platform | PlatformInfo] | None,
+    spec: HWRecommendationSpec,
+    *,
+    seed: int = 0,
+    goals: Mapping[str, str] | None = None,
+    method: Method = "cp-sat",
+    surrogates: Surrogates | None = None,
+) -> HWRecommendationStatus:
+    """The recommendation for ``spec`` learnt from ``frame`` (the dataset of the asset's trials).
+
+    ``parameters`` is the asset's parameter space, ``platforms`` the sweep's
+    platforms (default: those in the frame, without power figures), ``goals``
+    the asset's metric goals (Pareto axes). Pass fitted ``surrogates`` to
+    skip fitting; otherwise they are fitted (or taken from the cache).
+    """
+    rows = succeeded(frame)
+    if rows.empty:
+        raise RecommendationError("the dataset has no succeeded trials; run a sweep first")
+    _check_inputs(rows, parameters, spec)
+    if surrogates is None:
+        surrogates = Surrogates(seed=seed, categorical=categorical_columns(parameters)).fit(rows)
+    candidates = CandidateSet.grid(
+        parameters,
+        platforms if platforms is not None else platforms_from_frame(rows),
+        resolution=spec.resolution,
+        fixed=spec.fixed,
+        instance=spec.instance,
+        only=spec.platforms,
+    )
+    predictions = surrogates.predict(candidates.frame, spec.confidence)
+    problem = build_problem(candidates, predictions, spec, goals)
+    status = answer(problem, solve(problem, method, seed=seed), spec.alternatives)
+    status.models = surrogates.scores()
+    status.dataset_hash = surrogates.dataset_hash
+    return status

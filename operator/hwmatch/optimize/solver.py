@@ -1,0 +1,152 @@
+"""Choosing the best candidate: a CP-SAT model, or the same answer by vectorised filtering.
+
+The CP-SAT model (one Boolean ``x_i`` per candidate):
+
+- ``Σ x_i = 1``: exactly one platform + configuration is chosen (with its
+  replicas, fixed by :mod:`hwmatch.optimize.problem`);
+- per requirement ``k``, an assumption literal ``a_k`` enforcing
+  ``Σ_{i violates k} x_i = 0``. Violation is decided in floating point on the
+  interval bounds, so the model holds no rounded coefficients; when the model
+  is infeasible, ``sufficient_assumptions_for_infeasibility`` names a
+  conflicting subset of requirements;
+- objective ``min Σ (rank_i · m + i) · x_i``: the candidates' objective
+  values replaced by their dense rank (:meth:`Problem.rank`: objective, then
+  the other goals), an exact integer encoding of the order — a single choice
+  is invariant under any increasing transform of the objective, so no
+  scaling or rounding of float coefficients is needed — with the
+  candidate's position as the last tie-break, so the optimum is unique and
+  equals what a vectorised ``argmin`` of the rank finds.
+
+``presolve=True`` first removes, with numpy, every candidate violating a
+requirement (what CP-SAT's own presolve would do with those unit
+constraints, but vectorised), leaving the solver the choice among feasible
+candidates; it is the default because it keeps the model small at 10^5-10^6
+candidates (figures: ``bench/optimizer_scaling.py``). ``method="numpy"`` is
+the plain filter + argmin, for callers that ask thousands of questions.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from ortools.sat.python import cp_model
+
+from hwmatch.optimize.problem import Problem
+
+Method = Literal["cp-sat", "numpy"]
+
+
+@dataclass
+class Solution:
+    """The chosen candidate (``best``, an index into the candidates) and how it was found."""
+
+    status: str
+    best: int | None
+    feasible: np.ndarray
+    wall_time_ms: float
+    method: str
+    core: list[int] = field(default_factory=list)
+
+    @property
+    def found(self) -> bool:
+        return self.best is not None
+
+
+def feasible_mask(problem: Problem) -> np.ndarray:
+    """Candidates that meet every requirement and have a known objective."""
+    return problem.met().all(axis=1) & np.isfinite(problem.objective)
+
+
+def solve(
+    problem: Problem,
+    method: Method = "cp-sat",
+    *,
+    presolve: bool = True,
+    seed: int = 0,
+    time_limit_s: float = 60.0,
+) -> Solution:
+    """The best candidate of ``problem`` by ``method``; both methods give the same index."""
+    start = time.perf_counter()
+    feasible = feasible_mask(problem)
+    rank = problem.rank()
+    if method == "numpy":
+        best = _argmin(rank, feasible)
+        status = "OPTIMAL" if best is not None else "INFEASIBLE"
+        return Solution(status, best, feasible, (time.perf_counter() - start) * 1e3, "numpy")
+    if method != "cp-sat":
+        raise ValueError(f"unknown method {method!r}; use 'cp-sat' or 'numpy'")
+    pool = np.flatnonzero(feasible if presolve else np.isfinite(problem.objective))
+    if pool.size == 0:
+        return Solution("INFEASIBLE", None, feasible, (time.perf_counter() - start) * 1e3, "cp-sat")
+    model = cp_model.CpModel()
+    x = model.new_bool_var_series("x", pd.RangeIndex(pool.size)).tolist()
+    model.add_exactly_one(x)
+    assumptions: list[tuple[int, cp_model.IntVar]] = []
+    if not presolve:
+        met = problem.met()[pool]
+        for k, requirement in enumerate(problem.requirements):
+            violating = np.flatnonzero(~met[:, k])
+            if violating.size == 0:
+                continue
+            literal = model.new_bool_var(f"requirement_{k}")
+            model.add(cp_model.LinearExpr.sum([x[i] for i in violating]) == 0).only_enforce_if(literal)
+            assumptions.append((k, literal))
+        model.add_assumptions([literal for _, literal in assumptions])
+    ranks = np.unique(rank[pool], return_inverse=True)[1].ravel().astype(np.int64)
+    coefficients = ranks * pool.size + np.arange(pool.size, dtype=np.int64)
+    model.minimize(cp_model.LinearExpr.weighted_sum(x, coefficients.tolist()))
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = 1
+    solver.parameters.random_seed = seed
+    solver.parameters.max_time_in_seconds = time_limit_s
+    code = solver.solve(model)
+    status = solver.status_name(code)
+    best: int | None = None
+    core: list[int] = []
+    if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        chosen = np.flatnonzero(solver.boolean_values(pd.Series(x)).to_numpy())
+        best = int(pool[chosen[0]])
+    elif code == cp_model.INFEASIBLE and assumptions:
+        proven = set(solver.sufficient_assumptions_for_infeasibility())
+        core = [k for k, literal in assumptions if literal.index in proven]
+    return Solution(status, best, feasible, (time.perf_counter() - start) * 1e3, "cp-sat", core)
+
+
+def _argmin(rank: np.ndarray, mask: np.ndarray) -> int | None:
+    candidates = np.flatnonzero(mask)
+    if candidates.size == 0:
+        return None
+    return int(candidates[np.argmin(rank[candidates])])
+
+
+def ranking(rank: np.ndarray, feasible: np.ndarray) -> np.ndarray:
+    """Feasible candidate indices, best first (ties: lower index first)."""
+    candidates = np.flatnonzero(feasible)
+    return candidates[np.argsort(rank[candidates], kind="stable")]
+
+
+def alternatives(problem: Problem, feasible: np.ndarray, best: int, count: int) -> list[int]:
+    """Runners-up: first the best candidate of each other platform, then the next best overall.
+
+    Plain top-k would list near-copies of the winner (max_depth 20 instead of
+    22); the best of each other platform tells a user what choosing
+    differently costs.
+    """
+    if count <= 0:
+        return []
+    rank = problem.rank()
+    order = ranking(rank, feasible)
+    order = order[order != best]
+    platforms = problem.candidates.platform[order]
+    firsts = np.unique(platforms, return_index=True)[1]
+    chosen = [int(order[j]) for j in sorted(firsts) if platforms[j] != problem.candidates.platform[best]]
+    for i in order[: count + len(chosen)]:
+        if len(chosen) >= count:
+            break
+        if int(i) not in chosen:
+            chosen.append(int(i))
+    return sorted(chosen[:count], key=lambda i: (rank[i], i))
