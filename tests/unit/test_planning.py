@@ -144,7 +144,7 @@ def test_budgetless_random_sampling_is_refused():
 def test_registry_lookup_and_extension(monkeypatch):
     monkeypatch.setattr(samplers_module, "_REGISTRY", dict(samplers_module._REGISTRY))
     assert isinstance(get_sampler("latin-hypercube"), LatinHypercubeSampler)
-    with pytest.raises(ValueError, match="unknown sampling strategy 'sobol'; known: grid, latin-hypercube, random"):
+    with pytest.raises(ValueError, match="unknown sampling strategy 'sobol'; known: .*grid, latin-hypercube, random"):
         get_sampler("sobol")
     register("sobol", RandomSampler)
     assert isinstance(get_sampler("sobol"), RandomSampler)
