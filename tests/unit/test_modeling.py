@@ -1,0 +1,163 @@
+"""Surrogates: encoding, model choice, determinism, accuracy, interval coverage, retraining on change only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hwmatch.api import Parameter
+from hwmatch.modeling import FeatureEncoder, Surrogate, Surrogates, categorical_columns, clear_cache
+from hwmatch.modeling.intervals import conformal_quantile
+from hwmatch.modeling.surrogate import choose_transform, configuration_groups
+
+PLATFORMS = {"cpu-2": (2, "none"), "cpu-8": (8, "none"), "gpu": (32, "l4")}
+
+
+def dataset(n: int, seed: int = 0, noise: float = 0.0, repetitions: int = 1) -> pd.DataFrame:
+    """A smooth asset: latency ~ depth·batch^0.5 / speed (log-normal noise), accuracy ~ saturating in depth."""
+    rng = np.random.default_rng(seed)
+    configs = n // repetitions
+    platform = rng.choice(list(PLATFORMS), configs)
+    depth = rng.uniform(2, 32, configs)
+    batch = rng.choice([1, 4, 16, 64], configs)
+    precision = rng.choice(["fp32", "int8"], configs)
+    frame = pd.DataFrame({
+        "platform": platform,
+        "feature.vcpus": [PLATFORMS[p][0] for p in platform],
+        "feature.accelerator": [PLATFORMS[p][1] for p in platform],
+        "param.depth": depth,
+        "param.batch_size": batch,
+        "param.precision": precision,
+    }).loc[np.repeat(np.arange(configs), repetitions)].reset_index(drop=True)
+    speed = frame["feature.vcpus"].to_numpy(float) * np.where(frame["platform"] == "gpu", 4, 1)
+    base = frame["param.depth"] * np.sqrt(frame["param.batch_size"]) / speed * np.where(frame["param.precision"] == "int8", 0.6, 1)
+    # the noise is wider on the small CPU: intervals must adapt to it
+    spread = noise * np.where(frame["platform"] == "cpu-2", 3.0, 1.0)
+    frame["metric.latency_ms"] = base * np.exp(rng.normal(0, 1, len(frame)) * spread)
+    frame["metric.accuracy"] = 0.8 + 0.15 * (1 - np.exp(-frame["param.depth"] / 8)) + rng.normal(0, noise / 20 + 1e-9, len(frame))
+    frame["status"] = "Succeeded"
+    frame["trial_id"] = [f"t{i}" for i in range(len(frame))]
+    return frame
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache() -> None:
+    clear_cache()
+
+
+def test_encoder_one_hot_numeric_and_unseen_levels() -> None:
+    frame = dataset(30)
+    enc = FeatureEncoder(categorical=frozenset({"param.batch_size"})).fit(frame)
+    names = enc.feature_names
+    assert "platform=gpu" in names and "feature.accelerator=l4" in names and "param.precision=int8" in names
+    assert "param.batch_size=16" in names and "param.depth" in names and "feature.vcpus" in names
+    X = enc.transform(frame)
+    assert X.shape == (30, len(names)) and np.isfinite(X).all()
+    unseen = frame.iloc[:1].assign(platform="tpu", **{"feature.accelerator": "tpu-v5", "feature.vcpus": np.nan})
+    row = dict(zip(names, enc.transform(unseen)[0]))
+    assert row["platform=gpu"] == row["platform=cpu-2"] == 0 and row["feature.accelerator=l4"] == 0
+    assert row["feature.vcpus"] == np.median(frame["feature.vcpus"])
+    # a numeric column constant in training carries nothing and is dropped
+    assert "feature.x" not in FeatureEncoder().fit(frame.assign(**{"feature.x": 3})).feature_names
+
+
+def test_smooth_function_is_learnt_with_high_held_out_r2() -> None:
+    model = Surrogates(seed=0).fit(dataset(240))
+    scores = model.scores()
+    assert scores["latency_ms"].r2 > 0.95 and scores["latency_ms"].mape < 0.2
+    assert scores["accuracy"].r2 > 0.95
+    assert scores["latency_ms"].trained_on_trials == 240
+    assert model.models["latency_ms"].transform == "log"  # spans orders of magnitude
+    assert model.models["accuracy"].transform == "identity"
+
+
+def test_fitting_is_deterministic_for_a_seed_and_independent_of_row_order() -> None:
+    frame = dataset(80, noise=0.1)
+    randomised = {"families": ("hist_gradient_boosting", "extra_trees")}
+    first = Surrogates(seed=3, **randomised).fit(frame).predict(frame.head(20), 0.9)
+    clear_cache()
+    second = Surrogates(seed=3, **randomised).fit(frame.sample(frac=1.0, random_state=7)).predict(frame.head(20), 0.9)
+    for metric in first:
+        np.testing.assert_array_equal(first[metric].value, second[metric].value)
+        np.testing.assert_array_equal(first[metric].upper, second[metric].upper)
+
+
+def test_intervals_cover_held_out_configurations_at_the_confidence() -> None:
+    train = dataset(600, seed=1, noise=0.15, repetitions=3)
+    test = dataset(900, seed=2, noise=0.15)
+    model = Surrogates(seed=0, metrics=["latency_ms"]).fit(train)
+    for confidence in (0.8, 0.9):
+        p = model.predict(test, confidence)["latency_ms"]
+        y = test["metric.latency_ms"].to_numpy()
+        covered = np.mean((y >= p.lower) & (y <= p.upper))
+        assert confidence - 0.06 <= covered <= confidence + 0.07, (confidence, covered)
+    # intervals are wider where the noise is (the small CPU)
+    p = model.predict(test, 0.9)["latency_ms"]
+    relative = (p.upper - p.lower) / p.value
+    noisy = test["platform"].to_numpy() == "cpu-2"
+    assert np.median(relative[noisy]) > 1.5 * np.median(relative[~noisy])
+
+
+def test_retrain_only_when_the_training_rows_change() -> None:
+    frame = dataset(60, noise=0.05)
+    fast = {"families": ("ridge_poly",)}  # the cache does not depend on the family; keep the test quick
+    first = Surrogates(seed=0, **fast).fit(frame)
+    assert sorted(first.fitted_now) == ["accuracy", "latency_ms"]
+    second = Surrogates(seed=0, **fast).fit(frame.sample(frac=1.0, random_state=3))
+    assert second.fitted_now == [] and second.models["latency_ms"] is first.models["latency_ms"]
+    assert second.dataset_hash == first.dataset_hash
+    changed = frame.copy()
+    changed.loc[0, "metric.latency_ms"] *= 2
+    third = Surrogates(seed=0, **fast).fit(changed)
+    assert third.fitted_now == ["latency_ms"] and third.models["accuracy"] is first.models["accuracy"]
+    assert third.dataset_hash != first.dataset_hash
+    assert Surrogates(seed=1, **fast).fit(frame).fitted_now == ["latency_ms", "accuracy"]
+    assert Surrogates(seed=0, families=("extra_trees",)).fit(frame).fitted_now == ["latency_ms", "accuracy"]
+    # failed trials do not count
+    failed = pd.concat([frame, frame.head(1).assign(status="Failed", **{"metric.latency_ms": 1e9})])
+    assert Surrogates(seed=0, **fast).fit(failed).fitted_now == []
+
+
+def test_tiny_and_constant_datasets() -> None:
+    tiny = dataset(8, noise=0.05)
+    model = Surrogates(seed=0).fit(tiny.assign(**{"metric.constant": 4.0}))
+    p = model.predict(tiny, 0.9)
+    np.testing.assert_array_equal(p["constant"].value, 4.0)
+    np.testing.assert_array_equal(p["constant"].upper - p["constant"].lower, 0.0)
+    assert model.scores()["constant"].family == "constant"
+    assert model.scores()["latency_ms"].trained_on_trials == 8
+    assert np.all(p["latency_ms"].lower <= p["latency_ms"].upper)
+    two = dataset(6, repetitions=3, noise=0.1)  # two configurations measured three times each
+    mean = Surrogates(seed=0, metrics=["latency_ms"]).fit(two)
+    assert mean.scores()["latency_ms"].family == "mean"
+
+
+def test_categorical_parameters_declared_numeric_are_one_hot() -> None:
+    params = [Parameter(name="batch_size", type="categorical", values=[1, 4, 16, 64])]
+    model = Surrogates(seed=0, categorical=categorical_columns(params), families=("ridge_poly",)).fit(dataset(40))
+    assert "param.batch_size=64" in model.encoder.feature_names
+
+
+def test_bad_inputs_are_explained() -> None:
+    with pytest.raises(ValueError, match="no succeeded trials"):
+        Surrogates().fit(dataset(10).assign(**{"metric.latency_ms": np.nan, "metric.accuracy": np.nan}))
+    with pytest.raises(ValueError, match=r"metrics \['energy'\] have no succeeded"):
+        Surrogates(metrics=["energy"]).fit(dataset(10))
+    with pytest.raises(ValueError, match="unknown model families"):
+        Surrogates(families=("xgboost",))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        Surrogate().predict(np.zeros((1, 1)))
+
+
+def test_helpers() -> None:
+    assert choose_transform(np.array([1.0, 2.0, 3.0, 1000.0])) == "log"
+    assert choose_transform(np.array([0.9, 0.91, 0.92, 0.5])) == "identity"
+    assert choose_transform(np.array([-1.0, 2.0, 300.0])) == "identity"
+    X = np.array([[1.0, 2.0], [1.0, 2.0], [3.0, 4.0]])
+    groups = configuration_groups(X)
+    assert groups[0] == groups[1] != groups[2]
+    scores = np.arange(1.0, 11.0)
+    assert conformal_quantile(scores, 0.9) == 10.0  # ceil(11*0.9)=10th
+    assert conformal_quantile(scores, 0.5) == 6.0
+    assert conformal_quantile(scores[:3], 0.9) == 3.0  # too few rows: the largest
