@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Iterable, Protocol, Sequence
 
 from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus, HWRecommendation, load_documents
+from hwmatch.data.frame import METRIC
 from hwmatch.data.store import FAILED, RUNNING, SUCCEEDED, Store, TrialState, runner_alive, runner_id
 from hwmatch.execution import Executor, result
 from hwmatch.planning import Planner
@@ -265,3 +266,119 @@ def run_file(
         plan.append((asset, sweep))
     runs = [run_sweep(store, asset, sweep, executor, progress, retry_failed) for asset, sweep in plan]
     return FileRun(assets, [s for _, s in plan], recommendations, runs)
+
+
+def solve_recommendation(store: Store, recommendation: HWRecommendation, seed: int = 0) -> HWRecommendation:
+    """Answer ``recommendation`` from the stored trials of its asset; the answer is stored and returned.
+
+    The asset's sweeps (``spec.sweepRefs``, or all of them) give the dataset
+    and the platforms (features, prices, power) that candidates are built
+    from. A request that cannot be answered at all (no data, an unknown
+    metric) gets phase Failed with the reason in its Ready condition rather
+    than an exception, as a controller would write it.
+    """
+    from hwmatch.api import HWRecommendationStatus, set_condition
+    from hwmatch.optimize import RecommendationError, recommend
+
+    spec = recommendation.spec
+    generation = recommendation.metadata.generation
+    try:
+        asset = store.asset(spec.asset_ref.name)
+        if asset is None:
+            known = ", ".join(a.metadata.name for a in store.assets()) or "none"
+            raise RecommendationError(f"spec.assetRef: no AIAsset {spec.asset_ref.name!r} in the store (known: {known})")
+        sweeps = store.sweeps(asset=asset.metadata.name)
+        if spec.sweep_refs:
+            wanted = {r.name for r in spec.sweep_refs}
+            missing = sorted(wanted - {s.metadata.name for s in sweeps})
+            if missing:
+                raise RecommendationError(f"spec.sweepRefs: no stored sweep {missing} of asset {asset.metadata.name!r}")
+            sweeps = [s for s in sweeps if s.metadata.name in wanted]
+        platforms = list({p.name: p for s in reversed(sweeps) for p in s.spec.platforms}.values())
+        frame = store.frame(asset=asset.metadata.name, sweeps=[s.metadata.name for s in sweeps] or None)
+        declared = {METRIC + m.name for m in asset.spec.metrics}
+        frame = frame.drop(columns=[c for c in frame.columns if c.startswith(METRIC) and c not in declared])
+        goals = {m.name: m.goal for m in asset.spec.metrics if m.goal}
+        status = recommend(frame, asset.spec.parameters, platforms or None, spec, seed=seed, goals=goals)
+    except (RecommendationError, ValueError) as exc:
+        status = HWRecommendationStatus(phase="Failed")
+        status.conditions = set_condition(status.conditions, "Ready", "False", "CannotRecommend", str(exc), generation)
+    status.observed_generation = generation
+    for condition in status.conditions:
+        condition.observed_generation = generation
+    solved = recommendation.model_copy(update={"status": status})
+    store.put_recommendation(solved)
+    return solved
+
+
+@dataclass
+class Check:
+    """One requirement of a recommendation, predicted against measured."""
+
+    metric: str
+    bound: str
+    predicted: str
+    measured: list[float]
+    ok: bool
+
+
+def verify_recommendation(
+    store: Store, recommendation: HWRecommendation, executor: Executor, repetitions: int = 1,
+    progress: Progress | None = None,
+) -> tuple[list[Check], list[BenchmarkTrialStatus]]:
+    """Run the recommended configuration on its platform and check every constraint on what was measured.
+
+    Each repetition is a real trial of the asset's command (not stored as
+    training data). A measured metric passes when every repetition meets the
+    bound; throughput targets are checked as replicas × measured throughput.
+    """
+    from hwmatch.api import BenchmarkTrialSpec, ObjectMeta, ObjectRef
+    from hwmatch.optimize import THROUGHPUT_METRIC
+
+    status = recommendation.status
+    if status is None or status.recommendation is None:
+        raise ValueError(f"{recommendation.metadata.name}: nothing to verify (phase {status.phase if status else 'unsolved'})")
+    best = status.recommendation
+    asset = store.asset(recommendation.spec.asset_ref.name)
+    sweep = next((s for s in store.sweeps(asset=recommendation.spec.asset_ref.name)
+                  if best.platform in {p.name for p in s.spec.platforms}), None)
+    if asset is None or sweep is None:
+        raise ValueError(f"{recommendation.metadata.name}: asset or platform {best.platform!r} is no longer in the store")
+    executor.check(asset, sweep)
+    progress = progress or NoProgress()
+    results: list[BenchmarkTrialStatus] = []
+    for rep in range(repetitions):
+        trial = BenchmarkTrial(
+            metadata=ObjectMeta(name=f"verify-{recommendation.metadata.name}-{rep}"),
+            spec=BenchmarkTrialSpec(sweep_ref=ObjectRef(name=sweep.metadata.name), asset_ref=ObjectRef(name=asset.metadata.name),
+                                    platform=best.platform, parameters=best.parameters,
+                                    instance=recommendation.spec.instance, repetition=rep),
+        )
+        progress.trial_started(trial)
+        outcome = executor.run(trial, asset, sweep)
+        progress.trial_finished(trial, outcome)
+        results.append(outcome)
+    if any(r.phase != SUCCEEDED for r in results):
+        failed = next(r for r in results if r.phase != SUCCEEDED)
+        raise ValueError(f"the verification run failed: {failed.reason}: {failed.message}")
+    checks: list[Check] = []
+    for c in recommendation.spec.constraints:
+        if c.metric not in results[0].metrics:
+            continue  # a derived metric (cost): nothing to measure
+        checks.append(_check(c.metric, c.min, c.max, best.predicted.get(c.metric), [r.metrics[c.metric] for r in results]))
+    target = recommendation.spec.throughput
+    if target is not None and THROUGHPUT_METRIC in results[0].metrics:
+        served = [best.replicas * r.metrics[THROUGHPUT_METRIC] for r in results]
+        checks.append(_check(f"{best.replicas} × {THROUGHPUT_METRIC}", target.requests_per_second, None,
+                             None, served))
+    return checks, results
+
+
+def _check(metric: str, low: float | None, high: float | None, predicted: object, measured: list[float]) -> Check:
+    bound = " and ".join(b for b in ((f">= {low:g}" if low is not None else ""), (f"<= {high:g}" if high is not None else "")) if b)
+    ok = all((low is None or m >= low) and (high is None or m <= high) for m in measured)
+    text = "-"
+    if predicted is not None:
+        p = predicted  # PredictedValue
+        text = f"{p.value:.4g}" + (f" [{p.lower:.4g}, {p.upper:.4g}]" if p.lower is not None and p.upper is not None else "")  # type: ignore[attr-defined]
+    return Check(metric, bound, text, measured, ok)

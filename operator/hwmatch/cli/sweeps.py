@@ -72,12 +72,15 @@ class RichProgress:
 
 @app.command()
 def run(
-    files: list[Path] = typer.Argument(..., help="Manifest files with AIAssets and BenchmarkSweeps.", show_default=False),
+    files: list[Path] = typer.Argument(..., help="Manifest files with AIAssets, BenchmarkSweeps and HWRecommendations.", show_default=False),
     store: Path = store_option(),
     sweep: Optional[list[str]] = typer.Option(None, "--sweep", help="Run only this sweep (repeatable)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed trials again (with fresh retries)."),
 ) -> None:
-    """Run the sweeps in FILES on this machine; trials already finished in the store are kept, not rerun."""
+    """Run the sweeps in FILES on this machine, then solve their HWRecommendations.
+
+    Trials already finished in the store are kept, not rerun: a run killed at any point resumes where it stopped.
+    """
     from hwmatch.execution import LocalExecutor
 
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -85,9 +88,16 @@ def run(
         with Store(store) as db:
             with RichProgress(console) as progress:
                 outcome = run_file(files, db, LocalExecutor(), sweeps=sweep, progress=progress, retry_failed=retry_failed)
-            if not outcome.sweeps:
-                raise fail(f"{', '.join(map(str, files))}: no BenchmarkSweep to run; add one (kind: BenchmarkSweep)")
-            print_summary(outcome, db)
+            if not outcome.sweeps and not outcome.recommendations:
+                raise fail(f"{', '.join(map(str, files))}: nothing to run; add a BenchmarkSweep or a HWRecommendation")
+            if outcome.runs:
+                print_summary(outcome, db)
+            if outcome.recommendations:
+                from hwmatch.cli.recommend import solve_all
+
+                solved = solve_all(db, outcome.recommendations)
+                if any(r.status and r.status.phase == "Failed" for r in solved):
+                    raise typer.Exit(1)
     except ManifestError as exc:
         for problem in exc.problems:
             err_console.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)

@@ -31,6 +31,7 @@ from hwmatch.api import (
     BenchmarkTrial,
     BenchmarkTrialSpec,
     BenchmarkTrialStatus,
+    HWRecommendation,
     ObjectMeta,
     ObjectRef,
     Platform,
@@ -72,6 +73,12 @@ CREATE TABLE IF NOT EXISTS trials (
     host TEXT NOT NULL DEFAULT '{}',
     log_tail TEXT,
     runner TEXT
+);
+CREATE TABLE IF NOT EXISTS recommendations (
+    name TEXT PRIMARY KEY,
+    asset TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    updated TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS trials_sweep ON trials (sweep, status);
 CREATE INDEX IF NOT EXISTS trials_asset ON trials (asset, status);
@@ -174,6 +181,21 @@ class Store:
         if asset is not None:
             sql, args = sql + " WHERE asset = ?", (asset,)
         return [BenchmarkSweep.model_validate(json.loads(m)) for (m,) in self._db.execute(sql + " ORDER BY name", args)]
+
+    def put_recommendation(self, recommendation: HWRecommendation) -> None:
+        """Keep a solved recommendation (spec and status), for ``report`` and ``verify``."""
+        self._db.execute(
+            "INSERT INTO recommendations (name, asset, manifest, updated) VALUES (?, ?, ?, ?) ON CONFLICT (name) "
+            "DO UPDATE SET asset = excluded.asset, manifest = excluded.manifest, updated = excluded.updated",
+            (recommendation.metadata.name, recommendation.spec.asset_ref.name,
+             _dumps(recommendation.model_dump(by_alias=True, exclude_none=True, mode="json")), _now()),
+        )
+
+    def recommendations(self, asset: str | None = None) -> list[HWRecommendation]:
+        sql, args = "SELECT manifest FROM recommendations", ()
+        if asset is not None:
+            sql, args = sql + " WHERE asset = ?", (asset,)
+        return [HWRecommendation.model_validate(json.loads(m)) for (m,) in self._db.execute(sql + " ORDER BY name", args)]
 
     # -- trials ------------------------------------------------------------------------------
 

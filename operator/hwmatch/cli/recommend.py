@@ -1,0 +1,158 @@
+"""``hwmatch recommend``, ``hwmatch report`` and ``hwmatch verify``: matching requirements to hardware."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional, Sequence
+
+import typer
+import yaml
+from rich.table import Table
+
+from hwmatch.api import Choice, HWRecommendation, ManifestError, load_documents
+from hwmatch.cli.app import app, console, err_console, fail
+from hwmatch.cli.sweeps import open_existing, store_option
+from hwmatch.data.store import Store
+from hwmatch.engine import solve_recommendation, verify_recommendation
+
+
+def _values(choice: Choice) -> str:
+    return " ".join(f"{k}={v}" for k, v in choice.parameters.items())
+
+
+def _predicted(choice: Choice, metric: str) -> str:
+    p = choice.predicted.get(metric)
+    if p is None:
+        return "-"
+    interval = f"\n[{p.lower:.3g}, {p.upper:.3g}]" if p.lower is not None and p.upper is not None else ""
+    return f"{p.value:.4g}{interval}"
+
+
+def print_recommendation(rec: HWRecommendation) -> None:
+    """The answer as a person reads it: the choice, why, the runners-up, and how good the models are."""
+    status = rec.status
+    assert status is not None
+    spec = rec.spec
+    shown = [m for m in dict.fromkeys([c.metric for c in spec.constraints] + list(spec.objective.terms()))
+             if m != "cost_per_hour"]  # cost has its own column
+    ready = next((c for c in status.conditions if c.type == "Ready"), None)
+    title = f"{rec.metadata.name}: {status.phase}"
+    if status.recommendation is None:
+        console.print(f"[bold red]{title}[/]")
+        console.print(status.infeasible.message if status.infeasible else (ready.message if ready else ""), highlight=False)
+        return
+    table = Table("", "platform", "×", "parameters", "cost/h", *shown, title=title, title_style="bold green",
+                  caption=f"predicted value [interval at confidence {spec.confidence}]", show_lines=True)
+    rows = [("best", status.recommendation)] + [(f"#{i + 2}", c) for i, c in enumerate(status.alternatives)]
+    for label, c in rows:
+        table.add_row(label, c.platform, str(c.replicas), _values(c).replace(" ", "\n"),
+                      "" if c.cost_per_hour is None else f"{c.cost_per_hour:.4g}", *(_predicted(c, m) for m in shown))
+    console.print(table)
+    if ready is not None:
+        console.print(f"why: {ready.message}", highlight=False)
+    if status.models:
+        models = Table("metric", "model", "R² (held out)", "MAPE", "trials", title="models", box=None)
+        for metric, s in status.models.items():
+            models.add_row(metric, s.family, "-" if s.r2 is None else f"{s.r2:.3f}",
+                           "-" if s.mape is None else f"{s.mape:.3f}", str(s.trained_on_trials))
+        console.print(models)
+    if status.solver:
+        console.print(f"solver: {status.solver.status} in {status.solver.wall_time_ms:.1f} ms, "
+                      f"{status.solver.feasible_candidates}/{status.solver.candidates} candidates feasible")
+
+
+def solve_all(db: Store, recommendations: Sequence[HWRecommendation], output: str = "table") -> list[HWRecommendation]:
+    """Solve and print each recommendation; the answers are kept in the store."""
+    solved = []
+    for rec in recommendations:
+        with console.status(f"learning and solving {rec.metadata.name}…"):
+            answer = solve_recommendation(db, rec)
+        solved.append(answer)
+        if output == "table":
+            print_recommendation(answer)
+    if output in ("yaml", "json"):
+        docs = [r.model_dump(by_alias=True, exclude_none=True, mode="json") for r in solved]
+        console.print(yaml.safe_dump_all(docs, sort_keys=False) if output == "yaml" else json.dumps(docs, indent=2),
+                      highlight=False, markup=False, soft_wrap=True)
+    return solved
+
+
+@app.command()
+def recommend(
+    files: list[Path] = typer.Argument(..., help="Manifest files with HWRecommendations.", show_default=False),
+    store: Path = store_option(),
+    output: str = typer.Option("table", "-o", "--output", help="table, yaml or json (the status as written)."),
+) -> None:
+    """Solve the HWRecommendations in FILES against the stored trials and print the answers."""
+    if output not in ("table", "yaml", "json"):
+        raise fail(f"--output {output!r}: use table, yaml or json")
+    try:
+        documents = load_documents(files)
+    except ManifestError as exc:
+        for problem in exc.problems:
+            err_console.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    recs = [d.resource for d in documents if isinstance(d.resource, HWRecommendation)]
+    if not recs:
+        raise fail(f"{', '.join(map(str, files))}: no HWRecommendation to solve; add one (kind: HWRecommendation)")
+    with open_existing(store) as db:
+        solved = solve_all(db, recs, output)
+    if any(r.status and r.status.phase == "Failed" for r in solved):
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    store: Path = store_option(),
+    output: Path = typer.Option(Path("hwmatch-report"), "-o", "--output", help="Directory for index.html and the plots."),
+    asset: Optional[str] = typer.Option(None, "--asset", help="Only this asset."),
+) -> None:
+    """Write an HTML report: the trials, the model scores, the recommendations and their Pareto fronts."""
+    from hwmatch.report import Solved, write_report
+
+    with open_existing(store) as db:
+        recs = db.recommendations(asset=asset)
+        frame = db.frame(asset=asset)
+    solved = [Solved(r, r.status) for r in recs if r.status is not None]
+    page = write_report(frame, solved, output)
+    console.print(f"wrote {page} ({len(frame)} trials, {len(solved)} recommendation(s))")
+
+
+@app.command()
+def verify(
+    names: Optional[list[str]] = typer.Argument(None, help="Recommendations to verify (default: all solved ones)."),
+    store: Path = store_option(),
+    repetitions: int = typer.Option(3, "--repetitions", "-n", min=1, help="Runs of the recommended configuration."),
+) -> None:
+    """Re-run each recommended configuration on its platform; print predicted against measured per constraint.
+
+    Exits 1 when a measured value breaks a constraint.
+    """
+    from hwmatch.execution import LocalExecutor
+
+    broken = False
+    with open_existing(store) as db:
+        recs = [r for r in db.recommendations() if not names or r.metadata.name in names]
+        missing = sorted(set(names or ()) - {r.metadata.name for r in recs})
+        if missing:
+            raise fail(f"no solved recommendation named {', '.join(missing)}; run `hwmatch recommend FILE` first")
+        for rec in recs:
+            if rec.status is None or rec.status.recommendation is None:
+                console.print(f"{rec.metadata.name}: {rec.status.phase if rec.status else 'unsolved'}; nothing to verify")
+                continue
+            best = rec.status.recommendation
+            with console.status(f"running {rec.metadata.name}'s choice on {best.platform} ×{repetitions}…"):
+                try:
+                    checks, _ = verify_recommendation(db, rec, LocalExecutor(), repetitions)
+                except ValueError as exc:
+                    raise fail(str(exc))
+            table = Table("requirement", "bound", "predicted [interval]", "measured (each run)", "",
+                          title=f"{rec.metadata.name}: {best.platform} ×{best.replicas} {_values(best)}")
+            for c in checks:
+                broken |= not c.ok
+                table.add_row(c.metric, c.bound, c.predicted, ", ".join(f"{m:.4g}" for m in c.measured),
+                              "[green]✓ met[/]" if c.ok else "[red]✗ broken[/]")
+            console.print(table)
+    if broken:
+        raise typer.Exit(1)
