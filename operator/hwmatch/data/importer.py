@@ -98,17 +98,22 @@ class PlatformSource(ApiModel):
         default=None, description="Regex on the file name with a group named 'platform', e.g. '_(?P<platform>pc|vm)\\.csv$'."
     )
 
+    @field_validator("from_file")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                pattern = re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regex: {exc}") from None
+            if "platform" not in pattern.groupindex:
+                raise ValueError("the regex needs a named group (?P<platform>...)")
+        return value
+
     @model_validator(mode="after")
     def _one(self) -> "PlatformSource":
         if (self.column is None) == (self.from_file is None):
             raise ValueError("set exactly one of 'column' or 'fromFile'")
-        if self.from_file is not None:
-            try:
-                pattern = re.compile(self.from_file)
-            except re.error as exc:
-                raise ValueError(f"fromFile is not a valid regex: {exc}") from None
-            if "platform" not in pattern.groupindex:
-                raise ValueError("fromFile needs a named group (?P<platform>...)")
         return self
 
 

@@ -1,9 +1,9 @@
 """The recommenders compared by ``hwmatch evaluate``: hwmatch's surrogates, and a HADA-like baseline.
 
-Both learn from the same sampled trials and answer a query by choosing one of
-the query's candidate configurations (the table's configurations for which
-the metrics the query reads were measured), so the figures compare models and
-sampling, not candidate sets:
+Both learn from the same sampled trials and answer a query with the same
+optimiser (:func:`choose`) over the same candidates — the table's
+configurations for which the metrics the query reads were measured — so the
+figures compare models and sampling, not candidate sets:
 
 - :class:`SurrogateMethod`: :class:`hwmatch.modeling.Surrogates` (family by
   cross-validation, conformal intervals); a constraint must hold at the
@@ -15,15 +15,17 @@ sampling, not candidate sets:
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Mapping, Protocol
 
 import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeRegressor
 
 from hwmatch.api import AIAsset, HWRecommendationSpec
-from hwmatch.data.frame import METRIC, columns, strip
-from hwmatch.modeling import FeatureEncoder, Surrogates, categorical_columns
+from hwmatch.data.frame import METRIC, PARAM, columns, strip
+from hwmatch.modeling import FeatureEncoder, Prediction, Surrogates, categorical_columns
+from hwmatch.optimize import CandidateSet, RecommendationError, build_problem, solve
+from hwmatch.optimize.candidates import POWER_COLUMN
 
 
 class Method(Protocol):
@@ -34,8 +36,8 @@ class Method(Protocol):
     def fit(self, train: pd.DataFrame, asset: AIAsset, seed: int) -> "Method":
         ...
 
-    def predict(self, pool: pd.DataFrame, confidence: float) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Per metric: (value, lower, upper) for every pool row; lower = upper = value without intervals."""
+    def predict(self, pool: pd.DataFrame, confidence: float) -> dict[str, Prediction]:
+        """Per metric, value and bounds for every pool row; lower = upper = value without intervals."""
         ...
 
 
@@ -51,10 +53,9 @@ class SurrogateMethod:
         self.models = Surrogates(seed=seed, categorical=categorical_columns(asset.spec.parameters)).fit(train)
         return self
 
-    def predict(self, pool: pd.DataFrame, confidence: float) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def predict(self, pool: pd.DataFrame, confidence: float) -> dict[str, Prediction]:
         assert self.models is not None, "fit first"
-        pred = self.models.predict(pool, confidence)
-        return {m: (p.value, p.lower, p.upper) for m, p in pred.items()}
+        return self.models.predict(pool, confidence)
 
 
 class HadaMethod:
@@ -80,7 +81,7 @@ class HadaMethod:
                 self.trees[(str(platform), strip(col))] = (encoder, tree.fit(encoder.transform(inputs), known[col]))
         return self
 
-    def predict(self, pool: pd.DataFrame, confidence: float) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def predict(self, pool: pd.DataFrame, confidence: float) -> dict[str, Prediction]:
         del confidence  # no intervals: HADA trusts the point prediction
         metrics = sorted({m for _, m in self.trees})
         out = {m: np.full(len(pool), np.nan) for m in metrics}
@@ -91,45 +92,30 @@ class HadaMethod:
                 if fitted is not None:
                     encoder, tree = fitted
                     out[m][where] = tree.predict(encoder.transform(rows))
-        return {m: (v, v, v) for m, v in out.items()}
+        return {m: Prediction(v, v, v) for m, v in out.items()}
 
 
 def choose(
     query: HWRecommendationSpec,
     candidates: pd.DataFrame,
     positions: np.ndarray,
-    pred: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    pred: Mapping[str, Prediction],
+    goals: Mapping[str, str] | None = None,
 ) -> int | None:
-    """The candidate (index label of ``candidates``) a method recommends, or None for "no solution".
+    """The candidate (index label of ``candidates``) the optimiser recommends, or None for "no solution".
 
-    ``positions`` locate the candidates' rows in the prediction arrays. A
-    constraint holds when the pessimistic end of the interval meets the bound
-    (the point prediction when there is no interval); among the candidates
-    that pass, the best predicted objective wins (the price is known, not
-    predicted). A metric with no model makes every candidate fail.
+    ``positions`` locate the candidates' rows in the prediction arrays. The
+    choice is :mod:`hwmatch.optimize`'s — requirements on the interval's
+    pessimistic end at the query's confidence (the point prediction when a
+    method has no interval), derived metrics such as ``cost_per_hour``, the
+    objective — solved by enumeration (the CP-SAT model gives the same index).
     """
-    ok = np.ones(len(candidates), dtype=bool)
-    for c in query.constraints:
-        if c.metric == "cost_per_hour":
-            value = candidates["cost_per_hour"].to_numpy(dtype=float)
-            lower = upper = value
-        elif c.metric in pred:
-            value, lower, upper = (a[positions] for a in pred[c.metric])
-        else:
-            return None
-        if c.max is not None:
-            ok &= upper <= c.max
-        if c.min is not None:
-            ok &= lower >= c.min
-    if not ok.any():
-        return None
-    objective = np.zeros(len(candidates))
-    for metric, weight in query.objective.terms().items():
-        if metric == "cost_per_hour":
-            objective += weight * candidates["cost_per_hour"].to_numpy(dtype=float)
-        elif metric in pred:
-            objective += weight * pred[metric][0][positions]
-        else:
-            return None
-    objective = np.where(ok & np.isfinite(objective), objective, np.inf)
-    return candidates.index[int(np.argmin(objective))]
+    frame = candidates.reset_index(drop=True).assign(**{POWER_COLUMN: np.nan})
+    candidate_set = CandidateSet(frame, [strip(c) for c in columns(frame, PARAM)])
+    metrics = {m: Prediction(p.value[positions], p.lower[positions], p.upper[positions]) for m, p in pred.items()}
+    try:
+        problem = build_problem(candidate_set, metrics, query, goals)
+    except RecommendationError:
+        return None  # a metric the query reads has no model (never measured in the sample)
+    best = solve(problem, "numpy").best
+    return None if best is None else candidates.index[best]

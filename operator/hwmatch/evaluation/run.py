@@ -68,6 +68,7 @@ class Evaluation:
         self.confidence = confidence
         self.seed = seed
         self.pool = self.truth.table.drop(columns=[*columns(self.truth.table, METRIC), "rows"])
+        self.goals = {m.name: m.goal for m in self.asset.spec.metrics if m.goal is not None}
         self._candidates = [self.truth.candidates(metrics_read(q), q.instance) for q in self.queries]
 
     def run(self, budgets: list[float], strategies: tuple[str, ...] = STRATEGIES, hada: bool = True) -> list[Result]:
@@ -145,7 +146,7 @@ class Evaluation:
         outcomes = []
         for query, candidates in zip(self.queries, self._candidates):
             positions = self.pool.index.get_indexer(candidates.index)
-            outcomes.append(score(query, choose(query, candidates, positions, pred), self.truth))
+            outcomes.append(score(query, choose(query, candidates, positions, pred, self.goals), self.truth))
         return Result(budget, strategy, method.name, int(len(chosen)), summarise(outcomes),
                       self.model_scores(pred, chosen))
 
@@ -153,7 +154,8 @@ class Evaluation:
         """R² and MAPE of each metric's predictions on the configurations not sampled."""
         unseen = np.setdiff1d(np.arange(len(self.pool)), chosen)
         out = {}
-        for metric, (value, _, _) in pred.items():
+        for metric, prediction in pred.items():
+            value = prediction.value
             if METRIC + metric not in self.truth.table.columns:
                 continue
             truth = self.truth.table[METRIC + metric].to_numpy(dtype=float)[unseen]

@@ -1,0 +1,140 @@
+"""``hwmatch import`` and ``hwmatch evaluate``: published benchmark tables as trials, and recommendation quality on them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+from threadpoolctl import threadpool_limits
+
+from hwmatch.api import ManifestError
+from hwmatch.cli.app import app, console, err_console, fail
+from hwmatch.cli.sweeps import store_option
+from hwmatch.data.frame import METRIC, columns
+from hwmatch.data.importer import Imported, TableError, import_tables, load_mapping, save
+from hwmatch.data.store import Store
+from hwmatch.evaluation.run import STRATEGIES, Evaluation, Result
+
+
+def _load(tables: list[Path], mapping: Path) -> Imported:
+    try:
+        return import_tables(load_mapping(mapping), tables)
+    except ManifestError as exc:
+        for problem in exc.problems:
+            err_console.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    except (TableError, OSError) as exc:
+        raise fail(str(exc))
+
+
+@app.command("import")
+def import_(
+    tables: list[Path] = typer.Argument(..., help="CSV or Parquet files of benchmark results.", show_default=False),
+    mapping: Path = typer.Option(..., "--mapping", "-m", help="YAML mapping: platform, parameters, metrics, prices."),
+    store: Path = store_option(),
+) -> None:
+    """Bring existing benchmark results into the store as trials of an asset (its space read from the data)."""
+    imported = _load(tables, mapping)
+    store.parent.mkdir(parents=True, exist_ok=True)
+    with Store(store) as db:
+        written = save(imported, db)
+    frame = imported.frame
+    table = Table("platform", "trials", "cost/h", *(c.split(".", 1)[1] for c in columns(frame, METRIC)), box=None)
+    for platform, rows in frame.groupby("platform", sort=True):
+        cost = rows["cost_per_hour"].iloc[0]
+        table.add_row(str(platform), str(len(rows)), "-" if cost != cost else f"{cost:g}",
+                      *(str(int(rows[c].notna().sum())) for c in columns(frame, METRIC)))
+    console.print(table)
+    space = ", ".join(f"{p.name} ({p.describe_space()[:40]})" for p in imported.asset.spec.parameters)
+    console.print(f"asset [bold]{imported.asset.metadata.name}[/]: {space}")
+    console.print(f"[green]✓[/] {written} trials in {store} (sweep {imported.mapping.sweep})")
+
+
+def parse_budgets(text: str) -> list[float]:
+    """``"5%,10%,0.2"`` -> ``[0.05, 0.1, 0.2]``."""
+    out = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        try:
+            value = float(part[:-1]) / 100 if part.endswith("%") else float(part)
+        except ValueError:
+            raise fail(f"--budget: {part!r} is not a share; write e.g. 5%,10%,20% or 0.05,0.1") from None
+        if not 0 < value <= 1:
+            raise fail(f"--budget: {part!r} must be a share in (0, 100%]")
+        out.append(value)
+    if not out:
+        raise fail("--budget: give at least one share, e.g. 10%")
+    return out
+
+
+@app.command()
+def evaluate(
+    files: Optional[list[Path]] = typer.Argument(None, help="Benchmark tables (or give each with --table).",
+                                                 show_default=False),
+    tables: Optional[list[Path]] = typer.Option(None, "--table", "-t", help="A benchmark table (repeatable)."),
+    mapping: Path = typer.Option(..., "--mapping", "-m", help="YAML mapping of the tables."),
+    budget: str = typer.Option("5%,10%,20%", "--budget", help="Shares of each platform's configurations to train on."),
+    queries: int = typer.Option(200, "--queries", "-n", min=1, help="Random requirement queries."),
+    confidence: float = typer.Option(0.95, "--confidence", min=0.5, max=0.999, help="Constraints hold at this level."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the queries and the samples."),
+    strategies: str = typer.Option(",".join(STRATEGIES), "--strategies", help="Sampling strategies to compare."),
+    hada: bool = typer.Option(True, "--hada/--no-hada", help="Include the HADA-like decision-tree baseline."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Score recommendations against a published table: feasible rate, regret, false "no solution", model fit."""
+    chosen = tuple(s.strip() for s in strategies.split(",") if s.strip())
+    unknown = [s for s in chosen if s not in STRATEGIES]
+    if unknown or not chosen:
+        raise fail(f"--strategies: unknown {unknown or chosen}; choose from {', '.join(STRATEGIES)}")
+    shares = parse_budgets(budget)
+    given = [*(files or []), *(tables or [])]
+    if not given:
+        raise fail("no tables: give them as arguments or with --table")
+    imported = _load(given, mapping)
+    with threadpool_limits(1):  # many small fits: threads only contend
+        results = Evaluation(imported, queries, confidence, seed).run(shares, chosen, hada)
+    if as_json:
+        doc = {"asset": imported.asset.metadata.name, "queries": queries, "confidence": confidence, "seed": seed,
+               "results": [r.as_dict() for r in results]}
+        typer.echo(json.dumps(_finite(doc), indent=2))
+        return
+    console.print(results_table(imported.asset.metadata.name, results))
+
+
+def results_table(title: str, results: list[Result], table: Optional[Table] = None) -> Table:
+    """The figures as a rich table (one row per budget, strategy and method)."""
+    if table is None:
+        table = Table(title=f"{title}: recommendation quality", box=None)
+        for name in ("budget", "sampling", "model", "trials", "feasible", "false-inf", "no-sol", "regret p50",
+                     "regret p90", "R² (min..max over metrics)"):
+            table.add_column(name, justify="left" if name in ("sampling", "model") else "right")
+    for r in results:
+        s = r.summary
+        r2 = [m["r2"] for m in r.models.values()]
+        table.add_row(
+            f"{r.budget:.0%}", r.strategy, r.method, str(r.trials), _pct(s.feasible_rate),
+            _pct(s.false_infeasible_rate), _pct(s.no_solution_rate), _num(s.regret_median_pct, "%"),
+            _num(s.regret_p90_pct, "%"), f"{min(r2):.2f}..{max(r2):.2f}" if r2 else "-",
+        )
+    return table
+
+
+def _pct(value: float) -> str:
+    return "-" if value != value else f"{value:.1%}"
+
+
+def _num(value: float, unit: str = "") -> str:
+    return "-" if value != value else f"{value:.2f}{unit}"
+
+
+def _finite(value: Any) -> Any:
+    """NaN (an undefined rate, e.g. no answered query) as null: JSON has no NaN."""
+    if isinstance(value, float):
+        return None if value != value else value
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
