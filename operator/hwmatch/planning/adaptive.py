@@ -5,16 +5,18 @@ quick surrogates with conformal intervals (:mod:`hwmatch.modeling`) to the
 trials so far and scores each unmeasured candidate by how much measuring it
 could change the answer to a *family of plausible queries*: random
 requirements drawn like a user's (an objective among the metrics with a
-goal, one or two constraints at random quantiles of the predicted values,
-an instance when the asset is input-dependent). For each query a candidate
-earns, weighted by its interval width in units of the metric's spread:
+goal, up to two constraints with bounds drawn uniformly between the 10th and
+90th percentile of the predicted values, an instance when the asset is
+input-dependent). For each query a candidate earns, weighted by its
+interval width in units of the metric's spread:
 
-- for every constraint whose bound its interval straddles — measuring it
-  decides on which side it falls, which is what feasibility errors and
-  false "no solution" answers are made of;
+- for every constraint whose bound its interval straddles, the more the
+  closer its prediction is to the bound — measuring it decides on which
+  side it falls, which is what feasibility errors and false "no solution"
+  answers are made of;
 - for the objective, when it could still be the optimum: it is plausibly
   feasible and its optimistic objective beats the best pessimistic value
-  among the surely feasible candidates.
+  among the surely feasible candidates, the more the likelier.
 
 Candidates that are surely infeasible or surely dominated score nothing. The
 batch is taken greedily by score, each pick damping the scores of its
@@ -43,8 +45,8 @@ QUERIES = 48
 POOL = 2048
 #: Interval confidence used to judge "could be feasible / could be optimal".
 CONFIDENCE = 0.9
-#: A pick damps the score of candidates closer than this (normalised distance) to it.
-RADIUS = 0.08
+#: A pick damps the score of candidates closer than this many typical candidate spacings to it.
+RADIUS = 3.0
 #: Fewest measured values a metric needs before it steers sampling.
 MIN_ROWS = 8
 
@@ -109,7 +111,8 @@ class AdaptiveSampler:
         if n <= 0:
             return []
         scores = self.scores(history, candidates, rng, asset=asset)
-        return _greedy(scores, _normalised(candidates, asset), n, self.radius, rng)
+        X = _normalised(candidates, asset)
+        return _greedy(scores, X, n, self.radius * _spacing(X, rng), rng)
 
     def scores(
         self, history: pd.DataFrame, candidates: pd.DataFrame, rng: np.random.Generator, *, asset: AIAsset
@@ -158,22 +161,32 @@ class AdaptiveSampler:
         straddle = np.zeros(maybe.size)
         for m in constrained:
             value, lower, upper = pred[m].value[mask], pred[m].lower[mask], pred[m].upper[mask]
-            q = rng.uniform(0.1, 0.9)
+            lo, hi = np.quantile(value, [0.1, 0.9])
+            bound = rng.uniform(lo, hi)
             if goals[m] == "minimize":
-                bound = np.quantile(value, q)
                 maybe &= lower <= bound
                 surely &= upper <= bound
             else:
-                bound = np.quantile(value, 1 - q)
                 maybe &= upper >= bound
                 surely &= lower >= bound
-            straddle += ((lower <= bound) & (upper >= bound)) * width[m][mask]
+            straddle += _closeness(value, lower, upper, bound) * width[m][mask]
         sign = 1.0 if goals[objective] == "minimize" else -1.0
+        value = sign * pred[objective].value[mask]
         optimistic = np.where(sign > 0, pred[objective].lower[mask], -pred[objective].upper[mask])
         pessimistic = np.where(sign > 0, pred[objective].upper[mask], -pred[objective].lower[mask])
         best = pessimistic[surely].min() if surely.any() else np.inf
         contender = maybe & (optimistic <= best)
-        return maybe * straddle + contender * width[objective][mask]
+        if np.isfinite(best):
+            chance = np.clip((best - optimistic) / np.maximum(value - optimistic, 1e-12) / 2, 0.0, 1.0)
+        else:
+            chance = np.ones(maybe.size)
+        return maybe * straddle + contender * chance * width[objective][mask]
+
+
+def _closeness(value: np.ndarray, lower: np.ndarray, upper: np.ndarray, bound: float) -> np.ndarray:
+    """1 where the prediction sits on the bound, falling to 0 where the interval's end just reaches it."""
+    half = np.where(bound >= value, upper - value, value - lower)
+    return np.clip(1.0 - np.abs(bound - value) / np.maximum(half, 1e-12), 0.0, 1.0)
 
 
 def _spread(values: pd.Series) -> float:
@@ -198,6 +211,15 @@ def _normalised(candidates: pd.DataFrame, asset: AIAsset) -> np.ndarray:
             span = np.nanmax(x) - np.nanmin(x)
             blocks.append(((x - np.nanmin(x)) / span if span > 0 else np.zeros_like(x))[:, None])
     return np.hstack(blocks) if blocks else np.zeros((len(candidates), 0))
+
+
+def _spacing(X: np.ndarray, rng: np.random.Generator, probes: int = 256) -> float:
+    """The median distance from a candidate to its nearest neighbour (on a sample of candidates)."""
+    if len(X) < 2:
+        return 1.0
+    sample = X[rng.choice(len(X), size=min(probes, len(X)), replace=False)]
+    nearest = [np.partition(np.sqrt(((X - x) ** 2).sum(axis=1)), 1)[1] for x in sample]
+    return float(np.median(nearest)) or 1e-6
 
 
 def _greedy(scores: np.ndarray, X: np.ndarray, n: int, radius: float, rng: np.random.Generator) -> list[int]:

@@ -1,0 +1,200 @@
+"""Scoring recommendations against a table, replaying trials from it, and adaptive sampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hwmatch.api import AIAsset, BenchmarkSweep, Constraint, HWRecommendationSpec, ObjectRef, Objective
+from hwmatch.data.frame import METRIC
+from hwmatch.evaluation import GroundTruth, draw_queries, score, summarise
+from hwmatch.evaluation.methods import choose
+from hwmatch.execution.replay import NOT_MEASURED, ReplayExecutor, ReplayTable
+from hwmatch.modeling import Prediction
+from hwmatch.planning import Planner, get_sampler, make_trial
+from hwmatch.planning.adaptive import AdaptiveSampler
+
+ASSET = AIAsset.model_validate({
+    "apiVersion": "hwmatch.dev/v1alpha1", "kind": "AIAsset", "metadata": {"name": "toy"},
+    "spec": {"command": ["toy"], "parameters": [{"name": "x", "type": "int", "values": [1, 2, 3]}],
+             "metrics": [{"name": "latency", "goal": "minimize"}, {"name": "quality", "goal": "maximize"}]},
+})
+
+
+def row(platform: str, x: int, latency: float, quality: float, rep: int = 0) -> dict:
+    return {"trial_id": f"{platform}-{x}-{rep}", "asset": "toy", "sweep": "s", "platform": platform, "repetition": rep,
+            "status": "Succeeded", "reason": "", "cost_per_hour": {"a": 1.0, "b": 2.0}[platform], "param.x": x,
+            "metric.latency": latency, "metric.quality": quality}
+
+
+def toy_frame() -> pd.DataFrame:
+    """Platform a is cheap and slow, b dear and fast; a x=1 was measured twice (9 and 11: true latency 10)."""
+    rows = [row("a", 1, 9, 0.5), row("a", 1, 11, 0.5, rep=1), row("a", 2, 20, 0.7), row("a", 3, 30, 0.9),
+            row("b", 1, 5, 0.5), row("b", 2, 10, 0.7), row("b", 3, 15, 0.9),
+            {**row("b", 3, 0, 0), "trial_id": "failed", "status": "Failed", "metric.latency": np.nan}]
+    return pd.DataFrame(rows)
+
+
+def query(*constraints: Constraint, objective: Objective | None = None) -> HWRecommendationSpec:
+    return HWRecommendationSpec(asset_ref=ObjectRef(name="toy"), constraints=list(constraints),
+                                objective=objective or Objective(minimize="cost_per_hour"), confidence=0.9)
+
+
+def at(truth: GroundTruth, platform: str, x: int) -> int:
+    t = truth.table
+    return int(t.index[(t["platform"] == platform) & (t["param.x"] == x)][0])
+
+
+def test_truth_is_the_mean_of_measured_rows() -> None:
+    truth = GroundTruth.from_frame(toy_frame())
+    assert len(truth.table) == 6  # the failed trial is no measurement
+    a1 = truth.table.loc[at(truth, "a", 1)]
+    assert a1["metric.latency"] == 10 and a1["rows"] == 2
+
+
+def test_scores_of_known_answers() -> None:
+    truth = GroundTruth.from_frame(toy_frame())
+    q = query(Constraint(metric="quality", min=0.7), Constraint(metric="latency", max=20))
+    best = score(q, at(truth, "a", 2), truth)
+    assert (best.solvable, best.answered, best.feasible, best.regret_pct) == (True, True, True, 0.0)
+    dear = score(q, at(truth, "b", 2), truth)
+    assert dear.feasible and dear.regret_pct == pytest.approx(100.0)  # cost 2 where 1 was possible
+    slow = score(q, at(truth, "a", 3), truth)
+    assert slow.feasible is False and slow.regret_pct is None  # latency 30 > 20
+    refused = score(q, None, truth)
+    assert refused.false_infeasible
+    edge = score(query(Constraint(metric="latency", max=10)), at(truth, "a", 1), truth)
+    assert edge.feasible  # the mean of 9 and 11 meets the bound exactly
+    impossible = score(query(Constraint(metric="latency", max=4)), None, truth)
+    assert not impossible.solvable and not impossible.false_infeasible
+    fast = score(query(objective=Objective(minimize="latency")), at(truth, "b", 2), truth)
+    assert fast.regret_pct == pytest.approx(100.0)  # 10 where 5 was possible
+
+    summary = summarise([best, dear, slow, refused, impossible])
+    assert summary.feasible_rate == pytest.approx(2 / 3)
+    assert summary.false_infeasible_rate == pytest.approx(1 / 4)
+    assert summary.no_solution_rate == pytest.approx(2 / 5)
+    assert summary.regret_median_pct == pytest.approx(50.0)
+
+
+def test_choose_respects_intervals() -> None:
+    truth = GroundTruth.from_frame(toy_frame())
+    q = query(Constraint(metric="latency", max=21))
+    pool = truth.table.drop(columns=["rows"])
+    positions = np.arange(len(pool))
+    latency = pool["metric.latency"].to_numpy(dtype=float)
+    quality = pool["metric.quality"].to_numpy(dtype=float)
+    point = {"latency": Prediction(latency, latency, latency), "quality": Prediction(quality, quality, quality)}
+    assert choose(q, pool, positions, point) == at(truth, "a", 1)  # cheapest; ties on price go to... a x=1 or x=2
+    wide = {"latency": Prediction(latency, latency - 5, latency + 5), "quality": point["quality"]}
+    picked = choose(query(Constraint(metric="latency", max=21)), pool, positions, wide)
+    assert picked == at(truth, "a", 1)  # a x=2 (20 + 5 > 21) no longer qualifies, a x=1 (10 + 5) does
+    assert choose(query(Constraint(metric="latency", max=4.9)), pool, positions, wide) is None
+    assert choose(query(Constraint(metric="power", max=1)), pool, positions, point) is None  # no model: no answer
+
+
+def test_queries_are_a_function_of_the_seed() -> None:
+    truth = GroundTruth.from_frame(toy_frame())
+    first = draw_queries(ASSET, truth, 12, seed=3, min_candidates=2)
+    assert first == draw_queries(ASSET, truth, 12, seed=3, min_candidates=2)
+    assert first != draw_queries(ASSET, truth, 12, seed=4, min_candidates=2)
+    for q in first:
+        assert q.confidence == 0.95
+        for c in q.constraints:
+            values = truth.values(c.metric)
+            bound = c.max if c.max is not None else c.min
+            assert values.min() <= bound <= values.max()
+
+
+def test_queries_fix_instances_every_platform_measured() -> None:
+    frame = toy_frame().dropna(subset=["metric.latency"])
+    frame = pd.concat([frame.assign(**{"instance.n": 1.0}), frame[frame["platform"] == "a"].assign(**{"instance.n": 2.0})])
+    truth = GroundTruth.from_frame(frame)
+    assert truth.instances()["instance.n"].tolist() == [1.0]
+    assert {q.instance["n"] for q in draw_queries(ASSET, truth, 10, seed=0, min_candidates=2)} == {1.0}
+
+
+def test_replay_exact_and_nearest() -> None:
+    frame = toy_frame()
+    exact = ReplayTable(frame, ASSET, mode="exact")
+    assert exact.lookup("a", {"x": 1}, repetition=0).metrics["latency"] == 9
+    assert exact.lookup("a", {"x": 1}, repetition=1).metrics["latency"] == 11
+    assert exact.lookup("a", {"x": 1}, repetition=2).metrics["latency"] == 9  # cycles through the measured rows
+    assert exact.lookup("b", {"x": 3}).metrics == {"latency": 15, "quality": 0.9}  # the failed row is no answer
+    frame.loc[frame["trial_id"] == "a-3-0", "param.x"] = 3
+    sparse = frame[frame["trial_id"] != "a-2-0"]
+    assert ReplayTable(sparse, ASSET, mode="exact").lookup("a", {"x": 2}) is None
+    near = ReplayTable(sparse, ASSET, mode="nearest").lookup("a", {"x": 2})
+    assert near is not None and near.parameters["x"] in (1, 3) and near.distance == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="no platform 'c'"):
+        exact.lookup("c", {"x": 1})
+    with pytest.raises(ValueError, match="mode"):
+        ReplayTable(frame, ASSET, mode="closest")  # type: ignore[arg-type]
+
+
+def test_replay_executor() -> None:
+    executor = ReplayExecutor(ReplayTable(toy_frame().query("trial_id != 'a-2-0'"), ASSET, mode="exact"))
+    sweep = BenchmarkSweep.model_validate({
+        "apiVersion": "hwmatch.dev/v1alpha1", "kind": "BenchmarkSweep", "metadata": {"name": "s"},
+        "spec": {"assetRef": {"name": "toy"}, "platforms": [{"name": "a"}, {"name": "b"}]}})
+    executor.check(ASSET, sweep)
+    done = executor.run(make_trial("toy", "s", "b", {"x": 2}, {}, 0), ASSET, sweep)
+    assert done.phase == "Succeeded" and done.metrics == {"latency": 10, "quality": 0.7}
+    assert done.host["replayedTrial"] == "b-2-0"
+    missing = executor.run(make_trial("toy", "s", "a", {"x": 2}, {}, 0), ASSET, sweep)
+    assert missing.phase == "Failed" and missing.reason == NOT_MEASURED
+    other = sweep.model_copy(deep=True)
+    other.spec.platforms[0].name = "gpu"
+    with pytest.raises(ValueError, match=r"platforms \['gpu'\]"):
+        executor.check(ASSET, other)
+
+
+# -- adaptive sampling ----------------------------------------------------------------------------
+
+STEP = AIAsset.model_validate({
+    "apiVersion": "hwmatch.dev/v1alpha1", "kind": "AIAsset", "metadata": {"name": "step"},
+    "spec": {"command": ["step"], "parameters": [{"name": "x", "type": "float", "range": {"min": 0, "max": 1}}],
+             "metrics": [{"name": "cost", "goal": "minimize"}, {"name": "quality", "goal": "maximize"}]},
+})
+
+
+def step_rows(xs: np.ndarray) -> pd.DataFrame:
+    """cost grows with x; quality jumps from 0 to 1 around x = 0.5: the boundary every query meets."""
+    return pd.DataFrame({"trial_id": [f"t{i}" for i in range(xs.size)], "platform": "p", "status": "Succeeded",
+                         "cost_per_hour": 1.0, "param.x": xs, "metric.cost": xs,
+                         "metric.quality": 1 / (1 + np.exp(-(xs - 0.5) * 40))})
+
+
+def test_adaptive_is_registered_and_deterministic() -> None:
+    assert isinstance(get_sampler("adaptive"), AdaptiveSampler)
+    history = step_rows(np.linspace(0, 1, 12))
+    candidates = step_rows(np.linspace(0.002, 0.998, 300)).drop(columns=[METRIC + "cost", METRIC + "quality"])
+    sampler = AdaptiveSampler(queries=16)
+    first = sampler.select(history, candidates, 10, np.random.default_rng(5), asset=STEP)
+    assert first == sampler.select(history, candidates, 10, np.random.default_rng(5), asset=STEP)
+    assert len(set(first)) == 10
+
+
+def test_adaptive_concentrates_near_the_boundary() -> None:
+    history = step_rows(np.linspace(0, 1, 12))
+    xs = np.linspace(0.002, 0.998, 500)
+    candidates = step_rows(xs).drop(columns=[METRIC + "cost", METRIC + "quality"])
+    picks = AdaptiveSampler(queries=32).select(history, candidates, 20, np.random.default_rng(0), asset=STEP)
+    near = np.mean(np.abs(xs[picks] - 0.5) < 0.15)
+    assert near >= 0.5, xs[picks]  # uniform sampling would put 30% there
+
+
+def test_adaptive_rounds_through_the_planner() -> None:
+    sweep = BenchmarkSweep.model_validate({
+        "apiVersion": "hwmatch.dev/v1alpha1", "kind": "BenchmarkSweep", "metadata": {"name": "step-sweep"},
+        "spec": {"assetRef": {"name": "step"}, "platforms": [{"name": "p", "costPerHour": 1}],
+                 "sampling": {"strategy": "adaptive", "budget": 16, "initial": 10, "batchSize": 3, "seed": 1}}})
+    planner = Planner(STEP, sweep)
+    first = planner.plan()
+    assert len(first) == 10
+    xs = np.array([t.spec.parameters["x"] for t in first])
+    history = step_rows(xs).assign(trial_id=[t.metadata.name for t in first])
+    proposed = planner.next_round(history)
+    assert len(proposed) == 3 and all(0 <= t.spec.parameters["x"] <= 1 for t in proposed)
+    assert [t.metadata.name for t in proposed] == [t.metadata.name for t in planner.next_round(history)]
