@@ -20,7 +20,7 @@ import pandas as pd
 
 from hwmatch.api import Parameter, Platform
 from hwmatch.api.asset import Scalar
-from hwmatch.data.frame import FEATURE, INSTANCE, PARAM, columns, names, strip, succeeded
+from hwmatch.data.frame import FEATURE, INSTANCE, PARAM, columns, names, platform_features, strip, succeeded
 from hwmatch.planning.space import Space
 
 #: Refuse to enumerate more candidates than this (memory: ~100 bytes per candidate and metric).
@@ -43,7 +43,7 @@ class PlatformInfo:
 
     @classmethod
     def from_api(cls, platform: Platform) -> "PlatformInfo":
-        return cls(platform.name, platform.cost_per_hour, platform.power_watts, dict(platform.features))
+        return cls(platform.name, platform.cost_per_hour, platform.power_watts, platform_features(platform))
 
 
 def platforms_from_frame(frame: pd.DataFrame) -> list[PlatformInfo]:

@@ -10,13 +10,15 @@ from hwmatch.optimize.problem import Problem
 def pareto_front(points: np.ndarray) -> np.ndarray:
     """Row indices of the non-dominated rows of ``points`` (every column minimised), by the first column.
 
+    Rows with a NaN are left out; +inf is a value like any other (the worst).
+
     Rows are visited in lexicographic order; the first remaining row is
     never dominated by a remaining one (a dominator would come before it),
     and each front row removes every row it weakly dominates — duplicates
     included, so equal trade-offs appear once. Cost: O(n · front size).
     """
-    finite = np.flatnonzero(np.all(np.isfinite(points), axis=1))
-    remaining = finite[np.lexsort(points[finite].T[::-1])]
+    known = np.flatnonzero(~np.any(np.isnan(points), axis=1))
+    remaining = known[np.lexsort(points[known].T[::-1])]
     front: list[int] = []
     while remaining.size:
         head = remaining[0]
@@ -41,5 +43,4 @@ def problem_front(problem: Problem, feasible: np.ndarray, count: int) -> list[in
     candidates = np.flatnonzero(feasible)
     if candidates.size == 0 or count <= 0:
         return []
-    points = np.column_stack([problem.axis(name)[candidates] for name in problem.pareto_axes])
-    return [int(candidates[i]) for i in thin(pareto_front(points), count)]
+    return [int(candidates[i]) for i in thin(pareto_front(problem.points(candidates)), count)]

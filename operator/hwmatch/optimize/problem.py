@@ -87,23 +87,27 @@ class Problem:
             return np.ones((len(self), 0), dtype=bool)
         return np.column_stack([r.met for r in self.requirements])
 
-    def rank(self) -> np.ndarray:
-        """Dense rank of every candidate, best first: by objective, ties broken by the other Pareto axes.
+    def rank(self, among: np.ndarray) -> np.ndarray:
+        """Dense rank (0 = best) of the candidates ``among`` (indices): by objective, ties by the other goals.
 
         Candidates equal on the objective (every configuration of a platform
         costs the same with one replica) are ordered by the goals the user
         also cares about; only candidates equal on all of them share a rank.
         Unknown values rank last.
         """
-        keys = [np.nan_to_num(self.axis(name), nan=np.inf) for name in self.pareto_axes]
-        order = np.lexsort(keys[::-1])
-        stacked = np.column_stack(keys)[order]
+        points = self.points(among)
+        order = np.lexsort(points.T[::-1])
+        stacked = points[order]
         new = np.ones(len(order), dtype=bool)
         if len(order) > 1:
             new[1:] = np.any(stacked[1:] != stacked[:-1], axis=1)
         rank = np.empty(len(order), dtype=np.int64)
         rank[order] = np.cumsum(new) - 1
         return rank
+
+    def points(self, among: np.ndarray) -> np.ndarray:
+        """``(len(among), axes)``: the Pareto axes of candidates ``among``, smaller is better, unknown = +inf."""
+        return np.column_stack([np.nan_to_num(self.axis(name)[among], nan=np.inf) for name in self.pareto_axes])
 
     def axis(self, name: str) -> np.ndarray:
         """Values of one Pareto axis, oriented so that smaller is better."""

@@ -17,11 +17,13 @@ The CP-SAT model (one Boolean ``x_i`` per candidate):
   candidate's position as the last tie-break, so the optimum is unique and
   equals what a vectorised ``argmin`` of the rank finds.
 
-``presolve=True`` first removes, with numpy, every candidate violating a
-requirement (what CP-SAT's own presolve would do with those unit
-constraints, but vectorised), leaving the solver the choice among feasible
-candidates; it is the default because it keeps the model small at 10^5-10^6
-candidates (figures: ``bench/optimizer_scaling.py``). ``method="numpy"`` is
+``presolve=True`` (the default) first removes, with numpy, every candidate
+violating a requirement (what CP-SAT's own presolve would do with those unit
+constraints, but vectorised), then every feasible candidate dominated on the
+Pareto axes (objective and the other goals): the optimum in rank order is
+lexicographically smallest, hence never dominated, so the solver's answer is
+unchanged while its model shrinks from up to 10^6 Booleans to the front
+(tens to hundreds). Figures: ``bench/optimizer_scaling.py``. ``method="numpy"`` is
 the plain filter + argmin, for callers that ask thousands of questions.
 """
 
@@ -35,6 +37,7 @@ import numpy as np
 import pandas as pd
 from ortools.sat.python import cp_model
 
+from hwmatch.optimize.pareto import pareto_front
 from hwmatch.optimize.problem import Problem
 
 Method = Literal["cp-sat", "numpy"]
@@ -42,7 +45,10 @@ Method = Literal["cp-sat", "numpy"]
 
 @dataclass
 class Solution:
-    """The chosen candidate (``best``, an index into the candidates) and how it was found."""
+    """The chosen candidate (``best``, an index into the candidates) and how it was found.
+
+    ``model_size``: candidates the method chose among (CP-SAT: Booleans in the model).
+    """
 
     status: str
     best: int | None
@@ -50,6 +56,7 @@ class Solution:
     wall_time_ms: float
     method: str
     core: list[int] = field(default_factory=list)
+    model_size: int = 0
 
     @property
     def found(self) -> bool:
@@ -72,14 +79,15 @@ def solve(
     """The best candidate of ``problem`` by ``method``; both methods give the same index."""
     start = time.perf_counter()
     feasible = feasible_mask(problem)
-    rank = problem.rank()
     if method == "numpy":
-        best = _argmin(rank, feasible)
+        best = best_of(problem, np.flatnonzero(feasible))
         status = "OPTIMAL" if best is not None else "INFEASIBLE"
-        return Solution(status, best, feasible, (time.perf_counter() - start) * 1e3, "numpy")
+        return Solution(status, best, feasible, (time.perf_counter() - start) * 1e3, "numpy", model_size=int(feasible.sum()))
     if method != "cp-sat":
         raise ValueError(f"unknown method {method!r}; use 'cp-sat' or 'numpy'")
     pool = np.flatnonzero(feasible if presolve else np.isfinite(problem.objective))
+    if presolve and pool.size:
+        pool = np.sort(pool[pareto_front(problem.points(pool))])
     if pool.size == 0:
         return Solution("INFEASIBLE", None, feasible, (time.perf_counter() - start) * 1e3, "cp-sat")
     model = cp_model.CpModel()
@@ -96,8 +104,7 @@ def solve(
             model.add(cp_model.LinearExpr.sum([x[i] for i in violating]) == 0).only_enforce_if(literal)
             assumptions.append((k, literal))
         model.add_assumptions([literal for _, literal in assumptions])
-    ranks = np.unique(rank[pool], return_inverse=True)[1].ravel().astype(np.int64)
-    coefficients = ranks * pool.size + np.arange(pool.size, dtype=np.int64)
+    coefficients = problem.rank(pool) * pool.size + np.arange(pool.size, dtype=np.int64)
     model.minimize(cp_model.LinearExpr.weighted_sum(x, coefficients.tolist()))
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
@@ -113,20 +120,22 @@ def solve(
     elif code == cp_model.INFEASIBLE and assumptions:
         proven = set(solver.sufficient_assumptions_for_infeasibility())
         core = [k for k, literal in assumptions if literal.index in proven]
-    return Solution(status, best, feasible, (time.perf_counter() - start) * 1e3, "cp-sat", core)
+    return Solution(status, best, feasible, (time.perf_counter() - start) * 1e3, "cp-sat", core, pool.size)
 
 
-def _argmin(rank: np.ndarray, mask: np.ndarray) -> int | None:
-    candidates = np.flatnonzero(mask)
-    if candidates.size == 0:
+def best_of(problem: Problem, pool: np.ndarray) -> int | None:
+    """The best of the candidates ``pool`` in :meth:`Problem.rank` order, in O(n): only ties are ranked."""
+    if pool.size == 0:
         return None
-    return int(candidates[np.argmin(rank[candidates])])
+    objective = problem.objective[pool]
+    tied = pool[objective == objective.min()]
+    return int(tied[np.argmin(problem.rank(tied))])
 
 
-def ranking(rank: np.ndarray, feasible: np.ndarray) -> np.ndarray:
+def ranking(problem: Problem, feasible: np.ndarray) -> np.ndarray:
     """Feasible candidate indices, best first (ties: lower index first)."""
     candidates = np.flatnonzero(feasible)
-    return candidates[np.argsort(rank[candidates], kind="stable")]
+    return candidates[np.argsort(problem.rank(candidates), kind="stable")]
 
 
 def alternatives(problem: Problem, feasible: np.ndarray, best: int, count: int) -> list[int]:
@@ -138,8 +147,7 @@ def alternatives(problem: Problem, feasible: np.ndarray, best: int, count: int) 
     """
     if count <= 0:
         return []
-    rank = problem.rank()
-    order = ranking(rank, feasible)
+    order = ranking(problem, feasible)
     order = order[order != best]
     platforms = problem.candidates.platform[order]
     firsts = np.unique(platforms, return_index=True)[1]
@@ -149,4 +157,4 @@ def alternatives(problem: Problem, feasible: np.ndarray, best: int, count: int) 
             break
         if int(i) not in chosen:
             chosen.append(int(i))
-    return sorted(chosen[:count], key=lambda i: (rank[i], i))
+    return [int(i) for i in order[np.isin(order, chosen[:count])]]
