@@ -13,7 +13,11 @@ feature and a metric may share a name without clashing:
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
+
+from hwmatch.api import Platform
 
 PARAM = "param."
 INSTANCE = "instance."
@@ -42,3 +46,16 @@ def succeeded(frame: pd.DataFrame) -> pd.DataFrame:
     if "status" not in frame.columns:
         return frame
     return frame[frame["status"] == "Succeeded"]
+
+
+def platform_features(platform: Platform) -> dict[str, Any]:
+    """A platform's ``feature.*`` values in the dataset: its ``features``, plus ``vcpus`` = len(cpus) when pinned.
+
+    The store writes training rows with these, and whoever builds candidate
+    rows for a model (optimiser, adaptive sampling) uses this too, so
+    candidates carry the same features as the training rows.
+    """
+    features = dict(platform.features)
+    if platform.cpus is not None and "vcpus" not in features:
+        features["vcpus"] = len(platform.cpus)
+    return features

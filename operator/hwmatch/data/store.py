@@ -36,7 +36,7 @@ from hwmatch.api import (
     ObjectRef,
     Platform,
 )
-from hwmatch.data.frame import FEATURE, ID_COLUMNS, INSTANCE, METRIC, PARAM
+from hwmatch.data.frame import FEATURE, ID_COLUMNS, INSTANCE, METRIC, PARAM, platform_features
 from hwmatch.planning.planner import LABEL_ASSET, LABEL_PLATFORM, LABEL_SWEEP
 
 DEFAULT_PATH = Path(".hwmatch") / "hwmatch.db"
@@ -352,18 +352,6 @@ class Store:
         """(sweep, platform) -> (features, cost per hour), from the stored sweep manifests."""
         return {(sweep.metadata.name, p.name): (platform_features(p), p.cost_per_hour)
                 for sweep in self.sweeps() for p in sweep.spec.platforms}
-
-
-def platform_features(platform: Platform) -> dict[str, Any]:
-    """A platform's ``feature.*`` values in the dataset: its ``features``, plus ``vcpus`` = len(cpus) when pinned.
-
-    Whoever builds candidate rows for a model (optimiser, adaptive sampling)
-    uses this too, so candidates carry the same features as the training rows.
-    """
-    features = dict(platform.features)
-    if platform.cpus is not None and "vcpus" not in features:
-        features["vcpus"] = len(platform.cpus)
-    return features
 
 
 def _spec_only(resource: AIAsset | BenchmarkSweep) -> dict[str, Any]:
