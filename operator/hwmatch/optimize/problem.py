@@ -55,9 +55,14 @@ class Requirement:
 
     @property
     def met(self) -> np.ndarray:
-        """Per candidate; unknown (NaN) values do not meet a requirement."""
+        """Per candidate; unknown (NaN) values do not meet a requirement.
+
+        A relative slack of 1e-9 lets a bound equal to the threshold meet it even
+        after a round trip through a log transform (``exp(log(7))`` is 7.000000000000001).
+        """
+        slack = 1e-9 * max(1.0, abs(self.threshold))
         with np.errstate(invalid="ignore"):
-            return self.bound <= self.threshold if self.sense == "max" else self.bound >= self.threshold
+            return self.bound <= self.threshold + slack if self.sense == "max" else self.bound >= self.threshold - slack
 
     @property
     def bound_name(self) -> str:
