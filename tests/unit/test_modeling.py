@@ -161,3 +161,12 @@ def test_helpers() -> None:
     assert conformal_quantile(scores, 0.9) == 10.0  # ceil(11*0.9)=10th
     assert conformal_quantile(scores, 0.5) == 6.0
     assert conformal_quantile(scores[:3], 0.9) == 3.0  # too few rows: the largest
+
+
+def test_candidates_of_a_platform_without_some_feature_are_predicted() -> None:
+    frame = dataset(40)
+    model = Surrogates(seed=0, families=("ridge_poly",)).fit(frame)
+    bare = frame.drop(columns=["feature.accelerator"]).head(5)
+    assert np.isfinite(model.predict(bare, 0.9)["latency_ms"].value).all()
+    with pytest.raises(ValueError, match=r"lack the columns \['param.depth'\]"):
+        model.predict(frame.drop(columns=["param.depth"]), 0.9)

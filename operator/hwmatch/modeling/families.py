@@ -29,7 +29,8 @@ from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
 Factory = Callable[[int, int], RegressorMixin]
 
-#: Above this many rows, boosting holds out 10% to stop early (up to 200 rounds; below, 60 rounds at a larger step: each round costs ~3 ms whatever the size).
+#: Above this many rows, boosting holds out 10% to stop early (up to 200 rounds); below, 60 rounds
+#: at a larger step (a round costs a few ms whatever the size, which dominates on small sets).
 EARLY_STOPPING_ROWS = 1000
 #: Each randomised tree sees at most this many rows (bootstrap), bounding its cost on large sets.
 TREE_ROWS = 2000

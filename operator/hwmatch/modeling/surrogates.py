@@ -22,7 +22,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from hwmatch.api import ModelScore, Parameter
-from hwmatch.data.frame import METRIC, PARAM, columns, strip, succeeded
+from hwmatch.data.frame import INSTANCE, METRIC, PARAM, columns, strip, succeeded
 from hwmatch.modeling.families import DEFAULT_FAMILIES, check_families
 from hwmatch.modeling.features import FeatureEncoder, input_columns
 from hwmatch.modeling.surrogate import Prediction, Surrogate
@@ -138,10 +138,14 @@ class Surrogates:
     def encode(self, candidates: pd.DataFrame) -> np.ndarray:
         """The candidates as the models' input matrix (reuse it across confidences and metrics)."""
         self._check_fitted()
-        missing = [c for c in self.encoder.columns_ if c.name not in candidates.columns]
+        # a platform may lack a feature (it encodes as missing); a parameter or instance feature may not
+        missing = [
+            c.name for c in self.encoder.columns_
+            if c.name not in candidates.columns and c.name.startswith((PARAM, INSTANCE))
+        ]
         if missing:
             raise ValueError(
-                f"candidate rows lack the columns {[c.name for c in missing]} the models were trained on; "
+                f"candidate rows lack the columns {missing} the models were trained on; "
                 f"they have {input_columns(candidates)}"
             )
         return self.encoder.transform(candidates)

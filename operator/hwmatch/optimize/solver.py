@@ -58,10 +58,6 @@ class Solution:
     core: list[int] = field(default_factory=list)
     model_size: int = 0
 
-    @property
-    def found(self) -> bool:
-        return self.best is not None
-
 
 def feasible_mask(problem: Problem) -> np.ndarray:
     """Candidates that meet every requirement and have a known objective."""
@@ -82,7 +78,8 @@ def solve(
     if method == "numpy":
         best = best_of(problem, np.flatnonzero(feasible))
         status = "OPTIMAL" if best is not None else "INFEASIBLE"
-        return Solution(status, best, feasible, (time.perf_counter() - start) * 1e3, "numpy", model_size=int(feasible.sum()))
+        elapsed = (time.perf_counter() - start) * 1e3
+        return Solution(status, best, feasible, elapsed, "numpy", model_size=int(feasible.sum()))
     if method != "cp-sat":
         raise ValueError(f"unknown method {method!r}; use 'cp-sat' or 'numpy'")
     pool = np.flatnonzero(feasible if presolve else np.isfinite(problem.objective))
