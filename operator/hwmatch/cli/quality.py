@@ -98,7 +98,7 @@ def evaluate(
     if as_json:
         doc = {"asset": imported.asset.metadata.name, "queries": queries, "confidence": confidence, "seed": seed,
                "results": [r.as_dict() for r in results]}
-        typer.echo(json.dumps(_finite(doc), indent=2))
+        typer.echo(json.dumps(finite(doc), indent=2))
         return
     console.print(results_table(imported.asset.metadata.name, results))
 
@@ -129,12 +129,12 @@ def _num(value: float, unit: str = "") -> str:
     return "-" if value != value else f"{value:.2f}{unit}"
 
 
-def _finite(value: Any) -> Any:
+def finite(value: Any) -> Any:
     """NaN (an undefined rate, e.g. no answered query) as null: JSON has no NaN."""
     if isinstance(value, float):
         return None if value != value else value
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [finite(v) for v in value]
     return value
