@@ -57,10 +57,11 @@ def pareto_plot(solved: Solved, path: Path) -> Path | None:
         return None
     x, y = axes
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    front = sorted(solved.status.pareto_front, key=lambda c: c.predicted[x].value)
+    # The front is non-dominated over every goal, not only these two axes: points, not a line.
+    front = solved.status.pareto_front
     if front:
-        ax.plot([c.predicted[x].value for c in front], [c.predicted[y].value for c in front],
-                "-o", color="#4c72b0", label="Pareto front", zorder=2)
+        ax.scatter([c.predicted[x].value for c in front], [c.predicted[y].value for c in front],
+                   color="#4c72b0", label="Pareto front (all goals)", zorder=2)
     for c in solved.status.alternatives:
         ax.scatter(c.predicted[x].value, c.predicted[y].value, color="#999999", zorder=1)
     if solved.status.alternatives:
@@ -70,14 +71,10 @@ def pareto_plot(solved: Solved, path: Path) -> Path | None:
         ax.scatter(best.predicted[x].value, best.predicted[y].value, marker="*", s=260, color="#dd8452",
                    edgecolor="black", zorder=3, label=f"recommended: {best.platform} ×{best.replicas}")
     for c in solved.request.spec.constraints:
-        if c.metric == y:
-            for bound in (c.min, c.max):
-                if bound is not None:
-                    ax.axhline(bound, color="#c44e52", linestyle="--", linewidth=1)
-        if c.metric == x:
-            for bound in (c.min, c.max):
-                if bound is not None:
-                    ax.axvline(bound, color="#c44e52", linestyle="--", linewidth=1)
+        line = {y: ax.axhline, x: ax.axvline}.get(c.metric)
+        for bound in (c.min, c.max) if line else ():
+            if bound is not None:
+                line(bound, color="#c44e52", linestyle="--", linewidth=1)
     ax.set_xlabel(f"{x} (predicted)")
     ax.set_ylabel(f"{y} (predicted)")
     ax.set_title(f"{solved.request.metadata.name}: {x} vs {y}")
