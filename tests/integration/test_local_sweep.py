@@ -189,7 +189,7 @@ def test_cli_errors_are_clear(tmp_path):
         spec: {command: [python], metrics: [{name: m}]}
     """))
     out = runner.invoke(app, ["run", str(assets_only), "--store", str(tmp_path / "s.db")])
-    assert out.exit_code == 1 and "no BenchmarkSweep to run" in flat(out)
+    assert out.exit_code == 1 and "nothing to run; add a BenchmarkSweep or a HWRecommendation" in flat(out)
 
     orphan = tmp_path / "orphan.yaml"
     orphan.write_text(textwrap.dedent("""
