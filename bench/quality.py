@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 from threadpoolctl import threadpool_limits
 
-from hwmatch.cli.quality import finite, results_table
+from hwmatch.cli.quality import COLUMNS, finite, results_table
 from hwmatch.data.importer import import_tables, load_mapping
 from hwmatch.evaluation import Evaluation
 
@@ -60,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     table = Table(title=f"recommendation quality at confidence {args.confidence} ({queries} queries per family, seed {args.seed})",
                   box=None)
     table.add_column("family")
-    for name in ("budget", "sampling", "model", "trials", "feasible", "false-inf", "no-sol", "regret p50",
-                 "regret p90", "R² (min..max)"):
+    for name in COLUMNS:
         table.add_column(name, justify="left" if name in ("sampling", "model") else "right")
     figures = []
     for family in chosen:

@@ -103,20 +103,22 @@ def evaluate(
     console.print(results_table(imported.asset.metadata.name, results))
 
 
-def results_table(title: str, results: list[Result], table: Optional[Table] = None) -> Table:
-    """The figures as a rich table (one row per budget, strategy and method)."""
-    if table is None:
-        table = Table(title=f"{title}: recommendation quality", box=None)
-        for name in ("budget", "sampling", "model", "trials", "feasible", "false-inf", "no-sol", "regret p50",
-                     "regret p90", "R² (min..max over metrics)"):
-            table.add_column(name, justify="left" if name in ("sampling", "model") else "right")
+#: Columns of the figures table (short: it must fit an 80-column terminal).
+COLUMNS = ("budget", "sampling", "model", "trials", "feasible", "false-inf", "no-sol", "regret", "p90", "R² min")
+
+
+def results_table(title: str, results: list[Result]) -> Table:
+    """The figures as a rich table (one row per budget, strategy and method); regret is the median."""
+    table = Table(title=f"{title}: recommendation quality", box=None, pad_edge=False, collapse_padding=True)
+    for name in COLUMNS:
+        table.add_column(name, justify="left" if name in ("sampling", "model") else "right", no_wrap=True)
     for r in results:
         s = r.summary
         r2 = [m["r2"] for m in r.models.values()]
         table.add_row(
             f"{r.budget:.0%}", r.strategy, r.method, str(r.trials), _pct(s.feasible_rate),
             _pct(s.false_infeasible_rate), _pct(s.no_solution_rate), _num(s.regret_median_pct, "%"),
-            _num(s.regret_p90_pct, "%"), f"{min(r2):.2f}..{max(r2):.2f}" if r2 else "-",
+            _num(s.regret_p90_pct, "%"), f"{min(r2):.2f}" if r2 else "-",
         )
     return table
 

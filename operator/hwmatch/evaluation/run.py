@@ -76,8 +76,7 @@ class Evaluation:
         for budget in budgets:
             for strategy in strategies:
                 rng = np.random.default_rng([self.seed, int(round(budget * 1e6)), STRATEGIES.index(strategy)])
-                chosen = self.sample(strategy, budget, rng)
-                train = self.trials(chosen, rng)
+                chosen, train = self.sample(strategy, budget, rng)
                 methods: list[Method] = [SurrogateMethod()]
                 if hada and strategy == "random":
                     methods.append(HadaMethod())
@@ -92,13 +91,14 @@ class Evaluation:
         counts = self.pool.groupby("platform").size()
         return {str(p): min(int(n), max(3, math.ceil(budget * n))) for p, n in counts.items()}
 
-    def sample(self, strategy: str, budget: float, rng: np.random.Generator) -> np.ndarray:
-        """Positions in :attr:`pool` of the configurations to measure."""
+    def sample(self, strategy: str, budget: float, rng: np.random.Generator) -> tuple[np.ndarray, pd.DataFrame]:
+        """Positions in :attr:`pool` of the configurations measured, and their replayed trials."""
         sizes = self.sizes(budget)
         if strategy == "random":
             picks = [rng.choice(np.flatnonzero(self.pool["platform"] == p), size=n, replace=False)
                      for p, n in sizes.items()]
-            return np.sort(np.concatenate(picks))
+            chosen = np.sort(np.concatenate(picks))
+            return chosen, self.trials(chosen, rng)
         if strategy != "adaptive":
             raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
         sampler = AdaptiveSampler()
@@ -108,16 +108,17 @@ class Evaluation:
             where = np.flatnonzero(self.pool["platform"] == platform)
             start = sampler.select(empty, self.pool.iloc[where], max(1, int(INITIAL_SHARE * n)), rng, asset=self.asset)
             chosen.extend(int(where[i]) for i in start)
+        history = self.trials(np.array(chosen), rng)
         total = sum(sizes.values())
         for round_ in range(ROUNDS):
             left = np.setdiff1d(np.arange(len(self.pool)), chosen)
             n = (total - len(chosen)) // (ROUNDS - round_)
             if n <= 0 or left.size == 0:
                 continue
-            history = self.trials(np.array(chosen), rng)
-            picks = sampler.select(history, self.pool.iloc[left], n, rng, asset=self.asset)
-            chosen.extend(int(left[i]) for i in picks)
-        return np.sort(np.array(chosen))
+            picks = np.array([int(left[i]) for i in sampler.select(history, self.pool.iloc[left], n, rng, asset=self.asset)])
+            history = pd.concat([history, self.trials(picks, rng)], ignore_index=True)
+            chosen.extend(picks.tolist())
+        return np.sort(np.array(chosen)), history
 
     def trials(self, positions: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
         """The replayed trials of pool configurations: their key, price and features plus measured metrics."""
