@@ -73,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         with threadpool_limits(1):  # many small fits on shared cores: threads only contend
             results = Evaluation(imported, queries, args.confidence, args.seed).run(budgets)
         seconds = time.perf_counter() - start
-        console.print(f"{family}: {len(imported.frame)} rows, {seconds:.0f} s", highlight=False)
-        section = results_table(family, results)
+        section = results_table(f"{family} ({len(imported.frame)} rows, {seconds:.0f} s)", results)
+        console.print(section)  # as each family finishes; all of them together at the end
         for r, cells in zip(results, zip(*(c.cells for c in section.columns))):
             table.add_row(family, *cells)
         table.add_section()
