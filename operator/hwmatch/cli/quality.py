@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from threadpoolctl import threadpool_limits
 
@@ -24,10 +25,10 @@ def _load(tables: list[Path], mapping: Path) -> Imported:
         return import_tables(load_mapping(mapping), tables)
     except ManifestError as exc:
         for problem in exc.problems:
-            err_console.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]✗[/] {escape(str(problem))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     except (TableError, OSError) as exc:
-        raise fail(str(exc))
+        raise fail(escape(str(exc)))  # file regexes hold [...]: not rich markup
 
 
 @app.command("import")
