@@ -155,6 +155,8 @@ up() {
     local PY; PY="$(python_bin)"
     command -v openssl >/dev/null || die "openssl is missing (apt-get install -y openssl)"
     local t0=$SECONDS
+    # On any failure from here on, stop what was started (the logs stay in $DIR/logs).
+    trap 'if [[ "${UP_DONE:-}" != 1 ]]; then log "up failed; stopping the components (logs in $DIR/logs)"; stop_all; fi' EXIT
     mkdir -p "$DIR"/{logs,pids,etcd}
     touch "$DIR/.hwmatch-cluster"  # down removes only directories that carry this mark
     read -r ETCD_PORT ETCD_PEER_PORT API_PORT < <(free_ports 3)
@@ -219,16 +221,17 @@ EOF
         --state-dir "$DIR/local-kubelet" --pools "$POOLS"
 
     log "creating the simulated nodes of $POOLS"
-    "$PY" "$HACK/nodepools.py" manifests --kubelet kwok "$POOLS" | "${KUBECTL[@]}" apply -f - >/dev/null
-    local nodes; nodes="$("$PY" "$HACK/nodepools.py" names "$POOLS" | wc -l)"
-    wait_for "$nodes nodes registered" 60 local-kubelet \
-        bash -c "[[ \$('${KUBECTL[*]}' get nodes -o name | wc -l) -ge $nodes ]]"
+    "$PY" "$HACK/nodepools.py" manifests --kubelet kwok --file "$POOLS" | "${KUBECTL[@]}" apply -f - >/dev/null
+    local nodes; nodes="$("$PY" "$HACK/nodepools.py" names --file "$POOLS" | wc -l)"
+    nodes_at_least() { [[ "$("${KUBECTL[@]}" get nodes -o name | wc -l)" -ge "$1" ]]; }
+    wait_for "$nodes nodes registered" 60 local-kubelet nodes_at_least "$nodes"
     wait_for "nodes Ready" 90 kwok "${KUBECTL[@]}" wait --for=condition=Ready node --all --timeout=5s
     for c in kube-controller-manager kube-scheduler; do
         pid_of "$c" >/dev/null || { tail -n 25 "$DIR/logs/$c.log" >&2; die "$c exited (log: $DIR/logs/$c.log)"; }
     done
     wait_for "service account default/default (kube-controller-manager)" 60 kube-controller-manager \
         "${KUBECTL[@]}" -n default get serviceaccount default
+    UP_DONE=1
     log "up in $((SECONDS - t0))s; state and logs in $DIR"
     print_env
 }

@@ -1,7 +1,7 @@
 """Node objects for the local test cluster, from hack/nodepools.yaml.
 
-    python hack/nodepools.py manifests [--kubelet kwok|local] [FILE]   Node YAML on stdout
-    python hack/nodepools.py names [--kubelet kwok|local] [FILE]       node names, one a line
+    python hack/nodepools.py manifests [--kubelet kwok|local] [--file F]   Node YAML on stdout
+    python hack/nodepools.py names [--kubelet kwok|local] [--file F]       node names, one a line
 
 hack/cluster.sh applies the kwok nodes with kubectl; hack/local_kubelet.py
 registers the local ones itself (it imports this module).
@@ -86,7 +86,11 @@ def nodes(doc: dict, kubelet: str | None = None) -> list[dict]:
                 "status": {
                     "capacity": dict(capacity),
                     "allocatable": dict(capacity),
-                    "nodeInfo": {"architecture": arch, "operatingSystem": "linux"},
+                    "nodeInfo": {
+                        "architecture": arch, "operatingSystem": "linux", "bootID": "", "machineID": "",
+                        "systemUUID": "", "containerRuntimeVersion": "", "kernelVersion": "",
+                        "kubeProxyVersion": "", "kubeletVersion": "", "osImage": "",
+                    },
                 },
             }
             taints = [
@@ -101,7 +105,7 @@ def nodes(doc: dict, kubelet: str | None = None) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=["manifests", "names"])
-    p.add_argument("file", nargs="?", default=str(DEFAULT_FILE))
+    p.add_argument("--file", default=str(DEFAULT_FILE))
     p.add_argument("--kubelet", choices=["kwok", "local"])
     a = p.parse_args(argv)
     ns = nodes(load(a.file), a.kubelet)
