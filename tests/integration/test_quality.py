@@ -98,3 +98,24 @@ def test_evaluate_public_edge_table() -> None:
     doc = json.loads(result.output)
     assert {r["method"] for r in doc["results"]} == {"hwmatch", "hada-dt"}
     assert all(r["solvable"] > 0 for r in doc["results"])
+
+
+def test_recommendation_fixes_the_instance_of_an_imported_input_dependent_asset() -> None:
+    """HADA anticipate's answers depend on the instance: the recommendation's spec.instance fixes it."""
+    files = sorted((DATASETS / "hada").glob("anticipate_mbp19.csv"))
+    if not files:
+        pytest.skip(f"public datasets not present at {DATASETS} (see its README)")
+    from hwmatch.api import Constraint, HWRecommendationSpec, ObjectRef, Objective
+    from hwmatch.data.importer import import_tables, load_mapping
+    from hwmatch.optimize import RecommendationError, recommend
+
+    imported = import_tables(load_mapping(ROOT / "examples/import/hada-anticipate.yaml"), files)
+    first = imported.frame.iloc[0]
+    instance = {c.split(".", 1)[1]: float(first[c]) for c in imported.frame.columns if c.startswith("instance.")}
+    spec = HWRecommendationSpec(asset_ref=ObjectRef(name="hada-anticipate"), objective=Objective(minimize="sol_keur"),
+                                constraints=[Constraint(metric="time_s", max=30)], instance=instance)
+    status = recommend(imported.frame, imported.asset.spec.parameters, imported.platforms, spec)
+    assert status.phase == "Ready" and status.recommendation.platform == "mbp19"
+    assert status.recommendation.predicted["time_s"].upper <= 30
+    with pytest.raises(RecommendationError, match="instance: give a value for"):
+        recommend(imported.frame, imported.asset.spec.parameters, imported.platforms, spec.model_copy(update={"instance": {}}))
