@@ -198,3 +198,22 @@ def test_adaptive_rounds_through_the_planner() -> None:
     proposed = planner.next_round(history)
     assert len(proposed) == 3 and all(0 <= t.spec.parameters["x"] <= 1 for t in proposed)
     assert [t.metadata.name for t in proposed] == [t.metadata.name for t in planner.next_round(history)]
+
+
+def test_an_adaptive_sweep_replayed_from_a_table(tmp_path) -> None:
+    """The engine runs an adaptive sweep whose trials the table answers (nearest measured row), in rounds."""
+    from hwmatch.data.store import Store
+    from hwmatch.engine import run_sweep
+
+    table = step_rows(np.linspace(0, 1, 101)).assign(asset="step", sweep="import-step", repetition=0, reason="")
+    sweep = BenchmarkSweep.model_validate({
+        "apiVersion": "hwmatch.dev/v1alpha1", "kind": "BenchmarkSweep", "metadata": {"name": "offline"},
+        "spec": {"assetRef": {"name": "step"}, "platforms": [{"name": "p", "costPerHour": 1}],
+                 "sampling": {"strategy": "adaptive", "budget": 14, "initial": 8, "batchSize": 3, "seed": 2}}})
+    with Store(tmp_path / "s.db") as store:
+        run = run_sweep(store, STEP, sweep, ReplayExecutor(ReplayTable(table, STEP, mode="nearest")))
+        frame = store.frame("step")
+    assert run.complete and run.succeeded == 14 and run.failed == 0
+    measured = frame.sort_values("param.x")
+    # each answer is the nearest of the table's rows: cost equals x to the table's 0.01 spacing
+    assert np.allclose(measured["metric.cost"], measured["param.x"], atol=0.005 + 1e-9)
