@@ -102,6 +102,7 @@ def evaluate(
         typer.echo(json.dumps(finite(doc), indent=2))
         return
     console.print(results_table(imported.asset.metadata.name, results))
+    console.print(models_table(results))
 
 
 #: Columns of the figures table (short: it must fit an 80-column terminal).
@@ -121,6 +122,19 @@ def results_table(title: str, results: list[Result]) -> Table:
             _pct(s.false_infeasible_rate), _pct(s.no_solution_rate), _num(s.regret_median_pct, "%"),
             _num(s.regret_p90_pct, "%"), f"{min(r2):.2f}" if r2 else "-",
         )
+    return table
+
+
+def models_table(results: list[Result]) -> Table:
+    """Each metric's R² and MAPE on the configurations not sampled, per budget, strategy and method."""
+    metrics = list(dict.fromkeys(m for r in results for m in r.models))
+    table = Table(title="surrogates on unseen configurations: R² / MAPE", box=None, pad_edge=False,
+                  collapse_padding=True)
+    for name in ("budget", "sampling", "model", *metrics):
+        table.add_column(name, justify="left" if name in ("sampling", "model") else "right", no_wrap=True)
+    for r in results:
+        cells = [f"{r.models[m]['r2']:.2f}/{r.models[m]['mape']:.0%}" if m in r.models else "-" for m in metrics]
+        table.add_row(f"{r.budget:.0%}", r.strategy, r.method, *cells)
     return table
 
 
