@@ -23,7 +23,7 @@ DIR="${HWMATCH_CLUSTER_DIR:-$HOME/.cache/hwmatch/cluster}"
 POOLS="${HWMATCH_NODEPOOLS:-$HACK/nodepools.yaml}"
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok local-kubelet)
 
-log() { printf '[hack/cluster] %s\n' "$*" >&2; }
+log() { printf '[hack/cluster %3ds] %s\n' "$SECONDS" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 python_bin() {
