@@ -77,7 +77,7 @@ trap 'rm -rf "$TMP"' EXIT
 export CGO_ENABLED=0
 log "building Kubernetes $K8S_VERSION (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl), etcd and kwok $KWOK_VERSION"
 log "$(go version); go build -p $JOBS; GOCACHE=$(go env GOCACHE)"
-log "a cold build takes about 15-25 minutes on 2 cores; later runs reuse $BIN"
+log "a cold build takes about 35 minutes on 2 idle cores (longer on a busy machine); later runs reuse $BIN"
 start=$SECONDS
 
 (

@@ -158,6 +158,7 @@ up() {
     # On any failure from here on, stop what was started (the logs stay in $DIR/logs).
     trap 'if [[ "${UP_DONE:-}" != 1 ]]; then log "up failed; stopping the components (logs in $DIR/logs)"; stop_all; fi' EXIT
     mkdir -p "$DIR"/{logs,pids,etcd}
+    chmod 700 "$DIR" "$DIR/etcd"
     touch "$DIR/.hwmatch-cluster"  # down removes only directories that carry this mark
     read -r ETCD_PORT ETCD_PEER_PORT API_PORT < <(free_ports 3)
     cat >"$DIR/env" <<EOF
