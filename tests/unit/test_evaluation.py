@@ -217,3 +217,15 @@ def test_an_adaptive_sweep_replayed_from_a_table(tmp_path) -> None:
     measured = frame.sort_values("param.x")
     # each answer is the nearest of the table's rows: cost equals x to the table's 0.01 spacing
     assert np.allclose(measured["metric.cost"], measured["param.x"], atol=0.005 + 1e-9)
+
+
+def test_adaptive_never_proposes_a_measured_combination() -> None:
+    small = AIAsset.model_validate({**STEP.model_dump(by_alias=True), "spec": {
+        **STEP.model_dump(by_alias=True)["spec"], "parameters": [{"name": "x", "type": "float", "values": [0.1, 0.3, 0.5, 0.7, 0.9]}]}})
+    sweep = BenchmarkSweep.model_validate({
+        "apiVersion": "hwmatch.dev/v1alpha1", "kind": "BenchmarkSweep", "metadata": {"name": "s"},
+        "spec": {"assetRef": {"name": "step"}, "platforms": [{"name": "p"}], "sampling": {"strategy": "adaptive", "budget": 5}}})
+    history = pd.concat([step_rows(np.array([0.1, 0.3, 0.7]))] * 4, ignore_index=True)
+    proposed = AdaptiveSampler(queries=8).propose(Planner(small, sweep).space, history, 3, np.random.default_rng(0),
+                                                  asset=small, sweep=sweep, platform=sweep.spec.platforms[0])
+    assert sorted(p["x"] for p in proposed) == [0.5, 0.9]

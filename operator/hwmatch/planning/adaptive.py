@@ -36,6 +36,7 @@ import pandas as pd
 from hwmatch.api import AIAsset, BenchmarkSweep, Platform
 from hwmatch.data.frame import FEATURE, INSTANCE, METRIC, PARAM, columns, succeeded
 from hwmatch.modeling import Surrogates, categorical_columns
+from hwmatch.planning.planner import canonical
 from hwmatch.planning.samplers import LatinHypercubeSampler, Point, register
 from hwmatch.planning.space import Space
 
@@ -87,8 +88,12 @@ class AdaptiveSampler:
         sweep: BenchmarkSweep,
         platform: Platform,
     ) -> list[Point]:
-        """The planner's round on one platform: ``n`` new points of ``space``."""
-        points = [space.decode(u) for u in rng.random((self.pool, len(space)))]
+        """The planner's round on one platform: ``n`` new points of ``space``, none measured already."""
+        measured = {canonical(p) for p in _points(history, space)}
+        drawn = [space.decode(u) for u in rng.random((self.pool, len(space)))]
+        points = list({canonical(p): p for p in drawn if canonical(p) not in measured}.values())
+        if not points:
+            return []
         instances = list(sweep.spec.instances) or [{}]
         rows = []
         for k, point in enumerate(points):
@@ -187,6 +192,14 @@ def _closeness(value: np.ndarray, lower: np.ndarray, upper: np.ndarray, bound: f
     """1 where the prediction sits on the bound, falling to 0 where the interval's end just reaches it."""
     half = np.where(bound >= value, upper - value, value - lower)
     return np.clip(1.0 - np.abs(bound - value) / np.maximum(half, 1e-12), 0.0, 1.0)
+
+
+def _points(history: pd.DataFrame, space: Space) -> list[Point]:
+    """The parameter combinations of a frame's rows."""
+    cols = [PARAM + name for name in space.names]
+    if not len(history) or any(c not in history.columns for c in cols):
+        return []
+    return [dict(zip(space.names, values)) for values in history[cols].itertuples(index=False)]
 
 
 def _spread(values: pd.Series) -> float:
