@@ -286,7 +286,10 @@ class PodRunner(threading.Thread):
         try:
             self._run()
         except Exception as exc:  # a kubelet reports, it does not crash
-            log.exception("%s: failed", self.key)
+            if isinstance(exc, RuntimeError):  # expected: bad command, missing env source, ...
+                log.warning("%s: cannot start: %s", self.key, exc)
+            else:
+                log.exception("%s: failed", self.key)
             for c in self.containers:
                 if c.exit_code is None:
                     c.exit_code, c.reason, c.message = 128, "StartError", str(exc)[:MAX_MESSAGE]
