@@ -57,10 +57,12 @@ class Parameter(ApiModel):
 
     model_config = ApiModel.model_config | {
         "json_schema_extra": {
+            # `values` holds mixed scalars, which CEL cannot see (untyped), so "exactly one of" is an
+            # OpenAPI oneOf of required fields rather than a CEL rule.
+            "oneOf": [{"required": ["values"]}, {"required": ["range"]}],
             "x-kubernetes-validations": [
-                {"rule": "has(self.values) != has(self.range)", "message": "set exactly one of values or range"},
                 {"rule": "self.type != 'categorical' || !has(self.range)", "message": "a categorical parameter takes values, not range"},
-            ]
+            ],
         }
     }
 

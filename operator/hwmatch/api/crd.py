@@ -102,6 +102,9 @@ def structural(node: Any, defs: dict[str, Any]) -> Any:
         return out
     out: dict[str, Any] = {}
     for key, value in node.items():
+        if key == "default" and isinstance(value, (str, int, float, bool)):
+            out[key] = value  # the API server applies scalar defaults, so CEL rules see them set
+            continue
         if key in _DROP or key == "const":
             continue
         if key == "properties":
