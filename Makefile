@@ -17,8 +17,9 @@ install: $(STAMP)
 
 ## demo: the main job, end to end on this machine (sweep, learn, recommend, report)
 demo: install
-	$(BIN)/hwmatch run examples/local-demo.yaml --store .hwmatch/demo.db
-	$(BIN)/hwmatch report --store .hwmatch/demo.db -o hwmatch-report
+	$(BIN)/hwmatch run examples/local-demo.yaml
+	$(BIN)/hwmatch report -o hwmatch-report
+	@echo "Next: $(BIN)/hwmatch verify   # re-run the recommended configuration, predicted against measured"
 
 ## system-deps: Debian packages and the locally built control plane the tests use
 system-deps:
