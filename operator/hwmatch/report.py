@@ -75,15 +75,7 @@ def pareto_plot(solved: Solved, path: Path) -> Path | None:
         for bound in (c.min, c.max) if line else ():
             if bound is not None:
                 line(bound, color="#c44e52", linestyle="--", linewidth=1)
-    ax.set_xlabel(f"{x} (predicted)")
-    ax.set_ylabel(f"{y} (predicted)")
-    ax.set_title(f"{solved.request.metadata.name}: {x} vs {y}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, f"{x} (predicted)", f"{y} (predicted)", f"{solved.request.metadata.name}: {x} vs {y}", path)
 
 
 def trials_plot(frame: pd.DataFrame, path: Path, x: str, y: str) -> Path | None:
@@ -94,9 +86,13 @@ def trials_plot(frame: pd.DataFrame, path: Path, x: str, y: str) -> Path | None:
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     for platform, group in frame.groupby("platform"):
         ax.scatter(group[cx], group[cy], label=str(platform), alpha=0.75)
-    ax.set_xlabel(f"{x} (measured)")
-    ax.set_ylabel(f"{y} (measured)")
-    ax.set_title("Trials")
+    return _finish(fig, ax, f"{x} (measured)", f"{y} (measured)", "Trials", path)
+
+
+def _finish(fig: plt.Figure, ax: plt.Axes, xlabel: str, ylabel: str, title: str, path: Path) -> Path:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
