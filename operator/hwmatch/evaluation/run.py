@@ -32,6 +32,7 @@ from hwmatch.evaluation.scoring import Summary, score, summarise
 from hwmatch.evaluation.truth import GroundTruth
 from hwmatch.execution.replay import ReplayTable
 from hwmatch.planning.adaptive import AdaptiveSampler
+from hwmatch.optimize.problem import interval_level
 
 STRATEGIES = ("random", "adaptive")
 #: Share of an adaptive budget spent on the space-filling start.
@@ -143,7 +144,7 @@ class Evaluation:
         return train[ordered].reset_index(drop=True)
 
     def score(self, method: Method, budget: float, strategy: str, chosen: np.ndarray) -> Result:
-        pred = method.predict(self.pool.reset_index(drop=True), self.confidence)
+        pred = method.predict(self.pool.reset_index(drop=True), interval_level(self.confidence))
         outcomes = []
         for query, candidates in zip(self.queries, self._candidates):
             positions = self.pool.index.get_indexer(candidates.index)

@@ -120,6 +120,18 @@ class Problem:
         return values * self.pareto_axes[name]
 
 
+def interval_level(confidence: float) -> float:
+    """The two-sided interval level whose ends are one-sided bounds at ``confidence``.
+
+    A requirement is one-sided: ``max`` is checked on the upper end only, ``min``
+    on the lower end only. An interval at level ``2c - 1`` leaves ``1 - c`` in
+    each tail, so each end holds with probability ``c`` — what "holds with
+    confidence c" asks. Using the level ``c`` itself would hold each bound at
+    ``(1 + c) / 2`` and refuse feasible answers for nothing.
+    """
+    return max(2.0 * confidence - 1.0, 1e-6)
+
+
 def _fixed(values: np.ndarray) -> Prediction:
     return Prediction(values, values, values)
 

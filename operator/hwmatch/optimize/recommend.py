@@ -28,7 +28,7 @@ from hwmatch.modeling.surrogates import Surrogates, categorical_columns
 from hwmatch.optimize.candidates import CandidateSet, PlatformInfo, RecommendationError, platforms_from_frame
 from hwmatch.optimize.explain import binding, describe_candidate, explain
 from hwmatch.optimize.pareto import problem_front
-from hwmatch.optimize.problem import Problem, build_problem
+from hwmatch.optimize.problem import Problem, build_problem, interval_level
 from hwmatch.optimize.solver import Method, Solution, alternatives, solve
 
 #: Most points of the Pareto front reported in a status.
@@ -138,7 +138,7 @@ def recommend(
         instance=spec.instance,
         only=spec.platforms,
     )
-    predictions = surrogates.predict(candidates.frame, spec.confidence)
+    predictions = surrogates.predict(candidates.frame, interval_level(spec.confidence))
     problem = build_problem(candidates, predictions, spec, goals)
     status = answer(problem, solve(problem, method, seed=seed), spec.alternatives)
     status.models = surrogates.scores()
