@@ -379,3 +379,23 @@ def test_recommend_end_to_end_from_a_dataset() -> None:
         recommend(frame.assign(**{"instance.rows": 10.0}), params, PLATFORMS, s)
     with pytest.raises(RecommendationError, match="does not declare"):
         recommend(frame, params[:1], PLATFORMS, s)
+
+
+def test_requirements_are_one_sided_bounds_at_the_confidence() -> None:
+    """The reported bounds are the ends of the interval at 2c - 1: each leaves 1 - c in its own tail."""
+    from hwmatch.modeling.surrogates import Surrogates, categorical_columns
+    from hwmatch.optimize.problem import interval_level
+
+    assert interval_level(0.95) == pytest.approx(0.9) and interval_level(0.5) > 0
+    frame = _dataset()
+    params = [PARAMETERS[0], Parameter(name="depth", type="int", values=[2, 4, 8, 16, 32]),
+              Parameter(name="precision", type="categorical", values=["fp32"])]
+    s = spec(objective={"minimize": "latency_ms"}, constraints=[{"metric": "accuracy", "min": 0.5}], confidence=0.95)
+    rec = recommend(frame, params, PLATFORMS, s, seed=0).recommendation
+    models = Surrogates(seed=0, categorical=categorical_columns(params)).fit(frame)
+    row = pd.DataFrame([{"platform": rec.platform, **{f"param.{k}": v for k, v in rec.parameters.items()},
+                         **{f"feature.{k}": v for k, v in next(p for p in PLATFORMS if p.name == rec.platform).features.items()}}])
+    at_90 = models.predict(row, 0.9)["latency_ms"]
+    at_95 = models.predict(row, 0.95)["latency_ms"]
+    assert rec.predicted["latency_ms"].upper == pytest.approx(float(at_90.upper[0]))
+    assert rec.predicted["latency_ms"].upper < float(at_95.upper[0])
