@@ -144,13 +144,17 @@ class Evaluation:
         return train[ordered].reset_index(drop=True)
 
     def score(self, method: Method, budget: float, strategy: str, chosen: np.ndarray) -> Result:
-        pred = method.predict(self.pool.reset_index(drop=True), interval_level(self.confidence))
+        pool = self.pool.reset_index(drop=True)
+        preds: dict[float, dict] = {}  # one prediction per interval level the queries need
         outcomes = []
         for query, candidates in zip(self.queries, self._candidates):
+            level = interval_level(query)
+            if level not in preds:
+                preds[level] = method.predict(pool, level)
             positions = self.pool.index.get_indexer(candidates.index)
-            outcomes.append(score(query, choose(query, candidates, positions, pred, self.goals), self.truth))
+            outcomes.append(score(query, choose(query, candidates, positions, preds[level], self.goals), self.truth))
         return Result(budget, strategy, method.name, int(len(chosen)), summarise(outcomes),
-                      self.model_scores(pred, chosen))
+                      self.model_scores(next(iter(preds.values())), chosen))
 
     def model_scores(self, pred: dict, chosen: np.ndarray) -> dict[str, dict[str, float]]:
         """R² and MAPE of each metric's predictions on the configurations not sampled."""

@@ -120,16 +120,19 @@ class Problem:
         return values * self.pareto_axes[name]
 
 
-def interval_level(confidence: float) -> float:
-    """The two-sided interval level whose ends are one-sided bounds at ``confidence``.
+def interval_level(spec: HWRecommendationSpec) -> float:
+    """The two-sided interval level whose ends make every requirement hold *together* at the confidence.
 
-    A requirement is one-sided: ``max`` is checked on the upper end only, ``min``
-    on the lower end only. An interval at level ``2c - 1`` leaves ``1 - c`` in
-    each tail, so each end holds with probability ``c`` — what "holds with
-    confidence c" asks. Using the level ``c`` itself would hold each bound at
-    ``(1 + c) / 2`` and refuse feasible answers for nothing.
+    A requirement is one-sided (``max`` is checked on the upper end only,
+    ``min`` on the lower end, a throughput target on throughput's lower end).
+    With ``k`` of them, each is held at ``1 - (1 - c) / k`` (Bonferroni), so
+    all ``k`` hold together with probability ≥ ``c`` — what "the
+    recommendation holds with confidence c" promises. That one-sided level is
+    the end of the two-sided interval at ``1 - 2 (1 - c) / k``: for one
+    requirement ``2c - 1``, for two ``c``.
     """
-    return max(2.0 * confidence - 1.0, 1e-6)
+    k = max(1, len(spec.constraints) + (1 if spec.throughput is not None else 0))
+    return max(1.0 - 2.0 * (1.0 - spec.confidence) / k, 1e-6)
 
 
 def _fixed(values: np.ndarray) -> Prediction:

@@ -138,7 +138,7 @@ def recommend(
         instance=spec.instance,
         only=spec.platforms,
     )
-    predictions = surrogates.predict(candidates.frame, interval_level(spec.confidence))
+    predictions = surrogates.predict(candidates.frame, interval_level(spec))
     problem = build_problem(candidates, predictions, spec, goals)
     status = answer(problem, solve(problem, method, seed=seed), spec.alternatives)
     status.models = surrogates.scores()
