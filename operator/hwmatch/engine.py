@@ -25,7 +25,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Protocol, Sequence
 
-from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus, HWRecommendation, load_documents
+from hwmatch.api import (
+    AIAsset,
+    BenchmarkSweep,
+    BenchmarkTrial,
+    BenchmarkTrialSpec,
+    BenchmarkTrialStatus,
+    HWRecommendation,
+    HWRecommendationStatus,
+    ObjectMeta,
+    ObjectRef,
+    PredictedValue,
+    load_documents,
+    set_condition,
+)
 from hwmatch.data.frame import METRIC
 from hwmatch.data.store import FAILED, RUNNING, SUCCEEDED, Store, TrialState, runner_alive, runner_id
 from hwmatch.execution import Executor, result
@@ -277,8 +290,7 @@ def solve_recommendation(store: Store, recommendation: HWRecommendation, seed: i
     metric) gets phase Failed with the reason in its Ready condition rather
     than an exception, as a controller would write it.
     """
-    from hwmatch.api import HWRecommendationStatus, set_condition
-    from hwmatch.optimize import RecommendationError, recommend
+    from hwmatch.optimize import RecommendationError, recommend  # scikit-learn and OR-Tools: load on use
 
     spec = recommendation.spec
     generation = recommendation.metadata.generation
@@ -332,7 +344,6 @@ def verify_recommendation(
     training data). A measured metric passes when every repetition meets the
     bound; throughput targets are checked as replicas × measured throughput.
     """
-    from hwmatch.api import BenchmarkTrialSpec, ObjectMeta, ObjectRef
     from hwmatch.optimize import THROUGHPUT_METRIC
 
     status = recommendation.status
@@ -374,11 +385,14 @@ def verify_recommendation(
     return checks, results
 
 
-def _check(metric: str, low: float | None, high: float | None, predicted: object, measured: list[float]) -> Check:
-    bound = " and ".join(b for b in ((f">= {low:g}" if low is not None else ""), (f"<= {high:g}" if high is not None else "")) if b)
+def _check(metric: str, low: float | None, high: float | None, predicted: PredictedValue | None,
+           measured: list[float]) -> Check:
+    bounds = [f">= {low:g}"] if low is not None else []
+    bounds += [f"<= {high:g}"] if high is not None else []
     ok = all((low is None or m >= low) and (high is None or m <= high) for m in measured)
     text = "-"
     if predicted is not None:
-        p = predicted  # PredictedValue
-        text = f"{p.value:.4g}" + (f" [{p.lower:.4g}, {p.upper:.4g}]" if p.lower is not None and p.upper is not None else "")  # type: ignore[attr-defined]
-    return Check(metric, bound, text, measured, ok)
+        text = f"{predicted.value:.4g}"
+        if predicted.lower is not None and predicted.upper is not None:
+            text += f" [{predicted.lower:.4g}, {predicted.upper:.4g}]"
+    return Check(metric, " and ".join(bounds), text, measured, ok)

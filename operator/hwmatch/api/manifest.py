@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from types import UnionType
 from typing import Any, Iterable, Union, get_args, get_origin
 
 import yaml
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from hwmatch.api.asset import AIAsset
 from hwmatch.api.base import API_VERSION
-from hwmatch.api.recommendation import HWRecommendation
+from hwmatch.api.recommendation import DERIVED_METRICS, HWRecommendation
 from hwmatch.api.sweep import BenchmarkSweep, BenchmarkTrial
 
 Resource = Union[AIAsset, BenchmarkSweep, BenchmarkTrial, HWRecommendation]
@@ -89,7 +90,7 @@ def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | 
 def _unwrap(tp: Any) -> Any:
     """Strip Optional[...] / X | None."""
     args = [a for a in get_args(tp) if a is not type(None)]
-    if get_origin(tp) in (Union, getattr(__import__("types"), "UnionType")) and len(args) == 1:
+    if get_origin(tp) in (Union, UnionType) and len(args) == 1:
         return args[0]
     return tp
 
@@ -207,8 +208,6 @@ def check_references(documents: list[Document]) -> list[Problem]:
     References are judged only when the files define AIAssets at all: a file of
     recommendations alone may refer to assets already in the store or cluster.
     """
-    from hwmatch.api.recommendation import DERIVED_METRICS
-
     assets = {d.resource.metadata.name: d.resource for d in documents if isinstance(d.resource, AIAsset)}
     sweeps = {d.resource.metadata.name for d in documents if isinstance(d.resource, BenchmarkSweep)}
     problems: list[Problem] = []
