@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Build the local control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok) from the Go module proxy into a cache outside
-# the repository. Idempotent: returns at once when the cached binaries match
-# the pinned versions (hack/k8s/go.mod, hack/kwok/go.mod and their go.sum).
+# kube-scheduler, kubectl, kwok) and helm from the Go module proxy into a cache
+# outside the repository. Idempotent: returns at once when the cached binaries
+# match the pinned versions (hack/k8s/go.mod, hack/kwok/go.mod and their go.sum;
+# HELM_VERSION below).
 #
 #   bash hack/build.sh            build if needed, print the bin directory
 #   bash hack/build.sh --print-bin-dir   only print where the binaries live
+#   bash hack/build.sh --print-helm      only print where helm lives
 #
 # Environment:
 #   HWMATCH_K8S_CACHE   cache root (default ~/.cache/hwmatch/k8s)
@@ -20,11 +22,19 @@ KWOK_VERSION="$(awk '$1 == "sigs.k8s.io/kwok" {print $2; exit}' "$HACK/kwok/go.m
 CACHE_ROOT="${HWMATCH_K8S_CACHE:-$HOME/.cache/hwmatch/k8s}"
 BIN="$CACHE_ROOT/$K8S_VERSION/bin"
 BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
+# helm is a Go module of its own (`go install` builds it with its own go.mod and go.sum);
+# cached apart from the control plane, so changing one never rebuilds the other.
+HELM_VERSION="v3.22.0"
+HELM="$CACHE_ROOT/helm/$HELM_VERSION/helm"
 
 log() { printf '[hack/build] %s\n' "$*" >&2; }
 
 if [[ "${1:-}" == "--print-bin-dir" ]]; then
     echo "$BIN"
+    exit 0
+fi
+if [[ "${1:-}" == "--print-helm" ]]; then
+    echo "$HELM"
     exit 0
 fi
 
@@ -41,8 +51,10 @@ cached() {
     for b in "${BINARIES[@]}"; do [[ -x "$BIN/$b" ]] || return 1; done
 }
 
-if cached; then
-    log "cached: Kubernetes $K8S_VERSION, kwok $KWOK_VERSION in $BIN"
+helm_cached() { [[ -x "$HELM" ]]; }  # moved into place only once built: present means complete
+
+if cached && helm_cached; then
+    log "cached: Kubernetes $K8S_VERSION, kwok $KWOK_VERSION in $BIN; helm $HELM_VERSION"
     echo "$BIN"
     exit 0
 fi
@@ -59,7 +71,7 @@ exec 9>"$CACHE_ROOT/.build.lock"
 if ! flock -n 9; then
     log "another build is running; waiting for it ..."
     flock 9
-    if cached; then echo "$BIN"; exit 0; fi
+    if cached && helm_cached; then echo "$BIN"; exit 0; fi
 fi
 
 JOBS="${HWMATCH_BUILD_JOBS:-$(nproc)}"
@@ -75,6 +87,33 @@ done
 TMP="$(mktemp -d "$CACHE_ROOT/.build.XXXXXX")"
 trap 'rm -rf "$TMP"' EXIT
 export CGO_ENABLED=0
+
+# helm builds in the background too (about 15 minutes on 2 busy cores, alone).
+HELM_PID=""
+if ! helm_cached; then
+    (
+        log "[helm] building helm $HELM_VERSION (in the background)"
+        mkdir -p "$TMP/helm"
+        GOBIN="$TMP/helm" go install -trimpath \
+            -ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+            "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+        log "[helm] done"
+    ) &
+    HELM_PID=$!
+fi
+finish_helm() {
+    [[ -n "$HELM_PID" ]] || return 0
+    wait "$HELM_PID" || { log "building helm failed"; return 1; }
+    mkdir -p "$(dirname "$HELM")"
+    mv -f "$TMP/helm/helm" "$HELM"
+    log "helm $HELM_VERSION in $HELM"
+}
+if cached; then
+    log "cached: Kubernetes $K8S_VERSION, kwok $KWOK_VERSION in $BIN"
+    finish_helm || exit 1
+    echo "$BIN"
+    exit 0
+fi
 log "building Kubernetes $K8S_VERSION (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl), etcd and kwok $KWOK_VERSION"
 log "$(go version); go build -p $JOBS; GOCACHE=$(go env GOCACHE)"
 log "a cold build takes about 35 minutes on 2 idle cores (longer on a busy machine); later runs reuse $BIN"
@@ -100,8 +139,9 @@ KWOK_PID=$!
         k8s.io/kubernetes/cmd/kubectl
     log "[2/2] etcd ($(awk '$1 == "go.etcd.io/etcd/server/v3" {print $2; exit}' go.mod))"
     go build -p "$JOBS" -trimpath -ldflags="-s -w" -o "$TMP/etcd" go.etcd.io/etcd/server/v3
-) || { wait "$KWOK_PID" || true; exit 1; }
+) || { wait "$KWOK_PID" || true; [[ -z "$HELM_PID" ]] || wait "$HELM_PID" || true; exit 1; }
 wait "$KWOK_PID" || { log "building kwok failed"; exit 1; }
+finish_helm || exit 1
 
 for b in "${BINARIES[@]}"; do mv -f "$TMP/$b" "$BIN/$b"; done
 echo "$WANT_STAMP" > "$BIN/.stamp"
