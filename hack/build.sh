@@ -94,9 +94,15 @@ if ! helm_cached; then
     (
         log "[helm] building helm $HELM_VERSION (in the background)"
         mkdir -p "$TMP/helm"
-        GOBIN="$TMP/helm" go install -trimpath \
-            -ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
-            "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+        # As upstream's Makefile: the Kubernetes version `helm template` and `helm lint` assume
+        # without a cluster is that of the client-go helm is built with (else v1.20).
+        mod_dir="$(go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+        kube_minor="$(awk '$1 == "k8s.io/client-go" {print $2; exit}' "$mod_dir/go.mod" | cut -d. -f2)"
+        ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+        for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+            ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$kube_minor"
+        done
+        GOBIN="$TMP/helm" go install -trimpath -ldflags="$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
         log "[helm] done"
     ) &
     HELM_PID=$!
