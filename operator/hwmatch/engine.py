@@ -23,7 +23,9 @@ from collections import Counter, deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Protocol, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
+
+import pandas as pd
 
 from hwmatch.api import (
     AIAsset,
@@ -284,43 +286,70 @@ def run_file(
 def solve_recommendation(store: Store, recommendation: HWRecommendation, seed: int = 0) -> HWRecommendation:
     """Answer ``recommendation`` from the stored trials of its asset; the answer is stored and returned.
 
-    The asset's sweeps (``spec.sweepRefs``, or all of them) give the dataset
-    and the platforms (features, prices, power) that candidates are built
-    from. A request that cannot be answered at all (no data, an unknown
+    The store's side of :func:`answer_recommendation`: it finds the asset,
+    its sweeps and the dataset frame in ``store``.
+    """
+    from hwmatch.optimize import RecommendationError  # scikit-learn and OR-Tools: load on use
+
+    asset = store.asset(recommendation.spec.asset_ref.name)
+    if asset is None:
+        known = ", ".join(a.metadata.name for a in store.assets()) or "none"
+        solved = recommendation.model_copy(update={"status": cannot_recommend(recommendation, RecommendationError(
+            f"spec.assetRef: no AIAsset {recommendation.spec.asset_ref.name!r} in the store (known: {known})"))})
+    else:
+        name = asset.metadata.name
+        solved = answer_recommendation(recommendation, asset, store.sweeps(asset=name),
+                                       lambda sweeps: store.frame(asset=name, sweeps=sweeps or None), seed=seed)
+    store.put_recommendation(solved)
+    return solved
+
+
+def answer_recommendation(
+    recommendation: HWRecommendation, asset: AIAsset, sweeps: Sequence[BenchmarkSweep],
+    frame: Callable[[list[str]], pd.DataFrame], seed: int = 0, where: str = "in the store",
+) -> HWRecommendation:
+    """``recommendation`` with its status, learnt from the asset's trials wherever they are kept.
+
+    ``sweeps`` are the asset's sweeps; ``spec.sweepRefs`` (or all of them)
+    give the platforms (features, prices, power) that candidates are built
+    from, and ``frame(names)`` the dataset of those sweeps' trials (the
+    convention of :mod:`hwmatch.data.frame`), a SQLite store's or a
+    cluster's. A request that cannot be answered at all (no data, an unknown
     metric) gets phase Failed with the reason in its Ready condition rather
-    than an exception, as a controller would write it.
+    than an exception, as a controller writes it; ``where`` says where the
+    sweeps were looked for, in that message.
     """
     from hwmatch.optimize import RecommendationError, recommend  # scikit-learn and OR-Tools: load on use
 
     spec = recommendation.spec
-    generation = recommendation.metadata.generation
     try:
-        asset = store.asset(spec.asset_ref.name)
-        if asset is None:
-            known = ", ".join(a.metadata.name for a in store.assets()) or "none"
-            raise RecommendationError(f"spec.assetRef: no AIAsset {spec.asset_ref.name!r} in the store (known: {known})")
-        sweeps = store.sweeps(asset=asset.metadata.name)
         if spec.sweep_refs:
             wanted = {r.name for r in spec.sweep_refs}
             missing = sorted(wanted - {s.metadata.name for s in sweeps})
             if missing:
-                raise RecommendationError(f"spec.sweepRefs: no stored sweep {missing} of asset {asset.metadata.name!r}")
+                raise RecommendationError(f"spec.sweepRefs: no sweep {missing} of asset {asset.metadata.name!r} {where}")
             sweeps = [s for s in sweeps if s.metadata.name in wanted]
         platforms = list({p.name: p for s in reversed(sweeps) for p in s.spec.platforms}.values())
-        frame = store.frame(asset=asset.metadata.name, sweeps=[s.metadata.name for s in sweeps] or None)
+        rows = frame([s.metadata.name for s in sweeps])
         declared = {METRIC + m.name for m in asset.spec.metrics}
-        frame = frame.drop(columns=[c for c in frame.columns if c.startswith(METRIC) and c not in declared])
+        rows = rows.drop(columns=[c for c in rows.columns if c.startswith(METRIC) and c not in declared])
         goals = {m.name: m.goal for m in asset.spec.metrics if m.goal}
-        status = recommend(frame, asset.spec.parameters, platforms or None, spec, seed=seed, goals=goals)
+        status = recommend(rows, asset.spec.parameters, platforms or None, spec, seed=seed, goals=goals)
     except (RecommendationError, ValueError) as exc:
-        status = HWRecommendationStatus(phase="Failed")
-        status.conditions = set_condition(status.conditions, "Ready", "False", "CannotRecommend", str(exc), generation)
+        status = cannot_recommend(recommendation, exc)
+    generation = recommendation.metadata.generation
     status.observed_generation = generation
     for condition in status.conditions:
         condition.observed_generation = generation
-    solved = recommendation.model_copy(update={"status": status})
-    store.put_recommendation(solved)
-    return solved
+    return recommendation.model_copy(update={"status": status})
+
+
+def cannot_recommend(recommendation: HWRecommendation, error: Exception) -> HWRecommendationStatus:
+    """The status of a request that cannot be answered: phase Failed, the reason in the Ready condition."""
+    generation = recommendation.metadata.generation
+    status = HWRecommendationStatus(phase="Failed", observed_generation=generation)
+    status.conditions = set_condition(status.conditions, "Ready", "False", "CannotRecommend", str(error), generation)
+    return status
 
 
 @dataclass

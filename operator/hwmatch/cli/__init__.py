@@ -1,6 +1,7 @@
 """The ``hwmatch`` command line. Each module registers its commands on :data:`app`."""
 
 from hwmatch.cli import manifests  # noqa: F401  (registers commands)
+from hwmatch.cli import operator  # noqa: F401  (registers commands)
 from hwmatch.cli import quality  # noqa: F401  (registers commands)
 from hwmatch.cli import recommend  # noqa: F401  (registers commands)
 from hwmatch.cli import sweeps  # noqa: F401  (registers commands)

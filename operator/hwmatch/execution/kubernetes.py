@@ -274,21 +274,36 @@ def _error(message: str) -> str:
     return f": {doc['error']}" if isinstance(doc, dict) and isinstance(doc.get("error"), str) else ""
 
 
-def _unschedulable(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], now: datetime,
-                   after: float) -> BenchmarkTrialStatus | None:
+def unschedulable_since(pods: Sequence[Mapping[str, Any]]) -> datetime | None:
+    """Since when the trial's latest pod has been refused by the scheduler (None: it is not)."""
     pod = _latest(pods)
     if pod is None or pod.get("status", {}).get("phase") != "Pending":
         return None
+    condition = _unscheduled(pod)
+    if condition is None:
+        return None
+    return _time(condition.get("lastTransitionTime")) or _time(pod["metadata"].get("creationTimestamp"))
+
+
+def _unscheduled(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
     for c in pod.get("status", {}).get("conditions") or []:
         if c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable":
-            since = _time(c.get("lastTransitionTime")) or _time(pod["metadata"].get("creationTimestamp")) or now
-            if (now - since).total_seconds() < after:
-                return None
-            selector = pod.get("spec", {}).get("nodeSelector") or {}
-            status = result.failed(
-                UNSCHEDULABLE, f"no node took the pod for {after:g}s: {c.get('message', '').strip()} "
-                f"(nodeSelector {selector}); check the platform's nodeSelector, tolerations and resources",
-                since, now, _host(job, pod), None)
-            status.attempts = 1
-            return status
+            return c
     return None
+
+
+def _unschedulable(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], now: datetime,
+                   after: float) -> BenchmarkTrialStatus | None:
+    since = unschedulable_since(pods)
+    if since is None or (now - since).total_seconds() < after:
+        return None
+    pod = _latest(pods)
+    assert pod is not None
+    condition = _unscheduled(pod) or {}
+    selector = pod.get("spec", {}).get("nodeSelector") or {}
+    status = result.failed(
+        UNSCHEDULABLE, f"no node took the pod for {after:g}s: {condition.get('message', '').strip()} "
+        f"(nodeSelector {selector}); check the platform's nodeSelector, tolerations and resources",
+        since, now, _host(job, pod), None)
+    status.attempts = 1
+    return status

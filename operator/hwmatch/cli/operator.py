@@ -1,0 +1,50 @@
+"""``hwmatch operator``: run the Kubernetes operator (kopf) against the cluster of the kubeconfig or pod."""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import typer
+
+from hwmatch.cli.app import app, fail
+from hwmatch.controller.config import DEFAULT_RESYNC, DEFAULT_UNSCHEDULABLE_TIMEOUT
+
+
+@app.command("operator")
+def operator_command(
+    namespace: list[str] = typer.Option([], "--namespace", "-n", help="A namespace to watch (repeatable)."),
+    all_namespaces: bool = typer.Option(False, "--all-namespaces", "-A", help="Watch every namespace."),
+    prometheus_url: Optional[str] = typer.Option(
+        None, "--prometheus-url", envvar="HWMATCH_PROMETHEUS_URL",
+        help="Prometheus to read `source: prometheus` metrics from (without it they are reported missing)."),
+    metrics_port: int = typer.Option(9090, "--metrics-port", help="Port of the operator's own /metrics."),
+    liveness_port: int = typer.Option(8080, "--liveness-port", help="Port of the liveness probe /healthz."),
+    unschedulable_timeout: float = typer.Option(
+        DEFAULT_UNSCHEDULABLE_TIMEOUT, "--unschedulable-timeout", metavar="SECONDS",
+        help="A trial whose pod no node takes for this long fails with reason Unschedulable."),
+    resync: float = typer.Option(DEFAULT_RESYNC, "--resync", metavar="SECONDS",
+                                 help="Reconcile each sweep and recommendation at least this often."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging (kopf's and hwmatch's)."),
+) -> None:
+    """Run the operator: reconcile AIAssets, BenchmarkSweeps (trials as Jobs) and HWRecommendations.
+
+    Credentials: in a pod, its service account; elsewhere $KUBECONFIG or ~/.kube/config.
+    Stop with Ctrl-C (SIGINT) or SIGTERM; a restarted operator carries on where it stopped.
+    """
+    from hwmatch.controller import OperatorConfig, run
+
+    try:
+        config = OperatorConfig(
+            namespaces=tuple(namespace), all_namespaces=all_namespaces, prometheus_url=prometheus_url,
+            metrics_port=metrics_port, liveness_port=liveness_port,
+            unschedulable_timeout=unschedulable_timeout, resync=resync,
+        )
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:  # kopf says "Handler ... succeeded" for every watch event
+        for name in ("kopf.objects", "kubernetes", "aiohttp"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    run(config)

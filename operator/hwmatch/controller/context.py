@@ -1,0 +1,60 @@
+"""Everything the handlers share in one operator process (kopf's ``memo.context``)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import kopf
+from kubernetes import client
+
+from hwmatch.controller.assets import AssetReconciler
+from hwmatch.controller.config import OperatorConfig
+from hwmatch.controller.kube import Kube, load_configuration
+from hwmatch.controller.recommendations import RecommendationReconciler
+from hwmatch.controller.signals import Signals
+from hwmatch.controller.sweeps import SweepReconciler
+from hwmatch.controller.telemetry import TrialTelemetry
+
+#: Kubernetes caps an Event's message; keep well under it.
+EVENT_MESSAGE_LIMIT = 1000
+
+
+def emit(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    """Post a Kubernetes Event on ``body`` through kopf (queued; safe from worker threads)."""
+    if len(message) > EVENT_MESSAGE_LIMIT:
+        message = message[: EVENT_MESSAGE_LIMIT - 1] + "…"
+    kopf.event(dict(body), type=type_, reason=reason, message=message)
+
+
+@dataclass
+class Context:
+    config: OperatorConfig
+    connection: client.Configuration
+    kube: Kube
+    signals: Signals
+    assets: AssetReconciler
+    sweeps: SweepReconciler
+    recommendations: RecommendationReconciler
+
+    @classmethod
+    def build(cls, config: OperatorConfig, loop: asyncio.AbstractEventLoop) -> "Context":
+        """Connect to the API server (and Prometheus, when configured) and make the reconcilers."""
+        connection = load_configuration(config.kubeconfig)
+        kube = Kube(client.ApiClient(connection))
+        prometheus = None
+        if config.prometheus_url:
+            from hwmatch.telemetry import PrometheusClient
+
+            prometheus = PrometheusClient(config.prometheus_url)
+        return cls(
+            config=config, connection=connection, kube=kube, signals=Signals(loop),
+            assets=AssetReconciler(kube, emit, prometheus=prometheus is not None),
+            sweeps=SweepReconciler(kube, emit, TrialTelemetry(prometheus, config.scrape_interval),
+                                   config.unschedulable_timeout, config.resync),
+            recommendations=RecommendationReconciler(kube, emit),
+        )
+
+    def close(self) -> None:
+        self.kube.api_client.close()

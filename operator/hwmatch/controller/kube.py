@@ -1,0 +1,118 @@
+"""The operator's access to the API server: hwmatch objects, Jobs and pods, as the plain dicts the API returns.
+
+A thin layer over the ``kubernetes`` client so that reconcilers read and
+write wire-format objects (camelCase dicts) and the model classes of
+:mod:`hwmatch.api` parse them; "not found" is None and "already exists"
+returns the existing object, the two answers a level-triggered reconciler
+treats as normal.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from hwmatch.api import GROUP, VERSION
+
+ASSETS, SWEEPS, TRIALS, RECOMMENDATIONS = "aiassets", "benchmarksweeps", "benchmarktrials", "hwrecommendations"
+_JSON_PATCH = "application/json-patch+json"
+_MERGE_PATCH = "application/merge-patch+json"
+
+
+def load_configuration(kubeconfig: str | None = None) -> client.Configuration:
+    """Credentials for the API server: ``kubeconfig`` if given, in-cluster in a pod, else $KUBECONFIG / ~/.kube/config."""
+    cfg = client.Configuration()
+    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config(client_configuration=cfg)
+    else:
+        config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    return cfg
+
+
+def _selector(labels: Mapping[str, str] | None) -> str:
+    return ",".join(f"{k}={v}" for k, v in (labels or {}).items())
+
+
+class Kube:
+    """Reads and writes of the operator, each one API call."""
+
+    def __init__(self, api_client: client.ApiClient):
+        self.api_client = api_client
+        self.custom = client.CustomObjectsApi(api_client)
+        self.batch = client.BatchV1Api(api_client)
+        self.core = client.CoreV1Api(api_client)
+
+    def _plain(self, obj: Any) -> Any:
+        return self.api_client.sanitize_for_serialization(obj)
+
+    # -- hwmatch objects ---------------------------------------------------------------------
+
+    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list(self, plural: str, namespace: str, labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        answer = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural,
+                                                           label_selector=_selector(labels))
+        return list(answer.get("items", []))
+
+    def create(self, plural: str, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create ``body``; when an object of that name exists already, return it instead."""
+        try:
+            return self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, dict(body))
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        existing = self.get(plural, namespace, body["metadata"]["name"])
+        if existing is None:  # created and deleted in between: let the next pass try again
+            raise RuntimeError(f"{plural}/{body['metadata']['name']} exists and does not; retry")
+        return existing
+
+    def replace_status(self, plural: str, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any]:
+        """Set the whole status (fields absent from ``status`` are removed): for objects with one writer."""
+        return self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, name, [{"op": "add", "path": "/status", "value": dict(status)}],
+            _content_type=_JSON_PATCH)
+
+    def merge_status(self, plural: str, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge ``status`` into the status (other fields are kept): for objects whose status has several writers."""
+        return self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, name, {"status": dict(status)}, _content_type=_MERGE_PATCH)
+
+    def annotate(self, plural: str, namespace: str, name: str, annotations: Mapping[str, str]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, name, {"metadata": {"annotations": dict(annotations)}},
+            _content_type=_MERGE_PATCH)
+
+    # -- Jobs and pods ------------------------------------------------------------------------
+
+    def jobs(self, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        return self._plain(self.batch.list_namespaced_job(namespace, label_selector=_selector(labels)).items)
+
+    def create_job(self, namespace: str, manifest: Mapping[str, Any]) -> bool:
+        """Create the Job; False when one of that name exists already (a previous pass created it)."""
+        try:
+            self.batch.create_namespaced_job(namespace, dict(manifest))
+            return True
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        """Delete the Job and, in the background, its pods (which stops them)."""
+        try:
+            self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def pods(self, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        return self._plain(self.core.list_namespaced_pod(namespace, label_selector=_selector(labels)).items)

@@ -1,0 +1,368 @@
+"""Reconciling a ``BenchmarkSweep``: trials as objects, trials as Jobs, outcomes into statuses.
+
+One pass (:meth:`SweepReconciler.reconcile`) is idempotent and level-based —
+it looks at what exists and moves it one step, whatever happened before:
+
+1. resolve the asset and check the pair (references, an image to run);
+2. plan the trials with :class:`~hwmatch.planning.Planner` (deterministic
+   names) and create the missing ``BenchmarkTrial`` objects, owned by the
+   sweep; a round-based sampler's next round is planned when every trial so
+   far has ended;
+3. for each trial that has not ended: a finished Job (or a pod unschedulable
+   past the timeout) becomes the trial's status — metrics, or the failure
+   reason, message and log tail, plus the Prometheus metrics of its pod;
+4. start Jobs for trials without one, within ``parallelism`` and
+   ``parallelismPerPlatform``;
+5. write the sweep's status: phase, counts per phase and platform, progress,
+   conditions (Ready, Running, Complete, Failed), start/completion time,
+   observedGeneration — and Kubernetes Events on transitions.
+
+Restart safety follows from the names: a trial's Job is named like the trial,
+so a pass never starts a second Job for it, and a trial whose status is
+Succeeded or Failed is never started again; a Job that ended while no
+operator ran is read on the next pass. The status is written before a Job is
+cleaned up, so no finished result is lost between the two.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+
+from kubernetes.client.rest import ApiException
+
+from hwmatch.api import (
+    AIAsset,
+    BenchmarkSweep,
+    BenchmarkSweepStatus,
+    BenchmarkTrial,
+    BenchmarkTrialStatus,
+    Document,
+    set_condition,
+)
+from hwmatch.api.manifest import check_references
+from hwmatch.api.sweep import PlatformCounts
+from hwmatch.controller import metrics
+from hwmatch.controller.kube import ASSETS, SWEEPS, TRIALS, Kube
+from hwmatch.controller.objects import InvalidObject, invalid, parse
+from hwmatch.data.cluster import TrialObjects
+from hwmatch.data.store import FAILED, FINISHED, PENDING, RUNNING, SUCCEEDED
+from hwmatch.execution import result
+from hwmatch.execution.kubernetes import (
+    LABEL_TRIAL,
+    check_runnable,
+    job_finished,
+    job_manifest,
+    job_outcome,
+    unschedulable_since,
+)
+from hwmatch.planning import LABEL_ASSET, LABEL_SWEEP, Planner
+
+#: Posts a Kubernetes Event: (object, type Normal|Warning, reason, message).
+Emit = Callable[[Mapping[str, Any], str, str, str], None]
+#: Adds the Prometheus metrics to a Succeeded trial's status; None to ask again later (see telemetry.py).
+Telemetry = Callable[[AIAsset, str, BenchmarkTrialStatus, datetime], "BenchmarkTrialStatus | None"]
+#: Seconds to the next pass while trials run (Job events usually come first; unschedulable pods do not send one).
+RUNNING_RESYNC = 10.0
+#: Seconds to the next pass while an ended trial waits for Prometheus to scrape its last moments.
+TELEMETRY_RESYNC = 5.0
+
+
+@dataclass
+class SweepPass:
+    """What a pass did: when to look again, and whether new results exist (recommendations retrain)."""
+
+    requeue_after: float
+    recorded: int = 0  # trial outcomes written
+    succeeded: int = 0  # of which Succeeded: new training data
+    asset: str | None = None
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class SweepReconciler:
+    """The reconcile pass of a BenchmarkSweep (see the module docstring)."""
+
+    def __init__(self, kube: Kube, emit: Emit, telemetry: Telemetry, unschedulable_timeout: float, resync: float):
+        self.kube, self.emit, self.telemetry = kube, emit, telemetry
+        self.unschedulable_timeout, self.resync = unschedulable_timeout, resync
+
+    def reconcile(self, namespace: str, name: str) -> SweepPass:
+        obj = self.kube.get(SWEEPS, namespace, name)
+        if obj is None or obj["metadata"].get("deletionTimestamp"):
+            return SweepPass(requeue_after=self.resync)
+        with metrics.RECONCILE_SECONDS.labels("BenchmarkSweep").time():
+            try:
+                sweep = parse(obj, BenchmarkSweep)
+            except InvalidObject as exc:
+                invalid(self.kube, self.emit, SWEEPS, obj, str(exc))
+                return SweepPass(requeue_after=self.resync)
+            return _Pass(self, obj, sweep).run()
+
+
+class _Pass:
+    """One reconcile of one sweep; holds what the pass has read."""
+
+    def __init__(self, owner: SweepReconciler, obj: dict[str, Any], sweep: BenchmarkSweep):
+        self.r = owner
+        self.kube = owner.kube
+        self.obj = obj
+        self.sweep = sweep
+        self.ns = obj["metadata"]["namespace"]
+        self.name = self.sweep.metadata.name
+        self.old = self.sweep.status or BenchmarkSweepStatus()
+        self.now = now()
+        self.recorded = self.succeeded = 0
+        self.requeue = owner.resync
+
+    # -- the pass ----------------------------------------------------------------------------
+
+    def run(self) -> SweepPass:
+        asset_name = self.sweep.spec.asset_ref.name
+        asset_obj = self.kube.get(ASSETS, self.ns, asset_name)
+        if asset_obj is None:
+            self._blocked("Pending", "AssetNotFound",
+                          f"spec.assetRef: no AIAsset {asset_name!r} in namespace {self.ns}; the sweep starts when it exists")
+            return SweepPass(requeue_after=self.r.resync, asset=asset_name)
+        try:
+            asset = parse(asset_obj, AIAsset)
+        except InvalidObject as exc:
+            self._blocked("Failed", "InvalidAsset", f"AIAsset {asset_name}: {exc}")
+            return SweepPass(requeue_after=self.r.resync, asset=asset_name)
+        problems = [f"{p.path}: {p.message}" for p in check_references(
+            [Document(asset, self.ns, 1), Document(self.sweep, self.ns, 2)])]
+        try:
+            check_runnable(asset)
+        except ValueError as exc:
+            problems.append(str(exc))
+        if problems:
+            self._blocked("Failed", "InvalidSpec", "; ".join(problems))
+            return SweepPass(requeue_after=self.r.resync, asset=asset_name)
+
+        self.asset = asset
+        trials = self._trials(asset)
+        jobs = {j["metadata"]["labels"][LABEL_TRIAL]: j for j in self.kube.jobs(self.ns, {LABEL_SWEEP: self.name})
+                if LABEL_TRIAL in j["metadata"].get("labels", {})}
+        pods: dict[str, list[dict[str, Any]]] = {}
+        for pod in self.kube.pods(self.ns, {LABEL_SWEEP: self.name}):
+            pods.setdefault(pod["metadata"].get("labels", {}).get(LABEL_TRIAL, ""), []).append(pod)
+
+        phases: dict[str, str] = {}
+        running: Counter[str] = Counter()
+        todo: list[tuple[dict[str, Any], BenchmarkTrial]] = []
+        for tid, (tobj, trial) in trials.items():
+            phase = trial.status.phase if trial.status and trial.status.phase else PENDING
+            job = jobs.get(tid)
+            if phase in FINISHED:
+                if job is not None and not job_finished(job):
+                    self.kube.delete_job(self.ns, tid)  # left running by an Unschedulable outcome
+                phases[tid] = phase
+                continue
+            if job is None:
+                todo.append((tobj, trial))
+                phases[tid] = PENDING
+                continue
+            outcome = job_outcome(job, pods.get(tid, []), asset, self.now, self.r.unschedulable_timeout)
+            if outcome is not None and outcome.phase == SUCCEEDED:
+                outcome = self.r.telemetry(asset, self.ns, outcome, self.now)
+                if outcome is None:
+                    self.requeue = min(self.requeue, TELEMETRY_RESYNC)
+            if outcome is None:
+                since = unschedulable_since(pods.get(tid, []))
+                if since is not None:  # no event will come when the timeout passes: look again then
+                    left = self.r.unschedulable_timeout - (self.now - since).total_seconds()
+                    self.requeue = min(self.requeue, max(left, 0.5))
+                if phase != RUNNING:  # a Job created by a pass that stopped before writing the trial's status
+                    self._write_trial(tobj, _running(tid, self.now))
+                running[trial.spec.platform] += 1
+                phases[tid] = RUNNING
+                continue
+            self._record(tobj, trial, outcome)
+            if not job_finished(job):
+                self.kube.delete_job(self.ns, tid)
+            phases[tid] = outcome.phase or FAILED
+
+        spec = self.sweep.spec
+        for tobj, trial in todo:
+            if sum(running.values()) >= spec.parallelism:
+                break
+            platform = trial.spec.platform
+            if running[platform] >= spec.parallelism_per_platform:
+                continue
+            phases[trial.metadata.name] = self._start(tobj, trial, asset)
+            if phases[trial.metadata.name] == RUNNING:
+                running[platform] += 1
+
+        self._write_status(trials, phases)
+        if self.recorded:
+            self._count_asset_trials(asset)
+        if any(p == RUNNING for p in phases.values()):
+            self.requeue = min(self.requeue, RUNNING_RESYNC)
+        return SweepPass(requeue_after=self.requeue, recorded=self.recorded, succeeded=self.succeeded,
+                         asset=asset.metadata.name)
+
+    # -- trials --------------------------------------------------------------------------------
+
+    def _trials(self, asset: AIAsset) -> dict[str, tuple[dict[str, Any], BenchmarkTrial]]:
+        """The sweep's trials in plan order, created where missing (and the next round's, when due)."""
+        planner = Planner(asset, self.sweep)
+        existing = {o["metadata"]["name"]: o for o in self.kube.list(TRIALS, self.ns, {LABEL_SWEEP: self.name})}
+        planned = planner.plan()
+        order = [t.metadata.name for t in planned]
+        if planner.in_rounds:  # later rounds' trials are the sweep's too
+            order += [n for n in existing if n not in set(order)]
+        for trial in planned:
+            if trial.metadata.name not in existing:
+                existing[trial.metadata.name] = self._create_trial(trial)
+        trials = {n: (existing[n], BenchmarkTrial.model_validate(existing[n])) for n in order}
+        if planner.in_rounds and all(t.status and t.status.phase in FINISHED for _, t in trials.values()):
+            with TrialObjects(asset, [self.sweep], [t for _, t in trials.values()]) as data:
+                for trial in planner.next_round(data.frame([self.name])):
+                    if trial.metadata.name not in trials:
+                        created = self._create_trial(trial)
+                        trials[trial.metadata.name] = (created, BenchmarkTrial.model_validate(created))
+        return trials
+
+    def _create_trial(self, trial: BenchmarkTrial) -> dict[str, Any]:
+        body = trial.to_wire()
+        body["metadata"] = {
+            "name": trial.metadata.name,
+            "labels": trial.metadata.labels,
+            "ownerReferences": [{
+                "apiVersion": self.obj["apiVersion"], "kind": "BenchmarkSweep", "name": self.name,
+                "uid": self.obj["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True,
+            }],
+        }
+        return self.kube.create(TRIALS, self.ns, body)
+
+    def _start(self, tobj: dict[str, Any], trial: BenchmarkTrial, asset: AIAsset) -> str:
+        """Create the trial's Job and mark it Running; a Job the API refuses fails the trial (it would every time)."""
+        tid = trial.metadata.name
+        trial.metadata.uid = tobj["metadata"]["uid"]
+        try:
+            created = self.kube.create_job(self.ns, job_manifest(trial, asset, self.sweep))
+        except ApiException as exc:
+            if exc.status is None or exc.status >= 500 or exc.status in (401, 403, 429):
+                raise  # the API server or our permissions, not the trial: try again next pass
+            at = self.now
+            self._record(tobj, trial, result.failed(result.EXECUTOR_ERROR, f"the API server refused the trial's Job: "
+                                                    f"{exc.status} {_api_message(exc)}", at, at, {"executor": "kubernetes"},
+                                                    None))
+            return FAILED
+        if created:
+            metrics.JOBS_CREATED.labels(self.ns, self.name, trial.spec.platform).inc()
+        self._write_trial(tobj, _running(tid, self.now))
+        return RUNNING
+
+    def _record(self, tobj: dict[str, Any], trial: BenchmarkTrial, status: BenchmarkTrialStatus) -> None:
+        """Write a trial's final status, count it, and say so in an Event on the trial."""
+        self._write_trial(tobj, status)
+        self.recorded += 1
+        platform = trial.spec.platform
+        metrics.TRIALS.labels(self.ns, self.name, platform, status.phase, status.reason or "").inc()
+        if status.start_time and status.completion_time:
+            metrics.TRIAL_SECONDS.labels(platform).observe((status.completion_time - status.start_time).total_seconds())
+        if status.phase == SUCCEEDED:
+            self.succeeded += 1
+            declared = [m.name for m in self.asset.spec.metrics if m.name in status.metrics]
+            shown = ", ".join(f"{k}={status.metrics[k]:.4g}" for k in declared)
+            self.r.emit(tobj, "Normal", "Succeeded", f"{shown}{'; ' + status.message if status.message else ''}")
+        else:
+            self.r.emit(tobj, "Warning", status.reason or "Failed", status.message or "")
+
+    def _write_trial(self, tobj: dict[str, Any], status: BenchmarkTrialStatus) -> None:
+        status.observed_generation = tobj["metadata"].get("generation")
+        self.kube.replace_status(TRIALS, self.ns, tobj["metadata"]["name"], status.to_wire())
+
+    def _count_asset_trials(self, asset: AIAsset) -> None:
+        trials = [BenchmarkTrial.model_validate(o)
+                  for o in self.kube.list(TRIALS, self.ns, {LABEL_ASSET: asset.metadata.name})]
+        with TrialObjects(asset, [], trials) as data:
+            self.kube.merge_status(ASSETS, self.ns, asset.metadata.name, {"trials": data.finished()})
+
+    # -- the sweep's status -----------------------------------------------------------------------
+
+    def _blocked(self, phase: str, reason: str, message: str) -> None:
+        """The sweep cannot run: say why in its Ready condition (and Failed, for a spec to fix)."""
+        status = self.old.model_copy(deep=True)
+        status.phase = phase  # type: ignore[assignment]
+        gen = self.sweep.metadata.generation
+        status.conditions = set_condition(status.conditions, "Ready", "False", reason, message, gen)
+        if phase == "Failed":
+            status.conditions = set_condition(status.conditions, "Failed", "True", reason, message, gen)
+        self._commit(status, reason, message)
+
+    def _write_status(self, trials: Mapping[str, tuple[dict[str, Any], BenchmarkTrial]], phases: dict[str, str]) -> None:
+        gen = self.sweep.metadata.generation
+        counts: Counter[str] = Counter(phases.values())
+        per_platform: dict[str, PlatformCounts] = {p.name: PlatformCounts() for p in self.sweep.spec.platforms}
+        for tid, phase in phases.items():
+            block = per_platform.setdefault(trials[tid][1].spec.platform, PlatformCounts())
+            setattr(block, phase.lower(), getattr(block, phase.lower()) + 1)
+        total = len(phases)
+        finished = counts[SUCCEEDED] + counts[FAILED]
+        complete = total > 0 and finished == total
+        status = BenchmarkSweepStatus(
+            total=total, succeeded=counts[SUCCEEDED], failed=counts[FAILED], running=counts[RUNNING],
+            pending=counts[PENDING], progress=f"{finished}/{total}", platforms=per_platform,
+            start_time=self.old.start_time, completion_time=self.old.completion_time if complete else None,
+            conditions=[c.model_copy() for c in self.old.conditions],
+        )
+        if status.start_time is None and (counts[RUNNING] or finished):
+            status.start_time = self.now
+        if complete and status.completion_time is None:
+            status.completion_time = self.now
+        status.phase = ("Succeeded" if counts[SUCCEEDED] else "Failed") if complete else (
+            "Running" if status.start_time else "Pending")
+        platforms = len(self.sweep.spec.platforms)
+        status.conditions = set_condition(status.conditions, "Ready", "True", "Planned",
+                                          f"{total} trials on {platforms} platform(s)", gen)
+        status.conditions = set_condition(
+            status.conditions, "Running", "True" if counts[RUNNING] else "False",
+            "TrialsRunning" if counts[RUNNING] else ("Finished" if complete else "Waiting"),
+            f"{counts[RUNNING]} running, {counts[PENDING]} pending", gen)
+        reasons = Counter(t.status.reason for tid, (_, t) in trials.items()
+                          if phases[tid] == FAILED and t.status and t.status.reason)
+        summary = f"{counts[SUCCEEDED]} succeeded, {counts[FAILED]} failed" + (
+            " (" + ", ".join(f"{r}: {n}" for r, n in reasons.most_common()) + ")" if reasons else "")
+        status.conditions = set_condition(status.conditions, "Complete", "True" if complete else "False",
+                                          "AllTrialsFinished" if complete else "TrialsRemaining",
+                                          summary if complete else f"{finished} of {total} finished", gen)
+        failed = complete and not counts[SUCCEEDED]
+        status.conditions = set_condition(status.conditions, "Failed", "True" if failed else "False",
+                                          "AllTrialsFailed" if failed else "TrialsSucceeded" if counts[SUCCEEDED] else "",
+                                          summary if failed else "", gen)
+        for phase in (PENDING, RUNNING, SUCCEEDED, FAILED):
+            metrics.SWEEP_TRIALS.labels(self.ns, self.name, phase).set(counts[phase])
+        self._commit(status, "Completed" if complete else "Running", summary)
+
+    def _commit(self, status: BenchmarkSweepStatus, reason: str, message: str) -> None:
+        """Write the status when it changed, and post an Event when the phase did."""
+        status.observed_generation = self.sweep.metadata.generation
+        if status.to_wire() == self.old.to_wire():
+            return
+        self.kube.replace_status(SWEEPS, self.ns, self.name, status.to_wire())
+        if status.phase != self.old.phase or _reason(status, "Ready") != _reason(self.old, "Ready"):
+            warning = status.phase == "Failed" or _reason(status, "Ready") != "Planned"
+            self.r.emit(self.obj, "Warning" if warning else "Normal", "Started" if status.phase == "Running" else reason,
+                        message)
+
+
+def _reason(status: BenchmarkSweepStatus, type_: str) -> str | None:
+    return next((c.reason for c in status.conditions if c.type == type_), None)
+
+
+def _running(tid: str, at: datetime) -> BenchmarkTrialStatus:
+    return BenchmarkTrialStatus(phase=RUNNING, start_time=at, host={"executor": "kubernetes", "job": tid})
+
+
+def _api_message(exc: ApiException) -> str:
+    try:
+        return json.loads(exc.body).get("message", exc.reason)
+    except (TypeError, ValueError, AttributeError):
+        return str(exc.reason)

@@ -1,0 +1,70 @@
+"""The ``source: prometheus`` metrics of a finished trial, read for its pod and window and merged into its status.
+
+A trial's harness metrics come from its termination message; power, energy
+and any PromQL metric of the asset come from Prometheus (through
+:func:`hwmatch.telemetry.trial_metrics`) once the Job has ended and
+Prometheus has scraped past the end. A metric that cannot be had — no
+``--prometheus-url``, no data for the pod, a rejected query — leaves the trial
+Succeeded with its harness metrics (they are valid data) and says which metric
+is missing and why in the trial's ``message`` and its ``Telemetry`` condition.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from hwmatch.api import AIAsset, BenchmarkTrialStatus, set_condition
+
+if TYPE_CHECKING:
+    from hwmatch.telemetry import PrometheusClient
+
+#: Seconds after a trial's end during which an unreachable Prometheus is asked again, before giving up.
+UNREACHABLE_GRACE = 300.0
+
+
+class TrialTelemetry:
+    """Adds the Prometheus metrics to a Succeeded trial's status (the :data:`~hwmatch.controller.sweeps.Telemetry` of a pass)."""
+
+    def __init__(self, client: "PrometheusClient | None", scrape_interval: float):
+        self.client = client
+        self.scrape_interval = scrape_interval
+
+    def __call__(self, asset: AIAsset, namespace: str, status: BenchmarkTrialStatus,
+                 now: datetime) -> BenchmarkTrialStatus | None:
+        """The status with the Prometheus metrics, or None when it is too early to ask (call again later)."""
+        wanted = [m for m in asset.spec.metrics if m.source == "prometheus"]
+        if not wanted:
+            return status
+        if self.client is None:
+            return _missing(status, "PrometheusNotConfigured", {
+                m.name: "not collected: the operator runs without --prometheus-url" for m in wanted})
+        from hwmatch.telemetry import PrometheusUnreachable, TemplateError, trial_metrics
+
+        assert status.start_time is not None and status.completion_time is not None
+        since_end = (now - status.completion_time).total_seconds()
+        if since_end < self.scrape_interval:
+            return None  # the trial's last moments are not scraped yet
+        try:
+            found = trial_metrics(self.client, wanted, namespace, str(status.host.get("pod", "")),
+                                  status.start_time.timestamp(), status.completion_time.timestamp(),
+                                  node=status.host.get("node"), resolution=self.scrape_interval)
+        except PrometheusUnreachable as exc:
+            if since_end < UNREACHABLE_GRACE:
+                return None
+            return _missing(status, "PrometheusUnreachable", {m.name: str(exc) for m in wanted})
+        except TemplateError as exc:
+            return _missing(status, "InvalidQuery", {m.name: str(exc) for m in wanted})
+        status.metrics.update(found)
+        if found.missing:
+            return _missing(status, "MetricsMissing", found.missing)
+        status.conditions = set_condition(status.conditions, "Telemetry", "True", "Collected",
+                                          f"from Prometheus: {', '.join(sorted(found))}")
+        return status
+
+
+def _missing(status: BenchmarkTrialStatus, reason: str, missing: dict[str, str]) -> BenchmarkTrialStatus:
+    message = "Prometheus metrics missing: " + "; ".join(f"{name}: {why}" for name, why in missing.items())
+    status.message = message
+    status.conditions = set_condition(status.conditions, "Telemetry", "False", reason, message)
+    return status

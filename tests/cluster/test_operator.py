@@ -1,0 +1,195 @@
+"""The operator on the real local control plane: sweeps run as Jobs, recommendations are answered, restarts are safe.
+
+The operator runs in-process (a thread running kopf) against the test
+cluster's kubeconfig, scoped to the test's namespace. Trials on the local
+platform really run ``hwmatch-bench`` on this machine (node ``local-0``);
+kwok's pool completes pods without running them (NoResult), and a platform
+whose nodes do not exist stays unschedulable (Unschedulable).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import yaml
+
+from hwmatch.controller import OperatorConfig, run
+from hwmatch.execution.kubernetes import LABEL_TRIAL
+from tests.cluster.helpers import wait_until
+
+pytestmark = pytest.mark.cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "operator" / "digits-forest.yaml"
+GROUP, VERSION = "hwmatch.dev", "v1alpha1"
+
+
+@pytest.fixture(scope="module")
+def crds(k8s_cluster):
+    k8s_cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+    for path in sorted((ROOT / "crds").glob("*.yaml")):
+        name = yaml.safe_load(path.read_text())["metadata"]["name"]
+        k8s_cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+    return k8s_cluster
+
+
+@contextmanager
+def operator(cluster, namespace: str, **settings) -> Iterator[None]:
+    """The operator in a thread, watching ``namespace``, until the block ends."""
+    config = OperatorConfig(namespaces=(namespace,), kubeconfig=cluster.kubeconfig, metrics_port=None,
+                            liveness_port=None, resync=5, **settings)
+    stop, ready = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def main() -> None:
+        try:
+            run(config, stop_flag=stop, ready_flag=ready)
+        except BaseException as exc:  # surfaced by the test, not lost in the thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=main, name=f"operator-{namespace}", daemon=True)
+    thread.start()
+    assert ready.wait(60) or errors, "the operator did not get ready in 60 s"
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(60)
+        assert not thread.is_alive(), "the operator did not stop within 60 s"
+        assert not errors, errors
+
+
+def _custom(cluster):
+    from kubernetes import client
+
+    return client.CustomObjectsApi(cluster.api_client)
+
+
+def _get(cluster, ns: str, plural: str, name: str) -> dict:
+    return _custom(cluster).get_namespaced_custom_object(GROUP, VERSION, ns, plural, name)
+
+
+def _trials(cluster, ns: str, sweep: str) -> list[dict]:
+    return _custom(cluster).list_namespaced_custom_object(
+        GROUP, VERSION, ns, "benchmarktrials", label_selector=f"hwmatch.dev/sweep={sweep}")["items"]
+
+
+def _condition(obj: dict, type_: str) -> dict:
+    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_), {})
+
+
+def _apply(cluster, ns: str, docs: list[dict]) -> None:
+    cluster.kubectl("apply", "--server-side", "-n", ns, "-f", "-", input=yaml.safe_dump_all(docs))
+
+
+def _delete_all(cluster, ns: str) -> None:
+    """Delete the hwmatch objects while an operator runs (it removes its finalizers), so the namespace can go."""
+    cluster.kubectl("delete", "-n", ns, "hwrecommendations,benchmarksweeps,aiassets", "--all", "--wait=true",
+                    "--timeout=60s", check=False)
+
+
+def _per_trial(items: list, label: str = LABEL_TRIAL) -> Counter:
+    return Counter(i.metadata.labels.get(label) for i in items)
+
+
+def _example() -> list[dict]:
+    docs = [d for d in yaml.safe_load_all(EXAMPLE.read_text()) if d]
+    sweep = next(d for d in docs if d["kind"] == "BenchmarkSweep")
+    sweep["spec"]["sampling"]["budget"] = 4  # 12 trials: 4 really run here, 4 on kwok, 4 unschedulable
+    sweep["spec"]["parallelismPerPlatform"] = 2
+    return docs
+
+
+def test_sweep_runs_as_jobs_and_the_recommendation_is_answered(crds, k8s_namespace) -> None:
+    cluster, ns = crds, k8s_namespace
+    docs = _example()
+    sweep_name = next(d for d in docs if d["kind"] == "BenchmarkSweep")["metadata"]["name"]
+    rec_name = next(d for d in docs if d["kind"] == "HWRecommendation")["metadata"]["name"]
+    with operator(cluster, ns, unschedulable_timeout=3):
+        _apply(cluster, ns, docs)
+        sweep = wait_until("the sweep to complete", lambda: (
+            s := _get(cluster, ns, "benchmarksweeps", sweep_name)) and _condition(s, "Complete").get("status") == "True"
+            and s, timeout=300, interval=2)
+        trials = _trials(cluster, ns, sweep_name)
+        outcome = Counter((t["spec"]["platform"], t["status"]["phase"], t["status"].get("reason")) for t in trials)
+        assert outcome == {("local", "Succeeded", None): 4, ("cpu-x86", "Failed", "NoResult"): 4,
+                           ("gpu-h100", "Failed", "Unschedulable"): 4}, outcome
+        status = sweep["status"]
+        assert (status["phase"], status["total"], status["succeeded"], status["failed"]) == ("Succeeded", 12, 4, 8)
+        assert status["progress"] == "12/12" and status["observedGeneration"] == sweep["metadata"]["generation"]
+        assert status["platforms"]["local"]["succeeded"] == 4 and status["platforms"]["gpu-h100"]["failed"] == 4
+        assert "NoResult: 4" in _condition(sweep, "Complete")["message"]
+        assert status["startTime"] and status["completionTime"]
+        local = next(t for t in trials if t["spec"]["platform"] == "local")
+        assert local["status"]["host"]["node"] == "local-0" and 0 < local["status"]["metrics"]["accuracy"] <= 1
+        assert local["metadata"]["ownerReferences"][0]["kind"] == "BenchmarkSweep"
+        unschedulable = next(t for t in trials if t["spec"]["platform"] == "gpu-h100")
+        assert "didn't match" in unschedulable["status"]["message"]
+        # The Job of an unschedulable trial is removed; the others stay, owned by their trial.
+        jobs = cluster.batch.list_namespaced_job(ns).items
+        assert len(jobs) == 8 and all(j.metadata.owner_references[0].kind == "BenchmarkTrial" for j in jobs)
+
+        # The recommendation is solved from all four succeeded trials (retrained as they arrived).
+        def solved() -> dict | None:
+            rec = _get(cluster, ns, "hwrecommendations", rec_name)
+            models = rec.get("status", {}).get("models", {})
+            return rec if models and all(m["trainedOnTrials"] == 4 for m in models.values()) else None
+
+        rec = wait_until("the recommendation to learn from every trial", solved, timeout=180, interval=2)
+        status = rec["status"]
+        assert status["phase"] == "Ready" and _condition(rec, "Ready")["status"] == "True"
+        assert status["recommendation"]["platform"] == "local" and status["recommendation"]["replicas"] >= 1
+        assert status["solver"]["status"] in ("OPTIMAL", "FEASIBLE") and status["observedGeneration"] == 1
+        asset = _get(cluster, ns, "aiassets", "digits-forest")
+        assert _condition(asset, "Ready")["status"] == "True" and asset["status"]["trials"] == 12
+
+        # What a person sees: printer columns and events.
+        out = cluster.kubectl("get", "bsw,hwr", "-n", ns).stdout
+        assert "Succeeded" in out and "12/12" in out and "Ready" in out and "local" in out
+        reasons = {e.reason for e in cluster.core.list_namespaced_event(ns).items}
+        assert {"Started", "Completed", "NoResult", "Unschedulable", "Recommended"} <= reasons, reasons
+        _delete_all(cluster, ns)
+
+
+def _restart_sweep(ns: str) -> list[dict]:
+    docs = [d for d in yaml.safe_load_all(EXAMPLE.read_text()) if d and d["kind"] == "AIAsset"]
+    sweep = next(d for d in yaml.safe_load_all(EXAMPLE.read_text()) if d and d["kind"] == "BenchmarkSweep")
+    sweep["metadata"]["name"] = "restart"
+    sweep["spec"]["platforms"] = sweep["spec"]["platforms"][:1]  # local: trials really run
+    sweep["spec"]["sampling"]["budget"] = 3
+    sweep["spec"]["parallelism"] = 1
+    return docs + [sweep]
+
+
+def test_a_restarted_operator_runs_each_trial_once_and_keeps_every_result(crds, k8s_namespace) -> None:
+    cluster, ns = crds, k8s_namespace
+    with operator(cluster, ns):
+        _apply(cluster, ns, _restart_sweep(ns))
+        wait_until("a trial to succeed and the next to run", lambda: Counter(
+            t.get("status", {}).get("phase") for t in _trials(cluster, ns, "restart")) >= {"Succeeded": 1, "Running": 1},
+            timeout=180, interval=1)
+    # The operator is gone; the running trial's Job ends on its own, with nobody to read it.
+    wait_until("the running Job to finish unobserved", lambda: all(
+        j.status.succeeded or j.status.failed for j in cluster.batch.list_namespaced_job(ns).items), timeout=120)
+    phases = Counter(t.get("status", {}).get("phase") for t in _trials(cluster, ns, "restart"))
+    assert phases["Running"] == 1  # its status still says Running: the result is only in the pod
+
+    with operator(cluster, ns):
+        sweep = wait_until("the sweep to complete after the restart", lambda: (
+            s := _get(cluster, ns, "benchmarksweeps", "restart")) and _condition(s, "Complete").get("status") == "True"
+            and s, timeout=180, interval=1)
+        trials = _trials(cluster, ns, "restart")
+        assert sweep["status"]["succeeded"] == 3 and all(t["status"]["phase"] == "Succeeded" for t in trials)
+        # Each trial ran exactly once: one Job and one pod per trial, and its result came from that pod.
+        names = {t["metadata"]["name"] for t in trials}
+        jobs = _per_trial(cluster.batch.list_namespaced_job(ns).items)
+        pods = cluster.core.list_namespaced_pod(ns).items
+        assert jobs == dict.fromkeys(names, 1) and _per_trial(pods) == dict.fromkeys(names, 1)
+        pod_of = {p.metadata.labels[LABEL_TRIAL]: p.metadata.name for p in pods}
+        assert all(t["status"]["host"]["pod"] == pod_of[t["metadata"]["name"]] for t in trials)
+        _delete_all(cluster, ns)

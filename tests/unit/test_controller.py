@@ -1,0 +1,282 @@
+"""The operator's reconcile passes without a cluster: an in-memory API stands in for the API server."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import uuid
+from collections import Counter
+from typing import Any, Mapping
+
+import pytest
+
+from hwmatch.api import load_text
+from hwmatch.controller.assets import AssetReconciler
+from hwmatch.controller.config import OperatorConfig
+from hwmatch.controller.kube import ASSETS, RECOMMENDATIONS, SWEEPS, TRIALS
+from hwmatch.controller.recommendations import SOLVED_FOR, RecommendationReconciler
+from hwmatch.controller.signals import Signals
+from hwmatch.controller.sweeps import SweepReconciler
+from hwmatch.controller.telemetry import TrialTelemetry
+from hwmatch.execution.kubernetes import LABEL_TRIAL
+
+MANIFESTS = """
+apiVersion: hwmatch.dev/v1alpha1
+kind: AIAsset
+metadata: {name: toy}
+spec:
+  image: img
+  command: [toy]
+  parameters:
+    - {name: x, type: int, values: [1, 2, 3]}
+  metrics:
+    - {name: latency_ms, goal: minimize}
+    - {name: energy_j, source: prometheus, preset: rapl-energy}
+---
+apiVersion: hwmatch.dev/v1alpha1
+kind: BenchmarkSweep
+metadata: {name: toy-sweep}
+spec:
+  assetRef: {name: toy}
+  platforms:
+    - {name: small, nodeSelector: {pool: small}, costPerHour: 1, features: {vcpus: 1}}
+    - {name: large, nodeSelector: {pool: large}, costPerHour: 3, features: {vcpus: 4}}
+  parallelism: 3
+  parallelismPerPlatform: 2
+---
+apiVersion: hwmatch.dev/v1alpha1
+kind: HWRecommendation
+metadata: {name: toy-rec}
+spec:
+  assetRef: {name: toy}
+  constraints: [{metric: latency_ms, max: 100}]
+  objective: {minimize: cost_per_hour}
+"""
+NS = "ns"
+
+
+class FakeKube:
+    """The calls of :class:`hwmatch.controller.kube.Kube`, on dicts in memory (labels select, names are unique)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], dict] = {}
+        self.jobs_by_name: dict[str, dict] = {}
+        self.pods_by_job: dict[str, list[dict]] = {}
+        self.jobs_created: Counter[str] = Counter()
+
+    def put(self, plural: str, body: Mapping[str, Any]) -> None:
+        obj = copy.deepcopy(dict(body))
+        obj["metadata"].update(namespace=NS, uid=str(uuid.uuid4()), generation=1)
+        self.objects[(plural, obj["metadata"]["name"])] = obj
+
+    def get(self, plural: str, namespace: str, name: str) -> dict | None:
+        return copy.deepcopy(self.objects.get((plural, name)))
+
+    def list(self, plural: str, namespace: str, labels: Mapping[str, str] | None = None) -> list[dict]:
+        return [copy.deepcopy(o) for (p, _), o in self.objects.items() if p == plural and _match(o, labels)]
+
+    def create(self, plural: str, namespace: str, body: Mapping[str, Any]) -> dict:
+        if (plural, body["metadata"]["name"]) not in self.objects:
+            self.put(plural, body)
+        return self.get(plural, namespace, body["metadata"]["name"])  # type: ignore[return-value]
+
+    def replace_status(self, plural: str, namespace: str, name: str, status: Mapping[str, Any]) -> dict:
+        self.objects[(plural, name)]["status"] = json.loads(json.dumps(status))
+        return self.get(plural, namespace, name)  # type: ignore[return-value]
+
+    def merge_status(self, plural: str, namespace: str, name: str, status: Mapping[str, Any]) -> dict:
+        self.objects[(plural, name)].setdefault("status", {}).update(json.loads(json.dumps(status)))
+        return self.get(plural, namespace, name)  # type: ignore[return-value]
+
+    def annotate(self, plural: str, namespace: str, name: str, annotations: Mapping[str, str]) -> None:
+        self.objects[(plural, name)]["metadata"].setdefault("annotations", {}).update(annotations)
+
+    def jobs(self, namespace: str, labels: Mapping[str, str]) -> list[dict]:
+        return [copy.deepcopy(j) for j in self.jobs_by_name.values() if _match(j, labels)]
+
+    def create_job(self, namespace: str, manifest: Mapping[str, Any]) -> bool:
+        name = manifest["metadata"]["name"]
+        if name in self.jobs_by_name:
+            return False
+        self.jobs_created[name] += 1
+        self.jobs_by_name[name] = {**copy.deepcopy(dict(manifest)), "status": {}}
+        return True
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        self.jobs_by_name.pop(name, None)
+
+    def pods(self, namespace: str, labels: Mapping[str, str]) -> list[dict]:
+        return [copy.deepcopy(p) for ps in self.pods_by_job.values() for p in ps if _match(p, labels)]
+
+    # -- what the Job controller and a kubelet would do --
+
+    def finish(self, job: str, metrics: dict[str, float] | None, exit_code: int = 0) -> None:
+        """The Job's one pod ends: with the harness result as its termination message, or failing."""
+        labels = self.jobs_by_name[job]["spec"]["template"]["metadata"]["labels"]
+        message = json.dumps({"metrics": metrics}) if metrics is not None else ""
+        self.pods_by_job[job] = [{
+            "metadata": {"name": f"{job}-pod", "labels": labels, "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"nodeName": "node-1"},
+            "status": {"phase": "Succeeded" if exit_code == 0 else "Failed", "containerStatuses": [{
+                "name": "trial", "state": {"terminated": {"exitCode": exit_code, "message": message,
+                                                          "startedAt": "2026-01-01T00:00:01Z",
+                                                          "finishedAt": "2026-01-01T00:00:03Z"}}}]},
+        }]
+        kind = "Complete" if exit_code == 0 else "Failed"
+        self.jobs_by_name[job]["status"] = {
+            "conditions": [{"type": kind, "status": "True", "reason": "" if exit_code == 0 else "BackoffLimitExceeded"}],
+            "succeeded" if exit_code == 0 else "failed": 1}
+
+
+def _match(obj: Mapping[str, Any], labels: Mapping[str, str] | None) -> bool:
+    have = obj["metadata"].get("labels", {})
+    return all(have.get(k) == v for k, v in (labels or {}).items())
+
+
+@pytest.fixture
+def kube() -> FakeKube:
+    k = FakeKube()
+    for doc in load_text(MANIFESTS):
+        plural = {"AIAsset": ASSETS, "BenchmarkSweep": SWEEPS, "HWRecommendation": RECOMMENDATIONS}[doc.resource.kind]
+        k.put(plural, doc.resource.to_wire())
+    return k
+
+
+class Events(list):
+    def __call__(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        self.append((body["metadata"]["name"], type_, reason, message))
+
+
+def _reconciler(kube: FakeKube, events: Events, telemetry: TrialTelemetry | None = None) -> SweepReconciler:
+    return SweepReconciler(kube, events, telemetry or TrialTelemetry(None, 15.0), unschedulable_timeout=60, resync=30)
+
+
+def _phases(kube: FakeKube) -> Counter:
+    return Counter((t["spec"]["platform"], t.get("status", {}).get("phase")) for t in kube.list(TRIALS, NS))
+
+
+def test_a_pass_creates_trials_and_starts_jobs_within_both_parallelism_limits(kube) -> None:
+    events = Events()
+    done = _reconciler(kube, events).reconcile(NS, "toy-sweep")
+    trials = kube.list(TRIALS, NS)
+    assert len(trials) == 6 and all(t["metadata"]["ownerReferences"][0]["kind"] == "BenchmarkSweep" for t in trials)
+    # parallelism 3 overall, 2 per platform: 2 on the first platform in plan order, 1 on the other
+    assert sum(kube.jobs_created.values()) == 3
+    assert sorted(Counter(j["metadata"]["labels"]["hwmatch.dev/platform"] for j in kube.jobs_by_name.values()).values()) == [1, 2]
+    sweep = kube.get(SWEEPS, NS, "toy-sweep")["status"]
+    assert (sweep["phase"], sweep["total"], sweep["running"], sweep["pending"], sweep["progress"]) == ("Running", 6, 3, 3, "0/6")
+    assert sweep["observedGeneration"] == 1 and done.requeue_after <= 10
+    assert ("toy-sweep", "Normal", "Started") in [e[:3] for e in events]
+    # The same pass again changes nothing: no second Job for any trial.
+    _reconciler(kube, events).reconcile(NS, "toy-sweep")
+    assert max(kube.jobs_created.values()) == 1 and sum(kube.jobs_created.values()) == 3
+
+
+def test_outcomes_are_recorded_and_a_finished_trial_never_runs_again(kube) -> None:
+    events = Events()
+    r = _reconciler(kube, events)
+    for _ in range(10):
+        r.reconcile(NS, "toy-sweep")
+        for name, job in list(kube.jobs_by_name.items()):
+            if not job["status"]:
+                ok = "small" in job["metadata"]["labels"]["hwmatch.dev/platform"]
+                kube.finish(name, {"latency_ms": 5.0} if ok else None)
+    assert _phases(kube) == {("small", "Succeeded"): 3, ("large", "Failed"): 3}
+    assert set(kube.jobs_created.values()) == {1}  # exactly one Job per trial, whatever the number of passes
+    sweep = kube.get(SWEEPS, NS, "toy-sweep")
+    conditions = {c["type"]: c for c in sweep["status"]["conditions"]}
+    assert sweep["status"]["phase"] == "Succeeded" and conditions["Complete"]["status"] == "True"
+    assert "NoResult: 3" in conditions["Complete"]["message"] and conditions["Failed"]["status"] == "False"
+    assert kube.get(ASSETS, NS, "toy")["status"]["trials"] == 6
+    small = next(t for t in kube.list(TRIALS, NS) if t["spec"]["platform"] == "small")
+    # without --prometheus-url, the prometheus metric is reported missing; the trial keeps its harness metrics
+    assert small["status"]["metrics"] == {"latency_ms": 5.0}
+    assert "energy_j" in small["status"]["message"] and "--prometheus-url" in small["status"]["message"]
+    telemetry = next(c for c in small["status"]["conditions"] if c["type"] == "Telemetry")
+    assert telemetry["status"] == "False" and telemetry["reason"] == "PrometheusNotConfigured"
+    assert {"Completed", "NoResult", "Succeeded"} <= {e[2] for e in events}
+
+
+def test_an_unknown_asset_waits_and_an_unrunnable_one_fails_the_sweep(kube) -> None:
+    events = Events()
+    del kube.objects[(ASSETS, "toy")]
+    _reconciler(kube, events).reconcile(NS, "toy-sweep")
+    status = kube.get(SWEEPS, NS, "toy-sweep")["status"]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert status["phase"] == "Pending" and ready["reason"] == "AssetNotFound" and not kube.list(TRIALS, NS)
+    doc = next(d for d in load_text(MANIFESTS) if d.resource.kind == "AIAsset").resource.to_wire()
+    doc["spec"].pop("image")
+    kube.put(ASSETS, doc)
+    _reconciler(kube, events).reconcile(NS, "toy-sweep")
+    status = kube.get(SWEEPS, NS, "toy-sweep")["status"]
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert status["phase"] == "Failed" and failed["reason"] == "InvalidSpec" and "spec.image" in failed["message"]
+    assert [e[2] for e in events] == ["AssetNotFound", "InvalidSpec"]
+
+
+def test_asset_ready_condition_names_what_is_missing(kube) -> None:
+    events = Events()
+    assert AssetReconciler(kube, events, prometheus=False).reconcile(kube.get(ASSETS, NS, "toy")) is True
+    asset = kube.get(ASSETS, NS, "toy")
+    (ready,) = asset["status"]["conditions"]
+    assert ready["status"] == "True" and "energy_j" in ready["message"] and asset["status"]["observedGeneration"] == 1
+    assert AssetReconciler(kube, events, prometheus=False).reconcile(asset) is False  # nothing new
+    assert len(events) == 1
+
+
+def test_recommendation_waits_for_trials_then_solves_once_per_dataset(kube) -> None:
+    events = Events()
+    rec = RecommendationReconciler(kube, events)
+    rec.reconcile(NS, "toy-rec")
+    status = kube.get(RECOMMENDATIONS, NS, "toy-rec")["status"]
+    assert status["phase"] == "Pending" and status["conditions"][0]["reason"] == "WaitingForTrials"
+    r = _reconciler(kube, Events())
+    for _ in range(10):
+        r.reconcile(NS, "toy-sweep")
+        for name, job in list(kube.jobs_by_name.items()):
+            if not job["status"]:
+                x = json.loads(next(e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
+                                    if e["name"] == "HWMATCH_PARAMS"))["x"]
+                vcpus = 1 if job["metadata"]["labels"]["hwmatch.dev/platform"] == "small" else 4
+                kube.finish(name, {"latency_ms": 40.0 * x / vcpus})
+    rec.reconcile(NS, "toy-rec")
+    solved = kube.get(RECOMMENDATIONS, NS, "toy-rec")
+    assert solved["status"]["phase"] == "Ready" and solved["status"]["recommendation"]["platform"] in ("small", "large")
+    assert solved["status"]["models"]["latency_ms"]["trainedOnTrials"] == 6
+    key = solved["metadata"]["annotations"][SOLVED_FOR]
+    before = copy.deepcopy(solved["status"])
+    rec.reconcile(NS, "toy-rec")  # same inputs: nothing is solved or written again
+    again = kube.get(RECOMMENDATIONS, NS, "toy-rec")
+    assert again["status"] == before and again["metadata"]["annotations"][SOLVED_FOR] == key
+    assert [e[2] for e in events].count("Recommended") == 1
+
+
+def test_signals_wake_a_waiter_on_its_own_keys_only_and_lose_no_change() -> None:
+    async def scenario() -> list[bool]:
+        signals = Signals(asyncio.get_running_loop())
+        keys = [("sweep", "ns", "a")]
+        mark = signals.seen(keys)
+        waiter = asyncio.create_task(signals.wait(keys, mark, timeout=60))
+        signals.bump(("sweep", "ns", "b"))  # another object's change
+        for _ in range(5):
+            await asyncio.sleep(0)
+        asleep = not waiter.done()
+        signals.bump(*keys)
+        await asyncio.wait_for(waiter, 10)
+        # a change made while no one waits (during a pass) is seen by the next wait at once
+        mark = signals.seen(keys)
+        signals.bump(*keys)
+        await asyncio.sleep(0)
+        await asyncio.wait_for(signals.wait(keys, mark, timeout=60), 10)
+        return [asleep, signals.seen(keys) == mark + 1]
+
+    assert asyncio.run(scenario()) == [True, True]
+
+
+def test_config_needs_a_namespace_scope() -> None:
+    with pytest.raises(ValueError, match="--all-namespaces"):
+        OperatorConfig()
+    with pytest.raises(ValueError, match="not both"):
+        OperatorConfig(namespaces=("a",), all_namespaces=True)
+    assert OperatorConfig(all_namespaces=True).metrics_port == 9090
