@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast crds validate cluster-build cluster-up cluster-down system-deps bench clean
+.PHONY: install demo test test-fast crds chart validate cluster-build cluster-up cluster-down system-deps bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ test-fast: install
 
 crds: install
 	$(BIN)/hwmatch crds -o crds
+
+## chart: regenerate the chart's CRDs from the API models (like crds/) and lint the chart with the built helm
+chart: crds
+	$(BIN)/hwmatch crds -o charts/hwmatch/crds
+	HELM="$$(bash hack/build.sh --print-helm)"; if [[ -x "$$HELM" ]]; then "$$HELM" lint --strict charts/hwmatch; \
+	else echo "helm is not built ($$HELM): run make cluster-build to lint the chart"; fi
 
 validate: install
 	$(BIN)/hwmatch validate examples/*.yaml
