@@ -171,7 +171,7 @@ def test_a_restarted_operator_runs_each_trial_once_and_keeps_every_result(crds, 
     with operator(cluster, ns):
         _apply(cluster, ns, _restart_sweep(ns))
         wait_until("a trial to succeed and the next to run", lambda: Counter(
-            t.get("status", {}).get("phase") for t in _trials(cluster, ns, "restart")) >= {"Succeeded": 1, "Running": 1},
+            t.get("status", {}).get("phase") for t in _trials(cluster, ns, "restart")) >= Counter(Succeeded=1, Running=1),
             timeout=180, interval=1)
     # The operator is gone; the running trial's Job ends on its own, with nobody to read it.
     wait_until("the running Job to finish unobserved", lambda: all(

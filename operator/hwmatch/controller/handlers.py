@@ -34,6 +34,8 @@ from hwmatch.planning import LABEL_SWEEP
 registry = kopf.OperatorRegistry()
 #: Seconds before a pass that raised (an API error) is tried again.
 ERROR_BACKOFF = 10.0
+#: Seconds a stopping operator lets a reconcile pass in flight finish before cancelling its daemon.
+CANCELLATION_BACKOFF = 20.0
 
 
 def settings() -> kopf.OperatorSettings:
@@ -61,7 +63,11 @@ def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
 
 async def _loop(ctx: Context, stopped: kopf.DaemonStopped, logger: logging.Logger, kind: str,
                 keys: Callable[[], list[tuple[str, ...]]], step: Callable[[], float]) -> None:
-    """Reconcile, then wait for a wake-up or the resync; a pass that raises is retried after a back-off."""
+    """Reconcile, then wait for a wake-up, the resync or the stop; a pass that raises is retried after a back-off."""
+
+    async def until_stopped() -> None:
+        await stopped.wait()
+
     while not stopped:
         mark = ctx.signals.seen(keys())
         try:
@@ -70,7 +76,10 @@ async def _loop(ctx: Context, stopped: kopf.DaemonStopped, logger: logging.Logge
             metrics.RECONCILE_ERRORS.labels(kind).inc()
             logger.exception(f"reconcile of this {kind} failed; retrying in {ERROR_BACKOFF:g}s")
             delay = ERROR_BACKOFF
-        await ctx.signals.wait(keys(), mark, delay)
+        waits = {asyncio.ensure_future(ctx.signals.wait(keys(), mark, delay)), asyncio.ensure_future(until_stopped())}
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in waits:
+            waiting.cancel()
 
 
 @kopf.on.event(GROUP, VERSION, ASSETS, registry=registry)
@@ -80,7 +89,7 @@ async def asset_event(type: str | None, body: kopf.Body, namespace: str, name: s
         ctx.signals.bump(("asset", namespace, name))
 
 
-@kopf.daemon(GROUP, VERSION, SWEEPS, registry=registry, cancellation_timeout=30)
+@kopf.daemon(GROUP, VERSION, SWEEPS, registry=registry, cancellation_backoff=CANCELLATION_BACKOFF)
 async def sweep_daemon(namespace: str, name: str, spec: kopf.Spec, memo: kopf.Memo, stopped: kopf.DaemonStopped,
                        logger: logging.Logger, **_: Any) -> None:
     ctx: Context = memo.context
@@ -96,7 +105,7 @@ async def sweep_daemon(namespace: str, name: str, spec: kopf.Spec, memo: kopf.Me
                 step)
 
 
-@kopf.daemon(GROUP, VERSION, RECOMMENDATIONS, registry=registry, cancellation_timeout=30)
+@kopf.daemon(GROUP, VERSION, RECOMMENDATIONS, registry=registry, cancellation_backoff=CANCELLATION_BACKOFF)
 async def recommendation_daemon(namespace: str, name: str, spec: kopf.Spec, memo: kopf.Memo,
                                 stopped: kopf.DaemonStopped, logger: logging.Logger, **_: Any) -> None:
     ctx: Context = memo.context
