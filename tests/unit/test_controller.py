@@ -7,11 +7,12 @@ import copy
 import json
 import uuid
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 import pytest
 
-from hwmatch.api import load_text
+from hwmatch.api import BenchmarkTrialStatus, load_text
 from hwmatch.controller.assets import AssetReconciler
 from hwmatch.controller.config import OperatorConfig
 from hwmatch.controller.kube import ASSETS, RECOMMENDATIONS, SWEEPS, TRIALS
@@ -280,3 +281,48 @@ def test_config_needs_a_namespace_scope() -> None:
     with pytest.raises(ValueError, match="not both"):
         OperatorConfig(namespaces=("a",), all_namespaces=True)
     assert OperatorConfig(all_namespaces=True).metrics_port == 9090
+
+
+class StubPrometheus:
+    """Answers every instant query with one sample, or fails like a server that is down."""
+
+    def __init__(self, value: float | None):
+        self.value, self.queries = value, []
+
+    def query(self, expr: str, time: float | None = None):
+        from hwmatch.telemetry import PrometheusUnreachable, Sample
+
+        self.queries.append((expr, time))
+        if self.value is None:
+            raise PrometheusUnreachable("http://prometheus:9090", "connection refused")
+        return [Sample({}, time or 0.0, self.value)]
+
+
+def _ended(at: datetime) -> BenchmarkTrialStatus:
+    return BenchmarkTrialStatus(phase="Succeeded", metrics={"latency_ms": 3.0}, start_time=at - timedelta(seconds=20),
+                                completion_time=at, host={"executor": "kubernetes", "pod": "p-1", "node": "node-1"})
+
+
+def test_prometheus_metrics_are_read_after_a_scrape_and_merged() -> None:
+    asset = next(d.resource for d in load_text(MANIFESTS) if d.resource.kind == "AIAsset")
+    end = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    client = StubPrometheus(1234.5)
+    telemetry = TrialTelemetry(client, scrape_interval=15.0)  # type: ignore[arg-type]
+    assert telemetry(asset, NS, _ended(end), end + timedelta(seconds=5)) is None  # not scraped past the end yet
+    status = telemetry(asset, NS, _ended(end), end + timedelta(seconds=20))
+    assert status.metrics == {"latency_ms": 3.0, "energy_j": 1234.5}
+    (condition,) = status.conditions
+    assert (condition.type, condition.status, condition.reason) == ("Telemetry", "True", "Collected")
+    (expr, at), = client.queries
+    assert 'node="node-1"' in expr and at == end.timestamp()
+
+
+def test_unreachable_prometheus_is_asked_again_then_reported_missing() -> None:
+    asset = next(d.resource for d in load_text(MANIFESTS) if d.resource.kind == "AIAsset")
+    end = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    telemetry = TrialTelemetry(StubPrometheus(None), scrape_interval=15.0)  # type: ignore[arg-type]
+    assert telemetry(asset, NS, _ended(end), end + timedelta(seconds=30)) is None
+    status = telemetry(asset, NS, _ended(end), end + timedelta(hours=1))
+    assert status.phase == "Succeeded" and status.metrics == {"latency_ms": 3.0}
+    assert "energy_j" in status.message and "unreachable" in status.message
+    assert status.conditions[0].reason == "PrometheusUnreachable"
