@@ -32,6 +32,8 @@ def operator_command(
     Credentials: in a pod, its service account; elsewhere $KUBECONFIG or ~/.kube/config.
     Stop with Ctrl-C (SIGINT) or SIGTERM; a restarted operator carries on where it stopped.
     """
+    from kubernetes.config import ConfigException
+
     from hwmatch.controller import OperatorConfig, run
 
     try:
@@ -47,4 +49,7 @@ def operator_command(
     if not verbose:  # kopf says "Handler ... succeeded" for every watch event
         for name in ("kopf.objects", "kubernetes", "aiohttp"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    run(config)
+    try:
+        run(config)
+    except ConfigException as exc:
+        raise fail(f"no credentials for the API server: {exc}; set KUBECONFIG, or run in a pod") from None
