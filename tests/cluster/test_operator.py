@@ -39,8 +39,12 @@ def crds(k8s_cluster):
 
 
 @contextmanager
-def operator(cluster, namespace: str, **settings) -> Iterator[None]:
-    """The operator in a thread, watching ``namespace``, until the block ends."""
+def operator(cluster, namespace: str, clean_up: bool = True, **settings) -> Iterator[None]:
+    """The operator in a thread, watching ``namespace``, until the block ends.
+
+    With ``clean_up`` it deletes the namespace's hwmatch objects before it stops (it removes its finalizers,
+    so the namespace can go), pass or fail.
+    """
     config = OperatorConfig(namespaces=(namespace,), kubeconfig=cluster.kubeconfig, metrics_port=None,
                             liveness_port=None, resync=5, **settings)
     stop, ready = threading.Event(), threading.Event()
@@ -58,6 +62,9 @@ def operator(cluster, namespace: str, **settings) -> Iterator[None]:
     try:
         yield
     finally:
+        if clean_up:
+            cluster.kubectl("delete", "-n", namespace, "hwrecommendations,benchmarksweeps,aiassets", "--all",
+                            "--wait=true", "--timeout=60s", check=False)
         stop.set()
         thread.join(60)
         assert not thread.is_alive(), "the operator did not stop within 60 s"
@@ -85,12 +92,6 @@ def _condition(obj: dict, type_: str) -> dict:
 
 def _apply(cluster, ns: str, docs: list[dict]) -> None:
     cluster.kubectl("apply", "--server-side", "-n", ns, "-f", "-", input=yaml.safe_dump_all(docs))
-
-
-def _delete_all(cluster, ns: str) -> None:
-    """Delete the hwmatch objects while an operator runs (it removes its finalizers), so the namespace can go."""
-    cluster.kubectl("delete", "-n", ns, "hwrecommendations,benchmarksweeps,aiassets", "--all", "--wait=true",
-                    "--timeout=60s", check=False)
 
 
 def _per_trial(items: list, label: str = LABEL_TRIAL) -> Counter:
@@ -153,7 +154,6 @@ def test_sweep_runs_as_jobs_and_the_recommendation_is_answered(crds, k8s_namespa
         assert "Succeeded" in out and "12/12" in out and "Ready" in out and "local" in out
         reasons = {e.reason for e in cluster.core.list_namespaced_event(ns).items}
         assert {"Started", "Completed", "NoResult", "Unschedulable", "Recommended"} <= reasons, reasons
-        _delete_all(cluster, ns)
 
 
 def _restart_sweep(ns: str) -> list[dict]:
@@ -168,7 +168,7 @@ def _restart_sweep(ns: str) -> list[dict]:
 
 def test_a_restarted_operator_runs_each_trial_once_and_keeps_every_result(crds, k8s_namespace) -> None:
     cluster, ns = crds, k8s_namespace
-    with operator(cluster, ns):
+    with operator(cluster, ns, clean_up=False):
         _apply(cluster, ns, _restart_sweep(ns))
         wait_until("a trial to succeed and the next to run", lambda: Counter(
             t.get("status", {}).get("phase") for t in _trials(cluster, ns, "restart")) >= Counter(Succeeded=1, Running=1),
@@ -192,4 +192,3 @@ def test_a_restarted_operator_runs_each_trial_once_and_keeps_every_result(crds, 
         assert jobs == dict.fromkeys(names, 1) and _per_trial(pods) == dict.fromkeys(names, 1)
         pod_of = {p.metadata.labels[LABEL_TRIAL]: p.metadata.name for p in pods}
         assert all(t["status"]["host"]["pod"] == pod_of[t["metadata"]["name"]] for t in trials)
-        _delete_all(cluster, ns)
