@@ -20,7 +20,6 @@ from hwmatch.controller.recommendations import SOLVED_FOR, RecommendationReconci
 from hwmatch.controller.signals import Signals
 from hwmatch.controller.sweeps import SweepReconciler
 from hwmatch.controller.telemetry import TrialTelemetry
-from hwmatch.execution.kubernetes import LABEL_TRIAL
 
 MANIFESTS = """
 apiVersion: hwmatch.dev/v1alpha1

@@ -119,21 +119,39 @@ class _Pass:
         self.now = now()
         self.recorded = self.succeeded = 0
         self.requeue = owner.resync
+        self.asset: AIAsset  # set by run() once the asset resolves
 
     # -- the pass ----------------------------------------------------------------------------
 
     def run(self) -> SweepPass:
-        asset_name = self.sweep.spec.asset_ref.name
-        asset_obj = self.kube.get(ASSETS, self.ns, asset_name)
-        if asset_obj is None:
+        asset = self._asset()
+        if asset is None:
+            return SweepPass(requeue_after=self.r.resync, asset=self.sweep.spec.asset_ref.name)
+        self.asset = asset
+        trials = self._trials(asset)
+        phases, running, todo = self._advance(trials)
+        self._start_jobs(todo, phases, running)
+        self._write_status(trials, phases)
+        if self.recorded:
+            self._count_asset_trials(asset)
+        if any(p == RUNNING for p in phases.values()):
+            self.requeue = min(self.requeue, RUNNING_RESYNC)
+        return SweepPass(requeue_after=self.requeue, recorded=self.recorded, succeeded=self.succeeded,
+                         asset=asset.metadata.name)
+
+    def _asset(self) -> AIAsset | None:
+        """The sweep's asset when the pair can run; else None, with the reason in the sweep's status."""
+        name = self.sweep.spec.asset_ref.name
+        obj = self.kube.get(ASSETS, self.ns, name)
+        if obj is None:
             self._blocked("Pending", "AssetNotFound",
-                          f"spec.assetRef: no AIAsset {asset_name!r} in namespace {self.ns}; the sweep starts when it exists")
-            return SweepPass(requeue_after=self.r.resync, asset=asset_name)
+                          f"spec.assetRef: no AIAsset {name!r} in namespace {self.ns}; the sweep starts when it exists")
+            return None
         try:
-            asset = parse(asset_obj, AIAsset)
+            asset = parse(obj, AIAsset)
         except InvalidObject as exc:
-            self._blocked("Failed", "InvalidAsset", f"AIAsset {asset_name}: {exc}")
-            return SweepPass(requeue_after=self.r.resync, asset=asset_name)
+            self._blocked("Failed", "InvalidAsset", f"AIAsset {name}: {exc}")
+            return None
         problems = [f"{p.path}: {p.message}" for p in check_references(
             [Document(asset, self.ns, 1), Document(self.sweep, self.ns, 2)])]
         try:
@@ -142,16 +160,18 @@ class _Pass:
             problems.append(str(exc))
         if problems:
             self._blocked("Failed", "InvalidSpec", "; ".join(problems))
-            return SweepPass(requeue_after=self.r.resync, asset=asset_name)
+            return None
+        return asset
 
-        self.asset = asset
-        trials = self._trials(asset)
+    def _advance(self, trials: Mapping[str, tuple[dict[str, Any], BenchmarkTrial]]
+                 ) -> tuple[dict[str, str], Counter[str], list[tuple[dict[str, Any], BenchmarkTrial]]]:
+        """Record the outcome of every trial whose Job ended: the trials' phases, the running count per
+        platform, and the trials still to start, in plan order."""
         jobs = {j["metadata"]["labels"][LABEL_TRIAL]: j for j in self.kube.jobs(self.ns, {LABEL_SWEEP: self.name})
                 if LABEL_TRIAL in j["metadata"].get("labels", {})}
         pods: dict[str, list[dict[str, Any]]] = {}
         for pod in self.kube.pods(self.ns, {LABEL_SWEEP: self.name}):
             pods.setdefault(pod["metadata"].get("labels", {}).get(LABEL_TRIAL, ""), []).append(pod)
-
         phases: dict[str, str] = {}
         running: Counter[str] = Counter()
         todo: list[tuple[dict[str, Any], BenchmarkTrial]] = []
@@ -159,52 +179,53 @@ class _Pass:
             phase = trial.status.phase if trial.status and trial.status.phase else PENDING
             job = jobs.get(tid)
             if phase in FINISHED:
-                if job is not None and not job_finished(job):
-                    self.kube.delete_job(self.ns, tid)  # left running by an Unschedulable outcome
+                if job is not None and not job_finished(job):  # ended Unschedulable, the Job not yet deleted
+                    self.kube.delete_job(self.ns, tid)
                 phases[tid] = phase
-                continue
-            if job is None:
+            elif job is None:
                 todo.append((tobj, trial))
                 phases[tid] = PENDING
-                continue
-            outcome = job_outcome(job, pods.get(tid, []), asset, self.now, self.r.unschedulable_timeout)
-            if outcome is not None and outcome.phase == SUCCEEDED:
-                outcome = self.r.telemetry(asset, self.ns, outcome, self.now)
-                if outcome is None:
-                    self.requeue = min(self.requeue, TELEMETRY_RESYNC)
-            if outcome is None:
-                since = unschedulable_since(pods.get(tid, []))
-                if since is not None:  # no event will come when the timeout passes: look again then
-                    left = self.r.unschedulable_timeout - (self.now - since).total_seconds()
-                    self.requeue = min(self.requeue, max(left, 0.5))
-                if phase != RUNNING:  # a Job created by a pass that stopped before writing the trial's status
-                    self._write_trial(tobj, _running(tid, self.now))
-                running[trial.spec.platform] += 1
-                phases[tid] = RUNNING
-                continue
-            self._record(tobj, trial, outcome)
-            if not job_finished(job):
-                self.kube.delete_job(self.ns, tid)
-            phases[tid] = outcome.phase or FAILED
+            else:
+                phases[tid] = self._follow(tobj, trial, job, pods.get(tid, []))
+                if phases[tid] == RUNNING:
+                    running[trial.spec.platform] += 1
+        return phases, running, todo
 
+    def _follow(self, tobj: dict[str, Any], trial: BenchmarkTrial, job: dict[str, Any],
+                pods: list[dict[str, Any]]) -> str:
+        """A trial with a Job: record its outcome if it has one, else keep it Running; its phase."""
+        tid = trial.metadata.name
+        outcome = job_outcome(job, pods, self.asset, self.now, self.r.unschedulable_timeout)
+        if outcome is not None and outcome.phase == SUCCEEDED:
+            outcome = self.r.telemetry(self.asset, self.ns, outcome, self.now)
+            if outcome is None:
+                self.requeue = min(self.requeue, TELEMETRY_RESYNC)
+        if outcome is None:
+            since = unschedulable_since(pods)
+            if since is not None:  # no event comes when the timeout passes: look again then
+                left = self.r.unschedulable_timeout - (self.now - since).total_seconds()
+                self.requeue = min(self.requeue, max(left, 0.5))
+            if trial.status is None or trial.status.phase != RUNNING:  # its Job was made by an interrupted pass
+                self._write_trial(tobj, _running(tid, self.now))
+            return RUNNING
+        self._record(tobj, trial, outcome)
+        if not job_finished(job):
+            self.kube.delete_job(self.ns, tid)
+        return outcome.phase or FAILED
+
+    def _start_jobs(self, todo: list[tuple[dict[str, Any], BenchmarkTrial]], phases: dict[str, str],
+                    running: Counter[str]) -> None:
+        """Start trials in plan order within ``parallelism`` overall and ``parallelismPerPlatform``."""
         spec = self.sweep.spec
         for tobj, trial in todo:
             if sum(running.values()) >= spec.parallelism:
-                break
+                return
             platform = trial.spec.platform
             if running[platform] >= spec.parallelism_per_platform:
                 continue
-            phases[trial.metadata.name] = self._start(tobj, trial, asset)
+            phases[trial.metadata.name] = self._start(tobj, trial, self.asset)
             if phases[trial.metadata.name] == RUNNING:
                 running[platform] += 1
-
-        self._write_status(trials, phases)
-        if self.recorded:
-            self._count_asset_trials(asset)
-        if any(p == RUNNING for p in phases.values()):
-            self.requeue = min(self.requeue, RUNNING_RESYNC)
-        return SweepPass(requeue_after=self.requeue, recorded=self.recorded, succeeded=self.succeeded,
-                         asset=asset.metadata.name)
 
     # -- trials --------------------------------------------------------------------------------
 
