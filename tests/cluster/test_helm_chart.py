@@ -1,0 +1,197 @@
+"""`helm install` of charts/hwmatch into the REAL local API server, and what its RBAC allows.
+
+The operator's service account is checked with `kubectl auth can-i --as` (the
+API server's own authorizer answers): it may do exactly what the operator does
+(trials as Jobs, statuses, events, what kopf watches) and nothing unrelated
+(secrets, pods, deleting the user's objects, cluster administration). The
+operator pod itself is not expected to run (no image on these nodes): the
+operator is tested running in tests/cluster/test_operator.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from hwmatch.api.crd import KINDS
+from tests.unit.test_chart import CHART, helm_binary
+
+pytestmark = pytest.mark.cluster
+
+CRD_NAMES = sorted(f"{k.plural}.hwmatch.dev" for k in KINDS)
+
+#: (verb, resource, subresource) the operator needs in a namespace it watches.
+NAMESPACED_ALLOWED = [
+    ("watch", "aiassets.hwmatch.dev", ""),
+    ("patch", "aiassets.hwmatch.dev", "status"),
+    ("list", "benchmarksweeps.hwmatch.dev", ""),
+    ("patch", "benchmarksweeps.hwmatch.dev", ""),  # kopf's finalizer
+    ("patch", "benchmarksweeps.hwmatch.dev", "status"),
+    ("create", "benchmarktrials.hwmatch.dev", ""),
+    ("patch", "benchmarktrials.hwmatch.dev", "status"),
+    ("update", "benchmarksweeps.hwmatch.dev", "finalizers"),
+    ("get", "hwrecommendations.hwmatch.dev", ""),
+    ("patch", "hwrecommendations.hwmatch.dev", "status"),
+    ("create", "jobs.batch", ""),
+    ("delete", "jobs.batch", ""),
+    ("watch", "jobs.batch", ""),
+    ("list", "pods", ""),
+    ("get", "pods", "log"),
+    ("create", "events", ""),
+    ("patch", "events", ""),
+]
+#: Unrelated things it must never do.
+NAMESPACED_DENIED = [
+    ("get", "secrets", ""),
+    ("delete", "secrets", ""),
+    ("create", "pods", ""),
+    ("delete", "pods", ""),
+    ("create", "pods", "exec"),
+    ("delete", "benchmarksweeps.hwmatch.dev", ""),
+    ("delete", "hwrecommendations.hwmatch.dev", ""),
+    ("create", "aiassets.hwmatch.dev", ""),
+    ("patch", "jobs.batch", ""),
+    ("create", "deployments.apps", ""),
+    ("create", "rolebindings.rbac.authorization.k8s.io", ""),
+    ("get", "configmaps", ""),
+]
+CLUSTER_ALLOWED = [("list", "customresourcedefinitions.apiextensions.k8s.io"), ("watch", "namespaces")]
+CLUSTER_DENIED = [
+    ("create", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("delete", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("delete", "namespaces"),
+    ("create", "clusterroles.rbac.authorization.k8s.io"),
+    ("list", "nodes"),
+]
+
+
+@pytest.fixture(scope="module")
+def helm_cmd(k8s_cluster) -> Iterator:
+    """Run helm against the local cluster (its kubeconfig, kubectl-compatible)."""
+    binary = helm_binary()
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run([str(binary), "--kubeconfig", k8s_cluster.kubeconfig, *args],
+                                capture_output=True, text=True, timeout=180)
+        if check and result.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    yield run
+
+
+def kubectl_can_i(cluster, sa: str, verb: str, resource: str, subresource: str = "",
+                  namespace: str | None = None) -> bool:
+    """`kubectl auth can-i --as=<service account>`: what a person would type to check."""
+    args = ["auth", "can-i", verb, resource, f"--as={sa}"]
+    if subresource:
+        args.append(f"--subresource={subresource}")
+    args += ["-n", namespace] if namespace else []
+    result = cluster.kubectl(*args, check=False)
+    assert result.stdout.strip() in {"yes", "no"}, result.stdout + result.stderr
+    return result.stdout.strip() == "yes"
+
+
+def can_i(cluster, sa: str, verb: str, resource: str, subresource: str = "", namespace: str | None = None) -> bool:
+    """The same question as a SubjectAccessReview through the API (one request, not one kubectl process)."""
+    from kubernetes import client
+
+    plural, _, group = resource.partition(".")
+    ns = sa.split(":")[2]
+    review = client.AuthorizationV1Api(cluster.api_client).create_subject_access_review({
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {
+            "user": sa, "groups": ["system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"],
+            "resourceAttributes": {"verb": verb, "group": group, "resource": plural, "subresource": subresource,
+                                   "namespace": namespace or ""},
+        },
+    })
+    return bool(review.status.allowed)
+
+
+def assert_rbac(cluster, sa: str, allowed_in: list[str], denied_in: list[str]) -> None:
+    ns = allowed_in[0]
+    assert kubectl_can_i(cluster, sa, "create", "jobs.batch", namespace=ns)
+    assert kubectl_can_i(cluster, sa, "patch", "benchmarksweeps.hwmatch.dev", "status", namespace=ns)
+    assert kubectl_can_i(cluster, sa, "create", "events", namespace=ns)
+    assert not kubectl_can_i(cluster, sa, "delete", "secrets", namespace=ns)
+    problems = []
+    for ns in allowed_in:
+        problems += [f"cannot {v} {r}/{s} in {ns}" for v, r, s in NAMESPACED_ALLOWED
+                     if not can_i(cluster, sa, v, r, s, ns)]
+        problems += [f"may {v} {r}/{s} in {ns}" for v, r, s in NAMESPACED_DENIED if can_i(cluster, sa, v, r, s, ns)]
+    for ns in denied_in:
+        problems += [f"may {v} {r}/{s} in unwatched {ns}" for v, r, s in NAMESPACED_ALLOWED
+                     if can_i(cluster, sa, v, r, s, ns)]
+    problems += [f"cannot {v} {r}" for v, r in CLUSTER_ALLOWED if not can_i(cluster, sa, v, r)]
+    problems += [f"may {v} {r}" for v, r in CLUSTER_DENIED if can_i(cluster, sa, v, r)]
+    assert not problems, f"{sa}: " + "; ".join(problems)
+
+
+def release_objects(cluster, release: str, namespace: str) -> dict[str, list[str]]:
+    selector = f"app.kubernetes.io/instance={release}"
+    found = {}
+    for kind, ns_args in (("deployments,serviceaccounts,services,rolebindings", ["-A"]),
+                          ("clusterroles,clusterrolebindings", [])):
+        out = cluster.kubectl("get", kind, *ns_args, "-l", selector, "-o", "json").stdout
+        for item in json.loads(out)["items"]:
+            found.setdefault(item["kind"], []).append(item["metadata"]["name"])
+    return found
+
+
+def test_install_all_namespaces(k8s_cluster, k8s_namespace: str, helm_cmd) -> None:
+    release = "hwm-all"
+    other = k8s_cluster.create_namespace("hwm-other")
+    try:
+        helm_cmd("install", release, str(CHART), "--namespace", k8s_namespace,
+                 "--set", "operator.prometheusUrl=http://prometheus.monitoring:9090")
+        crds = json.loads(k8s_cluster.kubectl("get", "crd", "-o", "json").stdout)["items"]
+        assert set(CRD_NAMES) <= {c["metadata"]["name"] for c in crds}
+        objects = release_objects(k8s_cluster, release, k8s_namespace)
+        assert objects == {
+            "Deployment": ["hwm-all-hwmatch"], "ServiceAccount": ["hwm-all-hwmatch"],
+            "Service": ["hwm-all-hwmatch-metrics"],
+            "ClusterRole": ["hwm-all-hwmatch-kopf", "hwm-all-hwmatch-operator"],
+            "ClusterRoleBinding": ["hwm-all-hwmatch-kopf", "hwm-all-hwmatch-operator"],
+        }
+        deployment = json.loads(k8s_cluster.kubectl("get", "deployment", "hwm-all-hwmatch", "-n", k8s_namespace,
+                                                    "-o", "json").stdout)
+        args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert "--all-namespaces" in args and "--prometheus-url=http://prometheus.monitoring:9090" in args
+        sa = f"system:serviceaccount:{k8s_namespace}:hwm-all-hwmatch"
+        assert_rbac(k8s_cluster, sa, allowed_in=[k8s_namespace, other], denied_in=[])
+
+        status = helm_cmd("status", release, "--namespace", k8s_namespace).stdout
+        assert "STATUS: deployed" in status
+        helm_cmd("uninstall", release, "--namespace", k8s_namespace, "--wait")
+        assert release_objects(k8s_cluster, release, k8s_namespace) == {}
+        assert not can_i(k8s_cluster, sa, "create", "jobs.batch", namespace=other)
+        # Helm leaves CRDs (and so the users' objects) in place on uninstall.
+        crds = json.loads(k8s_cluster.kubectl("get", "crd", "-o", "json").stdout)["items"]
+        assert set(CRD_NAMES) <= {c["metadata"]["name"] for c in crds}
+    finally:
+        helm_cmd("uninstall", release, "--namespace", k8s_namespace, check=False)
+        k8s_cluster.core.delete_namespace(other)
+
+
+def test_install_watching_some_namespaces(k8s_cluster, k8s_namespace: str, helm_cmd) -> None:
+    release = "hwm-some"
+    watched = k8s_cluster.create_namespace("hwm-watched")
+    unwatched = k8s_cluster.create_namespace("hwm-unwatched")
+    try:
+        helm_cmd("install", release, str(CHART), "--namespace", k8s_namespace,
+                 "--set", f"operator.watchNamespaces={{{watched}}}")
+        objects = release_objects(k8s_cluster, release, k8s_namespace)
+        assert objects["RoleBinding"] == ["hwm-some-hwmatch-operator"]
+        assert objects["ClusterRoleBinding"] == ["hwm-some-hwmatch-kopf"]  # no cluster-wide operator rights
+        sa = f"system:serviceaccount:{k8s_namespace}:hwm-some-hwmatch"
+        assert_rbac(k8s_cluster, sa, allowed_in=[watched], denied_in=[unwatched, k8s_namespace])
+        helm_cmd("uninstall", release, "--namespace", k8s_namespace, "--wait")
+        assert release_objects(k8s_cluster, release, k8s_namespace) == {}
+    finally:
+        helm_cmd("uninstall", release, "--namespace", k8s_namespace, check=False)
+        for ns in (watched, unwatched):
+            k8s_cluster.core.delete_namespace(ns)
