@@ -188,7 +188,7 @@ def test_promql_error_shows_prometheus_message_and_query() -> None:
 
 
 @pytest.mark.parametrize("failure", [requests.ConnectionError("Connection refused"), requests.ReadTimeout("slow"),
-                                     (502, "<html>Bad Gateway</html>")])
+                                     (502, "<html>Bad Gateway</html>"), (404, "404 page not found")])
 def test_unreachable_names_url_and_flag(failure) -> None:
     client = PrometheusClient("http://nowhere:9090", timeout=2, session=FakeSession([failure]))
     with pytest.raises(PrometheusUnreachable) as err:

@@ -144,8 +144,8 @@ class PrometheusClient:
             raise PrometheusQueryError(expr, str(body.get("errorType", "error")), str(body.get("error", "")))
         if response.status_code >= 500 or not isinstance(body, dict):
             raise PrometheusUnreachable(
-                self.url, f"HTTP {response.status_code} from {url} without a Prometheus API answer: "
-                          f"{response.text[:200]!r}"
+                self.url, f"HTTP {response.status_code} from {url} is not a Prometheus API answer (a wrong host or "
+                          f"path prefix, or a proxy in between): {response.text[:200]!r}"
             )
         if response.status_code >= 400 or body.get("status") != "success":
             raise PrometheusQueryError(expr, f"HTTP {response.status_code}", response.text[:500])
