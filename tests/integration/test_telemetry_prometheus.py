@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from typer.testing import CliRunner
 
 from hwmatch.api.asset import MetricSpec
 from hwmatch.telemetry import PrometheusClient, PrometheusQueryError, PrometheusUnreachable, trial_metrics
@@ -76,7 +77,7 @@ def metrics(*presets: str) -> list[MetricSpec]:
     ]
 
 
-def test_presets_give_the_known_energy_and_power(prometheus_server, exporter: str) -> None:
+def test_presets_give_the_known_energy_and_power(prometheus_server, exporter: str, tmp_path) -> None:
     prom = prometheus_server(targets=[exporter], scrape_interval="1s")
     first = prom.wait_for("DCGM_FI_DEV_POWER_USAGE")
     start = float(first[0]["value"][0]) + 1.0  # the window lies wholly after the first scrape
@@ -111,6 +112,17 @@ def test_presets_give_the_known_energy_and_power(prometheus_server, exporter: st
 
     absent = trial_metrics(client, metrics("dcgm-energy"), NS, "no-such-pod", start, end, resolution=RESOLUTION)
     assert absent == {} and "no data for pod bench/no-such-pod" in absent.missing["dcgm_energy"]
+
+    from hwmatch.cli import app
+
+    asset = tmp_path / "asset.yaml"
+    asset.write_text("apiVersion: hwmatch.dev/v1alpha1\nkind: AIAsset\nmetadata: {name: a}\n"
+                     "spec:\n  command: [x]\n  metrics:\n"
+                     "    - {name: gpu_w, source: prometheus, preset: dcgm-power}\n")
+    cli = CliRunner().invoke(app, ["telemetry", str(asset), "-n", NS, "--pod", EXPORTED_POD, "--start", str(start),
+                                   "--end", str(end), "--resolution", "1", "--prometheus-url", prom.url])
+    assert cli.exit_code == 0, cli.output
+    assert cli.output.split()[-3:] == ["gpu_w", "80", "W"]
 
     series = client.query_range(f'DCGM_FI_DEV_POWER_USAGE{{pod="{POD}"}}', start, end, RESOLUTION)
     assert len(series) == 1 and len(series[0].points) == 7 and {v for _, v in series[0].points} == {GPU_W}

@@ -30,7 +30,7 @@ class PrometheusUnreachable(PrometheusError):
         self.url = url
         super().__init__(
             f"Prometheus at {url} is unreachable ({cause}); check the server is running and the "
-            f"{URL_FLAG} flag (or the chart's prometheus.url value) points at it"
+            f"{URL_FLAG} flag (the chart's operator.prometheusUrl value) points at it"
         )
 
 
