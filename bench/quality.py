@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="60 queries, budgets 5%% and 10%%")
     parser.add_argument("--queries", type=int, help="queries per family (default 200, quick 60)")
     parser.add_argument("--budgets", help="comma-separated shares, e.g. 0.05,0.1,0.2")
-    parser.add_argument("--confidence", type=float, default=0.95)
+    parser.add_argument("--confidence", default="0.95", help="one level, or several (0.9,0.95,0.99) for the trade-off")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", help="comma-separated families to run (default: all present)")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"skipped: no public datasets at {DATASETS} (set HWMATCH_DATASETS or see the project README)")
         return 0
     chosen = args.only.split(",") if args.only else list(FAMILIES)
+    confidences = [float(c) for c in args.confidence.split(",")]
     table = Table(title=f"recommendation quality at confidence {args.confidence} ({queries} queries per family, seed {args.seed})",
                   box=None)
     table.add_column("family")
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         imported = import_tables(load_mapping(ROOT / "examples" / "import" / f"{family}.yaml"), files)
         with threadpool_limits(1):  # many small fits on shared cores: threads only contend
-            results = Evaluation(imported, queries, args.confidence, args.seed).run(budgets)
+            results = Evaluation(imported, queries, confidences, args.seed).run(budgets)
         seconds = time.perf_counter() - start
         section = results_table(f"{family} ({len(imported.frame)} rows, {seconds:.0f} s)", results)
         console.print(section)  # as each family finishes; all of them together at the end

@@ -62,14 +62,19 @@ def test_import_then_evaluate_synthetic(tmp_path: Path) -> None:
     assert len(frame) == 288 and set(frame["platform"]) == {"fast", "slow"}
 
     args = ["evaluate", *map(str, tables), "-m", str(tmp_path / "mapping.yaml"), "--budget", "50%",
-            "--queries", "30", "--seed", "1", "--json"]
+            "--queries", "30", "--seed", "1", "--confidence", "0.8,0.95", "--json"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
-    rows = {(r["budget"], r["strategy"], r["method"]): r for r in doc["results"]}
-    assert set(rows) == {(b, s, m) for b in (0.5,) for s, m in
-                         (("random", "hwmatch"), ("random", "hada-dt"), ("adaptive", "hwmatch"))}
-    best = rows[(0.5, "random", "hwmatch")]
+    rows = {(r["budget"], r["strategy"], r["method"], r["confidence"]): r for r in doc["results"]}
+    assert set(rows) == {(0.5, "random", "hwmatch", 0.8), (0.5, "random", "hwmatch", 0.95),
+                         (0.5, "adaptive", "hwmatch", 0.8), (0.5, "adaptive", "hwmatch", 0.95),
+                         (0.5, "random", "hada-dt", None)}  # point predictions: one answer whatever the confidence
+    for strategy in ("random", "adaptive"):
+        loose, strict = rows[(0.5, strategy, "hwmatch", 0.8)], rows[(0.5, strategy, "hwmatch", 0.95)]
+        assert strict["no_solution_rate"] >= loose["no_solution_rate"]  # wider intervals: never more answers
+        assert strict["clear"] <= strict["solvable"]
+    best = rows[(0.5, "random", "hwmatch", 0.95)]
     assert best["queries"] == 30 and best["trials"] == 72  # 50% of the 72 configurations of each platform
     assert best["feasible_rate"] >= 0.9  # the answers are checked against the measured table
     assert best["models"]["time_s"]["r2"] > 0.9

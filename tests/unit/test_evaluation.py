@@ -229,3 +229,18 @@ def test_adaptive_never_proposes_a_measured_combination() -> None:
     proposed = AdaptiveSampler(queries=8).propose(Planner(small, sweep).space, history, 3, np.random.default_rng(0),
                                                   asset=small, sweep=sweep, platform=sweep.spec.platforms[0])
     assert sorted(p["x"] for p in proposed) == [0.5, 0.9]
+
+
+def test_clearly_solvable_needs_more_than_the_run_to_run_noise() -> None:
+    truth = GroundTruth.from_frame(toy_frame())
+    # a x=1 ran twice (9 and 11): one run lands 1 * sqrt(2) = 14% of the mean away from it
+    rows = truth.table.loc[[at(truth, "b", 1), at(truth, "a", 2)]]
+    assert truth.noise_margin("latency", rows, 0.9) == pytest.approx([5 * np.sqrt(2) / 10, 20 * np.sqrt(2) / 10])
+    assert not truth.noise_margin("cost_per_hour", rows, 0.9).any()
+    assert not truth.noise_margin("quality", rows, 0.9).any()  # quality never varied between runs
+    lucky = score(query(Constraint(metric="latency", max=5.5)), None, truth)  # b x=1 measured 5: met by 0.5 < 0.71
+    assert lucky.solvable and not lucky.clear and lucky.false_infeasible and not lucky.clear_false_infeasible
+    clear = score(query(Constraint(metric="latency", max=6)), None, truth)  # 5 + 0.71 <= 6
+    assert clear.clear and clear.clear_false_infeasible
+    summary = summarise([lucky, clear])
+    assert (summary.clear, summary.false_infeasible_rate, summary.clear_false_infeasible_rate) == (1, 1.0, 1.0)

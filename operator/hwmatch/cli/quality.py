@@ -54,19 +54,20 @@ def import_(
     console.print(f"[green]✓[/] {written} trials in {store} (sweep {imported.mapping.sweep})")
 
 
-def parse_budgets(text: str) -> list[float]:
-    """``"5%,10%,0.2"`` -> ``[0.05, 0.1, 0.2]``."""
+def parse_shares(text: str, option: str = "--budget", low: float = 0.0, high: float = 1.0,
+                 example: str = "5%,10%,20% or 0.05,0.1") -> list[float]:
+    """``"5%,10%,0.2"`` -> ``[0.05, 0.1, 0.2]``; each share in ``(low, high]``."""
     out = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
         try:
             value = float(part[:-1]) / 100 if part.endswith("%") else float(part)
         except ValueError:
-            raise fail(f"--budget: {part!r} is not a share; write e.g. 5%,10%,20% or 0.05,0.1") from None
-        if not 0 < value <= 1:
-            raise fail(f"--budget: {part!r} must be a share in (0, 100%]")
+            raise fail(f"{option}: {part!r} is not a share; write e.g. {example}") from None
+        if not low < value <= high:
+            raise fail(f"{option}: {part!r} must be in ({low:.0%}, {high:.1%}]")
         out.append(value)
     if not out:
-        raise fail("--budget: give at least one share, e.g. 10%")
+        raise fail(f"{option}: give at least one value, e.g. {example}")
     return out
 
 
@@ -78,7 +79,8 @@ def evaluate(
     mapping: Path = typer.Option(..., "--mapping", "-m", help="YAML mapping of the tables."),
     budget: str = typer.Option("5%,10%,20%", "--budget", help="Shares of each platform's configurations to train on."),
     queries: int = typer.Option(200, "--queries", "-n", min=1, help="Random requirement queries."),
-    confidence: float = typer.Option(0.95, "--confidence", min=0.5, max=0.999, help="Constraints hold at this level."),
+    confidence: str = typer.Option("0.95", "--confidence",
+                                   help="Constraints hold at this level; several (0.8,0.9,0.95) trace the trade-off."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the queries and the samples."),
     strategies: str = typer.Option(",".join(STRATEGIES), "--strategies", help="Sampling strategies to compare."),
     hada: bool = typer.Option(True, "--hada/--no-hada", help="Include the HADA-like decision-tree baseline."),
@@ -89,15 +91,16 @@ def evaluate(
     unknown = [s for s in chosen if s not in STRATEGIES]
     if unknown or not chosen:
         raise fail(f"--strategies: unknown {unknown or chosen}; choose from {', '.join(STRATEGIES)}")
-    shares = parse_budgets(budget)
+    shares = parse_shares(budget)
+    levels = parse_shares(confidence, "--confidence", 0.5, 0.999, "0.95 or 0.8,0.9,0.95")
     given = [*(files or []), *(tables or [])]
     if not given:
         raise fail("no tables: give them as arguments or with --table")
     imported = _load(given, mapping)
     with threadpool_limits(1):  # many small fits: threads only contend
-        results = Evaluation(imported, queries, confidence, seed).run(shares, chosen, hada)
+        results = Evaluation(imported, queries, levels, seed).run(shares, chosen, hada)
     if as_json:
-        doc = {"asset": imported.asset.metadata.name, "queries": queries, "confidence": confidence, "seed": seed,
+        doc = {"asset": imported.asset.metadata.name, "queries": queries, "confidences": levels, "seed": seed,
                "results": [r.as_dict() for r in results]}
         typer.echo(json.dumps(finite(doc), indent=2))
         return
@@ -106,21 +109,30 @@ def evaluate(
 
 
 #: Columns of the figures table (short: it must fit an 80-column terminal).
-COLUMNS = ("budget", "sampling", "model", "trials", "feasible", "false-inf", "no-sol", "regret", "p90", "R² min")
+COLUMNS = ("budget", "sampling", "model", "conf", "trials", "feasible", "false-inf", "clear", "no-sol", "regret", "p90", "R² min")
 
 
 def results_table(title: str, results: list[Result]) -> Table:
-    """The figures as a rich table (one row per budget, strategy and method); regret is the median."""
-    table = Table(title=f"{title}: recommendation quality", box=None, pad_edge=False, collapse_padding=True)
+    """The figures as a rich table (one row per budget, strategy and method); regret is the median.
+
+    ``clear`` is the false-infeasible rate over the clearly solvable queries
+    (met by more than the run-to-run noise); the caption counts them.
+    """
+    first = results[0].summary if results else None
+    caption = (f"{first.queries} queries: {first.solvable} solvable, {first.clear} clearly (beyond run-to-run noise)"
+               if first else None)
+    table = Table(title=f"{title}: recommendation quality", caption=caption, box=None, pad_edge=False,
+                  collapse_padding=True)
     for name in COLUMNS:
         table.add_column(name, justify="left" if name in ("sampling", "model") else "right", no_wrap=True)
     for r in results:
         s = r.summary
         r2 = [m["r2"] for m in r.models.values()]
         table.add_row(
-            f"{r.budget:.0%}", r.strategy, r.method, str(r.trials), _pct(s.feasible_rate),
-            _pct(s.false_infeasible_rate), _pct(s.no_solution_rate), _num(s.regret_median_pct, "%"),
-            _num(s.regret_p90_pct, "%"), f"{min(r2):.2f}" if r2 else "-",
+            f"{r.budget:.0%}", r.strategy, r.method, "-" if r.confidence is None else f"{r.confidence:g}", str(r.trials),
+            _pct(s.feasible_rate), _pct(s.false_infeasible_rate), _pct(s.clear_false_infeasible_rate),
+            _pct(s.no_solution_rate), _num(s.regret_median_pct, "%"), _num(s.regret_p90_pct, "%"),
+            f"{min(r2):.2f}" if r2 else "-",
         )
     return table
 
@@ -132,7 +144,8 @@ def models_table(results: list[Result]) -> Table:
                   collapse_padding=True)
     for name in ("budget", "sampling", "model", *metrics):
         table.add_column(name, justify="left" if name in ("sampling", "model") else "right", no_wrap=True)
-    for r in results:
+    fits = {(r.budget, r.strategy, r.method): r for r in results}  # one fit answers every confidence
+    for r in fits.values():
         cells = [f"{r.models[m]['r2']:.2f}/{r.models[m]['mape']:.0%}" if m in r.models else "-" for m in metrics]
         table.add_row(f"{r.budget:.0%}", r.strategy, r.method, *cells)
     return table

@@ -32,6 +32,8 @@ class Method(Protocol):
     """Learns from sampled trials; predicts every metric for a pool of configurations."""
 
     name: str
+    #: Whether predictions carry intervals (answers depend on the confidence) or are points.
+    intervals: bool
 
     def fit(self, train: pd.DataFrame, asset: AIAsset, seed: int) -> "Method":
         ...
@@ -45,6 +47,7 @@ class SurrogateMethod:
     """hwmatch's surrogates with conformal intervals."""
 
     name = "hwmatch"
+    intervals = True
 
     def __init__(self) -> None:
         self.models: Surrogates | None = None
@@ -62,6 +65,7 @@ class HadaMethod:
     """HADA's surrogate: a depth-10 decision tree per platform and metric, no interval."""
 
     name = "hada-dt"
+    intervals = False
     depth = 10
 
     def __init__(self) -> None:

@@ -12,12 +12,18 @@ Strategies: ``random`` (uniform over the configurations of each platform)
 and ``adaptive`` (:class:`hwmatch.planning.adaptive.AdaptiveSampler`: a
 space-filling start, then rounds chosen where they most improve the
 recommendations). The HADA-like baseline learns from the random sample.
+
+Each fitted method answers the same queries at every requested confidence
+(the queries differ only in ``spec.confidence``), which traces the trade-off
+between feasible answers and refused ones without refitting. A method
+without intervals answers alike at every confidence and is scored once.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -49,24 +55,27 @@ class Result:
     strategy: str
     method: str
     trials: int
+    confidence: float | None  # None: a method without intervals (the same answers at every confidence)
     summary: Summary
     models: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> {"r2", "mape"}
 
     def as_dict(self) -> dict[str, object]:
         return {"budget": self.budget, "strategy": self.strategy, "method": self.method, "trials": self.trials,
-                **self.summary.as_dict(), "models": self.models}
+                "confidence": self.confidence, **self.summary.as_dict(), "models": self.models}
 
 
 class Evaluation:
-    """A table, its truth and queries; :meth:`run` gives one :class:`Result` per budget, strategy and method."""
+    """A table, its truth and queries; :meth:`run` gives one :class:`Result` per budget, strategy, method and confidence."""
 
-    def __init__(self, imported: Imported, queries: int, confidence: float = 0.95, seed: int = 0):
+    def __init__(self, imported: Imported, queries: int, confidences: Sequence[float] = (0.95,), seed: int = 0):
+        if not confidences or not all(0.5 <= c < 1 for c in confidences):
+            raise ValueError(f"confidences must be in [0.5, 1) (got {list(confidences)}); e.g. 0.9,0.95")
         self.asset: AIAsset = imported.asset
         self.frame = imported.frame
         self.truth = GroundTruth.from_frame(self.frame)
         self.replay = ReplayTable(self.frame, self.asset, mode="exact")
-        self.queries: list[HWRecommendationSpec] = draw_queries(self.asset, self.truth, queries, seed, confidence)
-        self.confidence = confidence
+        self.queries: list[HWRecommendationSpec] = draw_queries(self.asset, self.truth, queries, seed, confidences[0])
+        self.confidences = list(dict.fromkeys(confidences))
         self.seed = seed
         self.pool = self.truth.table.drop(columns=[*columns(self.truth.table, METRIC), "rows"])
         self.goals = {m.name: m.goal for m in self.asset.spec.metrics if m.goal is not None}
@@ -82,7 +91,7 @@ class Evaluation:
                 if hada and strategy == "random":
                     methods.append(HadaMethod())
                 for method in methods:
-                    results.append(self.score(method.fit(train, self.asset, self.seed), budget, strategy, chosen))
+                    results.extend(self.score(method.fit(train, self.asset, self.seed), budget, strategy, chosen))
         return results
 
     def sizes(self, budget: float) -> dict[str, int]:
@@ -143,18 +152,24 @@ class Evaluation:
                    *params, *instance, *columns(rows, FEATURE), *metric_cols]
         return train[ordered].reset_index(drop=True)
 
-    def score(self, method: Method, budget: float, strategy: str, chosen: np.ndarray) -> Result:
+    def score(self, method: Method, budget: float, strategy: str, chosen: np.ndarray) -> list[Result]:
+        """The fitted ``method``'s answers to every query, scored at each confidence (once without intervals)."""
         pool = self.pool.reset_index(drop=True)
         preds: dict[float, dict] = {}  # one prediction per interval level the queries need
-        outcomes = []
-        for query, candidates in zip(self.queries, self._candidates):
-            level = interval_level(query)
-            if level not in preds:
-                preds[level] = method.predict(pool, level)
-            positions = self.pool.index.get_indexer(candidates.index)
-            outcomes.append(score(query, choose(query, candidates, positions, preds[level], self.goals), self.truth))
-        return Result(budget, strategy, method.name, int(len(chosen)), summarise(outcomes),
-                      self.model_scores(next(iter(preds.values())), chosen))
+        intervals = method.intervals
+        results = []
+        for confidence in self.confidences if intervals else self.confidences[:1]:
+            outcomes = []
+            for query, candidates in zip(self.queries, self._candidates):
+                query = query.model_copy(update={"confidence": confidence})
+                level = interval_level(query)
+                if level not in preds:
+                    preds[level] = method.predict(pool, level)
+                positions = self.pool.index.get_indexer(candidates.index)
+                outcomes.append(score(query, choose(query, candidates, positions, preds[level], self.goals), self.truth))
+            results.append(Result(budget, strategy, method.name, int(len(chosen)), confidence if intervals else None,
+                                  summarise(outcomes), self.model_scores(next(iter(preds.values())), chosen)))
+        return results
 
     def model_scores(self, pred: dict, chosen: np.ndarray) -> dict[str, dict[str, float]]:
         """R² and MAPE of each metric's predictions on the configurations not sampled."""

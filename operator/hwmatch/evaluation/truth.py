@@ -7,17 +7,27 @@ left out of that mean). For input-dependent assets the instance features are
 part of the key, so a configuration's truth is the row(s) of that exact
 instance. A configuration is a candidate for a query only when every metric
 the query reads was measured for it.
+
+The table's repetitions also say how much one run of a configuration
+scatters around its mean (:meth:`GroundTruth.noise_margin`): a truth that
+meets a bound by less than that is met by luck of the draw, and a fresh run
+of the same configuration may well miss it. Scoring uses it to tell queries
+that are *clearly* solvable from those only a lucky row solves.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from hwmatch.data.frame import FEATURE, INSTANCE, METRIC, PARAM, columns, strip, succeeded
+
+#: A platform needs this many repeated configurations of a metric for a noise estimate of its own;
+#: with fewer, the metric's deviations over every platform are used.
+MIN_REPEATED = 10
 
 
 @dataclass(frozen=True)
@@ -26,6 +36,8 @@ class GroundTruth:
 
     table: pd.DataFrame
     keys: list[str]
+    #: (platform or "*", bare metric) -> sorted relative deviations of one run from its configuration's mean
+    deviations: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> "GroundTruth":
@@ -38,7 +50,8 @@ class GroundTruth:
         table[fixed] = grouped[fixed].first()
         table["rows"] = grouped.size()
         table = table.reset_index()
-        return cls(table=table[[*keys, *fixed, "rows", *metrics]], keys=keys)
+        return cls(table=table[[*keys, *fixed, "rows", *metrics]], keys=keys,
+                   deviations=_run_deviations(frame, keys, metrics))
 
     @property
     def metrics(self) -> list[str]:
@@ -52,6 +65,27 @@ class GroundTruth:
     def values(self, metric: str) -> pd.Series:
         """The true value of ``metric`` per configuration; ``cost_per_hour`` is a column of its own."""
         return self.table[metric if metric == "cost_per_hour" else METRIC + metric]
+
+    def noise_margin(self, metric: str, rows: pd.DataFrame, level: float) -> np.ndarray:
+        """How far one run of each of ``rows`` may land from its true value, at two-sided ``level``.
+
+        The ``level`` quantile of the relative deviations of single runs from
+        their configuration's mean (from the table's repeated configurations,
+        per platform where it has enough of them), times the true value.
+        Zero where the table never repeats a configuration (the noise is
+        unknown) and for the price, which does not vary.
+        """
+        out = np.zeros(len(rows))
+        if metric == "cost_per_hour":
+            return out
+        values = np.abs(self.values(metric).loc[rows.index].to_numpy(dtype=float))
+        platforms = rows["platform"].astype(str).to_numpy()
+        for platform in np.unique(platforms):
+            scale = self.deviations.get((platform, metric), self.deviations.get(("*", metric)))
+            if scale is not None and scale.size:
+                where = platforms == platform
+                out[where] = np.quantile(scale, level) * values[where]
+        return out
 
     def instances(self) -> pd.DataFrame:
         """Instances measured on every platform: the ones a query may fix, since every platform can answer it."""
@@ -78,3 +112,33 @@ class GroundTruth:
     @cached_property
     def _known(self) -> dict[str, np.ndarray]:
         return {m: self.values(m).notna().to_numpy() for m in [*self.metrics, "cost_per_hour"]}
+
+
+def _run_deviations(frame: pd.DataFrame, keys: list[str], metrics: list[str]) -> dict[tuple[str, str], np.ndarray]:
+    """Relative deviation of each run of a repeated configuration from the configuration's mean.
+
+    With ``k`` runs, ``|y - mean| * sqrt(k / (k - 1))`` has the spread of one
+    run around the true mean. Kept per platform with at least
+    :data:`MIN_REPEATED` repeated configurations, and over all platforms
+    (``"*"``) for the rest.
+    """
+    out: dict[tuple[str, str], np.ndarray] = {}
+    for col in metrics:
+        known = frame[frame[col].notna()]
+        group = known.groupby(keys, sort=False, dropna=False)[col]
+        k = group.transform("size").to_numpy(dtype=float)
+        mean = group.transform("mean").to_numpy(dtype=float)
+        repeated = (k > 1) & (np.abs(mean) > 0)
+        if not repeated.any():
+            continue
+        y = known[col].to_numpy(dtype=float)
+        relative = np.abs(y - mean)[repeated] / np.abs(mean[repeated]) * np.sqrt(k[repeated] / (k[repeated] - 1))
+        platforms = known["platform"].astype(str).to_numpy()[repeated]
+        configs = group.ngroup().to_numpy()[repeated]
+        metric = strip(col)
+        out[("*", metric)] = np.sort(relative)
+        for platform in np.unique(platforms):
+            where = platforms == platform
+            if np.unique(configs[where]).size >= MIN_REPEATED:
+                out[(platform, metric)] = np.sort(relative[where])
+    return out
