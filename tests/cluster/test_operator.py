@@ -18,7 +18,8 @@ from typing import Iterator
 import pytest
 import yaml
 
-from hwmatch.controller import OperatorConfig, run
+from hwmatch.controller.config import OperatorConfig
+from hwmatch.controller.runner import run
 from hwmatch.execution.kubernetes import LABEL_TRIAL
 from tests.cluster.helpers import wait_until
 

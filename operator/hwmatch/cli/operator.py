@@ -34,7 +34,8 @@ def operator_command(
     """
     from kubernetes.config import ConfigException
 
-    from hwmatch.controller import OperatorConfig, run
+    from hwmatch.controller.config import OperatorConfig
+    from hwmatch.controller.runner import run
 
     try:
         config = OperatorConfig(

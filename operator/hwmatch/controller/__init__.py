@@ -4,10 +4,9 @@
 objects and one Job per trial (:mod:`hwmatch.execution.kubernetes`), whose
 outcomes are written into the trials' statuses; a ``HWRecommendation`` is
 answered from those trials by the same engine as ``hwmatch recommend``.
-Start it with :func:`run` (``hwmatch operator``); see docs/operator.md.
+Start it with :func:`hwmatch.controller.runner.run` (``hwmatch operator``)
+and an :class:`hwmatch.controller.config.OperatorConfig`; see docs/operator.md.
+
+Nothing is imported here: the ``hwmatch`` command line reads the config
+module on every start and must not pay for kopf, kubernetes and the engine.
 """
-
-from hwmatch.controller.config import OperatorConfig
-from hwmatch.controller.runner import operate, run
-
-__all__ = ["OperatorConfig", "operate", "run"]
