@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
@@ -22,6 +23,7 @@ from hwmatch.controller.config import OperatorConfig
 from hwmatch.controller.runner import run
 from hwmatch.execution.kubernetes import LABEL_TRIAL
 from tests.cluster.helpers import wait_until
+from tests.fixtures.prometheus import free_port
 
 pytestmark = pytest.mark.cluster
 
@@ -46,8 +48,8 @@ def operator(cluster, namespace: str, clean_up: bool = True, **settings) -> Iter
     With ``clean_up`` it deletes the namespace's hwmatch objects before it stops (it removes its finalizers,
     so the namespace can go), pass or fail.
     """
-    config = OperatorConfig(namespaces=(namespace,), kubeconfig=cluster.kubeconfig, metrics_port=None,
-                            liveness_port=None, resync=5, **settings)
+    config = OperatorConfig(**{"namespaces": (namespace,), "kubeconfig": cluster.kubeconfig, "metrics_port": None,
+                               "liveness_port": None, "resync": 5, **settings})
     stop, ready = threading.Event(), threading.Event()
     errors: list[BaseException] = []
 
@@ -95,24 +97,38 @@ def _apply(cluster, ns: str, docs: list[dict]) -> None:
     cluster.kubectl("apply", "--server-side", "-n", ns, "-f", "-", input=yaml.safe_dump_all(docs))
 
 
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def _per_trial(items: list, label: str = LABEL_TRIAL) -> Counter:
     return Counter(i.metadata.labels.get(label) for i in items)
 
 
+#: A Prometheus metric every trial has: Prometheus scrapes the operator's own /metrics (python_info is 1), so
+#: this is the trial's window as the operator passed it.
+RUN_SECONDS = {"name": "run_seconds", "source": "prometheus",
+               "query": "max_over_time(python_info[{window}]) * {duration_seconds}"}
+
+
 def _example() -> list[dict]:
     docs = [d for d in yaml.safe_load_all(EXAMPLE.read_text()) if d]
+    next(d for d in docs if d["kind"] == "AIAsset")["spec"]["metrics"].append(RUN_SECONDS)
     sweep = next(d for d in docs if d["kind"] == "BenchmarkSweep")
     sweep["spec"]["sampling"]["budget"] = 4  # 12 trials: 4 really run here, 4 on kwok, 4 unschedulable
     sweep["spec"]["parallelismPerPlatform"] = 2
     return docs
 
 
-def test_sweep_runs_as_jobs_and_the_recommendation_is_answered(crds, k8s_namespace) -> None:
+def test_sweep_runs_as_jobs_and_the_recommendation_is_answered(crds, k8s_namespace, prometheus_server) -> None:
     cluster, ns = crds, k8s_namespace
     docs = _example()
     sweep_name = next(d for d in docs if d["kind"] == "BenchmarkSweep")["metadata"]["name"]
     rec_name = next(d for d in docs if d["kind"] == "HWRecommendation")["metadata"]["name"]
-    with operator(cluster, ns, unschedulable_timeout=3):
+    port = free_port()
+    prometheus = prometheus_server(targets=[f"127.0.0.1:{port}"])
+    with operator(cluster, ns, unschedulable_timeout=3, prometheus_url=prometheus.url, metrics_port=port,
+                  scrape_interval=1.0):
         _apply(cluster, ns, docs)
         sweep = wait_until("the sweep to complete", lambda: (
             s := _get(cluster, ns, "benchmarksweeps", sweep_name)) and _condition(s, "Complete").get("status") == "True"
@@ -129,6 +145,10 @@ def test_sweep_runs_as_jobs_and_the_recommendation_is_answered(crds, k8s_namespa
         assert status["startTime"] and status["completionTime"]
         local = next(t for t in trials if t["spec"]["platform"] == "local")
         assert local["status"]["host"]["node"] == "local-0" and 0 < local["status"]["metrics"]["accuracy"] <= 1
+        # The Prometheus metric was read for the trial's window and merged with the harness's metrics.
+        ran = (_time(local["status"]["completionTime"]) - _time(local["status"]["startTime"])).total_seconds()
+        assert local["status"]["metrics"]["run_seconds"] == pytest.approx(ran, abs=1.0)
+        assert _condition(local, "Telemetry")["reason"] == "Collected"
         assert local["metadata"]["ownerReferences"][0]["kind"] == "BenchmarkSweep"
         unschedulable = next(t for t in trials if t["spec"]["platform"] == "gpu-h100")
         assert "didn't match" in unschedulable["status"]["message"]
