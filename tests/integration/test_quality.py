@@ -124,3 +124,53 @@ def test_recommendation_fixes_the_instance_of_an_imported_input_dependent_asset(
     assert status.recommendation.predicted["time_s"].upper <= 30
     with pytest.raises(RecommendationError, match="instance: give a value for"):
         recommend(imported.frame, imported.asset.spec.parameters, imported.platforms, spec.model_copy(update={"instance": {}}))
+
+
+REPLAY_SWEEP = """
+apiVersion: hwmatch.dev/v1alpha1
+kind: BenchmarkSweep
+metadata: {name: kernel-replay}
+spec:
+  assetRef: {name: synthetic-kernel}
+  platforms:
+    - {name: fast, costPerHour: 3.0, features: {cores: 16}}
+    - {name: slow, costPerHour: 1.0, features: {cores: 4}}
+  sampling: {strategy: latin-hypercube, budget: 12, repetitions: 2, seed: 4}
+---
+apiVersion: hwmatch.dev/v1alpha1
+kind: HWRecommendation
+metadata: {name: kernel-cheap}
+spec:
+  assetRef: {name: synthetic-kernel}
+  constraints: [{metric: error, max: 0.05}]
+  objective: {minimize: cost_per_hour}
+"""
+
+
+def test_run_replays_a_sweep_from_tables(tmp_path: Path) -> None:
+    """`hwmatch run --replay`: trials answered by the table's own rows (exact mode), then the recommendation."""
+    tables = write_synthetic(tmp_path)
+    (tmp_path / "sweep.yaml").write_text(REPLAY_SWEEP)
+    store = tmp_path / "replay.db"
+    args = ["run", str(tmp_path / "sweep.yaml"), "--replay", str(tmp_path / "kernel_*.csv"),
+            "-m", str(tmp_path / "mapping.yaml"), "--replay-mode", "exact", "--store", str(store)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    with Store(store) as db:
+        frame = db.frame("synthetic-kernel")
+    assert len(frame) == 2 * 12 * 2 and (frame["status"] == "Succeeded").all()
+    measured = pd.concat([pd.read_csv(p).assign(platform=p.stem.split("_")[1]) for p in tables])
+    for _, trial in frame.iterrows():  # each replayed time is one of the table's rows for that configuration
+        rows = measured[(measured["platform"] == trial["platform"]) & (measured["bits"] == trial["param.bits"])
+                        & (measured["threads"] == trial["param.threads"])]
+        assert np.isclose(rows["time"], trial["metric.time_s"]).any()
+    assert "kernel-cheap: Ready" in result.output
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0
+    with Store(store) as db:
+        assert len(db.frame("synthetic-kernel")) == len(frame)  # finished trials are kept, not replayed twice
+
+    no_mapping = runner.invoke(app, ["run", str(tmp_path / "sweep.yaml"), "--replay", str(tables[0])])
+    assert no_mapping.exit_code == 1 and "--replay needs --mapping" in no_mapping.output
+    nothing = runner.invoke(app, [*args[:3], str(tmp_path / "absent_*.csv"), *args[4:]])
+    assert nothing.exit_code == 1 and "no table matches" in nothing.output

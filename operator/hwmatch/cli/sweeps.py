@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import signal
 from collections import Counter
@@ -18,6 +19,7 @@ from hwmatch.api import BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus, Ma
 from hwmatch.cli.app import app, console, err_console, fail
 from hwmatch.data.store import DEFAULT_PATH, FAILED, RUNNING, SUCCEEDED, Store
 from hwmatch.engine import FileRun, SweepRun, run_file
+from hwmatch.execution.base import Executor
 
 STATUS_STYLE = {SUCCEEDED: "green", FAILED: "red", RUNNING: "yellow"}
 
@@ -70,24 +72,61 @@ class RichProgress:
             )
 
 
+def _executor(store: Store, patterns: list[str] | None, mapping: Path | None, mode: str) -> Executor:
+    """The local executor, or a replay of the tables ``patterns`` name (their asset is put in ``store``)."""
+    if not patterns:
+        if mapping is not None:
+            raise fail("--mapping applies to --replay tables; give the tables with --replay")
+        from hwmatch.execution import LocalExecutor
+
+        return LocalExecutor()
+    if mapping is None:
+        raise fail("--replay needs --mapping: the YAML that says how the tables read (see examples/import/)")
+    if mode not in ("nearest", "exact"):
+        raise fail(f"--replay-mode: {mode!r} is not a mode; choose nearest or exact")
+    from hwmatch.data.importer import TableError, import_tables, load_mapping
+    from hwmatch.execution.replay import ReplayExecutor, ReplayTable
+
+    tables: list[Path] = []
+    for pattern in patterns:
+        found = sorted(Path(p) for p in glob.glob(pattern))
+        if not found:
+            raise fail(f"--replay: no table matches {pattern!r}")
+        tables.extend(found)
+    try:
+        imported = import_tables(load_mapping(mapping), tables)
+    except TableError as exc:
+        raise fail(f"--replay: {exc}")
+    store.put_asset(imported.asset)
+    return ReplayExecutor(ReplayTable(imported.frame, imported.asset, mode))  # type: ignore[arg-type]  # checked above
+
+
 @app.command()
 def run(
     files: list[Path] = typer.Argument(..., help="Manifest files with AIAssets, BenchmarkSweeps and HWRecommendations.", show_default=False),
     store: Path = store_option(),
     sweep: Optional[list[str]] = typer.Option(None, "--sweep", help="Run only this sweep (repeatable)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed trials again (with fresh retries)."),
+    replay: Optional[list[str]] = typer.Option(
+        None, "--replay", help="Answer trials from these benchmark tables instead of running them: a path or a quoted "
+                               "glob ('tables/saxpy_*.csv'), repeatable.",
+    ),
+    mapping: Optional[Path] = typer.Option(None, "--mapping", "-m", help="YAML mapping of the --replay tables."),
+    replay_mode: str = typer.Option("nearest", "--replay-mode",
+                                    help="nearest: the closest measured row; exact: only measured configurations."),
 ) -> None:
     """Run the sweeps in FILES on this machine, then solve their HWRecommendations.
 
     Trials already finished in the store are kept, not rerun: a run killed at any point resumes where it stopped.
+    With --replay, trials are answered from published tables (see `hwmatch import`): sampling strategies compared
+    offline, at no cost; the tables' asset is stored, so the files need only the sweeps and recommendations.
     """
-    from hwmatch.execution import LocalExecutor
-
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with Store(store) as db:
+            executor = _executor(db, replay, mapping, replay_mode)
             with RichProgress(console) as progress:
-                outcome = run_file(files, db, LocalExecutor(), sweeps=sweep, progress=progress, retry_failed=retry_failed)
+                outcome = run_file(files, db, executor, sweeps=sweep, progress=progress, retry_failed=retry_failed)
             if not outcome.sweeps and not outcome.recommendations:
                 raise fail(f"{', '.join(map(str, files))}: nothing to run; add a BenchmarkSweep or a HWRecommendation")
             if outcome.runs:
