@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.markup import escape
@@ -17,7 +17,9 @@ from hwmatch.cli.sweeps import store_option
 from hwmatch.data.frame import METRIC, columns
 from hwmatch.data.importer import Imported, TableError, import_tables, load_mapping, save
 from hwmatch.data.store import Store
-from hwmatch.evaluation.run import STRATEGIES, Evaluation, Result
+
+if TYPE_CHECKING:  # the evaluation loads scikit-learn and OR-Tools: only `hwmatch evaluate` pays for that
+    from hwmatch.evaluation.run import Result
 
 
 def _load(tables: list[Path], mapping: Path) -> Imported:
@@ -82,12 +84,15 @@ def evaluate(
     confidence: str = typer.Option("0.95", "--confidence",
                                    help="Constraints hold at this level; several (0.8,0.9,0.95) trace the trade-off."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the queries and the samples."),
-    strategies: str = typer.Option(",".join(STRATEGIES), "--strategies", help="Sampling strategies to compare."),
+    strategies: Optional[str] = typer.Option(None, "--strategies", show_default="random,adaptive",
+                                             help="Sampling strategies to compare."),
     hada: bool = typer.Option(True, "--hada/--no-hada", help="Include the HADA-like decision-tree baseline."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """Score recommendations against a published table: feasible rate, regret, false "no solution", model fit."""
-    chosen = tuple(s.strip() for s in strategies.split(",") if s.strip())
+    from hwmatch.evaluation.run import STRATEGIES, Evaluation
+
+    chosen = STRATEGIES if strategies is None else tuple(s.strip() for s in strategies.split(",") if s.strip())
     unknown = [s for s in chosen if s not in STRATEGIES]
     if unknown or not chosen:
         raise fail(f"--strategies: unknown {unknown or chosen}; choose from {', '.join(STRATEGIES)}")
