@@ -35,12 +35,13 @@ test: install system-deps
 test-fast: install
 	$(BIN)/python -m pytest -m "not cluster"
 
+## crds: the CRDs from the API models, in crds/ and in the Helm chart
 crds: install
 	$(BIN)/hwmatch crds -o crds
+	$(BIN)/hwmatch crds -o charts/hwmatch/crds
 
 ## chart: regenerate the chart's CRDs from the API models (like crds/) and lint the chart with the built helm
 chart: crds
-	$(BIN)/hwmatch crds -o charts/hwmatch/crds
 	HELM="$$(bash hack/build.sh --print-helm)"; if [[ -x "$$HELM" ]]; then "$$HELM" lint --strict charts/hwmatch; \
 	else echo "helm is not built ($$HELM): run make cluster-build to lint the chart"; fi
 

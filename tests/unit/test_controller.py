@@ -325,3 +325,14 @@ def test_unreachable_prometheus_is_asked_again_then_reported_missing() -> None:
     assert status.phase == "Succeeded" and status.metrics == {"latency_ms": 3.0}
     assert "energy_j" in status.message and "unreachable" in status.message
     assert status.conditions[0].reason == "PrometheusUnreachable"
+
+
+def test_a_trial_without_a_pod_is_reported_not_retried() -> None:
+    asset = next(d.resource for d in load_text(MANIFESTS) if d.resource.kind == "AIAsset")
+    end = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    ended = _ended(end)
+    ended.host.pop("pod")
+    client = StubPrometheus(1.0)
+    status = TrialTelemetry(client, scrape_interval=15.0)(asset, NS, ended, end + timedelta(seconds=20))  # type: ignore[arg-type]
+    assert status is not None and status.phase == "Succeeded" and not client.queries
+    assert status.conditions[0].reason == "CannotQuery" and "energy_j" in status.message

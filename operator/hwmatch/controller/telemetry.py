@@ -55,6 +55,8 @@ class TrialTelemetry:
             return _missing(status, "PrometheusUnreachable", {m.name: str(exc) for m in wanted})
         except TemplateError as exc:
             return _missing(status, "InvalidQuery", {m.name: str(exc) for m in wanted})
+        except ValueError as exc:  # no pod recorded for the trial, or an empty window: asking again cannot help
+            return _missing(status, "CannotQuery", {m.name: str(exc) for m in wanted})
         status.metrics.update(found)
         if found.missing:
             return _missing(status, "MetricsMissing", found.missing)
