@@ -32,15 +32,6 @@ EXAMPLE = ROOT / "examples" / "operator" / "digits-forest.yaml"
 GROUP, VERSION = "hwmatch.dev", "v1alpha1"
 
 
-@pytest.fixture(scope="module")
-def crds(k8s_cluster):
-    k8s_cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-    for path in sorted((ROOT / "crds").glob("*.yaml")):
-        name = yaml.safe_load(path.read_text())["metadata"]["name"]
-        k8s_cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
-    return k8s_cluster
-
-
 @contextmanager
 def operator(cluster, namespace: str, clean_up: bool = True, **settings) -> Iterator[None]:
     """The operator in a thread, watching ``namespace``, until the block ends.
@@ -120,8 +111,8 @@ def _example() -> list[dict]:
     return docs
 
 
-def test_sweep_runs_as_jobs_and_the_recommendation_is_answered(crds, k8s_namespace, prometheus_server) -> None:
-    cluster, ns = crds, k8s_namespace
+def test_sweep_runs_as_jobs_and_the_recommendation_is_answered(crds_installed, k8s_namespace, prometheus_server) -> None:
+    cluster, ns = crds_installed, k8s_namespace
     docs = _example()
     sweep_name = next(d for d in docs if d["kind"] == "BenchmarkSweep")["metadata"]["name"]
     rec_name = next(d for d in docs if d["kind"] == "HWRecommendation")["metadata"]["name"]
@@ -187,8 +178,8 @@ def _restart_sweep(ns: str) -> list[dict]:
     return docs + [sweep]
 
 
-def test_a_restarted_operator_runs_each_trial_once_and_keeps_every_result(crds, k8s_namespace) -> None:
-    cluster, ns = crds, k8s_namespace
+def test_a_restarted_operator_runs_each_trial_once_and_keeps_every_result(crds_installed, k8s_namespace) -> None:
+    cluster, ns = crds_installed, k8s_namespace
     with operator(cluster, ns, clean_up=False):
         _apply(cluster, ns, _restart_sweep(ns))
         wait_until("a trial to succeed and the next to run", lambda: Counter(
