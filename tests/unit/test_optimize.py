@@ -402,3 +402,17 @@ def test_requirements_hold_together_at_the_confidence() -> None:
     at_95 = models.predict(row, 0.95)["latency_ms"]
     assert rec.predicted["latency_ms"].upper == pytest.approx(float(at_90.upper[0]))
     assert rec.predicted["latency_ms"].upper < float(at_95.upper[0])
+
+
+def test_a_platform_without_results_is_chosen_only_when_named() -> None:
+    """The gpu pool never ran a trial: left out, unless the request names it (extrapolating from its features)."""
+    frame = _dataset()
+    frame = frame[frame["platform"] != "gpu"]
+    params = [PARAMETERS[0], Parameter(name="depth", type="int", values=[2, 4, 8, 16, 32]),
+              Parameter(name="precision", type="categorical", values=["fp32"])]
+    fastest = spec(objective={"minimize": "latency_ms"}, confidence=0.8)
+    status = recommend(frame, params, PLATFORMS, fastest, seed=0)
+    assert status.phase == "Ready" and status.recommendation.platform == "cpu-large"
+    assert all(a.platform != "gpu" for a in status.alternatives)
+    named = recommend(frame, params, PLATFORMS, fastest.model_copy(update={"platforms": ["gpu"]}), seed=0)
+    assert named.recommendation.platform == "gpu"

@@ -123,11 +123,19 @@ def recommend(
     platforms (default: those in the frame, without power figures), ``goals``
     the asset's metric goals (Pareto axes). Pass fitted ``surrogates`` to
     skip fitting; otherwise they are fitted (or taken from the cache).
+
+    A platform without a single succeeded trial (a node pool that was never
+    scheduled, an image that crashed there) is left out: its predictions would
+    rest on its features alone, with intervals calibrated on other platforms.
+    Naming it in ``spec.platforms`` asks for that extrapolation explicitly.
     """
     rows = succeeded(frame)
     if rows.empty:
         raise RecommendationError("the dataset has no succeeded trials; run a sweep first")
     _check_inputs(rows, parameters, spec)
+    if platforms is not None and not spec.platforms:
+        measured = set(rows["platform"].astype(str))
+        platforms = [p for p in platforms if p.name in measured]
     if surrogates is None:
         surrogates = Surrogates(seed=seed, categorical=categorical_columns(parameters)).fit(rows)
     candidates = CandidateSet.grid(
