@@ -1,7 +1,10 @@
 """Executors run one trial attempt each and report it as a BenchmarkTrialStatus (see :mod:`.base`)."""
 
 from hwmatch.execution.base import Executor
-from hwmatch.execution.local import THREAD_VARIABLES, LocalExecutor
+from hwmatch.execution.environment import THREAD_VARIABLES, trial_variables
+from hwmatch.execution.local import LocalExecutor
 from hwmatch.execution.result import HarnessResult, ResultError, parse_result
 
-__all__ = ["Executor", "HarnessResult", "LocalExecutor", "ResultError", "THREAD_VARIABLES", "parse_result"]
+__all__ = [
+    "Executor", "HarnessResult", "LocalExecutor", "ResultError", "THREAD_VARIABLES", "parse_result", "trial_variables",
+]

@@ -29,10 +29,9 @@ import math
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
-from hwmatch.api import API_VERSION, AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus, Platform
+from hwmatch.api import API_VERSION, AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus
 from hwmatch.execution import result
-from hwmatch.execution.local import THREAD_VARIABLES
-from hwmatch.harness.params import ENV_VAR
+from hwmatch.execution.environment import trial_variables
 from hwmatch.planning import LABEL_ASSET, LABEL_PLATFORM, LABEL_SWEEP
 
 LABEL_TRIAL = "hwmatch.dev/trial"
@@ -51,25 +50,6 @@ def trial_labels(trial: BenchmarkTrial) -> dict[str, str]:
     spec = trial.spec
     return {LABEL_ASSET: spec.asset_ref.name, LABEL_SWEEP: spec.sweep_ref.name, LABEL_PLATFORM: spec.platform,
             LABEL_TRIAL: trial.metadata.name}
-
-
-def trial_variables(trial: BenchmarkTrial, platform: Platform) -> dict[str, str]:
-    """The trial's inputs as environment variables (the harness contract), as the local executor sets them.
-
-    ``HWMATCH_PARAMS`` holds parameters and instance features (the asset needs
-    both); a platform's ``threads`` caps the usual native thread pools.
-    """
-    env = {
-        ENV_VAR: json.dumps({**trial.spec.instance, **trial.spec.parameters}),
-        "HWMATCH_INSTANCE": json.dumps(trial.spec.instance),
-        "HWMATCH_TRIAL_ID": trial.metadata.name,
-        "HWMATCH_PLATFORM": platform.name,
-        "HWMATCH_REPETITION": str(trial.spec.repetition),
-        "PYTHONUNBUFFERED": "1",
-    }
-    if platform.threads is not None:
-        env.update(dict.fromkeys(THREAD_VARIABLES, str(platform.threads)))
-    return env
 
 
 def check_runnable(asset: AIAsset) -> None:
@@ -91,7 +71,7 @@ def job_manifest(trial: BenchmarkTrial, asset: AIAsset, sweep: BenchmarkSweep) -
                          "create the BenchmarkTrial first")
     platform = sweep.spec.platform(trial.spec.platform)
     labels = trial_labels(trial)
-    env = {**asset.spec.env, **trial_variables(trial, platform), "HOME": "/tmp"}
+    env = {**asset.spec.env, **trial_variables(trial, platform.name, platform.threads), "HOME": "/tmp"}
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": asset.spec.image,

@@ -10,7 +10,6 @@ its own process group; on timeout or cancellation the whole group is killed.
 
 from __future__ import annotations
 
-import json
 import os
 import platform as pyplatform
 import signal
@@ -25,8 +24,8 @@ from typing import IO, Any
 
 from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus, Platform
 from hwmatch.execution import launch, result
+from hwmatch.execution.environment import trial_variables
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 _READ_LIMIT = 1 << 20  # bytes of each stream read back: the result line and the tail are at the end
 
 
@@ -129,15 +128,7 @@ class LocalExecutor:
         env = dict(os.environ)
         env.update(asset.spec.env)
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-        env.setdefault("PYTHONUNBUFFERED", "1")  # the log tail of a killed trial shows where it was
-        env["HWMATCH_PARAMS"] = json.dumps({**trial.spec.instance, **trial.spec.parameters})
-        env["HWMATCH_INSTANCE"] = json.dumps(trial.spec.instance)
-        env["HWMATCH_TRIAL_ID"] = trial.metadata.name
-        env["HWMATCH_PLATFORM"] = platform.name
-        env["HWMATCH_REPETITION"] = str(trial.spec.repetition)
-        threads = _threads(platform)
-        if threads is not None:
-            env.update(dict.fromkeys(THREAD_VARIABLES, str(threads)))
+        env.update(trial_variables(trial, platform.name, _threads(platform)))
         return env
 
     @staticmethod
