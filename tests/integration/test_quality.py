@@ -88,6 +88,8 @@ def test_evaluate_reports_bad_input(tmp_path: Path) -> None:
     tables = write_synthetic(tmp_path)
     bad = runner.invoke(app, ["evaluate", str(tables[0]), "-m", str(tmp_path / "mapping.yaml"), "--budget", "ten"])
     assert bad.exit_code == 1 and "--budget" in bad.output
+    sure = runner.invoke(app, ["evaluate", str(tables[0]), "-m", str(tmp_path / "mapping.yaml"), "--confidence", "0.9,1.5"])
+    assert sure.exit_code == 1 and "--confidence: '1.5' must be in (0.5, 0.999]" in sure.output
     (tmp_path / "broken.yaml").write_text(MAPPING.replace("goal: minimize}", "goal: least}", 1))
     broken = runner.invoke(app, ["evaluate", str(tables[0]), "-m", str(tmp_path / "broken.yaml")])
     assert broken.exit_code == 1 and "metrics[0].goal" in broken.output

@@ -66,7 +66,7 @@ def parse_shares(text: str, option: str = "--budget", low: float = 0.0, high: fl
         except ValueError:
             raise fail(f"{option}: {part!r} is not a share; write e.g. {example}") from None
         if not low < value <= high:
-            raise fail(f"{option}: {part!r} must be in ({low:.0%}, {high:.1%}]")
+            raise fail(f"{option}: {part!r} must be in ({low:g}, {high:g}]; write e.g. {example}")
         out.append(value)
     if not out:
         raise fail(f"{option}: give at least one value, e.g. {example}")
