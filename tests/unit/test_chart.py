@@ -92,7 +92,8 @@ def test_default_values_render_valid_manifests() -> None:
         "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "Deployment", "Service",
         "ServiceAccount",
     ]  # no ServiceMonitor: the API is not served (auto)
-    assert operator_args(docs) == ["operator", "--all-namespaces", "--metrics-port=9090", "--liveness-port=8080"]
+    assert operator_args(docs) == ["operator", "--all-namespaces", "--scrape-interval=15", "--metrics-port=9090",
+                                  "--liveness-port=8080"]
     pod = by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["image"] == "ghcr.io/hwmatch/hwmatch:0.1.0"
@@ -122,7 +123,7 @@ def test_other_values_render_valid_manifests() -> None:
     validate(docs)
     assert operator_args(docs) == [
         "operator", "--namespace=team-a", "--namespace=team-b", "--prometheus-url=http://prom.monitoring:9090",
-        "--metrics-port=9090", "--liveness-port=8080", "--verbose", "--resync=60",
+        "--scrape-interval=15", "--metrics-port=9090", "--liveness-port=8080", "--verbose", "--resync=60",
     ]
     assert not by_kind(docs, "ServiceAccount")
     role_bindings = by_kind(docs, "RoleBinding")
@@ -151,6 +152,7 @@ def test_service_monitor_when_the_cluster_serves_it() -> None:
         ("operator.prometheusUrl=prometheus:9090", "/operator/prometheusUrl"),
         ("operator.watchNamespace=a", "'watchNamespace' not allowed"),
         ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+        ("operator.scrapeInterval=0", "/operator/scrapeInterval"),
         ("serviceAccount.create=false", "serviceAccount.name is required"),
     ],
 )
@@ -168,7 +170,8 @@ def test_rendered_flags_are_the_operator_cli() -> None:
     if command is None:
         pytest.skip("`hwmatch operator` is not registered in this tree")
     for docs in (render(), render("operator.watchNamespaces={a,b}", "operator.prometheusUrl=http://p:9090",
-                                  "operator.verbose=true")):
+                                  "operator.verbose=true", "operator.scrapeInterval=30")):
         args = operator_args(docs)
         ctx = command.make_context("operator", args[1:])
         assert ctx.params["metrics_port"] == 9090 and ctx.params["liveness_port"] == 8080
+        assert ctx.params["scrape_interval"] in (15.0, 30.0)

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from hwmatch.cli.app import app, fail
-from hwmatch.controller.config import DEFAULT_RESYNC, DEFAULT_UNSCHEDULABLE_TIMEOUT
+from hwmatch.controller.config import DEFAULT_RESYNC, DEFAULT_SCRAPE_INTERVAL, DEFAULT_UNSCHEDULABLE_TIMEOUT
 
 
 @app.command("operator")
@@ -18,6 +18,9 @@ def operator_command(
     prometheus_url: Optional[str] = typer.Option(
         None, "--prometheus-url", envvar="HWMATCH_PROMETHEUS_URL",
         help="Prometheus to read `source: prometheus` metrics from (without it they are reported missing)."),
+    scrape_interval: float = typer.Option(
+        DEFAULT_SCRAPE_INTERVAL, "--scrape-interval", metavar="SECONDS",
+        help="Prometheus's scrape interval: a trial's window is rounded up to it, and read one interval after its end."),
     metrics_port: int = typer.Option(9090, "--metrics-port", help="Port of the operator's own /metrics."),
     liveness_port: int = typer.Option(8080, "--liveness-port", help="Port of the liveness probe /healthz."),
     unschedulable_timeout: float = typer.Option(
@@ -41,7 +44,7 @@ def operator_command(
         config = OperatorConfig(
             namespaces=tuple(namespace), all_namespaces=all_namespaces, prometheus_url=prometheus_url,
             metrics_port=metrics_port, liveness_port=liveness_port,
-            unschedulable_timeout=unschedulable_timeout, resync=resync,
+            unschedulable_timeout=unschedulable_timeout, resync=resync, scrape_interval=scrape_interval,
         )
     except ValueError as exc:
         raise fail(str(exc)) from None

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 DEFAULT_UNSCHEDULABLE_TIMEOUT = 300.0
 #: Seconds between reconciles of an object when no event arrives (controller-runtime's "resync").
 DEFAULT_RESYNC = 30.0
+#: Prometheus's usual scrape interval (its default is 1 min; most installations, and the DCGM exporter's, use 15 s).
+DEFAULT_SCRAPE_INTERVAL = 15.0
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class OperatorConfig:
     unschedulable_timeout: float = DEFAULT_UNSCHEDULABLE_TIMEOUT
     resync: float = DEFAULT_RESYNC
     #: Prometheus's scrape interval: a trial's window is rounded up to it, and metrics are read one interval after the end.
-    scrape_interval: float = 15.0
+    scrape_interval: float = DEFAULT_SCRAPE_INTERVAL
 
     def __post_init__(self) -> None:
         if bool(self.namespaces) == self.all_namespaces:
