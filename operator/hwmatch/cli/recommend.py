@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 
 import typer
 import yaml
+from rich.markup import escape
 from rich.table import Table
 
 from hwmatch.api import Choice, HWRecommendation, ManifestError, load_documents
@@ -42,12 +43,16 @@ def print_recommendation(rec: HWRecommendation) -> None:
         console.print(f"[bold red]{title}[/]")
         console.print(status.infeasible.message if status.infeasible else (ready.message if ready else ""), highlight=False)
         return
-    table = Table("", "platform", "×", "parameters", "cost/h", *shown, title=title, title_style="bold green",
-                  caption=f"predicted value [interval at confidence {spec.confidence}]", show_lines=True)
     rows = [("best", status.recommendation)] + [(f"#{i + 2}", c) for i, c in enumerate(status.alternatives)]
+    priced = any(c.cost_per_hour is not None for _, c in rows)  # no price on any platform: no empty column
+    table = Table(title=title, title_style="bold green", show_lines=True,
+                  caption=escape(f"predicted value [interval at confidence {spec.confidence}]"))
+    for header in ["", "platform", "×", "parameters", *(["cost/h"] if priced else []), *shown]:
+        table.add_column(header, overflow="fold")  # long metric names wrap instead of ending in "…"
     for label, c in rows:
-        table.add_row(label, c.platform, str(c.replicas), _values(c).replace(" ", "\n"),
-                      "" if c.cost_per_hour is None else f"{c.cost_per_hour:.4g}", *(_predicted(c, m) for m in shown))
+        cost = ["" if c.cost_per_hour is None else f"{c.cost_per_hour:.4g}"] if priced else []
+        table.add_row(label, c.platform, str(c.replicas), _values(c).replace(" ", "\n"), *cost,
+                      *(_predicted(c, m) for m in shown))
     console.print(table)
     if ready is not None:
         console.print(f"why: {ready.message}", highlight=False)
