@@ -157,7 +157,7 @@ class Evaluation:
         pool = self.pool.reset_index(drop=True)
         preds: dict[float, dict] = {}  # one prediction per interval level the queries need
         intervals = method.intervals
-        results = []
+        scored: list[tuple[float, list]] = []
         for confidence in self.confidences if intervals else self.confidences[:1]:
             outcomes = []
             for query, candidates in zip(self.queries, self._candidates):
@@ -167,9 +167,10 @@ class Evaluation:
                     preds[level] = method.predict(pool, level)
                 positions = self.pool.index.get_indexer(candidates.index)
                 outcomes.append(score(query, choose(query, candidates, positions, preds[level], self.goals), self.truth))
-            results.append(Result(budget, strategy, method.name, int(len(chosen)), confidence if intervals else None,
-                                  summarise(outcomes), self.model_scores(next(iter(preds.values())), chosen)))
-        return results
+            scored.append((confidence, outcomes))
+        models = self.model_scores(next(iter(preds.values())), chosen)  # point predictions: the same at every level
+        return [Result(budget, strategy, method.name, int(len(chosen)), confidence if intervals else None,
+                       summarise(outcomes), models) for confidence, outcomes in scored]
 
     def model_scores(self, pred: dict, chosen: np.ndarray) -> dict[str, dict[str, float]]:
         """R² and MAPE of each metric's predictions on the configurations not sampled."""
