@@ -270,8 +270,19 @@ start_node() {
     make_cgroup_root
     log "starting the kubelet (node $NODE_NAME, port $KUBELET_PORT, cgroup root $CGROUP_ROOT)"
     start kubelet "$KUBELET" --config "$DIR/node/kubelet.yaml" --kubeconfig "$DIR/node/kubelet.kubeconfig" \
-        --hostname-override "$NODE_NAME" --node-ip 127.0.0.1 --node-labels "$NODE_LABELS" \
+        --hostname-override "$NODE_NAME" --cloud-provider external --node-labels "$NODE_LABELS" \
         --root-dir "$DIR/node/kubelet" --cert-dir "$DIR/node/kubelet/pki" --v 0
+}
+
+address_node() {
+    # The kubelet refuses a loopback --node-ip ("nodeIP can't be loopback address"), yet it listens, and
+    # the API server must reach it (logs), on 127.0.0.1 only. With --cloud-provider external the kubelet
+    # leaves addresses that are set alone, as it would for a cloud controller: this sets them, and
+    # lifts the taint that waits for that controller.
+    local kubectl=("$BIN/kubectl" --kubeconfig "$DIR/kubeconfig")
+    "${kubectl[@]}" patch node "$NODE_NAME" --subresource status --type json -p "[{\"op\": \"replace\", \"path\": \"/status/addresses\",
+        \"value\": [{\"type\": \"InternalIP\", \"address\": \"127.0.0.1\"}, {\"type\": \"Hostname\", \"address\": \"$NODE_NAME\"}]}]" >/dev/null
+    "${kubectl[@]}" taint node "$NODE_NAME" node.cloudprovider.kubernetes.io/uninitialized- >/dev/null
 }
 
 drain_node() {  # delete the real node's pods through the API, so that the kubelet tears them down
@@ -376,6 +387,7 @@ EOF
         --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
         --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
         --kubelet-client-certificate "$pki/admin.crt" --kubelet-client-key "$pki/admin.key" \
+        --kubelet-preferred-address-types InternalIP \
         --service-cluster-ip-range 10.96.0.0/16 \
         --allow-privileged=true --profiling=false \
         --cert-dir "$DIR/pki/apiserver-generated"
@@ -412,6 +424,7 @@ EOF
     local nodes; nodes="$("$PY" "$HACK/nodepools.py" names --kubelet kwok --file "$POOLS" | wc -l)"
     nodes_at_least() { [[ "$("${KUBECTL[@]}" get nodes -o name | wc -l)" -ge "$1" ]]; }
     wait_for "$((nodes + 1)) nodes registered" 90 kubelet nodes_at_least "$((nodes + 1))"
+    address_node
     wait_for "nodes Ready" 90 kubelet "${KUBECTL[@]}" wait --for=condition=Ready node --all --timeout=5s
     for c in kube-controller-manager kube-scheduler; do
         pid_of "$c" >/dev/null || { tail -n 25 "$DIR/logs/$c.log" >&2; die "$c exited (log: $DIR/logs/$c.log)"; }
