@@ -292,7 +292,8 @@ drain_node() {  # delete the real node's pods through the API, so that the kubel
         --field-selector "spec.nodeName=$NODE_NAME" --grace-period 1 --wait=false >/dev/null 2>&1 || return 0
     local deadline=$((SECONDS + 30))
     while ((SECONDS < deadline)); do
-        [[ -z "$(ctr --address "$DIR/node/containerd.sock" -n k8s.io tasks ls -q 2>/dev/null)" ]] && return 0
+        ctr --address "$DIR/node/containerd.sock" -n k8s.io tasks ls 2>/dev/null | awk '$3 == "RUNNING" {found = 1} END {exit found}' \
+            && return 0
         sleep 0.5
     done
     log "pods of $NODE_NAME still running after 30 s; killing their containers"
@@ -341,9 +342,13 @@ up() {
     PY="$(python_bin)"
     command -v openssl >/dev/null || die "openssl is missing (apt-get install -y openssl)"
     node_prereqs
-    # The images the node runs (cached: quick unless benchmark-image/ or the package changed).
-    local images; images="$(bash "$HACK/images.sh" build)"
+    # The images the node runs: built when missing (`make images` and the tests' fixture rebuild them
+    # when benchmark-image/ or the package changed; here they are only ensured).
+    local images image; images="$(bash "$HACK/images.sh" names)"
     mapfile -t IMAGES <<<"$images"
+    for image in "${IMAGES[@]}"; do
+        podman image exists "$image" || { bash "$HACK/images.sh" build >/dev/null; break; }
+    done
     PAUSE_IMAGE="$(bash "$HACK/images.sh" pause)"
     local t0=$SECONDS
     # On any failure from here on, stop what was started (the logs stay in $DIR/logs).

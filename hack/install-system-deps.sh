@@ -53,11 +53,30 @@ if ((${#need[@]})); then
 fi
 log "prometheus: $(prometheus --version 2>&1 | head -n1 || echo missing)"
 
+# The images' base root file system (mmdebstrap: network and dpkg, little CPU) is made while the Go
+# builds below use the CPUs; `make images` then finds it cached.
+BASE_PID=""
+if command -v mmdebstrap >/dev/null 2>&1 && command -v podman >/dev/null 2>&1; then
+    BASE_LOG="$(mktemp)"
+    bash "$HACK/images.sh" base >"$BASE_LOG" 2>&1 &
+    BASE_PID=$!
+fi
+wait_for_base() {
+    [[ -n "$BASE_PID" ]] || return 0
+    if ! wait "$BASE_PID"; then
+        cat "$BASE_LOG" >&2
+        log "making the images' base failed (above); make images will try again"
+    fi
+    rm -f "$BASE_LOG"
+}
+
 if ! command -v go >/dev/null 2>&1; then
     log "the Go toolchain (go) is not installed: the control plane cannot be built,"
     log "so the cluster tests (pytest -m cluster) will be SKIPPED. Install Go >= 1.26 to run them."
+    wait_for_base
     exit 0
 fi
 bash "$HACK/build.sh" >/dev/null
 bash "$HACK/build.sh" --kubelet >/dev/null
 bash "$HACK/build.sh" --actionlint >/dev/null
+wait_for_base
