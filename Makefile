@@ -37,8 +37,9 @@ images:
 	bash hack/images.sh build
 
 ## push: tag the images as $(REGISTRY)/{benchmark,hwmatch}:<version> and push them (podman login first)
-push: images
+push:
 	@[[ -n "$(REGISTRY)" ]] || { echo "usage: make push REGISTRY=ghcr.io/you"; exit 2; }
+	bash hack/images.sh build >/dev/null
 	bash hack/images.sh push "$(REGISTRY)"
 
 ## test: every test, from a fresh machine

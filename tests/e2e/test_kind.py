@@ -40,9 +40,20 @@ def test_kind_config_has_one_worker_per_pool_of_this_architecture_with_its_label
     assert not any(k.startswith("kubernetes.io/") for labels in workers.values() for k in labels)
 
 
-@pytest.mark.skipif(shutil.which("docker") is None or shutil.which("kind") is None,
-                    reason="kind path: docker and kind are not both installed here (docs/kind.md)")
+def _kind_unavailable() -> str | None:
+    """Why the kind path cannot run here, or None."""
+    missing = [tool for tool in ("docker", "kind", "kubectl") if shutil.which(tool) is None]
+    if missing:
+        return f"kind path: {', '.join(missing)} not installed here (docs/kind.md)"
+    if subprocess.run(["docker", "info"], capture_output=True, timeout=60, check=False).returncode != 0:
+        return "kind path: the docker daemon does not answer (`docker info` fails; docs/kind.md)"
+    return None
+
+
 def test_kind_up_runs_the_example_to_a_ready_recommendation() -> None:
+    reason = _kind_unavailable()
+    if reason:
+        pytest.skip(reason)
     env = {**os.environ, "HWMATCH_KIND_NAME": CLUSTER}
     kubectl = ["kubectl", "--context", f"kind-{CLUSTER}"]
     subprocess.run(["make", "kind-up"], cwd=REPO, check=True, timeout=2400,
