@@ -78,7 +78,7 @@ base() {  # the base image's name, building or re-importing it if needed
     mkdir -p "$CACHE"
     if [[ ! -s "$tar" ]]; then
         need mmdebstrap mmdebstrap
-        log "building the base root file system: Debian $SUITE with $BASE_PACKAGES (mmdebstrap, about 4 min)"
+        log "building the base root file system: Debian $SUITE with $BASE_PACKAGES (mmdebstrap, 2-4 min)"
         local aptopts=()
         # This machine's apt settings (e.g. a mirror snapshot whose Release files are old) apply too.
         local f
