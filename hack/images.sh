@@ -111,17 +111,24 @@ build() {
         cert="$(sed -n 's/^[[:space:]]*cert[[:space:]]*=[[:space:]]*//p' /etc/pip.conf | head -n1)"
         [[ -n "$cert" && -f "$cert" ]] && volumes+=(--volume "$cert:$cert:ro")
     fi
+    # The build context: only what the Containerfile copies (as its .dockerignore says). buildah would
+    # otherwise walk the whole work tree, virtual environment included, at every build.
+    local ctx
+    ctx="$(mktemp -d)"
+    tar -C "$REPO" --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' -cf - \
+        pyproject.toml README.md operator benchmark-image | tar -C "$ctx" -xf -
     local target name
     for target in benchmark operator; do
         name="$BENCHMARK"; [[ "$target" == operator ]] && name="$OPERATOR"
         log "building $name (target $target, FROM $from)"
         buildah --runtime runc bud --quiet --layers --network host "${volumes[@]}" \
-            --file "$REPO/benchmark-image/Containerfile" \
-            --ignorefile "$REPO/benchmark-image/Containerfile.dockerignore" \
+            --file "$ctx/benchmark-image/Containerfile" \
+            --ignorefile "$ctx/benchmark-image/Containerfile.dockerignore" \
             --build-arg "BASE=$from" --build-arg "VERSION=$VERSION" \
-            --target "$target" --tag "$name" "$REPO" >/dev/null \
-            || die "building $name failed (buildah's output is above)"
+            --target "$target" --tag "$name" "$ctx" >/dev/null \
+            || { rm -rf "$ctx"; die "building $name failed (buildah's output is above)"; }
     done
+    rm -rf "$ctx"
     log "built in $((SECONDS - t0))s: $BENCHMARK $OPERATOR ($(podman image inspect --format '{{.Size}}' "$OPERATOR" \
         | awk '{printf "%d MB", $1 / 1e6}'))"
     printf '%s\n%s\n' "$BENCHMARK" "$OPERATOR"
