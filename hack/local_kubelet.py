@@ -42,9 +42,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import nodepools  # noqa: E402
 from kubernetes import client, config, watch  # noqa: E402
 from kubernetes.client.rest import ApiException  # noqa: E402
+
+import nodepools  # noqa: E402
 
 log = logging.getLogger("local-kubelet")
 

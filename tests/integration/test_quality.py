@@ -112,7 +112,7 @@ def test_recommendation_fixes_the_instance_of_an_imported_input_dependent_asset(
     files = sorted((DATASETS / "hada").glob("anticipate_mbp19.csv"))
     if not files:
         pytest.skip(f"public datasets not present at {DATASETS} (see its README)")
-    from hwmatch.api import Constraint, HWRecommendationSpec, ObjectRef, Objective
+    from hwmatch.api import Constraint, HWRecommendationSpec, Objective, ObjectRef
     from hwmatch.data.importer import import_tables, load_mapping
     from hwmatch.optimize import RecommendationError, recommend
 

@@ -6,13 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hwmatch.api import AIAsset, BenchmarkSweep, Constraint, HWRecommendationSpec, ObjectRef, Objective
+from hwmatch.api import AIAsset, BenchmarkSweep, Constraint, HWRecommendationSpec, Objective, ObjectRef
+from hwmatch.api.vocabulary import make_trial
 from hwmatch.data.frame import METRIC
 from hwmatch.evaluation import GroundTruth, draw_queries, score, summarise
 from hwmatch.evaluation.methods import choose
 from hwmatch.execution.replay import NOT_MEASURED, ReplayExecutor, ReplayTable
 from hwmatch.modeling import Prediction
-from hwmatch.planning import Planner, get_sampler, make_trial
+from hwmatch.planning import Planner, get_sampler
 from hwmatch.planning.adaptive import AdaptiveSampler
 
 ASSET = AIAsset.model_validate({

@@ -195,20 +195,6 @@ def test_frame_of_an_unrun_asset_has_its_declared_columns(store, manifests):
         "param.n", "param.mode", "instance.rows", "metric.latency_ms", "metric.accuracy"]
 
 
-def test_dataset_hash_changes_only_with_the_data(store, manifests):
-    asset, sweep = manifests
-    run_sweep(store, asset, sweep, FakeExecutor())
-    h = store.dataset_hash("toy")
-    run_sweep(store, asset, sweep, FakeExecutor())  # nothing to do: nothing changes
-    assert store.dataset_hash("toy") == h
-    tid = store.trials(status="Succeeded")[0].metadata.name
-    now = result.now()
-    store.finish(tid, BenchmarkTrialStatus(phase="Succeeded", metrics={"latency_ms": 99.0, "accuracy": 0.5},
-                                           attempts=2, start_time=now, completion_time=now))
-    assert store.dataset_hash("toy") != h
-    assert store.dataset_hash("other") != h
-
-
 def test_add_trials_upserts_imported_results(store, manifests):
     asset, sweep = manifests
     trial = Planner(asset, sweep).plan()[0]

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from hwmatch.api.base import IDENTIFIER_PATTERN, API_VERSION, ApiModel, ObjectMeta, StatusBase
+from hwmatch.api.base import API_VERSION, IDENTIFIER_PATTERN, ApiModel, ObjectMeta, StatusBase
 
 ParameterType = Literal["int", "float", "categorical"]
 Scalar = int | float | str | bool

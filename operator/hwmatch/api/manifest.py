@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from hwmatch.api.asset import AIAsset
 from hwmatch.api.base import API_VERSION
+from hwmatch.api.errors import InputError
 from hwmatch.api.recommendation import DERIVED_METRICS, HWRecommendation
 from hwmatch.api.sweep import BenchmarkSweep, BenchmarkTrial
 
@@ -47,7 +48,7 @@ class Problem:
         return f"{where}: {self.path or '<document>'}: {self.message}"
 
 
-class ManifestError(ValueError):
+class ManifestError(InputError):
     """Raised with every problem found in the manifests."""
 
     def __init__(self, problems: list[Problem]):

@@ -12,8 +12,7 @@ from rich.table import Table
 from threadpoolctl import threadpool_limits
 
 from hwmatch.api import ManifestError
-from hwmatch.cli.app import app, console, err_console, fail
-from hwmatch.cli.sweeps import store_option
+from hwmatch.cli.app import app, console, err_console, fail, store_option
 from hwmatch.data.frame import METRIC, columns
 from hwmatch.data.importer import Imported, TableError, import_tables, load_mapping, save
 from hwmatch.data.store import Store

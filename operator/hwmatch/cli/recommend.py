@@ -11,11 +11,10 @@ import yaml
 from rich.markup import escape
 from rich.table import Table
 
-from hwmatch.api import Choice, HWRecommendation, ManifestError, load_documents
-from hwmatch.cli.app import app, console, err_console, fail
-from hwmatch.cli.sweeps import open_existing, store_option
+from hwmatch.api import Choice, HWRecommendation, PredictedValue, load_documents
+from hwmatch.cli.app import app, console, fail, open_existing, reported, store_option
 from hwmatch.data.store import Store
-from hwmatch.engine import solve_recommendation, verify_recommendation
+from hwmatch.engine import Check, answer_stored, verify
 
 
 def _values(choice: Choice) -> str:
@@ -67,15 +66,15 @@ def print_recommendation(rec: HWRecommendation) -> None:
                       f"{status.solver.feasible_candidates}/{status.solver.candidates} candidates feasible")
 
 
-def solve_all(db: Store, recommendations: Sequence[HWRecommendation], output: str = "table") -> list[HWRecommendation]:
-    """Solve and print each recommendation; the answers are kept in the store."""
+def answer_all(db: Store, recommendations: Sequence[HWRecommendation], output: str = "table") -> list[HWRecommendation]:
+    """Answer and print each recommendation; the answers are kept in the store."""
     solved = []
     for rec in recommendations:
         with console.status(f"learning and solving {rec.metadata.name}…"):
-            answer = solve_recommendation(db, rec)
-        solved.append(answer)
+            answered = answer_stored(db, rec)
+        solved.append(answered)
         if output == "table":
-            print_recommendation(answer)
+            print_recommendation(answered)
     if output in ("yaml", "json"):
         docs = [r.model_dump(by_alias=True, exclude_none=True, mode="json") for r in solved]
         console.print(yaml.safe_dump_all(docs, sort_keys=False) if output == "yaml" else json.dumps(docs, indent=2),
@@ -92,17 +91,13 @@ def recommend(
     """Solve the HWRecommendations in FILES against the stored trials and print the answers."""
     if output not in ("table", "yaml", "json"):
         raise fail(f"--output {output!r}: use table, yaml or json")
-    try:
+    with reported():
         documents = load_documents(files)
-    except ManifestError as exc:
-        for problem in exc.problems:
-            err_console.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
     recs = [d.resource for d in documents if isinstance(d.resource, HWRecommendation)]
     if not recs:
         raise fail(f"{', '.join(map(str, files))}: no HWRecommendation to solve; add one (kind: HWRecommendation)")
     with open_existing(store) as db:
-        solved = solve_all(db, recs, output)
+        solved = answer_all(db, recs, output)
     if any(r.status and r.status.phase == "Failed" for r in solved):
         raise typer.Exit(1)
 
@@ -148,16 +143,29 @@ def verify(
                 continue
             best = rec.status.recommendation
             with console.status(f"running {rec.metadata.name}'s choice on {best.platform} ×{repetitions}…"):
-                try:
-                    checks, _ = verify_recommendation(db, rec, LocalExecutor(), repetitions)
-                except ValueError as exc:
-                    raise fail(str(exc))
+                with reported():
+                    checks, _ = verify(db, rec, LocalExecutor(), repetitions)
             table = Table("requirement", "bound", "predicted [interval]", "measured (each run)", "",
                           title=f"{rec.metadata.name}: {best.platform} ×{best.replicas} {_values(best)}")
             for c in checks:
                 broken |= not c.ok
-                table.add_row(c.metric, c.bound, c.predicted, ", ".join(f"{m:.4g}" for m in c.measured),
+                table.add_row(c.metric, _bound(c), _prediction(c.predicted), ", ".join(f"{m:.4g}" for m in c.measured),
                               "[green]✓ met[/]" if c.ok else "[red]✗ broken[/]")
             console.print(table)
     if broken:
         raise typer.Exit(1)
+
+
+def _bound(check: Check) -> str:
+    bounds = [f">= {check.min:g}"] if check.min is not None else []
+    bounds += [f"<= {check.max:g}"] if check.max is not None else []
+    return " and ".join(bounds)
+
+
+def _prediction(predicted: PredictedValue | None) -> str:
+    if predicted is None:
+        return "-"
+    text = f"{predicted.value:.4g}"
+    if predicted.lower is not None and predicted.upper is not None:
+        text += f" [{predicted.lower:.4g}, {predicted.upper:.4g}]"
+    return text

@@ -15,24 +15,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from hwmatch.api import BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus, ManifestError
-from hwmatch.cli.app import app, console, err_console, fail
-from hwmatch.data.store import DEFAULT_PATH, FAILED, RUNNING, SUCCEEDED, Store
+from hwmatch.api import BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus
+from hwmatch.api.vocabulary import FAILED, PHASES, RUNNING, SUCCEEDED
+from hwmatch.cli.app import app, console, err_console, fail, open_existing, reported, store_option
+from hwmatch.cli.recommend import answer_all
+from hwmatch.data.store import Store
 from hwmatch.engine import FileRun, SweepRun, run_file
 from hwmatch.execution.base import Executor
 
 STATUS_STYLE = {SUCCEEDED: "green", FAILED: "red", RUNNING: "yellow"}
-
-
-def store_option() -> Any:
-    return typer.Option(DEFAULT_PATH, "--store", envvar="HWMATCH_STORE", help="The SQLite store of trials.")
-
-
-def open_existing(path: Path) -> Store:
-    """The store at ``path``; a clear error instead of creating an empty one by mistake."""
-    if not path.exists():
-        raise fail(f"no store at {path}; run `hwmatch run FILE` first, or pass --store PATH")
-    return Store(path)
 
 
 class RichProgress:
@@ -123,7 +114,7 @@ def run(
     """
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        with Store(store) as db:
+        with reported(), Store(store) as db:
             executor = _executor(db, replay, mapping, replay_mode)
             with RichProgress(console) as progress:
                 outcome = run_file(files, db, executor, sweeps=sweep, progress=progress, retry_failed=retry_failed)
@@ -132,17 +123,9 @@ def run(
             if outcome.runs:
                 print_summary(outcome, db)
             if outcome.recommendations:
-                from hwmatch.cli.recommend import solve_all
-
-                solved = solve_all(db, outcome.recommendations)
+                solved = answer_all(db, outcome.recommendations)
                 if any(r.status and r.status.phase == "Failed" for r in solved):
                     raise typer.Exit(1)
-    except ManifestError as exc:
-        for problem in exc.problems:
-            err_console.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
-    except ValueError as exc:
-        raise fail(str(exc))
     except KeyboardInterrupt:
         err_console.print(f"interrupted: finished trials are kept in {store}; run the same command again to resume")
         raise typer.Exit(130)
@@ -190,7 +173,7 @@ def trials(
     store: Path = store_option(),
 ) -> None:
     """List the stored trials: platform, parameters, status, and the metrics their asset declares."""
-    if status is not None and status.capitalize() not in ("Pending", RUNNING, SUCCEEDED, FAILED):
+    if status is not None and status.capitalize() not in PHASES:
         raise fail(f"--status {status!r}: use one of Pending, Running, Succeeded, Failed")
     with open_existing(store) as db:
         rows = db.trials(sweep=sweep, asset=asset, status=status.capitalize() if status else None)
@@ -201,7 +184,7 @@ def trials(
         table.add_column(name)
     for t in rows:
         s = t.status or BenchmarkTrialStatus()
-        phase = s.phase or "Pending"
+        phase = s.phase or PHASES[0]
         table.add_row(
             t.metadata.name, t.spec.platform, _kv({**t.spec.instance, **t.spec.parameters}), str(t.spec.repetition),
             f"[{STATUS_STYLE.get(phase, 'dim')}]{phase}[/]", s.reason or "", str(s.attempts),
@@ -229,10 +212,8 @@ def export(
     from hwmatch.data.export import export as write
 
     with open_existing(store) as db:
-        try:
+        with reported():
             count = write(db, output, asset=asset, sweeps=sweep or None)
-        except ValueError as exc:
-            raise fail(str(exc))
     if count == 0:
         err_console.print("[yellow]warning:[/] no finished trials matched; the file has only the header")
     console.print(f"wrote {count} trial(s) to {output}")

@@ -25,11 +25,11 @@ from typing import Any, Callable
 import kopf
 
 from hwmatch.api import GROUP, VERSION
+from hwmatch.api.vocabulary import LABEL_SWEEP
 from hwmatch.controller import metrics
 from hwmatch.controller.context import Context
 from hwmatch.controller.kube import ASSETS, RECOMMENDATIONS, SWEEPS
 from hwmatch.execution.kubernetes import MANAGED_BY
-from hwmatch.planning import LABEL_SWEEP
 
 registry = kopf.OperatorRegistry()
 #: Seconds before a pass that raised (an API error) is tried again.

@@ -7,6 +7,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from hwmatch.api.errors import InputError
 from hwmatch.data.store import Store
 
 FORMATS = (".parquet", ".csv")
@@ -17,7 +18,7 @@ def write_frame(frame: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise ValueError(f"cannot write {path}: unknown format {suffix or '(no suffix)'!r}; name the file *.parquet or *.csv")
+        raise InputError(f"cannot write {path}: unknown format {suffix or '(no suffix)'!r}; name the file *.parquet or *.csv")
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
         frame.to_csv(path, index=False)

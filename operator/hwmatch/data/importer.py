@@ -41,16 +41,16 @@ from hwmatch.api import (
 )
 from hwmatch.api.asset import MetricGoal, ParameterType, Range, Scalar
 from hwmatch.api.base import IDENTIFIER_PATTERN, ApiModel, ObjectMeta, check_dns_label
+from hwmatch.api.errors import InputError
 from hwmatch.api.manifest import problems_from_validation
+from hwmatch.api.vocabulary import make_trial, trial_id
 from hwmatch.data.frame import FEATURE, ID_COLUMNS, INSTANCE, METRIC, PARAM, columns, strip
 from hwmatch.data.store import Store
-from hwmatch.planning.planner import make_trial, trial_id
 
 #: A parameter with at most this many distinct values in the data gets ``values``; more gets a ``range``.
 MAX_LISTED_VALUES = 64
 #: The metric a per-run price becomes (a constant per platform).
 COST_PER_RUN = "cost_per_run"
-TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
 class SourceColumn(ApiModel):
@@ -105,15 +105,15 @@ class PlatformSource(ApiModel):
             try:
                 pattern = re.compile(value)
             except re.error as exc:
-                raise ValueError(f"not a valid regex: {exc}") from None
+                raise InputError(f"not a valid regex: {exc}") from None
             if "platform" not in pattern.groupindex:
-                raise ValueError("the regex needs a named group (?P<platform>...)")
+                raise InputError("the regex needs a named group (?P<platform>...)")
         return value
 
     @model_validator(mode="after")
     def _one(self) -> "PlatformSource":
         if (self.column is None) == (self.from_file is None):
-            raise ValueError("set exactly one of 'column' or 'fromFile'")
+            raise InputError("set exactly one of 'column' or 'fromFile'")
         return self
 
 
@@ -145,7 +145,7 @@ class Join(ApiModel):
         try:
             re.compile(value)
         except re.error as exc:
-            raise ValueError(f"not a valid regex: {exc}") from None
+            raise InputError(f"not a valid regex: {exc}") from None
         return value
 
 
@@ -178,15 +178,15 @@ class ImportMapping(ApiModel):
         seen: set[str] = set()
         for col in [*self.parameters, *self.instance, *self.metrics, *(m for j in self.joins for m in j.metrics)]:
             if col.name in seen:
-                raise ValueError(f"name {col.name!r} is used twice; parameters, instance features and metrics need distinct names")
+                raise InputError(f"name {col.name!r} is used twice; parameters, instance features and metrics need distinct names")
             seen.add(col.name)
         keys = {c.name for c in [*self.parameters, *self.instance]}
         for i, join in enumerate(self.joins):
             bad = [k for k in join.keys if k not in keys]
             if bad:
-                raise ValueError(f"joins[{i}].keys names {bad}, which are not parameters or instance features of the mapping")
+                raise InputError(f"joins[{i}].keys names {bad}, which are not parameters or instance features of the mapping")
         if any(p.price_per_run is not None for p in self.platforms.values()) and COST_PER_RUN in seen:
-            raise ValueError(f"a metric is named {COST_PER_RUN!r}, the name pricePerRun produces; rename it")
+            raise InputError(f"a metric is named {COST_PER_RUN!r}, the name pricePerRun produces; rename it")
         return self
 
     @property
@@ -216,7 +216,7 @@ def parse_mapping(doc: object, file: str = "<mapping>") -> ImportMapping:
         raise ManifestError(problems_from_validation(exc, ImportMapping, file, 1, "ImportMapping")) from None
 
 
-class TableError(ValueError):
+class TableError(InputError):
     """A table does not fit its mapping; the message names the file, the column and the fix."""
 
 

@@ -11,7 +11,6 @@ still lives is left to it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import socket
 import sqlite3
@@ -21,7 +20,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-import numpy as np
 import pandas as pd
 import psutil
 
@@ -34,14 +32,21 @@ from hwmatch.api import (
     HWRecommendation,
     ObjectMeta,
     ObjectRef,
-    Platform,
 )
-from hwmatch.data.frame import FEATURE, ID_COLUMNS, INSTANCE, METRIC, PARAM, platform_features
-from hwmatch.planning.planner import LABEL_ASSET, LABEL_PLATFORM, LABEL_SWEEP
+from hwmatch.api.errors import InputError
+from hwmatch.api.vocabulary import (
+    FINISHED,
+    LABEL_ASSET,
+    LABEL_PLATFORM,
+    LABEL_SWEEP,
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    canonical,
+)
+from hwmatch.data.frame import build_frame
 
 DEFAULT_PATH = Path(".hwmatch") / "hwmatch.db"
-PENDING, RUNNING, SUCCEEDED, FAILED = "Pending", "Running", "Succeeded", "Failed"
-FINISHED = (SUCCEEDED, FAILED)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS assets (
@@ -93,10 +98,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
 def runner_id() -> str:
     """This process, as ``host:pid:start-time`` (the start time tells a reused pid apart)."""
     me = psutil.Process()
@@ -135,7 +136,7 @@ class Store:
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         except sqlite3.OperationalError as exc:
-            raise ValueError(f"cannot open the store {self.path}: {exc}") from None
+            raise InputError(f"cannot open the store {self.path}: {exc}") from None
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
@@ -155,7 +156,7 @@ class Store:
         self._db.execute(
             "INSERT INTO assets (name, manifest, updated) VALUES (?, ?, ?) "
             "ON CONFLICT (name) DO UPDATE SET manifest = excluded.manifest, updated = excluded.updated",
-            (asset.metadata.name, _dumps(_spec_only(asset)), _now()),
+            (asset.metadata.name, canonical(_spec_only(asset)), _now()),
         )
 
     def asset(self, name: str) -> AIAsset | None:
@@ -169,7 +170,7 @@ class Store:
         self._db.execute(
             "INSERT INTO sweeps (name, asset, manifest, updated) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE "
             "SET asset = excluded.asset, manifest = excluded.manifest, updated = excluded.updated",
-            (sweep.metadata.name, sweep.spec.asset_ref.name, _dumps(_spec_only(sweep)), _now()),
+            (sweep.metadata.name, sweep.spec.asset_ref.name, canonical(_spec_only(sweep)), _now()),
         )
 
     def sweep(self, name: str) -> BenchmarkSweep | None:
@@ -188,7 +189,7 @@ class Store:
             "INSERT INTO recommendations (name, asset, manifest, updated) VALUES (?, ?, ?, ?) ON CONFLICT (name) "
             "DO UPDATE SET asset = excluded.asset, manifest = excluded.manifest, updated = excluded.updated",
             (recommendation.metadata.name, recommendation.spec.asset_ref.name,
-             _dumps(recommendation.model_dump(by_alias=True, exclude_none=True, mode="json")), _now()),
+             canonical(recommendation.model_dump(by_alias=True, exclude_none=True, mode="json")), _now()),
         )
 
     def recommendations(self, asset: str | None = None) -> list[HWRecommendation]:
@@ -263,10 +264,10 @@ class Store:
             "UPDATE trials SET status = ?, reason = ?, message = ?, metrics = ?, started = COALESCE(?, started), "
             "finished = ?, attempts = ?, host = ?, log_tail = ?, runner = NULL WHERE id = ?",
             (
-                status.phase, status.reason, status.message, _dumps(status.metrics),
+                status.phase, status.reason, status.message, canonical(status.metrics),
                 status.start_time.isoformat() if status.start_time else None,
                 (status.completion_time.isoformat() if status.completion_time else _now()),
-                status.attempts, _dumps(status.host), status.log_tail, trial_id,
+                status.attempts, canonical(status.host), status.log_tail, trial_id,
             ),
         )
 
@@ -290,68 +291,10 @@ class Store:
     # -- the dataset ---------------------------------------------------------------------------
 
     def frame(self, asset: str | None = None, sweeps: Sequence[str] | None = None) -> pd.DataFrame:
-        """Finished trials as the dataset frame of :mod:`hwmatch.data.frame`, one row per trial.
-
-        Platform features and prices come from the stored sweep manifests; a
-        local platform pinned to ``cpus`` gets ``feature.vcpus`` (their count)
-        unless its features name ``vcpus`` themselves.
-        """
-        where, args = _where(asset=asset, sweep=sweeps, status=FINISHED)
-        rows = self._db.execute(
-            "SELECT id, asset, sweep, platform, repetition, status, reason, parameters, instance, metrics "
-            f"FROM trials{where} ORDER BY rowid",
-            args,
-        ).fetchall()
-        platforms = self._platforms()
-        declared = {a.metadata.name: a for a in self.assets()}
-        order: dict[str, dict[str, None]] = {p: {} for p in (PARAM, INSTANCE, FEATURE, METRIC)}
-        for name in {r[1] for r in rows} | ({asset} if asset else set()):
-            if name in declared:
-                spec = declared[name].spec
-                order[PARAM].update(dict.fromkeys(PARAM + p.name for p in spec.parameters))
-                order[INSTANCE].update(dict.fromkeys(INSTANCE + f.name for f in spec.instance_features))
-                order[METRIC].update(dict.fromkeys(METRIC + m.name for m in spec.metrics))
-        records = []
-        for tid, a, sw, platform, rep, status, reason, params, instance, metrics in rows:
-            features, cost = platforms.get((sw, platform), ({}, None))
-            record: dict[str, Any] = {
-                "trial_id": tid, "asset": a, "sweep": sw, "platform": platform, "repetition": rep,
-                "status": status, "reason": reason, "cost_per_hour": np.nan if cost is None else float(cost),
-            }
-            for prefix, values in ((PARAM, json.loads(params)), (INSTANCE, json.loads(instance)),
-                                   (FEATURE, features), (METRIC, json.loads(metrics))):
-                for key, value in values.items():
-                    order[prefix].setdefault(prefix + key)
-                    record[prefix + key] = value
-            records.append(record)
-        columns = ID_COLUMNS + [c for p in (PARAM, INSTANCE, FEATURE, METRIC) for c in order[p]]
-        frame = pd.DataFrame.from_records(records, columns=columns)
-        for col in order[METRIC]:
-            frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
-        frame["cost_per_hour"] = frame["cost_per_hour"].astype(float)
-        return frame
-
-    def dataset_hash(self, asset: str) -> str:
-        """A content hash of what models of ``asset`` learn from: its finished trials and its platforms.
-
-        It changes when a trial finishes or is replaced, or a sweep's platforms
-        (features, prices) change — and only then, so models retrain only then.
-        """
-        h = hashlib.sha256()
-        where, args = _where(asset=asset, status=FINISHED)
-        for row in self._db.execute(
-            f"SELECT id, sweep, platform, parameters, instance, repetition, status, reason, metrics FROM trials{where} ORDER BY id",
-            args,
-        ):
-            h.update(_dumps(list(row)).encode())
-        for sweep in self.sweeps(asset=asset):
-            h.update(_dumps([sweep.metadata.name, [p.to_wire() for p in sweep.spec.platforms]]).encode())
-        return h.hexdigest()
-
-    def _platforms(self) -> dict[tuple[str, str], tuple[dict[str, Any], float | None]]:
-        """(sweep, platform) -> (features, cost per hour), from the stored sweep manifests."""
-        return {(sweep.metadata.name, p.name): (platform_features(p), p.cost_per_hour)
-                for sweep in self.sweeps() for p in sweep.spec.platforms}
+        """Finished trials as the dataset frame (:func:`hwmatch.data.frame.build_frame`), one row per trial."""
+        trials = self.trials(sweep=sweeps, asset=asset, status=FINISHED)
+        names = {asset} if asset is not None else {t.spec.asset_ref.name for t in trials}
+        return build_frame([a for a in self.assets() if a.metadata.name in names], self.sweeps(), trials)
 
 
 def _spec_only(resource: AIAsset | BenchmarkSweep) -> dict[str, Any]:
@@ -375,11 +318,11 @@ def _trial_row(trial: BenchmarkTrial, status: str | None = None) -> tuple[Any, .
     s = trial.status or BenchmarkTrialStatus()
     return (
         trial.metadata.name, trial.spec.asset_ref.name, trial.spec.sweep_ref.name, trial.spec.platform,
-        _dumps(trial.spec.parameters), _dumps(trial.spec.instance), trial.spec.repetition,
-        status or s.phase or PENDING, s.reason, s.message, _dumps(s.metrics),
+        canonical(trial.spec.parameters), canonical(trial.spec.instance), trial.spec.repetition,
+        status or s.phase or PENDING, s.reason, s.message, canonical(s.metrics),
         s.start_time.isoformat() if s.start_time else None,
         s.completion_time.isoformat() if s.completion_time else None,
-        s.attempts, _dumps(s.host), s.log_tail, None,
+        s.attempts, canonical(s.host), s.log_tail, None,
     )
 
 

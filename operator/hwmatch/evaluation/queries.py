@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwmatch.api import AIAsset, Constraint, HWRecommendationSpec, ObjectRef, Objective
+from hwmatch.api import AIAsset, Constraint, HWRecommendationSpec, Objective, ObjectRef
+from hwmatch.api.errors import InputError
 from hwmatch.evaluation.truth import GroundTruth
 
 #: Constraint bounds are drawn at quantiles in this interval of the metric's true values.
@@ -43,7 +44,7 @@ def draw_queries(
     rng = np.random.default_rng(seed)
     goals = objectives(asset, truth)
     if not goals:
-        raise ValueError(f"asset {asset.metadata.name!r} has no metric with a goal; give metrics a goal in the mapping")
+        raise InputError(f"asset {asset.metadata.name!r} has no metric with a goal; give metrics a goal in the mapping")
     instances = truth.instances()
     queries = []
     while len(queries) < n:

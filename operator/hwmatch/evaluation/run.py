@@ -30,6 +30,7 @@ import pandas as pd
 from sklearn.metrics import mean_absolute_percentage_error, r2_score
 
 from hwmatch.api import AIAsset, HWRecommendationSpec
+from hwmatch.api.errors import InputError
 from hwmatch.data.frame import FEATURE, INSTANCE, METRIC, PARAM, columns, strip
 from hwmatch.data.importer import Imported
 from hwmatch.evaluation.methods import HadaMethod, Method, SurrogateMethod, choose
@@ -37,8 +38,8 @@ from hwmatch.evaluation.queries import draw_queries, metrics_read
 from hwmatch.evaluation.scoring import Summary, score, summarise
 from hwmatch.evaluation.truth import GroundTruth
 from hwmatch.execution.replay import ReplayTable
-from hwmatch.planning.adaptive import AdaptiveSampler
 from hwmatch.optimize.problem import interval_level
+from hwmatch.planning.adaptive import AdaptiveSampler
 
 STRATEGIES = ("random", "adaptive")
 #: Share of an adaptive budget spent on the space-filling start.
@@ -69,7 +70,7 @@ class Evaluation:
 
     def __init__(self, imported: Imported, queries: int, confidences: Sequence[float] = (0.95,), seed: int = 0):
         if not confidences or not all(0.5 <= c < 1 for c in confidences):
-            raise ValueError(f"confidences must be in [0.5, 1) (got {list(confidences)}); e.g. 0.9,0.95")
+            raise InputError(f"confidences must be in [0.5, 1) (got {list(confidences)}); e.g. 0.9,0.95")
         self.asset: AIAsset = imported.asset
         self.frame = imported.frame
         self.truth = GroundTruth.from_frame(self.frame)
@@ -97,7 +98,7 @@ class Evaluation:
     def sizes(self, budget: float) -> dict[str, int]:
         """Configurations to sample per platform: ``budget`` of its measured ones, at least 3."""
         if not 0 < budget <= 1:
-            raise ValueError(f"a budget is a fraction of the table in (0, 1] (got {budget}); e.g. 0.1 for 10%")
+            raise InputError(f"a budget is a fraction of the table in (0, 1] (got {budget}); e.g. 0.1 for 10%")
         counts = self.pool.groupby("platform").size()
         return {str(p): min(int(n), max(3, math.ceil(budget * n))) for p, n in counts.items()}
 
@@ -110,7 +111,7 @@ class Evaluation:
             chosen = np.sort(np.concatenate(picks))
             return chosen, self.trials(chosen, rng)
         if strategy != "adaptive":
-            raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
+            raise InputError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
         sampler = AdaptiveSampler()
         chosen: list[int] = []
         empty = self.frame.iloc[:0]

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from hwmatch.api import HWRecommendationSpec
+from hwmatch.api.errors import InputError
 from hwmatch.evaluation.queries import metrics_read
 from hwmatch.evaluation.truth import GroundTruth
 from hwmatch.optimize.problem import interval_level
@@ -92,7 +93,7 @@ def score(query: HWRecommendationSpec, answer: int | None, truth: GroundTruth) -
     if answer is None:
         return Outcome(solvable, False, None, None, clear)
     if answer not in pool.index:
-        raise ValueError(f"answer {answer} is not a candidate of the query (its metrics were not all measured)")
+        raise InputError(f"answer {answer} is not a candidate of the query (its metrics were not all measured)")
     chosen = pool.loc[[answer]]
     ok = bool(feasible_mask(query, truth, chosen)[0])
     regret = None

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus, Platform
+from hwmatch.api.errors import InputError
 from hwmatch.execution import launch, result
 from hwmatch.execution.environment import trial_variables
 
@@ -44,12 +45,12 @@ class LocalExecutor:
         for i, p in enumerate(sweep.spec.platforms):
             where = f"sweep {sweep.metadata.name}: spec.platforms[{i}] ({p.name})"
             if p.node_selector or p.tolerations:
-                raise ValueError(
+                raise InputError(
                     f"{where} selects cluster nodes (nodeSelector/tolerations) and cannot run on this machine; "
                     "run the sweep on a cluster, or describe a local platform with `cpus`"
                 )
             if p.cpus is not None and not set(p.cpus) <= available:
-                raise ValueError(
+                raise InputError(
                     f"{where}: cpus {p.cpus} are not all available to this process "
                     f"(available: {sorted(available)}); use CPU ids from that list"
                 )

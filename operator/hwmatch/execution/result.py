@@ -15,24 +15,23 @@ from datetime import datetime, timezone
 from typing import Any
 
 from hwmatch.api import AIAsset, BenchmarkTrialStatus
+from hwmatch.api.errors import InputError
+from hwmatch.api.vocabulary import (  # noqa: F401  (the reasons, re-exported: result.OOM_KILLED)
+    CANCELLED,
+    COMMAND_NOT_FOUND,
+    CRASHED,
+    EXECUTOR_ERROR,
+    MISSING_METRICS,
+    NO_RESULT,
+    OOM_KILLED,
+    TIMEOUT,
+)
 
 #: Lines of output kept with a failed trial.
 TAIL_LINES = 20
 _MAX_LINE = 500
 
-# Reasons of failed trials (BenchmarkTrialStatus.reason).
-TIMEOUT = "Timeout"
-OOM_KILLED = "OOMKilled"
-CRASHED = "Crashed"
-NO_RESULT = "NoResult"
-MISSING_METRICS = "MissingMetrics"
-COMMAND_NOT_FOUND = "CommandNotFound"
-EXECUTOR_ERROR = "ExecutorError"
-#: An attempt stopped because the run was interrupted: not an outcome, the trial is released.
-CANCELLED = "Cancelled"
-
-
-class ResultError(ValueError):
+class ResultError(InputError):
     """The output holds no usable result."""
 
 

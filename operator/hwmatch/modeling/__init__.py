@@ -8,7 +8,7 @@
 from hwmatch.modeling.features import FeatureEncoder
 from hwmatch.modeling.intervals import Conformal
 from hwmatch.modeling.surrogate import Prediction, Surrogate
-from hwmatch.modeling.surrogates import Surrogates, categorical_columns, clear_cache, fit_surrogates
+from hwmatch.modeling.surrogates import Surrogates, categorical_columns, clear_cache
 
 __all__ = [
     "Conformal",
@@ -18,5 +18,4 @@ __all__ = [
     "Surrogates",
     "categorical_columns",
     "clear_cache",
-    "fit_surrogates",
 ]

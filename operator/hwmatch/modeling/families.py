@@ -27,6 +27,8 @@ from sklearn.linear_model import RidgeCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
+from hwmatch.api.errors import InputError
+
 Factory = Callable[[int, int], RegressorMixin]
 
 #: Above this many rows, boosting holds out 10% to stop early (up to 200 rounds); below, 60 rounds
@@ -104,5 +106,5 @@ DEFAULT_FAMILIES: tuple[str, ...] = tuple(FAMILIES)
 def check_families(names: tuple[str, ...]) -> tuple[str, ...]:
     unknown = [n for n in names if n not in FAMILIES]
     if unknown or not names:
-        raise ValueError(f"unknown model families {unknown or names}; choose from {list(FAMILIES)}")
+        raise InputError(f"unknown model families {unknown or names}; choose from {list(FAMILIES)}")
     return names

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.ensemble import ExtraTreesRegressor
 
+from hwmatch.api.errors import InputError
 from hwmatch.modeling.families import TREE_ROWS
 
 #: Fewer calibration rows than this: no spread model (plain intervals).
@@ -96,7 +97,7 @@ class Conformal:
 
     def half_width(self, X: np.ndarray, confidence: float) -> np.ndarray:
         if not 0.0 < confidence < 1.0:
-            raise ValueError(f"confidence must be in (0, 1) (got {confidence})")
+            raise InputError(f"confidence must be in (0, 1) (got {confidence})")
         q = conformal_quantile(self.scores, confidence)
         if self.spread is None:
             return np.full(X.shape[0], q)

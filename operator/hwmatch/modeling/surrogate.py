@@ -31,6 +31,7 @@ from sklearn.metrics import mean_absolute_percentage_error, r2_score
 from sklearn.model_selection import GroupKFold
 
 from hwmatch.api import ModelScore
+from hwmatch.api.errors import InputError
 from hwmatch.modeling.families import DEFAULT_FAMILIES, FAMILIES, check_families
 from hwmatch.modeling.intervals import Conformal
 
@@ -98,9 +99,9 @@ class Surrogate:
     def fit(self, X: np.ndarray, y: np.ndarray) -> "Surrogate":
         y = np.asarray(y, dtype=float)
         if y.size == 0 or X.shape[0] != y.size:
-            raise ValueError(f"need as many target values as rows (got {y.size} values, {X.shape[0]} rows, at least 1)")
+            raise InputError(f"need as many target values as rows (got {y.size} values, {X.shape[0]} rows, at least 1)")
         if not np.all(np.isfinite(y)):
-            raise ValueError("target values must be finite; drop NaN/inf rows before fitting")
+            raise InputError("target values must be finite; drop NaN/inf rows before fitting")
         check_families(self.families)
         self.nonnegative_ = bool(np.all(y >= 0))
         if np.ptp(y) == 0:

@@ -22,6 +22,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from hwmatch.api import ModelScore, Parameter
+from hwmatch.api.errors import InputError
 from hwmatch.data.frame import INSTANCE, METRIC, PARAM, columns, strip, succeeded
 from hwmatch.modeling.families import DEFAULT_FAMILIES, check_families
 from hwmatch.modeling.features import FeatureEncoder, input_columns
@@ -77,7 +78,7 @@ class Surrogates:
         threads: int = 1,
     ) -> None:
         if folds < 2:
-            raise ValueError(f"folds must be >= 2 (got {folds})")
+            raise InputError(f"folds must be >= 2 (got {folds})")
         self.seed = seed
         self.families = check_families(tuple(families))
         self.folds = folds
@@ -100,11 +101,11 @@ class Surrogates:
         wanted = available if self.metrics is None else self.metrics
         missing = [m for m in wanted if m not in available]
         if missing:
-            raise ValueError(
+            raise InputError(
                 f"metrics {missing} have no succeeded measurements in the dataset; it has {available or 'none'}"
             )
         if not wanted:
-            raise ValueError("the dataset has no succeeded trials with metrics to learn from")
+            raise InputError("the dataset has no succeeded trials with metrics to learn from")
         self.encoder.fit(rows)
         X_all = self.encoder.transform(rows)
         settings = f"{self.encoder.fingerprint()}|{self.families}|{self.folds}|{self.seed}"
@@ -144,7 +145,7 @@ class Surrogates:
             if c.name not in candidates.columns and c.name.startswith((PARAM, INSTANCE))
         ]
         if missing:
-            raise ValueError(
+            raise InputError(
                 f"candidate rows lack the columns {missing} the models were trained on; "
                 f"they have {input_columns(candidates)}"
             )
@@ -174,7 +175,7 @@ class Surrogates:
         names = list(self.models) if metrics is None else list(metrics)
         unknown = [m for m in names if m not in self.models]
         if unknown:
-            raise ValueError(f"no surrogate for metrics {unknown}; fitted: {list(self.models)}")
+            raise InputError(f"no surrogate for metrics {unknown}; fitted: {list(self.models)}")
         with threadpool_limits(limits=self.threads):
             return {m: self.models[m].predict(X, confidence) for m in names}
 
@@ -185,11 +186,3 @@ class Surrogates:
     def _check_fitted(self) -> None:
         if not self.models:
             raise RuntimeError("surrogates are not fitted; call fit(frame) first")
-
-
-def fit_surrogates(
-    frame: pd.DataFrame, seed: int = 0, parameters: Iterable[Parameter] = (), **options: object
-) -> Surrogates:
-    """Shorthand: surrogates for every metric of ``frame``, categoricals taken from the asset's ``parameters``."""
-    return Surrogates(seed=seed, categorical=categorical_columns(parameters), **options).fit(frame)  # type: ignore[arg-type]
-

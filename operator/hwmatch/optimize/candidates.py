@@ -20,6 +20,7 @@ import pandas as pd
 
 from hwmatch.api import Parameter, Platform
 from hwmatch.api.asset import Scalar
+from hwmatch.api.errors import InputError
 from hwmatch.data.frame import FEATURE, INSTANCE, PARAM, columns, names, platform_features, strip, succeeded
 from hwmatch.planning.space import Space
 
@@ -28,7 +29,7 @@ MAX_CANDIDATES = 2_000_000
 POWER_COLUMN = "power_watts"
 
 
-class RecommendationError(ValueError):
+class RecommendationError(InputError):
     """A recommendation request that cannot be answered as asked; the message names the field and the fix."""
 
 

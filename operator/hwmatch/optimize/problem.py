@@ -32,6 +32,7 @@ from typing import Literal, Mapping
 import numpy as np
 
 from hwmatch.api import HWRecommendationSpec
+from hwmatch.api.errors import InputError
 from hwmatch.modeling.surrogate import Prediction
 from hwmatch.optimize.candidates import CandidateSet, RecommendationError
 
@@ -247,7 +248,7 @@ def build_problem(
     n = len(candidates)
     bad = [m for m, p in predictions.items() if len(p) != n]
     if bad:
-        raise ValueError(f"predictions for {bad} do not have one value per candidate ({n})")
+        raise InputError(f"predictions for {bad} do not have one value per candidate ({n})")
     predicted = sorted(predictions)
     metrics: dict[str, Prediction] = dict(predictions)
     metrics.update(derived_metrics(candidates, predictions, spec))

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from ortools.sat.python import cp_model
 
+from hwmatch.api.errors import InputError
 from hwmatch.optimize.pareto import pareto_front
 from hwmatch.optimize.problem import Problem
 
@@ -81,7 +82,7 @@ def solve(
         elapsed = (time.perf_counter() - start) * 1e3
         return Solution(status, best, feasible, elapsed, "numpy", model_size=int(feasible.sum()))
     if method != "cp-sat":
-        raise ValueError(f"unknown method {method!r}; use 'cp-sat' or 'numpy'")
+        raise InputError(f"unknown method {method!r}; use 'cp-sat' or 'numpy'")
     pool = np.flatnonzero(feasible if presolve else np.isfinite(problem.objective))
     if presolve and pool.size:
         pool = np.sort(pool[pareto_front(problem.points(pool))])

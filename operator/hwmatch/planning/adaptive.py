@@ -34,9 +34,10 @@ import numpy as np
 import pandas as pd
 
 from hwmatch.api import AIAsset, BenchmarkSweep, Platform
+from hwmatch.api.errors import InputError
+from hwmatch.api.vocabulary import canonical
 from hwmatch.data.frame import FEATURE, INSTANCE, METRIC, PARAM, columns, succeeded
 from hwmatch.modeling import Surrogates, categorical_columns
-from hwmatch.planning.planner import canonical
 from hwmatch.planning.samplers import LatinHypercubeSampler, Point, register
 from hwmatch.planning.space import Space
 
@@ -65,7 +66,7 @@ class AdaptiveSampler:
         folds: int = 3,
     ):
         if queries < 1 or pool < 1:
-            raise ValueError(f"queries and pool must be >= 1 (got {queries}, {pool})")
+            raise InputError(f"queries and pool must be >= 1 (got {queries}, {pool})")
         self.queries = queries
         self.pool = pool
         self.confidence = confidence

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from hwmatch.api import AIAsset, BenchmarkSweep, Platform
+from hwmatch.api.errors import InputError
 from hwmatch.planning.space import DEFAULT_GRID_RESOLUTION, Space, Value
 
 Point = dict[str, Value]
@@ -64,7 +65,7 @@ class GridSampler:
 
     def __init__(self, resolution: int = DEFAULT_GRID_RESOLUTION):
         if resolution < 1:
-            raise ValueError(f"grid resolution must be >= 1 (got {resolution})")
+            raise InputError(f"grid resolution must be >= 1 (got {resolution})")
         self.resolution = resolution
 
     def sample(self, space: Space, n: int | None, rng: np.random.Generator) -> list[Point]:
@@ -98,9 +99,9 @@ class LatinHypercubeSampler:
 
 def _need_budget(n: int | None, strategy: str) -> int:
     if n is None:
-        raise ValueError(f"sampling strategy {strategy!r} needs a budget (spec.sampling.budget)")
+        raise InputError(f"sampling strategy {strategy!r} needs a budget (spec.sampling.budget)")
     if n < 1:
-        raise ValueError(f"budget must be >= 1 (got {n})")
+        raise InputError(f"budget must be >= 1 (got {n})")
     return n
 
 
@@ -128,4 +129,4 @@ def get_sampler(strategy: str) -> Sampler:
     try:
         return _REGISTRY[strategy]()
     except KeyError:
-        raise ValueError(f"unknown sampling strategy {strategy!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+        raise InputError(f"unknown sampling strategy {strategy!r}; known: {', '.join(sorted(_REGISTRY))}") from None

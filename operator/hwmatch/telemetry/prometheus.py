@@ -16,10 +16,12 @@ from typing import Any
 
 import requests
 
+from hwmatch.api.errors import InputError, TemporaryError
+
 URL_FLAG = "--prometheus-url"
 
 
-class PrometheusError(RuntimeError):
+class PrometheusError(TemporaryError):
     """Any failure to get an answer from Prometheus."""
 
 
@@ -75,15 +77,15 @@ def parse_instant(data: dict[str, Any]) -> list[Sample]:
     if kind == "scalar":
         return [Sample({}, *parse_value(result))]
     if kind == "matrix":
-        raise ValueError("the query returns a range vector (matrix); an instant query needs an instant vector or a scalar, "
+        raise InputError("the query returns a range vector (matrix); an instant query needs an instant vector or a scalar, "
                          "e.g. wrap the range selector in increase(), rate() or avg_over_time()")
-    raise ValueError(f"unexpected resultType {kind!r} in Prometheus's answer")
+    raise InputError(f"unexpected resultType {kind!r} in Prometheus's answer")
 
 
 def parse_range(data: dict[str, Any]) -> list[Series]:
     """The ``data`` of a range query's answer (a matrix) as series."""
     if data.get("resultType") != "matrix":
-        raise ValueError(f"a range query answers a matrix, got resultType {data.get('resultType')!r}")
+        raise InputError(f"a range query answers a matrix, got resultType {data.get('resultType')!r}")
     return [
         Series(dict(item.get("metric", {})), [parse_value(p) for p in item.get("values", [])])
         for item in data["result"]
@@ -100,9 +102,9 @@ class PrometheusClient:
 
     def __init__(self, url: str, timeout: float = 10.0, session: requests.Session | None = None) -> None:
         if not url or "://" not in url:
-            raise ValueError(f"Prometheus URL {url!r} needs a scheme, e.g. http://prometheus:9090 (flag {URL_FLAG})")
+            raise InputError(f"Prometheus URL {url!r} needs a scheme, e.g. http://prometheus:9090 (flag {URL_FLAG})")
         if not timeout > 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+            raise InputError(f"timeout must be > 0 seconds, got {timeout}")
         self.url = url.rstrip("/")
         self.timeout = timeout
         self._session = session or requests.Session()
@@ -120,9 +122,9 @@ class PrometheusClient:
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[Series]:
         """Evaluate ``expr`` every ``step`` seconds from ``start`` to ``end`` (Unix seconds)."""
         if not step > 0:
-            raise ValueError(f"step must be > 0 seconds, got {step}")
+            raise InputError(f"step must be > 0 seconds, got {step}")
         if end < start:
-            raise ValueError(f"end ({end}) is before start ({start})")
+            raise InputError(f"end ({end}) is before start ({start})")
         params = {"query": expr, "start": _fmt_time(start), "end": _fmt_time(end), "step": _fmt_time(step)}
         return parse_range(self._get("query_range", params, expr))
 
@@ -154,7 +156,7 @@ class PrometheusClient:
 
 def _fmt_time(t: float) -> str:
     if not math.isfinite(t):
-        raise ValueError(f"time must be finite Unix seconds, got {t}")
+        raise InputError(f"time must be finite Unix seconds, got {t}")
     return f"{t:.3f}"
 
 
