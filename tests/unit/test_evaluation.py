@@ -14,7 +14,7 @@ from hwmatch.evaluation.methods import choose
 from hwmatch.execution.replay import NOT_MEASURED, ReplayExecutor, ReplayTable
 from hwmatch.modeling import Prediction
 from hwmatch.planning import Planner, get_sampler
-from hwmatch.planning.adaptive import AdaptiveSampler
+from hwmatch.strategies.adaptive import AdaptiveSampler
 
 ASSET = AIAsset.model_validate({
     "apiVersion": "hwmatch.dev/v1alpha1", "kind": "AIAsset", "metadata": {"name": "toy"},

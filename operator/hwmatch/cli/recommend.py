@@ -14,7 +14,8 @@ from rich.table import Table
 from hwmatch.api import Choice, HWRecommendation, PredictedValue, load_documents
 from hwmatch.cli.app import app, console, fail, open_existing, reported, store_option
 from hwmatch.data.store import Store
-from hwmatch.engine import Check, answer_stored, verify
+from hwmatch.engine import Check, answer_stored
+from hwmatch.engine import verify as verify_choice
 
 
 def _values(choice: Choice) -> str:
@@ -144,7 +145,7 @@ def verify(
             best = rec.status.recommendation
             with console.status(f"running {rec.metadata.name}'s choice on {best.platform} ×{repetitions}…"):
                 with reported():
-                    checks, _ = verify(db, rec, LocalExecutor(), repetitions)
+                    checks, _ = verify_choice(db, rec, LocalExecutor(), repetitions)
             table = Table("requirement", "bound", "predicted [interval]", "measured (each run)", "",
                           title=f"{rec.metadata.name}: {best.platform} ×{best.replicas} {_values(best)}")
             for c in checks:

@@ -9,7 +9,7 @@ scored against the truth (:mod:`hwmatch.evaluation.truth`). Models are also
 scored per metric (R², MAPE) on the configurations they did not see.
 
 Strategies: ``random`` (uniform over the configurations of each platform)
-and ``adaptive`` (:class:`hwmatch.planning.adaptive.AdaptiveSampler`: a
+and ``adaptive`` (:class:`hwmatch.strategies.adaptive.AdaptiveSampler`: a
 space-filling start, then rounds chosen where they most improve the
 recommendations). The HADA-like baseline learns from the random sample.
 
@@ -39,7 +39,7 @@ from hwmatch.evaluation.scoring import Summary, score, summarise
 from hwmatch.evaluation.truth import GroundTruth
 from hwmatch.execution.replay import ReplayTable
 from hwmatch.optimize.problem import interval_level
-from hwmatch.planning.adaptive import AdaptiveSampler
+from hwmatch.strategies.adaptive import AdaptiveSampler
 
 STRATEGIES = ("random", "adaptive")
 #: Share of an adaptive budget spent on the space-filling start.

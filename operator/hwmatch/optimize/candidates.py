@@ -166,6 +166,31 @@ class CandidateSet:
         return cls(frame, [p.name for p in parameters])
 
     @classmethod
+    def of_points(
+        cls,
+        parameters: Sequence[Parameter],
+        platforms: Sequence[PlatformInfo | Platform],
+        points: Sequence[Mapping[str, Scalar]],
+        instances: Sequence[Mapping[str, float]] = ({},),
+    ) -> "CandidateSet":
+        """Given parameter combinations on every platform × instance: rows ``point × instance × platform``.
+
+        What adaptive sampling scores: points drawn from a continuous space,
+        with the platform's features exactly as its training rows have them.
+        """
+        infos = _as_info(platforms)
+        block = _platform_block(infos)
+        rows = []
+        for point in points:
+            for instance in instances:
+                for i in range(len(infos)):
+                    row = block.iloc[i].to_dict()
+                    row |= {PARAM + name: point[name] for name in (p.name for p in parameters)}
+                    row |= {INSTANCE + name: float(v) for name, v in instance.items()}
+                    rows.append(row)
+        return cls(pd.DataFrame(rows, columns=None if rows else list(block.columns)), [p.name for p in parameters])
+
+    @classmethod
     def observed(
         cls,
         frame: pd.DataFrame,

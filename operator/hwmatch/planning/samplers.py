@@ -3,9 +3,11 @@
 ``sampler.sample(space, n, rng) -> list[dict]`` draws ``n`` combinations (the
 sweep's budget; ``None`` means "all" where that is finite, i.e. a grid).
 Samplers are looked up by :attr:`hwmatch.api.Sampling.strategy` in a registry
-that other modules extend with :func:`register` — the adaptive strategy
-(:mod:`hwmatch.planning.adaptive`) registers itself there and additionally
-implements :class:`RoundSampler`, which the planner drives in rounds.
+of factories, or of ``"module:Class"`` names imported on first use (as the
+built-in assets are): the adaptive strategy
+(``hwmatch.strategies.adaptive:AdaptiveSampler``) is named there, so planning
+never imports the modeling it needs, and it implements :class:`RoundSampler`,
+which the planner drives in rounds. :func:`register` adds more.
 """
 
 from __future__ import annotations
@@ -106,27 +108,27 @@ def _need_budget(n: int | None, strategy: str) -> int:
 
 
 SamplerFactory = Callable[[], Sampler]
-_REGISTRY: dict[str, SamplerFactory] = {
+_REGISTRY: dict[str, SamplerFactory | str] = {
     "grid": GridSampler,
     "random": RandomSampler,
     "latin-hypercube": LatinHypercubeSampler,
+    "adaptive": "hwmatch.strategies.adaptive:AdaptiveSampler",
 }
 
 
-def register(strategy: str, factory: SamplerFactory) -> None:
-    """Make ``strategy`` (a :attr:`Sampling.strategy` value) available to the planner."""
+def register(strategy: str, factory: SamplerFactory | str) -> None:
+    """Make ``strategy`` (a :attr:`Sampling.strategy` value) available: a factory, or ``"module:Class"``."""
     _REGISTRY[strategy] = factory
 
 
 def get_sampler(strategy: str) -> Sampler:
-    """A new sampler for ``strategy``; ``adaptive`` registers itself when its module is imported."""
-    if strategy == "adaptive" and strategy not in _REGISTRY:
-        try:
-            importlib.import_module("hwmatch.planning.adaptive")
-        except ModuleNotFoundError as exc:
-            if exc.name != "hwmatch.planning.adaptive":
-                raise
+    """A new sampler for ``strategy``, importing its module first when it is registered by name."""
     try:
-        return _REGISTRY[strategy]()
+        factory = _REGISTRY[strategy]
     except KeyError:
         raise InputError(f"unknown sampling strategy {strategy!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+    if isinstance(factory, str):
+        module, _, name = factory.partition(":")
+        factory = getattr(importlib.import_module(module), name)
+        _REGISTRY[strategy] = factory
+    return factory()
