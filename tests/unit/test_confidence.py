@@ -91,6 +91,14 @@ def test_status_records_the_per_bound_level_on_every_interval(models: Surrogates
         assert rec.predicted[metric].upper == pytest.approx(float(at_level[metric].upper[0]))
 
 
+def test_a_range_constraint_counts_as_two_requirements() -> None:
+    """``min`` and ``max`` of one constraint can each fail: the range gets two shares of 1 - c, as two constraints do."""
+    ranged = spec(constraints=[{"metric": "latency_ms", "min": 1, "max": 9}], confidence=0.9)
+    split = spec(constraints=[{"metric": "latency_ms", "min": 1}, {"metric": "latency_ms", "max": 9}], confidence=0.9)
+    one_sided = spec(constraints=[{"metric": "latency_ms", "max": 9}], confidence=0.9)
+    assert interval_level(ranged) == interval_level(split) == pytest.approx(0.9)
+    assert interval_level(one_sided) == pytest.approx(0.8)
+
 def test_an_infeasible_answer_names_the_level_of_the_bound_it_quotes() -> None:
     """One requirement at 0.9: the quoted upper bound is that of the two-sided 80% interval, not "confidence 0.9"."""
     candidates = CandidateSet.grid([], PLATFORMS)

@@ -132,15 +132,18 @@ def interval_level(spec: HWRecommendationSpec) -> float:
     level intervals are predicted at; the recommender, the evaluation and
     the status (``PredictedValue.level``) all take it from here.
 
-    A requirement is one-sided (``max`` is checked on the upper end only,
-    ``min`` on the lower end, a throughput target on throughput's lower end).
-    With ``k`` of them, each is held at ``1 - (1 - c) / k`` (Bonferroni), so
+    A requirement is one-sided: a constraint's ``max`` is checked on the
+    upper end only, its ``min`` on the lower end, a throughput target on
+    throughput's lower end. A constraint with both ``min`` and ``max`` is
+    two requirements: the value may leave the range on either side, and
+    each side must get its share of ``1 - c``. With ``k`` of them, each is held at ``1 - (1 - c) / k`` (Bonferroni), so
     all ``k`` hold together with probability ≥ ``c`` — what "the
     recommendation holds with confidence c" promises. That one-sided level is
     the end of the two-sided interval at ``1 - 2 (1 - c) / k``: for one
     requirement ``2c - 1``, for two ``c``.
     """
-    k = max(1, len(spec.constraints) + (1 if spec.throughput is not None else 0))
+    bounds = sum((c.min is not None) + (c.max is not None) for c in spec.constraints)
+    k = max(1, bounds + (1 if spec.throughput is not None else 0))
     return max(1.0 - 2.0 * (1.0 - spec.confidence) / k, 1e-6)
 
 
