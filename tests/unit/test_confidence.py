@@ -22,7 +22,16 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from hwmatch.api import Choice, HWRecommendationStatus, Parameter, load_text
+from hwmatch.api import (
+    AIAsset,
+    BenchmarkSweep,
+    BenchmarkTrial,
+    BenchmarkTrialStatus,
+    Choice,
+    HWRecommendationStatus,
+    Parameter,
+    load_text,
+)
 from hwmatch.cli import app
 from hwmatch.data.frame import succeeded
 from hwmatch.data.store import Store
@@ -150,13 +159,13 @@ CAPTION = "predicted value [interval: two-sided 80% per bound] — requirements 
 class LawExecutor:
     """The law of :data:`LAW` in-process, ±3% between the two repetitions so that intervals have a width."""
 
-    def check(self, asset: object, sweep: object) -> None:
+    def check(self, asset: AIAsset, sweep: BenchmarkSweep) -> None:
         pass
 
     def cancel(self) -> None:
         pass
 
-    def run(self, trial, asset, sweep) -> object:
+    def run(self, trial: BenchmarkTrial, asset: AIAsset, sweep: BenchmarkSweep) -> BenchmarkTrialStatus:
         cpus = 2 if trial.spec.platform == "two" else 1
         latency = (2.0 + 0.5 * trial.spec.parameters["size"]) / cpus * (0.97 if trial.spec.repetition == 0 else 1.03)
         now = result.now()
