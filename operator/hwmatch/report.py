@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # no display: files only
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from hwmatch.api import Choice, HWRecommendation, HWRecommendationStatus  # noqa: E402
+from hwmatch.api import Choice, HWRecommendation, HWRecommendationStatus, interval_caption, joint_confidence  # noqa: E402
 from hwmatch.data.frame import METRIC, PARAM, strip  # noqa: E402
 
 
@@ -139,7 +139,8 @@ def write_report(frame: pd.DataFrame, solved: list[Solved], out_dir: str | Path)
         reqs = [f"{c.metric} {'≥ ' + format(c.min, 'g') if c.min is not None else ''}"
                 f"{' and ' if c.min is not None and c.max is not None else ''}"
                 f"{'≤ ' + format(c.max, 'g') if c.max is not None else ''}" for c in spec.constraints]
-        parts.append(f"<p>Requirements: {html.escape('; '.join(reqs) or 'none')} at confidence {spec.confidence}; "
+        parts.append(f"<p>Requirements: {html.escape('; '.join(reqs) or 'none')}, to hold together with confidence "
+                     f"{joint_confidence(spec, status):g}; "
                      f"objective: {html.escape(str(spec.objective.terms()))}"
                      + (f"; throughput {spec.throughput.requests_per_second:g} req/s" if spec.throughput else "")
                      + (f"; budget {spec.budget.max_cost_per_hour:g}/h" if spec.budget else "") + "</p>")
@@ -147,7 +148,8 @@ def write_report(frame: pd.DataFrame, solved: list[Solved], out_dir: str | Path)
             parts.append("<h3 class='ok'>Recommended</h3>")
         if status.infeasible:
             parts.append(f"<p class='bad'>No configuration meets the requirements: {html.escape(status.infeasible.message)}</p>")
-        header = "<table><tr><th>platform</th><th>replicas</th><th>parameters</th><th>cost/h</th><th>predicted [interval]</th></tr>"
+        header = (f"<table><caption>predicted {html.escape(interval_caption(spec, status))}</caption>"
+                  "<tr><th>platform</th><th>replicas</th><th>parameters</th><th>cost/h</th><th>predicted [interval]</th></tr>")
         if status.recommendation:
             parts.append(header + _choice_rows([status.recommendation]) + "</table>")
         png = out / f"pareto-{name}.png"

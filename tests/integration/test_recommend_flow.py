@@ -106,7 +106,7 @@ def test_run_recommends_the_known_optimum_and_verify_confirms_it(workdir: Path) 
     result = hwmatch("run", str(path), "--store", str(store), cwd=workdir)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "law-prod: Ready" in result.stdout
-    assert "predicted value [interval at confidence" in result.stdout  # printed as text, not read as markup
+    assert "predicted value [interval: two-sided 90% per bound]" in result.stdout  # as text, not read as markup
     status = solved_status(store)
     best = status["recommendation"]
     assert best["platform"] == "two"

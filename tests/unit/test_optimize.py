@@ -267,7 +267,7 @@ def test_single_unreachable_constraint_is_named_with_the_closest_value() -> None
         assert status.solver.status == "INFEASIBLE" and status.solver.feasible_candidates == 0
         assert status.infeasible.constraints == ["latency_ms <= 2"]
         assert status.infeasible.message.startswith("latency_ms <= 2 is unreachable")
-        assert "upper bound (confidence 0.9) is 3.3 on cpu-large" in status.infeasible.message
+        assert "upper bound (two-sided 90% interval) is 3.3 on cpu-large" in status.infeasible.message
         ready = {c.type: c.status for c in status.conditions}
         assert ready == {"Ready": "False", "Infeasible": "True"}
 
@@ -289,8 +289,8 @@ def test_combination_that_cannot_hold_together_is_reduced_to_its_core() -> None:
     assert status.infeasible.constraints == ["latency_ms <= 5", "accuracy >= 0.95"]
     message = status.infeasible.message
     assert message.startswith("latency_ms <= 5 and accuracy >= 0.95 cannot hold together")
-    assert "latency_ms upper bound (confidence 0.9) while meeting accuracy >= 0.95 is 9 on gpu" in message
-    assert "accuracy lower bound (confidence 0.9) while meeting latency_ms <= 5 is 0.85 on cpu-large" in message
+    assert "latency_ms upper bound (two-sided 90% interval) while meeting accuracy >= 0.95 is 9 on gpu" in message
+    assert "accuracy lower bound (two-sided 90% interval) while meeting latency_ms <= 5 is 0.85 on cpu-large" in message
 
 
 def test_alternatives_prefer_other_platforms_and_front_is_non_dominated() -> None:

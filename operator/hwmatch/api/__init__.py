@@ -22,6 +22,9 @@ from hwmatch.api.recommendation import (
     PredictedValue,
     SolverInfo,
     Throughput,
+    describe_level,
+    interval_caption,
+    joint_confidence,
 )
 from hwmatch.api.sweep import (
     BenchmarkSweep,

@@ -95,7 +95,12 @@ class HWRecommendationSpec(ApiModel):
     objective: Objective = Field(default_factory=lambda: Objective(minimize="cost_per_hour"))
     throughput: Throughput | None = None
     budget: Budget | None = None
-    confidence: float = Field(default=0.9, ge=0.5, le=0.999, description="Constraints hold at this probability.")
+    confidence: float = Field(
+        default=0.9, ge=0.5, le=0.999,
+        description="Joint confidence: all requirements (constraints and the throughput target) hold together with at "
+        "least this probability. Each is checked on one end of an interval at a higher per-bound level "
+        "(status: predicted.*.level).",
+    )
     instance: dict[str, float] = Field(default_factory=dict, description="Fixed values of the asset's instance features.")
     fixed: dict[str, Scalar] = Field(default_factory=dict, description="Parameters fixed by the user.")
     alternatives: int = Field(default=3, ge=0, le=50, description="How many runner-up candidates to report.")
@@ -103,9 +108,19 @@ class HWRecommendationSpec(ApiModel):
 
 
 class PredictedValue(ApiModel):
+    """A predicted metric: its value and, where known, its interval [lower, upper] with the level of that interval."""
+
     value: float
     lower: float | None = None
     upper: float | None = None
+    level: float | None = Field(
+        default=None, gt=0, lt=1,
+        description="Two-sided level of [lower, upper]: the interval holds the measured value with this probability, "
+        "each bound alone with (1 + level) / 2. It is the per-bound level 1 - 2(1 - confidence)/k for k requirements, "
+        "not the joint confidence (status.confidence). It is kept on every interval, not once per status, so that a "
+        "value read on its own (one choice, one Pareto point, a verify report) still says what its bounds mean; "
+        "within one status all levels are equal.",
+    )
 
 
 class Choice(ApiModel):
@@ -141,6 +156,11 @@ RecommendationPhase = Literal["Pending", "Ready", "Infeasible", "Failed"]
 
 class HWRecommendationStatus(StatusBase):
     phase: RecommendationPhase | None = None
+    confidence: float | None = Field(
+        default=None,
+        description="The joint confidence this answer was made at (spec.confidence when solved): its requirements hold "
+        "together with at least this probability. Each predicted interval names its own, per-bound level.",
+    )
     recommendation: Choice | None = None
     alternatives: list[Choice] = Field(default_factory=list)
     pareto_front: list[Choice] = Field(default_factory=list)
@@ -149,6 +169,11 @@ class HWRecommendationStatus(StatusBase):
     infeasible: Infeasibility | None = None
     dataset_hash: str | None = None
 
+    def interval_levels(self) -> list[float]:
+        """The distinct levels of the intervals this status reports (one for an answer; none if it predates levels)."""
+        choices = [*([self.recommendation] if self.recommendation else []), *self.alternatives, *self.pareto_front]
+        return sorted({p.level for c in choices for p in c.predicted.values() if p.level is not None})
+
 
 class HWRecommendation(ApiModel):
     api_version: Literal["hwmatch.dev/v1alpha1"] = API_VERSION
@@ -156,3 +181,26 @@ class HWRecommendation(ApiModel):
     metadata: ObjectMeta
     spec: HWRecommendationSpec
     status: HWRecommendationStatus | None = None
+
+
+def describe_level(level: float) -> str:
+    """``two-sided 80%``: how every printed interval names its level (CLI, report, infeasibility messages)."""
+    return f"two-sided {level * 100:.3g}%"
+
+
+def joint_confidence(spec: HWRecommendationSpec, status: HWRecommendationStatus) -> float:
+    """The joint confidence an answer holds at: the one its status recorded, else (written before it was) the spec's."""
+    return status.confidence if status.confidence is not None else spec.confidence
+
+
+def interval_caption(spec: HWRecommendationSpec, status: HWRecommendationStatus) -> str:
+    """The caption under printed intervals, naming both figures, since they differ.
+
+    ``value [interval: two-sided 80% per bound] — requirements hold together
+    with confidence 0.9``: the interval is at the per-bound level, the
+    user's confidence is the joint one. A status written before levels were
+    recorded says so rather than guess.
+    """
+    levels = status.interval_levels()
+    interval = (" / ".join(describe_level(x) for x in levels) + " per bound") if levels else "level not recorded"
+    return f"value [interval: {interval}] — requirements hold together with confidence {joint_confidence(spec, status):g}"

@@ -11,7 +11,7 @@ import yaml
 from rich.markup import escape
 from rich.table import Table
 
-from hwmatch.api import Choice, HWRecommendation, PredictedValue, load_documents
+from hwmatch.api import Choice, HWRecommendation, PredictedValue, interval_caption, load_documents
 from hwmatch.cli.app import app, console, fail, open_existing, reported, store_option
 from hwmatch.data.store import Store
 from hwmatch.engine import Check, answer_stored
@@ -46,7 +46,7 @@ def print_recommendation(rec: HWRecommendation) -> None:
     rows = [("best", status.recommendation)] + [(f"#{i + 2}", c) for i, c in enumerate(status.alternatives)]
     priced = any(c.cost_per_hour is not None for _, c in rows)  # no price on any platform: no empty column
     table = Table(title=title, title_style="bold green", show_lines=True,
-                  caption=escape(f"predicted value [interval at confidence {spec.confidence}]"))
+                  caption=escape(f"predicted {interval_caption(spec, status)}"))
     for header in ["", "platform", "×", "parameters", *(["cost/h"] if priced else []), *shown]:
         table.add_column(header, overflow="fold")  # long metric names wrap instead of ending in "…"
     for label, c in rows:
@@ -146,8 +146,9 @@ def verify(
             with console.status(f"running {rec.metadata.name}'s choice on {best.platform} ×{repetitions}…"):
                 with reported():
                     checks, _ = verify_choice(db, rec, LocalExecutor(), repetitions)
-            table = Table("requirement", "bound", "predicted [interval]", "measured (each run)", "",
-                          title=f"{rec.metadata.name}: {best.platform} ×{best.replicas} {_values(best)}")
+            table = Table("requirement", "bound", escape("predicted [interval]"), "measured (each run)", "",
+                          title=f"{rec.metadata.name}: {best.platform} ×{best.replicas} {_values(best)}",
+                          caption=escape(f"predicted {interval_caption(rec.spec, rec.status)}"))
             for c in checks:
                 broken |= not c.ok
                 table.add_row(c.metric, _bound(c), _prediction(c.predicted), ", ".join(f"{m:.4g}" for m in c.measured),

@@ -40,13 +40,19 @@ def _finite(x: float) -> float | None:
 
 
 def choice(problem: Problem, index: int) -> Choice:
-    """One candidate as the status reports it: platform, parameters, replicas, every predicted metric."""
+    """One candidate as the status reports it: platform, parameters, replicas, every predicted metric.
+
+    Each interval is stamped with the problem's per-bound level, the level
+    its predictions were made at, so the status says what its bounds mean.
+    """
     predicted = {}
     for name, p in problem.metrics.items():
         value = _finite(p.value[index])
         if value is None:
             continue
-        predicted[name] = PredictedValue(value=value, lower=_finite(p.lower[index]), upper=_finite(p.upper[index]))
+        lower, upper = _finite(p.lower[index]), _finite(p.upper[index])
+        level = problem.level if lower is not None and upper is not None else None
+        predicted[name] = PredictedValue(value=value, lower=lower, upper=upper, level=level)
     cost = problem.metrics.get("cost_per_hour")
     return Choice(
         platform=str(problem.candidates.platform[index]),
@@ -61,8 +67,12 @@ def choice(problem: Problem, index: int) -> Choice:
 def answer(
     problem: Problem, solution: Solution, alternatives_count: int = 3, pareto_points: int = PARETO_POINTS
 ) -> HWRecommendationStatus:
-    """The status for a solved problem: Ready with a choice, or Infeasible with the reason."""
+    """The status for a solved problem: Ready with a choice, or Infeasible with the reason.
+
+    It records the problem's joint confidence; the per-bound level is on each interval (:func:`choice`).
+    """
     status = HWRecommendationStatus(
+        confidence=problem.confidence,
         solver=SolverInfo(
             status=solution.status,
             wall_time_ms=round(solution.wall_time_ms, 3),
