@@ -39,7 +39,7 @@ from hwmatch.engine import run_sweep
 from hwmatch.execution import result
 from hwmatch.modeling import Prediction
 from hwmatch.modeling.surrogates import Surrogates, categorical_columns
-from hwmatch.optimize import CandidateSet, answer, build_problem, recommend, solve
+from hwmatch.optimize import CandidateSet, build_problem, recommend, solve, to_status
 from hwmatch.optimize.problem import interval_level
 from tests.unit.test_optimize import PARAMETERS, PLATFORMS, _dataset, spec
 
@@ -115,7 +115,7 @@ def test_an_infeasible_answer_names_the_level_of_the_bound_it_quotes() -> None:
     s = spec(objective={"minimize": "cost_per_hour"}, constraints=[{"metric": "latency_ms", "max": 2}], confidence=0.9)
     problem = build_problem(candidates, {"latency_ms": Prediction(latency, latency * 0.9, latency * 1.1)}, s)
     assert (problem.confidence, problem.level) == (0.9, pytest.approx(0.8))
-    status = answer(problem, solve(problem, "numpy"))
+    status = to_status(problem, solve(problem, "numpy"))
     assert status.phase == "Infeasible" and status.confidence == 0.9
     assert "latency_ms upper bound (two-sided 80% interval) is 3.3 on cpu-large" in status.infeasible.message
 

@@ -15,11 +15,11 @@ from hwmatch.optimize import (
     CandidateSet,
     PlatformInfo,
     RecommendationError,
-    answer,
     build_problem,
     pareto_front,
     recommend,
     solve,
+    to_status,
 )
 
 PLATFORMS = [
@@ -166,11 +166,11 @@ def test_replicas_cover_the_load_with_the_lower_bound_and_cost_scales() -> None:
     assert problem.metrics["cost_per_hour"].value.tolist() == pytest.approx([2.0, 2.0, 1.2])
     solution = solve(problem)
     assert candidates.platform[solution.best] == "gpu"
-    status = answer(problem, solution)
+    status = to_status(problem, solution)
     assert status.recommendation.replicas == 1 and status.recommendation.cost_per_hour == pytest.approx(1.2)
     # cpu-small would need 20 > 16 replicas; cpu-large costs 2.0 with 5 replicas; a budget of 1.0 leaves nothing
     tight = build_problem(candidates, predictions, spec(throughput={"requestsPerSecond": 1000}, budget={"maxCostPerHour": 1.0}))
-    status = answer(tight, solve(tight))
+    status = to_status(tight, solve(tight))
     assert status.phase == "Infeasible"
     assert status.infeasible.constraints == ["cost_per_hour <= 1"]
     assert "budget.maxCostPerHour" in status.infeasible.message and "1.2 on gpu" in status.infeasible.message
@@ -262,7 +262,7 @@ def test_single_unreachable_constraint_is_named_with_the_closest_value() -> None
              constraints=[{"metric": "latency_ms", "max": 2}, {"metric": "accuracy", "min": 0.8}], confidence=0.9)
     problem = build_problem(candidates, predictions, s)
     for method, presolve in [("cp-sat", False), ("cp-sat", True), ("numpy", True)]:
-        status = answer(problem, solve(problem, method, presolve=presolve))  # type: ignore[arg-type]
+        status = to_status(problem, solve(problem, method, presolve=presolve))  # type: ignore[arg-type]
         assert status.phase == "Infeasible" and status.recommendation is None
         assert status.solver.status == "INFEASIBLE" and status.solver.feasible_candidates == 0
         assert status.infeasible.constraints == ["latency_ms <= 2"]
@@ -285,7 +285,7 @@ def test_combination_that_cannot_hold_together_is_reduced_to_its_core() -> None:
     problem = build_problem(candidates, predictions, s)
     full = solve(problem, "cp-sat", presolve=False)
     assert full.status == "INFEASIBLE" and set(full.core) <= {0, 1, 2}
-    status = answer(problem, full)
+    status = to_status(problem, full)
     assert status.infeasible.constraints == ["latency_ms <= 5", "accuracy >= 0.95"]
     message = status.infeasible.message
     assert message.startswith("latency_ms <= 5 and accuracy >= 0.95 cannot hold together")
@@ -298,7 +298,7 @@ def test_alternatives_prefer_other_platforms_and_front_is_non_dominated() -> Non
     candidates = CandidateSet.grid(PARAMETERS, PLATFORMS, resolution=6)
     problem = build_problem(candidates, synthetic(candidates, seed=5), s, goals={"accuracy": "maximize"})
     solution = solve(problem)
-    status = answer(problem, solution, alternatives_count=3, pareto_points=50)
+    status = to_status(problem, solution, alternatives_count=3, pareto_points=50)
     platforms = [status.recommendation.platform] + [a.platform for a in status.alternatives]
     assert len(set(platforms)) == 3, platforms
     objectives = [status.recommendation.objective] + [a.objective for a in status.alternatives]

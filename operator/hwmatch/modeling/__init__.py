@@ -1,7 +1,7 @@
 """Surrogate models of an asset's metrics: features, model selection by CV, conformal intervals.
 
 ``Surrogates(seed).fit(frame)`` learns every metric of a dataset frame;
-``.predict(candidates, confidence)`` gives value, lower and upper per metric;
+``.predict(candidates, level)`` gives value, lower and upper per metric;
 ``.scores()`` gives the held-out R² and MAPE the recommendation reports.
 """
 

@@ -3,7 +3,7 @@
 Every training row has an out-of-fold residual ``r_i = z_i - ẑ_{-k(i)}(x_i)``:
 the error of a model that never saw that row's configuration (folds group
 repetitions of one configuration together, so measurement noise *and* model
-error are in it). The interval at confidence ``c`` is ``ẑ(x) ± q_c · σ(x)``
+error are in it). The two-sided interval at level ``c`` is ``ẑ(x) ± q_c · σ(x)``
 where ``q_c`` is the ``⌈(n+1)c⌉``-th smallest score ``|r_i| / σ(x_i)``:
 
 - plain: ``σ ≡ 1``, one width everywhere;
@@ -49,7 +49,7 @@ def _spread_model(n_rows: int, seed: int) -> ExtraTreesRegressor:
     )
 
 
-def conformal_quantile(sorted_scores: np.ndarray, confidence: float) -> float:
+def conformal_quantile(sorted_scores: np.ndarray, level: float) -> float:
     """The ``⌈(n+1)c⌉``-th smallest score, capped at the largest one when there are too few rows.
 
     With ``n < c/(1-c)`` rows (9 at 0.9) the finite-sample guarantee would
@@ -59,13 +59,13 @@ def conformal_quantile(sorted_scores: np.ndarray, confidence: float) -> float:
     n = sorted_scores.size
     if n == 0:
         return 0.0
-    k = min(n, max(1, math.ceil((n + 1) * confidence)))
+    k = min(n, max(1, math.ceil((n + 1) * level)))
     return float(sorted_scores[k - 1])
 
 
 @dataclass
 class Conformal:
-    """Fitted interval half-widths; ``half_width(X, c)`` for any confidence."""
+    """Fitted interval half-widths; ``half_width(X, c)`` for any level."""
 
     scores: np.ndarray
     spread: ExtraTreesRegressor | None = None
@@ -95,10 +95,10 @@ class Conformal:
     def normalised(self) -> bool:
         return self.spread is not None
 
-    def half_width(self, X: np.ndarray, confidence: float) -> np.ndarray:
-        if not 0.0 < confidence < 1.0:
-            raise InputError(f"confidence must be in (0, 1) (got {confidence})")
-        q = conformal_quantile(self.scores, confidence)
+    def half_width(self, X: np.ndarray, level: float) -> np.ndarray:
+        if not 0.0 < level < 1.0:
+            raise InputError(f"level must be in (0, 1) (got {level})")
+        q = conformal_quantile(self.scores, level)
         if self.spread is None:
             return np.full(X.shape[0], q)
         return q * np.maximum(self.spread.predict(X), self.floor)

@@ -145,12 +145,12 @@ class Surrogate:
         )
         return self
 
-    def predict(self, X: np.ndarray, confidence: float = 0.9) -> Prediction:
-        """Value and the interval that holds the measured metric with probability ``confidence``."""
+    def predict(self, X: np.ndarray, level: float = 0.9) -> Prediction:
+        """Value and the interval that holds the measured metric with probability ``level``."""
         if self.model_ is None or self.conformal_ is None:
             raise RuntimeError("this surrogate is not fitted; call fit(X, y) first")
         z = self.model_.predict(X)
-        half = self.conformal_.half_width(X, confidence)
+        half = self.conformal_.half_width(X, level)
         value, lower, upper = self._inverse(z), self._inverse(z - half), self._inverse(z + half)
         if self.nonnegative_:
             value, lower = np.maximum(value, 0.0), np.maximum(lower, 0.0)

@@ -1,7 +1,7 @@
 """All metrics of a dataset: one surrogate each, one shared encoder, retrained only on change.
 
 ``Surrogates(seed=7).fit(frame)`` learns every ``metric.*`` column from the
-succeeded rows; ``predict(candidates, confidence)`` answers every metric for a
+succeeded rows; ``predict(candidates, level)`` answers every metric for a
 candidate frame with one encoding pass. A fitted surrogate is kept in a small
 process-wide cache keyed by the content hash of its training rows (encoded
 inputs and target), the seed and the fitting settings, so an operator that
@@ -152,14 +152,14 @@ class Surrogates:
         return self.encoder.transform(candidates)
 
     def predict(
-        self, candidates: pd.DataFrame, confidence: float = 0.9, metrics: Iterable[str] | None = None
+        self, candidates: pd.DataFrame, level: float = 0.9, metrics: Iterable[str] | None = None
     ) -> dict[str, Prediction]:
         """Every metric (or ``metrics``) for each candidate row: value, lower, upper."""
         self._check_fitted()
         parts: list[dict[str, Prediction]] = []
         for start in range(0, max(len(candidates), 1), PREDICT_CHUNK):
             chunk = candidates.iloc[start : start + PREDICT_CHUNK]
-            parts.append(self.predict_encoded(self.encode(chunk), confidence, metrics))
+            parts.append(self.predict_encoded(self.encode(chunk), level, metrics))
         if len(parts) == 1:
             return parts[0]
         return {
@@ -168,7 +168,7 @@ class Surrogates:
         }
 
     def predict_encoded(
-        self, X: np.ndarray, confidence: float = 0.9, metrics: Iterable[str] | None = None
+        self, X: np.ndarray, level: float = 0.9, metrics: Iterable[str] | None = None
     ) -> dict[str, Prediction]:
         """Like :meth:`predict` on an already encoded matrix."""
         self._check_fitted()
@@ -177,7 +177,7 @@ class Surrogates:
         if unknown:
             raise InputError(f"no surrogate for metrics {unknown}; fitted: {list(self.models)}")
         with threadpool_limits(limits=self.threads):
-            return {m: self.models[m].predict(X, confidence) for m in names}
+            return {m: self.models[m].predict(X, level) for m in names}
 
     def scores(self) -> dict[str, ModelScore]:
         """Held-out R² and MAPE per metric, as ``HWRecommendationStatus.models`` wants them."""

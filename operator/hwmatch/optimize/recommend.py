@@ -1,7 +1,7 @@
 """From a dataset frame and a ``HWRecommendationSpec`` to a ``HWRecommendationStatus``.
 
 :func:`recommend` is the whole flow (fit or reuse surrogates, enumerate
-candidates, predict, build the problem, solve, explain); :func:`answer`
+candidates, predict, build the problem, solve, explain); :func:`to_status`
 turns a solved problem into the status, for callers that build problems
 themselves (an evaluation with predictions from a table).
 """
@@ -64,7 +64,7 @@ def choice(problem: Problem, index: int) -> Choice:
     )
 
 
-def answer(
+def to_status(
     problem: Problem, solution: Solution, alternatives_count: int = 3, pareto_points: int = PARETO_POINTS
 ) -> HWRecommendationStatus:
     """The status for a solved problem: Ready with a choice, or Infeasible with the reason.
@@ -158,7 +158,7 @@ def recommend(
     )
     predictions = surrogates.predict(candidates.frame, interval_level(spec))
     problem = build_problem(candidates, predictions, spec, goals)
-    status = answer(problem, solve(problem, method, seed=seed), spec.alternatives)
+    status = to_status(problem, solve(problem, method, seed=seed), spec.alternatives)
     status.models = surrogates.scores()
     status.dataset_hash = surrogates.dataset_hash
     return status
