@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from hwmatch.api import Parameter
-from hwmatch.modeling import FeatureEncoder, Surrogate, Surrogates, categorical_columns, clear_cache
+from hwmatch.modeling import FeatureEncoder, MetricModel, Surrogates, categorical_columns, clear_cache
 from hwmatch.modeling.intervals import conformal_quantile
-from hwmatch.modeling.surrogate import choose_transform, configuration_groups
+from hwmatch.modeling.metric_model import choose_transform, configuration_groups
 
 PLATFORMS = {"cpu-2": (2, "none"), "cpu-8": (8, "none"), "gpu": (32, "l4")}
 
@@ -147,7 +147,7 @@ def test_bad_inputs_are_explained() -> None:
     with pytest.raises(ValueError, match="unknown model families"):
         Surrogates(families=("xgboost",))
     with pytest.raises(RuntimeError, match="not fitted"):
-        Surrogate().predict(np.zeros((1, 1)))
+        MetricModel().predict(np.zeros((1, 1)))
 
 
 def test_helpers() -> None:

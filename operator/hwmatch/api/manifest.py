@@ -32,7 +32,7 @@ KINDS: dict[str, type[BaseModel]] = {
 
 
 @dataclass(frozen=True)
-class Problem:
+class ManifestProblem:
     """One thing wrong with one document."""
 
     file: str
@@ -51,7 +51,7 @@ class Problem:
 class ManifestError(InputError):
     """Raised with every problem found in the manifests."""
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[ManifestProblem]):
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
 
@@ -102,7 +102,7 @@ def _allowed_fields(model: type[BaseModel]) -> list[str]:
 
 def problems_from_validation(
     error: ValidationError, model: type[BaseModel], file: str, document: int, label: str
-) -> list[Problem]:
+) -> list[ManifestProblem]:
     problems = []
     for err in error.errors():
         loc = tuple(err["loc"])
@@ -117,22 +117,22 @@ def problems_from_validation(
             msg = f"{msg} (got {err.get('input')!r})"
         elif err["type"] == "missing":
             msg = "required field is missing"
-        problems.append(Problem(file, document, label, format_loc(loc), msg))
+        problems.append(ManifestProblem(file, document, label, format_loc(loc), msg))
     return problems
 
 
 def parse_document(doc: Any, file: str = "<input>", document: int = 1) -> Resource:
     """Validate one decoded YAML document; raise :class:`ManifestError` on problems."""
     if not isinstance(doc, dict):
-        raise ManifestError([Problem(file, document, "", "", f"expected a mapping (an object), got {type(doc).__name__}")])
+        raise ManifestError([ManifestProblem(file, document, "", "", f"expected a mapping (an object), got {type(doc).__name__}")])
     kind = doc.get("kind")
     name = (doc.get("metadata") or {}).get("name") if isinstance(doc.get("metadata"), dict) else None
     label = f"{kind} {name}" if kind and name else str(kind or "")
     if doc.get("apiVersion") != API_VERSION:
-        raise ManifestError([Problem(file, document, label, "apiVersion",
+        raise ManifestError([ManifestProblem(file, document, label, "apiVersion",
                                      f"must be {API_VERSION!r} (got {doc.get('apiVersion')!r})")])
     if kind not in KINDS:
-        raise ManifestError([Problem(file, document, label, "kind",
+        raise ManifestError([ManifestProblem(file, document, label, "kind",
                                      f"unknown kind {kind!r}; allowed: {', '.join(KINDS)}")])
     model = KINDS[kind]
     try:
@@ -162,9 +162,9 @@ def load_text(text: str, file: str = "<input>") -> list[Document]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
-        raise ManifestError([Problem(file, 0, "", "", f"not valid YAML at {where}: {getattr(exc, 'problem', exc)}")]) from None
+        raise ManifestError([ManifestProblem(file, 0, "", "", f"not valid YAML at {where}: {getattr(exc, 'problem', exc)}")]) from None
     out: list[Document] = []
-    problems: list[Problem] = []
+    problems: list[ManifestProblem] = []
     for index, doc in enumerate(docs, start=1):
         if doc is None:
             continue
@@ -180,13 +180,13 @@ def load_text(text: str, file: str = "<input>") -> list[Document]:
 def load_documents(paths: Iterable[str | Path]) -> list[Document]:
     """Every resource in the files, also checked across documents (references resolve)."""
     out: list[Document] = []
-    problems: list[Problem] = []
+    problems: list[ManifestProblem] = []
     for path in paths:
         path = Path(path)
         try:
             text = path.read_text()
         except OSError as exc:
-            problems.append(Problem(str(path), 0, "", "", f"cannot read: {exc.strerror}"))
+            problems.append(ManifestProblem(str(path), 0, "", "", f"cannot read: {exc.strerror}"))
             continue
         try:
             out.extend(load_text(text, str(path)))
@@ -203,7 +203,7 @@ def load_files(paths: Iterable[str | Path]) -> list[Resource]:
     return [d.resource for d in load_documents(paths)]
 
 
-def check_references(documents: list[Document]) -> list[Problem]:
+def check_references(documents: list[Document]) -> list[ManifestProblem]:
     """Cross-document checks: an assetRef names a known AIAsset, a recommendation's metrics exist, ...
 
     References are judged only when the files define AIAssets at all: a file of
@@ -211,14 +211,14 @@ def check_references(documents: list[Document]) -> list[Problem]:
     """
     assets = {d.resource.metadata.name: d.resource for d in documents if isinstance(d.resource, AIAsset)}
     sweeps = {d.resource.metadata.name for d in documents if isinstance(d.resource, BenchmarkSweep)}
-    problems: list[Problem] = []
+    problems: list[ManifestProblem] = []
     for d in documents:
         r = d.resource
         if not isinstance(r, (BenchmarkSweep, HWRecommendation)) or not assets:
             continue
 
         def add(path: str, message: str) -> None:
-            problems.append(Problem(d.file, d.index, d.label, path, message))
+            problems.append(ManifestProblem(d.file, d.index, d.label, path, message))
 
         asset = assets.get(r.spec.asset_ref.name)
         if asset is None:

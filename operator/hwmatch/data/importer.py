@@ -37,7 +37,7 @@ from hwmatch.api import (
     ObjectRef,
     Parameter,
     Platform,
-    Problem,
+    ManifestProblem,
 )
 from hwmatch.api.asset import MetricGoal, ParameterType, Range, Scalar
 from hwmatch.api.base import IDENTIFIER_PATTERN, ApiModel, ObjectMeta, check_dns_label
@@ -117,7 +117,7 @@ class PlatformSource(ApiModel):
         return self
 
 
-class PlatformInfo(ApiModel):
+class PlatformEntry(ApiModel):
     """What the tables do not say about a platform: its price and its features."""
 
     cost_per_hour: float | None = Field(default=None, ge=0, description="Price of one replica per hour.")
@@ -158,7 +158,7 @@ class ImportMapping(ApiModel):
     parameters: list[ParameterColumn] = Field(default_factory=list)
     instance: list[InstanceColumn] = Field(default_factory=list, description="Instance features (not chosen by the user).")
     metrics: list[MetricColumn] = Field(min_length=1)
-    platforms: dict[str, PlatformInfo] = Field(default_factory=dict, description="Price and features per platform.")
+    platforms: dict[str, PlatformEntry] = Field(default_factory=dict, description="Price and features per platform.")
     joins: list[Join] = Field(default_factory=list)
 
     @field_validator("asset")
@@ -168,7 +168,7 @@ class ImportMapping(ApiModel):
 
     @field_validator("platforms")
     @classmethod
-    def _platform_names(cls, value: dict[str, PlatformInfo]) -> dict[str, PlatformInfo]:
+    def _platform_names(cls, value: dict[str, PlatformEntry]) -> dict[str, PlatformEntry]:
         for name in value:
             check_dns_label(name, "platform name")
         return value
@@ -201,15 +201,15 @@ def load_mapping(path: str | Path) -> ImportMapping:
     try:
         doc = yaml.safe_load(Path(path).read_text())
     except OSError as exc:
-        raise ManifestError([Problem(file, 1, "", "", f"cannot read the mapping: {exc.strerror}")]) from None
+        raise ManifestError([ManifestProblem(file, 1, "", "", f"cannot read the mapping: {exc.strerror}")]) from None
     except yaml.YAMLError as exc:
-        raise ManifestError([Problem(file, 1, "", "", f"not valid YAML: {exc}")]) from None
+        raise ManifestError([ManifestProblem(file, 1, "", "", f"not valid YAML: {exc}")]) from None
     return parse_mapping(doc, file)
 
 
 def parse_mapping(doc: object, file: str = "<mapping>") -> ImportMapping:
     if not isinstance(doc, dict):
-        raise ManifestError([Problem(file, 1, "", "", f"expected a mapping (an object), got {type(doc).__name__}")])
+        raise ManifestError([ManifestProblem(file, 1, "", "", f"expected a mapping (an object), got {type(doc).__name__}")])
     try:
         return ImportMapping.model_validate(doc)
     except ValidationError as exc:
@@ -361,7 +361,7 @@ def _finish(mapping: ImportMapping, frame: pd.DataFrame) -> tuple[pd.DataFrame, 
     frame["sweep"] = mapping.sweep
     frame["status"] = "Succeeded"
     frame["reason"] = ""
-    info = {name: mapping.platforms.get(name, PlatformInfo()) for name in frame["platform"].unique()}
+    info = {name: mapping.platforms.get(name, PlatformEntry()) for name in frame["platform"].unique()}
     frame["cost_per_hour"] = frame["platform"].map(
         {n: (i.cost_per_hour if i.cost_per_hour is not None else np.nan) for n, i in info.items()}
     ).astype(float)
@@ -401,7 +401,7 @@ def _plain(value: object) -> object:
 def _platforms(mapping: ImportMapping, frame: pd.DataFrame) -> list[Platform]:
     out = []
     for name in sorted(frame["platform"].unique()):
-        info = mapping.platforms.get(name, PlatformInfo())
+        info = mapping.platforms.get(name, PlatformEntry())
         out.append(Platform(name=name, cost_per_hour=info.cost_per_hour, features=dict(info.features)))
     return out
 

@@ -1,4 +1,4 @@
-"""Surrogate models of an asset's metrics: features, model selection by CV, conformal intervals.
+"""MetricModel models of an asset's metrics: features, model selection by CV, conformal intervals.
 
 ``Surrogates(seed).fit(frame)`` learns every metric of a dataset frame;
 ``.predict(candidates, level)`` gives value, lower and upper per metric;
@@ -7,14 +7,14 @@
 
 from hwmatch.modeling.features import FeatureEncoder
 from hwmatch.modeling.intervals import Conformal
-from hwmatch.modeling.surrogate import Prediction, Surrogate
+from hwmatch.modeling.metric_model import Prediction, MetricModel
 from hwmatch.modeling.surrogates import Surrogates, categorical_columns, clear_cache
 
 __all__ = [
     "Conformal",
     "FeatureEncoder",
     "Prediction",
-    "Surrogate",
+    "MetricModel",
     "Surrogates",
     "categorical_columns",
     "clear_cache",

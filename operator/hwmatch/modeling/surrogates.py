@@ -26,14 +26,14 @@ from hwmatch.api.errors import InputError
 from hwmatch.data.frame import INSTANCE, METRIC, PARAM, columns, strip, succeeded
 from hwmatch.modeling.families import DEFAULT_FAMILIES, check_families
 from hwmatch.modeling.features import FeatureEncoder, input_columns
-from hwmatch.modeling.surrogate import Prediction, Surrogate
+from hwmatch.modeling.metric_model import Prediction, MetricModel
 
 #: Fitted surrogates kept in memory (least recently used go first).
 CACHE_SIZE = 64
 #: Candidates are encoded and predicted in chunks of this many rows (bounded memory).
 PREDICT_CHUNK = 200_000
 
-_cache: "OrderedDict[tuple, Surrogate]" = OrderedDict()
+_cache: "OrderedDict[tuple, MetricModel]" = OrderedDict()
 _cache_lock = threading.Lock()
 
 
@@ -57,7 +57,7 @@ def _digest(*arrays: np.ndarray, text: str = "") -> str:
 
 
 class Surrogates:
-    """One :class:`Surrogate` per metric of a dataset frame, sharing one :class:`FeatureEncoder`.
+    """One :class:`MetricModel` per metric of a dataset frame, sharing one :class:`FeatureEncoder`.
 
     ``categorical`` names ``param.*``/``feature.*`` columns to treat as
     categorical even when numeric (see :func:`categorical_columns`);
@@ -86,7 +86,7 @@ class Surrogates:
         self.metrics = None if metrics is None else list(metrics)
         self.threads = threads
         self.encoder = FeatureEncoder(categorical=self.categorical)
-        self.models: dict[str, Surrogate] = {}
+        self.models: dict[str, MetricModel] = {}
         self.dataset_hash: str | None = None
         self.fitted_now: list[str] = []
 
@@ -122,13 +122,13 @@ class Surrogates:
         self.dataset_hash = hashlib.sha256("".join(digests).encode()).hexdigest()[:16]
         return self
 
-    def _cached(self, digest: str, settings: str, metric: str, X: np.ndarray, y: np.ndarray) -> Surrogate:
+    def _cached(self, digest: str, settings: str, metric: str, X: np.ndarray, y: np.ndarray) -> MetricModel:
         key = (digest, settings)
         with _cache_lock:
             if key in _cache:
                 _cache.move_to_end(key)
                 return _cache[key]
-        model = Surrogate(families=self.families, folds=self.folds, seed=self.seed).fit(X, y)
+        model = MetricModel(families=self.families, folds=self.folds, seed=self.seed).fit(X, y)
         self.fitted_now.append(metric)
         with _cache_lock:
             _cache[key] = model

@@ -35,7 +35,7 @@ import numpy as np
 
 from hwmatch.api import HWRecommendationSpec
 from hwmatch.api.errors import InputError
-from hwmatch.modeling.surrogate import Prediction
+from hwmatch.modeling.metric_model import Prediction
 from hwmatch.optimize.candidates import CandidateSet, RecommendationError
 
 THROUGHPUT_METRIC = "throughput_per_s"

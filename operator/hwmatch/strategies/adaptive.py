@@ -40,7 +40,7 @@ from hwmatch.api.errors import InputError
 from hwmatch.api.vocabulary import canonical
 from hwmatch.data.frame import INSTANCE, METRIC, PARAM, columns, succeeded
 from hwmatch.modeling import Surrogates, categorical_columns
-from hwmatch.modeling.surrogate import Prediction
+from hwmatch.modeling.metric_model import Prediction
 from hwmatch.optimize.candidates import CandidateSet
 from hwmatch.optimize.problem import Requirement, interval_level
 from hwmatch.planning.samplers import LatinHypercubeSampler, Point

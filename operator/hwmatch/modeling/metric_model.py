@@ -82,7 +82,7 @@ class _Constant(RegressorMixin):
 
 
 @dataclass
-class Surrogate:
+class MetricModel:
     """A fitted model of one metric with conformal intervals; create with :meth:`fit`."""
 
     families: tuple[str, ...] = DEFAULT_FAMILIES
@@ -96,7 +96,7 @@ class Surrogate:
     conformal_: Conformal | None = field(default=None, init=False, repr=False)
     nonnegative_: bool = field(default=False, init=False, repr=False)
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "Surrogate":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "MetricModel":
         y = np.asarray(y, dtype=float)
         if y.size == 0 or X.shape[0] != y.size:
             raise InputError(f"need as many target values as rows (got {y.size} values, {X.shape[0]} rows, at least 1)")
@@ -133,7 +133,7 @@ class Surrogate:
         )
         return self
 
-    def _degenerate(self, X: np.ndarray, y: np.ndarray, family: str) -> "Surrogate":
+    def _degenerate(self, X: np.ndarray, y: np.ndarray, family: str) -> "MetricModel":
         """Constant or mean model: what a handful of configurations supports."""
         self.family, self.transform = family, "identity"
         center = float(np.mean(y))
