@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - start
         section = results_table(f"{family} ({len(imported.frame)} rows, {seconds:.0f} s)", results)
         console.print(section)  # as each family finishes; all of them together at the end
-        for r, cells in zip(results, zip(*(c.cells for c in section.columns))):
+        for cells in zip(*(c.cells for c in section.columns)):
             table.add_row(family, *cells)
         table.add_section()
         figures.append({"family": family, "rows": len(imported.frame), "seconds": round(seconds, 1),

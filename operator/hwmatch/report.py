@@ -70,9 +70,11 @@ def pareto_plot(solved: Solved, path: Path) -> Path | None:
     if best:
         ax.scatter(best.predicted[x].value, best.predicted[y].value, marker="*", s=260, color="#dd8452",
                    edgecolor="black", zorder=3, label=f"recommended: {best.platform} ×{best.replicas}")
-    for c in solved.request.spec.constraints:
-        line = {y: ax.axhline, x: ax.axvline}.get(c.metric)
-        for bound in (c.min, c.max) if line else ():
+    for constraint in solved.request.spec.constraints:
+        line = {y: ax.axhline, x: ax.axvline}.get(constraint.metric)
+        if line is None:
+            continue
+        for bound in (constraint.min, constraint.max):
             if bound is not None:
                 line(bound, color="#c44e52", linestyle="--", linewidth=1)
     return _finish(fig, ax, f"{x} (predicted)", f"{y} (predicted)", f"{solved.request.metadata.name}: {x} vs {y}", path)

@@ -92,7 +92,7 @@ def brute_force(candidates: CandidateSet, predictions: dict[str, Prediction], s:
             else (p.value[i] / thr.value[i], p.lower[i] / thr.upper[i], p.upper[i] / thr.lower[i])
         )
 
-        def get(metric: str) -> tuple[float, float, float]:
+        def get(metric: str, derived: dict = derived, i: int = i) -> tuple[float, float, float]:
             if metric in derived:
                 return derived[metric]
             q = predictions[metric]

@@ -217,7 +217,7 @@ def check_references(documents: list[Document]) -> list[ManifestProblem]:
         if not isinstance(r, (BenchmarkSweep, HWRecommendation)) or not assets:
             continue
 
-        def add(path: str, message: str) -> None:
+        def add(path: str, message: str, d: Document = d) -> None:
             problems.append(ManifestProblem(d.file, d.index, d.label, path, message))
 
         asset = assets.get(r.spec.asset_ref.name)

@@ -23,7 +23,7 @@ def validate(
         for problem in exc.problems:
             err_console.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)
         err_console.print(f"{len(exc.problems)} problem(s) found.")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     table = Table("file", "document", "kind", "name", box=None)
     for d in documents:
         table.add_row(d.file, str(d.index), d.resource.kind, d.resource.metadata.name)

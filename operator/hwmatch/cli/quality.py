@@ -11,10 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 from threadpoolctl import threadpool_limits
 
-from hwmatch.api import ManifestError
-from hwmatch.cli.app import app, console, err_console, fail, store_option
+from hwmatch.cli.app import app, console, fail, reported, store_option
 from hwmatch.data.frame import METRIC, columns
-from hwmatch.data.importer import Imported, TableError, import_tables, load_mapping, save
+from hwmatch.data.importer import Imported, import_tables, load_mapping, save
 from hwmatch.data.store import Store
 
 if TYPE_CHECKING:  # the evaluation loads scikit-learn and OR-Tools: only `hwmatch evaluate` pays for that
@@ -23,13 +22,10 @@ if TYPE_CHECKING:  # the evaluation loads scikit-learn and OR-Tools: only `hwmat
 
 def _load(tables: list[Path], mapping: Path) -> Imported:
     try:
-        return import_tables(load_mapping(mapping), tables)
-    except ManifestError as exc:
-        for problem in exc.problems:
-            err_console.print(f"[red]✗[/] {escape(str(problem))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
-    except (TableError, OSError) as exc:
-        raise fail(escape(str(exc)))  # file regexes hold [...]: not rich markup
+        with reported():
+            return import_tables(load_mapping(mapping), tables)
+    except OSError as exc:
+        raise fail(escape(str(exc))) from None
 
 
 @app.command("import")

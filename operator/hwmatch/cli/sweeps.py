@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -87,14 +88,15 @@ def _executor(store: Store, patterns: list[str] | None, mapping: Path | None, mo
     try:
         imported = import_tables(load_mapping(mapping), tables)
     except TableError as exc:
-        raise fail(f"--replay: {exc}")
+        raise fail(f"--replay: {escape(str(exc))}") from None
     store.put_asset(imported.asset)
     return ReplayExecutor(ReplayTable(imported.frame, imported.asset, mode))  # type: ignore[arg-type]  # checked above
 
 
 @app.command()
 def run(
-    files: list[Path] = typer.Argument(..., help="Manifest files with AIAssets, BenchmarkSweeps and HWRecommendations.", show_default=False),
+    files: list[Path] = typer.Argument(..., help="Manifest files with AIAssets, BenchmarkSweeps and HWRecommendations.",
+                                       show_default=False),
     store: Path = store_option(),
     sweep: Optional[list[str]] = typer.Option(None, "--sweep", help="Run only this sweep (repeatable)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed trials again (with fresh retries)."),
@@ -128,7 +130,7 @@ def run(
                     raise typer.Exit(1)
     except KeyboardInterrupt:
         err_console.print(f"interrupted: finished trials are kept in {store}; run the same command again to resume")
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
 

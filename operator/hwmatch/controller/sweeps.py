@@ -346,11 +346,11 @@ def _reason(status: BenchmarkSweepStatus, type_: str) -> str | None:
 
 
 def _running(tid: str, at: datetime) -> BenchmarkTrialStatus:
-    return BenchmarkTrialStatus(phase=RUNNING, start_time=at, host={"executor": "kubernetes", "job": tid})
+    return BenchmarkTrialStatus(phase="Running", start_time=at, host={"executor": "kubernetes", "job": tid})
 
 
 def _api_message(exc: ApiException) -> str:
     try:
-        return json.loads(exc.body).get("message", exc.reason)
+        return str(json.loads(exc.body or "").get("message", exc.reason))
     except (TypeError, ValueError, AttributeError):
         return str(exc.reason)

@@ -13,7 +13,7 @@ feature and a metric may share a name without clashing:
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -76,7 +76,8 @@ def build_frame(
     """
     trials = list(trials)
     declared = {a.metadata.name: a for a in assets}
-    platforms = {(sweep.metadata.name, p.name): (platform_features(p), p.cost_per_hour)
+    platforms: dict[tuple[str, str], tuple[dict[str, Any], float | None]] = {
+        (sweep.metadata.name, p.name): (platform_features(p), p.cost_per_hour)
                  for sweep in sweeps for p in sweep.spec.platforms}
     order: dict[str, dict[str, None]] = {p: {} for p in (PARAM, INSTANCE, FEATURE, METRIC)}
     for name in dict.fromkeys([*(t.spec.asset_ref.name for t in trials), *declared]):
@@ -87,15 +88,17 @@ def build_frame(
             order[METRIC].update(dict.fromkeys(METRIC + m.name for m in spec.metrics))
     records = []
     for trial in trials:
-        spec, status = trial.spec, trial.status
-        features, cost = platforms.get((spec.sweep_ref.name, spec.platform), ({}, None))
+        what, status = trial.spec, trial.status
+        features, cost = platforms.get((what.sweep_ref.name, what.platform), ({}, None))
         record: dict[str, Any] = {
-            "trial_id": trial.metadata.name, "asset": spec.asset_ref.name, "sweep": spec.sweep_ref.name,
-            "platform": spec.platform, "repetition": spec.repetition, "status": phase_of(trial),
+            "trial_id": trial.metadata.name, "asset": what.asset_ref.name, "sweep": what.sweep_ref.name,
+            "platform": what.platform, "repetition": what.repetition, "status": phase_of(trial),
             "reason": status.reason if status else None, "cost_per_hour": np.nan if cost is None else float(cost),
         }
-        for prefix, values in ((PARAM, spec.parameters), (INSTANCE, spec.instance), (FEATURE, features),
-                               (METRIC, status.metrics if status else {})):
+        families: tuple[tuple[str, Mapping[str, Any]], ...] = (
+            (PARAM, what.parameters), (INSTANCE, what.instance), (FEATURE, features),
+            (METRIC, status.metrics if status else {}))
+        for prefix, values in families:
             for key, value in values.items():
                 order[prefix].setdefault(prefix + key)
                 record[prefix + key] = value

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Sequence, cast
 
 import numpy as np
 import pandas as pd
@@ -33,11 +33,11 @@ from hwmatch.api import (
     BenchmarkTrialStatus,
     InstanceFeature,
     ManifestError,
+    ManifestProblem,
     MetricSpec,
     ObjectRef,
     Parameter,
     Platform,
-    ManifestProblem,
 )
 from hwmatch.api.asset import MetricGoal, ParameterType, Range, Scalar
 from hwmatch.api.base import IDENTIFIER_PATTERN, ApiModel, ObjectMeta, check_dns_label
@@ -241,7 +241,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     raise TableError(f"{path}: unknown table format {path.suffix!r}; use .csv or .parquet")
 
 
-def import_tables(mapping: ImportMapping, paths: list[str | Path]) -> Imported:
+def import_tables(mapping: ImportMapping, paths: Sequence[str | Path]) -> Imported:
     """Read ``paths`` as ``mapping`` says; the result is deterministic for the same files."""
     if not paths:
         raise TableError("no tables given")
@@ -257,9 +257,9 @@ def import_tables(mapping: ImportMapping, paths: list[str | Path]) -> Imported:
     if not parts:
         raise TableError("every table matched a join; give at least one table of measurements per platform")
     frame = pd.concat(parts, ignore_index=True)
-    for i, join in enumerate(mapping.joins):
+    for i, spec in enumerate(mapping.joins):
         if join_tables[i]:
-            frame = _apply_join(frame, join, pd.concat(join_tables[i], ignore_index=True))
+            frame = _apply_join(frame, spec, pd.concat(join_tables[i], ignore_index=True))
     frame, sources = _finish(mapping, frame)
     return Imported(_asset(mapping, frame), _platforms(mapping, frame), frame, mapping, sources)
 
@@ -281,10 +281,10 @@ def _read_main(mapping: ImportMapping, table: pd.DataFrame, path: Path) -> pd.Da
         out["platform"] = table[column].astype(str)
     for col in mapping.parameters:
         out[PARAM + col.name] = _column(table, col, path, "parameters")
-    for col in mapping.instance:
-        out[INSTANCE + col.name] = pd.to_numeric(_column(table, col, path, "instance"), errors="raise")
-    for col in mapping.metrics:
-        out[METRIC + col.name] = _metric(table, col, path)
+    for feature in mapping.instance:
+        out[INSTANCE + feature.name] = pd.to_numeric(_column(table, feature, path, "instance"), errors="raise")
+    for metric in mapping.metrics:
+        out[METRIC + metric.name] = _metric(table, metric, path)
     out["source"] = path.name
     out["row"] = np.arange(len(table))
     return out
@@ -398,6 +398,13 @@ def _plain(value: object) -> object:
     return value
 
 
+def _scalar(value: object) -> Scalar:
+    plain = _plain(value)
+    if not isinstance(plain, (bool, int, float, str)):
+        raise TableError(f"value {value!r} is not a number, a string or a boolean")
+    return plain
+
+
 def _platforms(mapping: ImportMapping, frame: pd.DataFrame) -> list[Platform]:
     out = []
     for name in sorted(frame["platform"].unique()):
@@ -432,7 +439,7 @@ def _parameter(col: ParameterColumn, series: pd.Series) -> Parameter:
     if col.type == "categorical":
         return Parameter(name=col.name, type="categorical", values=[str(v) for v in distinct])
     if len(distinct) <= MAX_LISTED_VALUES:
-        return Parameter(name=col.name, type=col.type, values=[_plain(v) for v in distinct])
+        return Parameter(name=col.name, type=col.type, values=[_scalar(v) for v in distinct])
     lo, hi = float(min(distinct)), float(max(distinct))
     step = 1.0 if col.type == "int" else None
     return Parameter(name=col.name, type=col.type, range=Range(min=lo, max=hi, step=step))
@@ -454,7 +461,7 @@ def trials_of(imported: Imported) -> list[BenchmarkTrial]:
     out = []
     for k, (platform, rep, source) in enumerate(zip(frame["platform"], frame["repetition"], imported.sources)):
         trial = make_trial(imported.mapping.asset, imported.mapping.sweep, platform,
-                           _as_dict(params, p_values[k]), _as_dict(instance, i_values[k]), int(rep))
+                           _as_dict(params, p_values[k]), cast(dict[str, float], _as_dict(instance, i_values[k])), int(rep))
         trial.status = BenchmarkTrialStatus(
             phase="Succeeded",
             metrics={strip(c): float(v) for c, v in zip(metrics, m_values[k]) if not np.isnan(v)},

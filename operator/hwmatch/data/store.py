@@ -118,8 +118,8 @@ def runner_alive(runner: str | None) -> bool:
 
 
 @dataclass(frozen=True)
-class TrialState:
-    """What resuming needs to know about a stored trial."""
+class TrialRow:
+    """A stored trial's row as resuming reads it (the sweep policy's TrialState is made from it)."""
 
     status: str
     reason: str | None
@@ -178,7 +178,7 @@ class Store:
         return BenchmarkSweep.model_validate(json.loads(row[0])) if row else None
 
     def sweeps(self, asset: str | None = None) -> list[BenchmarkSweep]:
-        sql, args = "SELECT manifest FROM sweeps", ()
+        sql, args = "SELECT manifest FROM sweeps", tuple[str, ...]()
         if asset is not None:
             sql, args = sql + " WHERE asset = ?", (asset,)
         return [BenchmarkSweep.model_validate(json.loads(m)) for (m,) in self._db.execute(sql + " ORDER BY name", args)]
@@ -193,7 +193,7 @@ class Store:
         )
 
     def recommendations(self, asset: str | None = None) -> list[HWRecommendation]:
-        sql, args = "SELECT manifest FROM recommendations", ()
+        sql, args = "SELECT manifest FROM recommendations", tuple[str, ...]()
         if asset is not None:
             sql, args = sql + " WHERE asset = ?", (asset,)
         return [HWRecommendation.model_validate(json.loads(m)) for (m,) in self._db.execute(sql + " ORDER BY name", args)]
@@ -221,9 +221,9 @@ class Store:
             )
         return len(rows)
 
-    def states(self, sweep: str) -> dict[str, TrialState]:
+    def states(self, sweep: str) -> dict[str, TrialRow]:
         rows = self._db.execute("SELECT id, status, reason, attempts, runner FROM trials WHERE sweep = ?", (sweep,))
-        return {i: TrialState(*state) for i, *state in rows}
+        return {i: TrialRow(*state) for i, *state in rows}
 
     def claim(self, trial_id: str, runner: str) -> bool:
         """Mark a trial Running for ``runner``; False if it succeeded already or a live process holds it."""
@@ -272,7 +272,8 @@ class Store:
         )
 
     def trials(
-        self, sweep: str | None = None, asset: str | None = None, status: str | Sequence[str] | None = None
+        self, sweep: str | Sequence[str] | None = None, asset: str | None = None,
+        status: str | Sequence[str] | None = None,
     ) -> list[BenchmarkTrial]:
         """Stored trials in the order they were planned, filtered by sweep, asset and status."""
         where, args = _where(sweep=sweep, asset=asset, status=status)

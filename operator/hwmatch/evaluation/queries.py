@@ -25,7 +25,8 @@ MIN_CANDIDATES = 30
 
 def objectives(asset: AIAsset, truth: GroundTruth) -> list[tuple[str, str]]:
     """(metric, goal) pairs a query may optimise: metrics with a goal, and the hourly price when known."""
-    out = [(m.name, m.goal) for m in asset.spec.metrics if m.goal is not None and m.name in truth.metrics]
+    out: list[tuple[str, str]] = [(m.name, m.goal) for m in asset.spec.metrics
+                                  if m.goal is not None and m.name in truth.metrics]
     if truth.table["cost_per_hour"].notna().any():
         out.append(("cost_per_hour", "minimize"))
     return out
@@ -46,7 +47,7 @@ def draw_queries(
     if not goals:
         raise InputError(f"asset {asset.metadata.name!r} has no metric with a goal; give metrics a goal in the mapping")
     instances = truth.instances()
-    queries = []
+    queries: list[HWRecommendationSpec] = []
     while len(queries) < n:
         instance = {}
         if truth.instance_columns:

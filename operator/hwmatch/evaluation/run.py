@@ -108,8 +108,8 @@ class Evaluation:
         if strategy == "random":
             picks = [rng.choice(np.flatnonzero(self.pool["platform"] == p), size=n, replace=False)
                      for p, n in sizes.items()]
-            chosen = np.sort(np.concatenate(picks))
-            return chosen, self.trials(chosen, rng)
+            drawn = np.sort(np.concatenate(picks))
+            return drawn, self.trials(drawn, rng)
         if strategy != "adaptive":
             raise InputError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
         sampler = AdaptiveSampler()
@@ -126,9 +126,9 @@ class Evaluation:
             n = (total - len(chosen)) // (ROUNDS - round_)
             if n <= 0 or left.size == 0:
                 continue
-            picks = np.array([int(left[i]) for i in sampler.select(history, self.pool.iloc[left], n, rng, asset=self.asset)])
-            history = pd.concat([history, self.trials(picks, rng)], ignore_index=True)
-            chosen.extend(picks.tolist())
+            batch = np.array([int(left[i]) for i in sampler.select(history, self.pool.iloc[left], n, rng, asset=self.asset)])
+            history = pd.concat([history, self.trials(batch, rng)], ignore_index=True)
+            chosen.extend(batch.tolist())
         return np.sort(np.array(chosen)), history
 
     def trials(self, positions: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
@@ -137,7 +137,7 @@ class Evaluation:
         params, instance = columns(rows, PARAM), columns(rows, INSTANCE)
         records = []
         for _, row in rows.iterrows():
-            n_rows = int(self.truth.table.at[row.name, "rows"])
+            n_rows = int(self.truth.table.at[row.name, "rows"])  # type: ignore[arg-type]  # a count column
             match = self.replay.lookup(
                 row["platform"], {strip(c): row[c] for c in params}, {strip(c): float(row[c]) for c in instance},
                 repetition=int(rng.integers(n_rows)),

@@ -67,8 +67,8 @@ def _validate(doc: dict[str, Any]) -> HarnessResult:
            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)}
     if bad:
         raise ResultError(f"metrics must be finite numbers; not so: {bad}")
-    host = doc.get("host") if isinstance(doc.get("host"), dict) else {}
-    measurement = {k: doc[k] for k in ("samples", "warmup", "started", "finished") if k in doc}
+    host: dict[str, Any] = doc["host"] if isinstance(doc.get("host"), dict) else {}
+    measurement: dict[str, Any] = {k: doc[k] for k in ("samples", "warmup", "started", "finished") if k in doc}
     return HarnessResult({k: float(v) for k, v in metrics.items()}, host, measurement)
 
 

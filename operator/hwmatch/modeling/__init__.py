@@ -7,7 +7,7 @@
 
 from hwmatch.modeling.features import FeatureEncoder
 from hwmatch.modeling.intervals import Conformal
-from hwmatch.modeling.metric_model import Prediction, MetricModel
+from hwmatch.modeling.metric_model import MetricModel, Prediction
 from hwmatch.modeling.surrogates import Surrogates, categorical_columns, clear_cache
 
 __all__ = [

@@ -26,7 +26,7 @@ from hwmatch.api.errors import InputError
 from hwmatch.data.frame import INSTANCE, METRIC, PARAM, columns, strip, succeeded
 from hwmatch.modeling.families import DEFAULT_FAMILIES, check_families
 from hwmatch.modeling.features import FeatureEncoder, input_columns
-from hwmatch.modeling.metric_model import Prediction, MetricModel
+from hwmatch.modeling.metric_model import MetricModel, Prediction
 
 #: Fitted surrogates kept in memory (least recently used go first).
 CACHE_SIZE = 64

@@ -209,7 +209,8 @@ def _check_metric(name: str, field: str, metrics: Mapping[str, Prediction], pred
     hint = {
         "cost_per_hour": "set costPerHour on the platforms",
         "cost_per_1k_requests": f"set costPerHour on the platforms and give a throughput target or a {THROUGHPUT_METRIC} metric",
-        ENERGY_PER_REQUEST: f"measure {POWER_METRIC} or set powerWatts/tdpWatts on the platforms, and give a throughput target or a {THROUGHPUT_METRIC} metric",
+        ENERGY_PER_REQUEST: f"measure {POWER_METRIC} or set powerWatts/tdpWatts on the platforms, "
+                            f"and give a throughput target or a {THROUGHPUT_METRIC} metric",
     }.get(name)
     raise RecommendationError(
         f"{field}: {name!r} is not available"

@@ -77,7 +77,7 @@ def solve(
     start = time.perf_counter()
     feasible = feasible_mask(problem)
     if method == "numpy":
-        best = best_of(problem, np.flatnonzero(feasible))
+        best: int | None = best_of(problem, np.flatnonzero(feasible))
         status = "OPTIMAL" if best is not None else "INFEASIBLE"
         elapsed = (time.perf_counter() - start) * 1e3
         return Solution(status, best, feasible, elapsed, "numpy", model_size=int(feasible.sum()))
@@ -94,7 +94,7 @@ def solve(
     assumptions: list[tuple[int, cp_model.IntVar]] = []
     if not presolve:
         met = problem.met()[pool]
-        for k, requirement in enumerate(problem.requirements):
+        for k in range(len(problem.requirements)):
             violating = np.flatnonzero(~met[:, k])
             if violating.size == 0:
                 continue
@@ -110,7 +110,7 @@ def solve(
     solver.parameters.max_time_in_seconds = time_limit_s
     code = solver.solve(model)
     status = solver.status_name(code)
-    best: int | None = None
+    best = None
     core: list[int] = []
     if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         chosen = np.flatnonzero(solver.boolean_values(pd.Series(x)).to_numpy())

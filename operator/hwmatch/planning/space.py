@@ -80,7 +80,7 @@ class Dimension:
         assert r is not None
         if r.max == r.min:
             return 0.5
-        x = float(value)  # type: ignore[arg-type]
+        x = float(value)
         if r.log:
             return (math.log(x) - math.log(r.min)) / (math.log(r.max) - math.log(r.min))
         return (x - r.min) / (r.max - r.min)

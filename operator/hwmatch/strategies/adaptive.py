@@ -30,7 +30,7 @@ platforms (offline comparisons over a table's configurations use it);
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Mapping
 
 import numpy as np
 import pandas as pd
@@ -149,7 +149,7 @@ class AdaptiveSampler:
             total[mask] += self._query_score(query, preds[level], spread, goals, mask, rng)
         return total / self.queries
 
-    def _query(self, asset: AIAsset, goals: dict[str, str], metrics: list[str],
+    def _query(self, asset: AIAsset, goals: Mapping[str, str], metrics: list[str],
                rng: np.random.Generator) -> HWRecommendationSpec:
         """A plausible request: an objective among the metrics with a goal, up to two constrained others.
 
@@ -165,7 +165,7 @@ class AdaptiveSampler:
         return HWRecommendationSpec(
             asset_ref=ObjectRef(name=asset.metadata.name),
             constraints=[Constraint(metric=m, **{"max" if goals[m] == "minimize" else "min": 0.0}) for m in constrained],
-            objective=Objective(**{goals[objective]: objective}),
+            objective=Objective(minimize=objective) if goals[objective] == "minimize" else Objective(maximize=objective),
             confidence=self.confidence,
         )
 
@@ -174,7 +174,7 @@ class AdaptiveSampler:
         query: HWRecommendationSpec,
         pred: dict[str, Prediction],
         spread: dict[str, float],
-        goals: dict[str, str],
+        goals: Mapping[str, str],
         mask: np.ndarray,
         rng: np.random.Generator,
     ) -> np.ndarray:

@@ -71,7 +71,7 @@ def parse_value(pair: list[Any]) -> tuple[float, float]:
 def parse_instant(data: dict[str, Any]) -> list[Sample]:
     """The ``data`` of an instant query's answer as samples: a vector's elements, or one unlabelled scalar."""
     kind = data.get("resultType")
-    result = data.get("result")
+    result: Any = data.get("result")
     if kind == "vector":
         return [Sample(dict(item.get("metric", {})), *parse_value(item["value"])) for item in result]
     if kind == "scalar":

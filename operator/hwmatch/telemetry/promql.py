@@ -212,7 +212,11 @@ def render(metric_name: str, template: str, context: QueryContext) -> str:
     expressions = []
     for choice in product(*(range(len(values[p])) for p in variant_names)):
         picked = {p: values[p][i] for p, i in zip(variant_names, choice)}
-        expressions.append(_PLACEHOLDER.sub(lambda m: picked.get(m[1], values[m[1]][0]), template))
+
+        def fill(m: re.Match[str], picked: dict[str, str] = picked) -> str:
+            return picked.get(m[1], values[m[1]][0])
+
+        expressions.append(_PLACEHOLDER.sub(fill, template))
     if len(expressions) == 1:
         return expressions[0]
     return " or ".join(f"({e})" for e in expressions)
