@@ -14,6 +14,7 @@ from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrialStatus, load_text
 from hwmatch.data.export import write_frame
 from hwmatch.data.frame import ID_COLUMNS
 from hwmatch.data.store import Store, runner_id
+from hwmatch.planning.schedule import TrialState, attempts_left
 from hwmatch.engine import run_file, run_sweep
 from hwmatch.execution import result
 from hwmatch.planning import Planner
@@ -128,7 +129,11 @@ def test_interrupted_run_resumes_without_rerunning_finished_trials(store, manife
     first = FakeExecutor(interrupt_after=5)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(store, asset, sweep, first)
-    finished = {t.metadata.name for t in store.trials(status=["Succeeded", "Failed"])}
+    # Finished: Succeeded, or Failed with no attempt left. A trial the interrupt caught between two attempts
+    # (Failed, retries left) is not finished: the next run owes it its retries.
+    finished = {t.metadata.name for t in store.trials(status=["Succeeded", "Failed"])
+                if attempts_left(TrialState(t.metadata.name, t.spec.platform, t.status.phase, t.status.reason,
+                                            t.status.attempts), sweep.spec.backoff_limit) == 0}
     assert finished and not store.trials(status="Running")  # claimed trials were released
     second = FakeExecutor()
     run_sweep(store, asset, sweep, second)
