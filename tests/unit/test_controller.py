@@ -319,6 +319,34 @@ def test_prometheus_metrics_are_read_after_a_scrape_and_merged() -> None:
     assert 'node="node-1"' in expr and at == end.timestamp()
 
 
+class LateData(StubPrometheus):
+    """No data for the trial's window at first; the late scrape lands on the third query."""
+
+    def query(self, expr: str, time: float | None = None):
+        self.queries.append((expr, time))
+        if len(self.queries) < 3:
+            return []
+        from hwmatch.telemetry import Sample
+
+        return [Sample({}, time or 0.0, self.value)]
+
+
+def test_a_metric_without_data_is_asked_again_before_it_is_reported_missing() -> None:
+    asset = next(d.resource for d in load_text(MANIFESTS) if d.resource.kind == "AIAsset")
+    end = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    telemetry = TrialTelemetry(LateData(7.5), scrape_interval=15.0)  # type: ignore[arg-type]
+    assert telemetry(asset, NS, _ended(end), end + timedelta(seconds=16)) is None  # empty: not missing yet
+    assert telemetry(asset, NS, _ended(end), end + timedelta(seconds=30)) is None
+    status = telemetry(asset, NS, _ended(end), end + timedelta(seconds=45))
+    assert status is not None and status.metrics == {"latency_ms": 3.0, "energy_j": 7.5}
+    # data that never comes is reported missing once the grace has passed, and the harness metrics are kept
+    never = TrialTelemetry(StubPrometheus(0.0), scrape_interval=15.0)  # type: ignore[arg-type]
+    never.client.query = lambda expr, time=None: []  # type: ignore[union-attr, method-assign]
+    assert never(asset, NS, _ended(end), end + timedelta(seconds=45)) is None
+    status = never(asset, NS, _ended(end), end + timedelta(seconds=61))
+    assert status is not None and status.metrics == {"latency_ms": 3.0} and status.conditions[0].reason == "MetricsMissing"
+
+
 def test_unreachable_prometheus_is_asked_again_then_reported_missing() -> None:
     asset = next(d.resource for d in load_text(MANIFESTS) if d.resource.kind == "AIAsset")
     end = datetime(2026, 1, 1, tzinfo=timezone.utc)
