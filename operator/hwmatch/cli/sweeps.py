@@ -162,8 +162,12 @@ def print_summary(outcome: FileRun, db: Store) -> None:
 
 
 def _sentence(report: SweepRun) -> str:
-    return (f"{report.sweep}: {report.attempts} attempt(s) run, {report.succeeded} succeeded, {report.failed} failed, "
-            f"{report.skipped} kept from before, in {report.elapsed_s:.1f}s")
+    """The sweep's status as the operator writes it (phase, progress, Complete), then what this run did."""
+    status = report.status
+    complete = next((c.message for c in status.conditions if c.type == "Complete"), "")
+    return (f"{report.sweep}: {status.phase} {status.progress} ({complete}); this run: {report.attempts} attempt(s), "
+            f"{report.succeeded} succeeded, {report.failed} failed, {report.skipped} kept from before, "
+            f"in {report.elapsed_s:.1f}s")
 
 
 @app.command()
