@@ -14,10 +14,10 @@ from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrialStatus, load_text
 from hwmatch.data.export import write_frame
 from hwmatch.data.frame import ID_COLUMNS
 from hwmatch.data.store import Store, runner_id
-from hwmatch.planning.schedule import TrialState, attempts_left
 from hwmatch.engine import run_file, run_sweep
 from hwmatch.execution import result
 from hwmatch.planning import Planner
+from hwmatch.planning.schedule import TrialState, attempts_left
 
 MANIFESTS = """
 apiVersion: hwmatch.dev/v1alpha1

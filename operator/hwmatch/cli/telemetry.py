@@ -11,15 +11,14 @@ import typer
 from rich.table import Table
 
 from hwmatch.api import AIAsset, ManifestError, load_files
+from hwmatch.api.errors import HwmatchError, InputError
 from hwmatch.cli.app import app, console, fail
 from hwmatch.telemetry import (
     DEFAULT_RESOLUTION_S,
     PRESETS,
     MissingContext,
     PrometheusClient,
-    PrometheusError,
     QueryContext,
-    TemplateError,
     render_metric,
     trial_metrics,
     validate_metrics,
@@ -81,7 +80,7 @@ def telemetry_command(
         validate_metrics(metrics)
         context = QueryContext(namespace=namespace, pod=pod, start=_time(start, "--start"), end=_time(end, "--end"),
                                node=node, resolution=resolution)
-    except ValueError as exc:
+    except InputError as exc:
         raise fail(str(exc)) from None
     if prometheus_url is None:
         for m in metrics:
@@ -93,7 +92,7 @@ def telemetry_command(
     try:
         found = trial_metrics(PrometheusClient(prometheus_url), metrics, namespace, pod, context.start, context.end,
                               node=node, resolution=resolution)
-    except (PrometheusError, TemplateError, ValueError) as exc:
+    except HwmatchError as exc:  # unreachable, a bad template, a malformed answer
         raise fail(str(exc)) from None
     table = Table("metric", "value", "unit", "why missing", box=None)
     for m in metrics:

@@ -43,6 +43,7 @@ from hwmatch.api import (
     Document,
     set_condition,
 )
+from hwmatch.api.errors import InputError
 from hwmatch.api.manifest import check_references
 from hwmatch.api.vocabulary import FAILED, FINISHED, LABEL_ASSET, LABEL_SWEEP, PENDING, RUNNING, SUCCEEDED, phase_of
 from hwmatch.controller import metrics
@@ -171,7 +172,7 @@ class _Pass:
             [Document(asset, self.ns, 1), Document(self.sweep, self.ns, 2)])]
         try:
             check_runnable(asset)
-        except ValueError as exc:
+        except InputError as exc:
             problems.append(str(exc))
         if problems:
             self._blocked("Failed", "InvalidSpec", "; ".join(problems))

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from hwmatch.api import AIAsset, BenchmarkTrialStatus, set_condition
+from hwmatch.api.errors import InputError
 
 if TYPE_CHECKING:
     from hwmatch.telemetry import PrometheusClient
@@ -61,7 +62,7 @@ class TrialTelemetry:
             return _missing(status, "PrometheusUnreachable", {m.name: str(exc) for m in wanted})
         except TemplateError as exc:
             return _missing(status, "InvalidQuery", {m.name: str(exc) for m in wanted})
-        except ValueError as exc:  # no pod recorded for the trial, or an empty window: asking again cannot help
+        except InputError as exc:  # no pod recorded for the trial, or an empty window: asking again cannot help
             return _missing(status, "CannotQuery", {m.name: str(exc) for m in wanted})
         if found.missing and since_end < LATE_DATA_SCRAPES * self.scrape_interval:
             return None  # the data may still come: ask again on a later pass

@@ -54,7 +54,7 @@ def trial_labels(trial: BenchmarkTrial) -> dict[str, str]:
 
 
 def check_runnable(asset: AIAsset) -> None:
-    """Raise ValueError, naming the field, when ``asset`` cannot run as a Job."""
+    """Raise InputError, naming the field, when ``asset`` cannot run as a Job."""
     if not asset.spec.image:
         raise InputError(f"AIAsset {asset.metadata.name}: spec.image is required to run trials on Kubernetes; "
                          "set it to the benchmark image that holds spec.command")
