@@ -5,7 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast crds chart validate cluster-build cluster-up cluster-down system-deps bench clean
+.PHONY: install demo test test-fast crds chart validate cluster-build cluster-up cluster-down system-deps bench clean \
+	images push kind-up kind-down
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,15 +22,28 @@ demo: install
 	$(BIN)/hwmatch report -o hwmatch-report
 	@echo "Next: $(BIN)/hwmatch verify   # re-run the recommended configuration, predicted against measured"
 
-## system-deps: Debian packages and the locally built control plane the tests use
+## system-deps: Debian packages (Prometheus, containerd, runc, podman, buildah, mmdebstrap, ...) and the
+## locally built control plane, kubelet and actionlint the tests use
 system-deps:
 	bash hack/install-system-deps.sh
 
+## cluster-build: the control plane and the kubelet (Go module proxy, cached in ~/.cache/hwmatch/k8s)
 cluster-build:
 	bash hack/build.sh
+	bash hack/build.sh --kubelet
+
+## images: the benchmark and operator images (benchmark-image/Containerfile; base from Debian's packages)
+images:
+	bash hack/images.sh build
+
+## push: tag the images as $(REGISTRY)/{benchmark,hwmatch}:<version> and push them (podman login first)
+push:
+	@[[ -n "$(REGISTRY)" ]] || { echo "usage: make push REGISTRY=ghcr.io/you"; exit 2; }
+	bash hack/images.sh build >/dev/null
+	bash hack/images.sh push "$(REGISTRY)"
 
 ## test: every test, from a fresh machine
-test: install system-deps
+test: install system-deps images
 	$(BIN)/python -m pytest
 
 test-fast: install
@@ -48,11 +62,19 @@ chart: crds
 validate: install
 	$(BIN)/hwmatch validate examples/*.yaml
 
-cluster-up: cluster-build
+## cluster-up: the local cluster (control plane, kwok pools, this machine as a real node running the images)
+cluster-up: install system-deps images
 	bash hack/cluster.sh up
 
 cluster-down:
 	bash hack/cluster.sh down
+
+## kind-up: a kind cluster (Docker) with the pools' labels, the images loaded and the chart installed (docs/kind.md)
+kind-up: install
+	bash hack/kind.sh up
+
+kind-down:
+	bash hack/kind.sh down
 
 bench: install
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -8,6 +8,9 @@
 #   bash hack/build.sh            build if needed, print the bin directory
 #   bash hack/build.sh --print-bin-dir   only print where the binaries live
 #   bash hack/build.sh --print-helm      only print where helm lives
+#   bash hack/build.sh --kubelet         build the kubelet if needed (cached apart), print its path
+#   bash hack/build.sh --print-kubelet   only print where the kubelet lives
+#   bash hack/build.sh --actionlint      build actionlint (the workflow linter) if needed, print its path
 #
 # Environment:
 #   HWMATCH_K8S_CACHE   cache root (default ~/.cache/hwmatch/k8s)
@@ -26,6 +29,13 @@ BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwo
 # cached apart from the control plane, so changing one never rebuilds the other.
 HELM_VERSION="v3.22.0"
 HELM="$CACHE_ROOT/helm/$HELM_VERSION/helm"
+# The kubelet of the real node (hack/cluster.sh) is cached apart too: it needs go.sum entries the
+# other binaries do not (k8s.io/cri-streaming among them), which it resolves in a copy of the
+# wrapper module (-mod=mod), so that hack/k8s/go.sum, and the control plane's stamp, stay as they are.
+KUBELET="$CACHE_ROOT/$K8S_VERSION/kubelet/kubelet"
+# actionlint lints .github/workflows (a test does); its own module, cached like helm.
+ACTIONLINT_VERSION="v1.7.12"
+ACTIONLINT="$CACHE_ROOT/actionlint/$ACTIONLINT_VERSION/actionlint"
 
 log() { printf '[hack/build] %s\n' "$*" >&2; }
 
@@ -35,6 +45,24 @@ if [[ "${1:-}" == "--print-bin-dir" ]]; then
 fi
 if [[ "${1:-}" == "--print-helm" ]]; then
     echo "$HELM"
+    exit 0
+fi
+if [[ "${1:-}" == "--actionlint" ]]; then
+    if [[ -x "$ACTIONLINT" ]]; then echo "$ACTIONLINT"; exit 0; fi
+    command -v go >/dev/null 2>&1 || { log "the Go toolchain (go) is not installed: cannot build actionlint"; exit 3; }
+    log "building actionlint $ACTIONLINT_VERSION (about a minute)"
+    mkdir -p "$CACHE_ROOT"
+    ATMP="$(mktemp -d "$CACHE_ROOT/.actionlint.XXXXXX")"
+    trap 'rm -rf "$ATMP"' EXIT
+    CGO_ENABLED=0 GOBIN="$ATMP" go install -trimpath -ldflags="-s -w" \
+        "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION" || { log "building actionlint failed"; exit 1; }
+    mkdir -p "$(dirname "$ACTIONLINT")"
+    mv -f "$ATMP/actionlint" "$ACTIONLINT"  # moved into place only once built: present means complete
+    echo "$ACTIONLINT"
+    exit 0
+fi
+if [[ "${1:-}" == "--print-kubelet" ]]; then
+    echo "$KUBELET"
     exit 0
 fi
 
@@ -52,6 +80,52 @@ cached() {
 }
 
 helm_cached() { [[ -x "$HELM" ]]; }  # moved into place only once built: present means complete
+
+version_ldflags() {  # what upstream's hack/lib/version.sh stamps in, so `kubectl version` and /version tell the truth
+    local minor pkg flags=""
+    minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
+    for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+        flags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+        flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+    done
+    echo "$flags"
+}
+
+build_kubelet() {  # into $1/kubelet, from a copy of the wrapper module
+    cp "$HACK/k8s/go.mod" "$HACK/k8s/go.sum" "$1/"
+    (cd "$1" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -p "${HWMATCH_BUILD_JOBS:-$(nproc)}" -trimpath \
+        -ldflags="-s -w $(version_ldflags)" -o "$1/kubelet" k8s.io/kubernetes/cmd/kubelet)
+}
+
+# The kubelet's stamp: the wrapper module and the recipe above.
+kubelet_stamp() {
+    { cat "$HACK/k8s/go.mod" "$HACK/k8s/go.sum"; declare -f build_kubelet version_ldflags; } | sha256sum | cut -d' ' -f1
+}
+kubelet_cached() {
+    [[ -x "$KUBELET" && -f "$KUBELET.stamp" && "$(cat "$KUBELET.stamp")" == "$(kubelet_stamp)" ]]
+}
+
+if [[ "${1:-}" == "--kubelet" ]]; then
+    if kubelet_cached; then log "cached: kubelet $K8S_VERSION in $KUBELET"; echo "$KUBELET"; exit 0; fi
+    command -v go >/dev/null 2>&1 || { log "the Go toolchain (go) is not installed: cannot build the kubelet"; exit 3; }
+    mkdir -p "$(dirname "$KUBELET")"
+    exec 9>"$CACHE_ROOT/.build.lock"
+    if ! flock -n 9; then
+        log "another build is running; waiting for it ..."
+        flock 9
+        if kubelet_cached; then echo "$KUBELET"; exit 0; fi
+    fi
+    KTMP="$(mktemp -d "$CACHE_ROOT/.kubelet.XXXXXX")"
+    trap 'rm -rf "$KTMP"' EXIT
+    log "building the kubelet of Kubernetes $K8S_VERSION (about 4 min after the control plane, 10 cold)"
+    start=$SECONDS
+    build_kubelet "$KTMP" || { log "building the kubelet failed (see above)"; exit 1; }
+    mv -f "$KTMP/kubelet" "$KUBELET"
+    kubelet_stamp >"$KUBELET.stamp"
+    log "kubelet built in $((SECONDS - start))s: $KUBELET"
+    echo "$KUBELET"
+    exit 0
+fi
 
 if cached && helm_cached; then
     log "cached: Kubernetes $K8S_VERSION, kwok $KWOK_VERSION in $BIN; helm $HELM_VERSION"
@@ -75,14 +149,8 @@ if ! flock -n 9; then
 fi
 
 JOBS="${HWMATCH_BUILD_JOBS:-$(nproc)}"
-MINOR="$(echo "$K8S_VERSION" | cut -d. -f2)"
-# What upstream's hack/lib/version.sh stamps in, so `kubectl version` and
-# /version tell the truth (the emulation version is compiled in either way).
-VERSION_LDFLAGS=""
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    VERSION_LDFLAGS+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$MINOR"
-    VERSION_LDFLAGS+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-done
+# (the emulation version is compiled in either way)
+VERSION_LDFLAGS="$(version_ldflags)"
 
 TMP="$(mktemp -d "$CACHE_ROOT/.build.XXXXXX")"
 trap 'rm -rf "$TMP"' EXIT

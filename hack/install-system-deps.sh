@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # System dependencies of the integration and cluster tests, on Debian/Ubuntu:
 #   prometheus (real Prometheus server the tests start), openssl and curl (the
-#   local control plane's certificates and health checks), then the control
-#   plane binaries themselves (hack/build.sh, Go module proxy, cached).
+#   local control plane's certificates and health checks); for the images and
+#   the real node: containerd, runc, the CNI plugins, podman, buildah,
+#   mmdebstrap (the images' base from Debian's packages), a static busybox (the
+#   pause image), iproute2; shellcheck (actionlint checks the workflow's
+#   scripts with it); then the control plane, the kubelet and actionlint
+#   themselves (hack/build.sh, Go module proxy, cached).
 # Safe to run again: installs only what is missing. Needs root (or sudo) for apt.
 # Without the Go toolchain the build is skipped and the cluster tests skip
 # themselves, saying why; this script still exits 0.
@@ -16,6 +20,12 @@ command -v prometheus >/dev/null 2>&1 || [[ -x /usr/bin/prometheus ]] || need+=(
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v flock >/dev/null 2>&1 || need+=(util-linux)
+for c in containerd runc podman buildah mmdebstrap shellcheck; do
+    command -v "$c" >/dev/null 2>&1 || need+=("$c")
+done
+[[ -x /usr/lib/cni/bridge ]] || need+=(containernetworking-plugins)
+[[ -x /bin/busybox ]] && ! ldd /bin/busybox >/dev/null 2>&1 || need+=(busybox-static)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 
 if ((${#need[@]})); then
     SUDO=()
@@ -43,9 +53,30 @@ if ((${#need[@]})); then
 fi
 log "prometheus: $(prometheus --version 2>&1 | head -n1 || echo missing)"
 
+# The images' base root file system (mmdebstrap: network and dpkg, little CPU) is made while the Go
+# builds below use the CPUs; `make images` then finds it cached.
+BASE_PID=""
+if command -v mmdebstrap >/dev/null 2>&1 && command -v podman >/dev/null 2>&1; then
+    BASE_LOG="$(mktemp)"
+    bash "$HACK/images.sh" base >"$BASE_LOG" 2>&1 &
+    BASE_PID=$!
+fi
+wait_for_base() {
+    [[ -n "$BASE_PID" ]] || return 0
+    if ! wait "$BASE_PID"; then
+        cat "$BASE_LOG" >&2
+        log "making the images' base failed (above); make images will try again"
+    fi
+    rm -f "$BASE_LOG"
+}
+
 if ! command -v go >/dev/null 2>&1; then
     log "the Go toolchain (go) is not installed: the control plane cannot be built,"
     log "so the cluster tests (pytest -m cluster) will be SKIPPED. Install Go >= 1.26 to run them."
+    wait_for_base
     exit 0
 fi
 bash "$HACK/build.sh" >/dev/null
+bash "$HACK/build.sh" --kubelet >/dev/null
+bash "$HACK/build.sh" --actionlint >/dev/null
+wait_for_base

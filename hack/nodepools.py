@@ -2,14 +2,16 @@
 
     python hack/nodepools.py manifests [--kubelet kwok|local] [--file F]   Node YAML on stdout
     python hack/nodepools.py names [--kubelet kwok|local] [--file F]       node names, one a line
+    python hack/nodepools.py kubelet [--file F]    the real node's name, labels and taints (JSON)
 
-hack/cluster.sh applies the kwok nodes with kubectl; hack/local_kubelet.py
-registers the local ones itself (it imports this module).
+hack/cluster.sh applies the kwok nodes with kubectl; the real kubelet registers
+the local node itself, with the name, labels and taints that ``kubelet`` prints.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -102,12 +104,31 @@ def nodes(doc: dict, kubelet: str | None = None) -> list[dict]:
     return out
 
 
+#: Labels the kubelet sets on its node itself (it refuses them in --node-labels).
+KUBELET_OWN_LABELS = ("kubernetes.io/arch", "kubernetes.io/os", "kubernetes.io/hostname")
+
+
+def kubelet_node(doc: dict) -> dict:
+    """The one node of this machine (the `local` pool) as the real kubelet registers it."""
+    local = nodes(doc, "local")
+    if len(local) != 1:
+        raise SystemExit(f"hack/nodepools.yaml: exactly one node of this machine (kubelet: local, count: 1) is "
+                         f"supported, found {len(local)}: {[n['metadata']['name'] for n in local]}")
+    node = local[0]
+    labels = {k: v for k, v in node["metadata"]["labels"].items() if k not in KUBELET_OWN_LABELS}
+    return {"name": node["metadata"]["name"], "labels": labels, "taints": node["spec"].get("taints", [])}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["manifests", "names"])
+    p.add_argument("what", choices=["manifests", "names", "kubelet"])
     p.add_argument("--file", default=str(DEFAULT_FILE))
     p.add_argument("--kubelet", choices=["kwok", "local"])
     a = p.parse_args(argv)
+    if a.what == "kubelet":
+        json.dump(kubelet_node(load(a.file)), sys.stdout)
+        print()
+        return 0
     ns = nodes(load(a.file), a.kubelet)
     if a.what == "names":
         for n in ns:

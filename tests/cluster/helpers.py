@@ -7,17 +7,31 @@ from typing import Callable
 
 from kubernetes.client.rest import ApiException
 
+#: What the operator's trial Jobs run with (hwmatch.execution.kubernetes): non-root, read-only root, /tmp writable.
+RESTRICTED_CONTAINER = {
+    "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "readOnlyRootFilesystem": True,
+                        "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+}
+RESTRICTED_POD = {"securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                  "volumes": [{"name": "tmp", "emptyDir": {}}]}
+
 
 def job_manifest(name: str, *, command: list[str] | None = None, node_selector: dict | None = None,
                  tolerations: list[dict] | None = None, resources: dict | None = None,
                  env: dict[str, str] | None = None, annotations: dict | None = None,
-                 backoff_limit: int = 0, policy: str = "FallbackToLogsOnError") -> dict:
+                 backoff_limit: int = 0, policy: str = "FallbackToLogsOnError",
+                 image: str = "ghcr.io/hwmatch/benchmark:test", restricted: bool = False) -> dict:
+    """A Job of one container; ``restricted``: with the trial Jobs' security context and /tmp volume."""
     container = {
         "name": "trial",
-        "image": "ghcr.io/hwmatch/benchmark:test",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
         "command": command or ["true"],
         "terminationMessagePolicy": policy,
     }
+    if restricted:
+        container.update(RESTRICTED_CONTAINER)
     if resources:
         container["resources"] = resources
     if env:
@@ -27,6 +41,8 @@ def job_manifest(name: str, *, command: list[str] | None = None, node_selector: 
         "automountServiceAccountToken": False,
         "containers": [container],
     }
+    if restricted:
+        pod_spec.update(RESTRICTED_POD)
     if node_selector:
         pod_spec["nodeSelector"] = node_selector
     if tolerations:

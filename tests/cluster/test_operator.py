@@ -2,7 +2,8 @@
 
 The operator runs in-process (a thread running kopf) against the test
 cluster's kubeconfig, scoped to the test's namespace. Trials on the local
-platform really run ``hwmatch-bench`` on this machine (node ``local-0``);
+platform really run ``hwmatch-bench`` in containers of the benchmark image on
+this machine (node ``local-0``, the real kubelet);
 kwok's pool completes pods without running them (NoResult), and a platform
 whose nodes do not exist stays unschedulable (Unschedulable).
 """
@@ -104,18 +105,26 @@ RUN_SECONDS = {"name": "run_seconds", "source": "prometheus",
                "query": "max_over_time(up[{window}]) * 0 + {duration_seconds}"}
 
 
-def _example() -> list[dict]:
+def _asset(docs: list[dict], image: str) -> dict:
+    """The example's AIAsset, running the benchmark image built here (the node has no other)."""
+    asset = next(d for d in docs if d["kind"] == "AIAsset")
+    asset["spec"]["image"] = image
+    return asset
+
+
+def _example(image: str) -> list[dict]:
     docs = [d for d in yaml.safe_load_all(EXAMPLE.read_text()) if d]
-    next(d for d in docs if d["kind"] == "AIAsset")["spec"]["metrics"].append(RUN_SECONDS)
+    _asset(docs, image)["spec"]["metrics"].append(RUN_SECONDS)
     sweep = next(d for d in docs if d["kind"] == "BenchmarkSweep")
     sweep["spec"]["sampling"]["budget"] = 4  # 12 trials: 4 really run here, 4 on kwok, 4 unschedulable
     sweep["spec"]["parallelismPerPlatform"] = 2
     return docs
 
 
-def test_sweep_runs_as_jobs_and_the_recommendation_is_answered(crds_installed, k8s_namespace, prometheus_server) -> None:
+def test_sweep_runs_as_jobs_and_the_recommendation_is_answered(crds_installed, k8s_namespace, prometheus_server,
+                                                               hwmatch_images) -> None:
     cluster, ns = crds_installed, k8s_namespace
-    docs = _example()
+    docs = _example(hwmatch_images.benchmark)
     sweep_name = next(d for d in docs if d["kind"] == "BenchmarkSweep")["metadata"]["name"]
     rec_name = next(d for d in docs if d["kind"] == "HWRecommendation")["metadata"]["name"]
     port = free_port()
@@ -170,8 +179,9 @@ def test_sweep_runs_as_jobs_and_the_recommendation_is_answered(crds_installed, k
         assert {"Started", "Completed", "NoResult", "Unschedulable", "Recommended"} <= reasons, reasons
 
 
-def _restart_sweep(ns: str) -> list[dict]:
+def _restart_sweep(image: str) -> list[dict]:
     docs = [d for d in yaml.safe_load_all(EXAMPLE.read_text()) if d and d["kind"] == "AIAsset"]
+    _asset(docs, image)
     sweep = next(d for d in yaml.safe_load_all(EXAMPLE.read_text()) if d and d["kind"] == "BenchmarkSweep")
     sweep["metadata"]["name"] = "restart"
     sweep["spec"]["platforms"] = sweep["spec"]["platforms"][:1]  # local: trials really run
@@ -180,10 +190,11 @@ def _restart_sweep(ns: str) -> list[dict]:
     return docs + [sweep]
 
 
-def test_a_restarted_operator_runs_each_trial_once_and_keeps_every_result(crds_installed, k8s_namespace) -> None:
+def test_a_restarted_operator_runs_each_trial_once_and_keeps_every_result(crds_installed, k8s_namespace,
+                                                                         hwmatch_images) -> None:
     cluster, ns = crds_installed, k8s_namespace
     with operator(cluster, ns, clean_up=False):
-        _apply(cluster, ns, _restart_sweep(ns))
+        _apply(cluster, ns, _restart_sweep(hwmatch_images.benchmark))
         wait_until("a trial to succeed and the next to run", lambda: Counter(
             t.get("status", {}).get("phase") for t in _trials(cluster, ns, "restart")) >= Counter(Succeeded=1, Running=1),
             timeout=180, interval=1)
