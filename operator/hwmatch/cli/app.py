@@ -47,7 +47,10 @@ def main(
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print an error for a person and return the exit to raise."""
+    """Print an error for a person and return the exit to raise.
+
+    ``message`` is rich markup: escape user text in it (:func:`escape`), as :func:`reported` does.
+    """
     err_console.print(f"[bold red]error:[/] {message}", highlight=False)
     return typer.Exit(code)
 
@@ -75,8 +78,13 @@ def store_option() -> Any:
     return typer.Option(DEFAULT_PATH, "--store", envvar="HWMATCH_STORE", help="The SQLite store of trials.")
 
 
-def open_existing(path: Path) -> Store:
-    """The store at ``path``; a clear error instead of creating an empty one by mistake."""
+def open_existing(path: Path, readonly: bool = False) -> Store:
+    """The store at ``path``; a clear error instead of creating an empty one by mistake.
+
+    ``readonly`` opens it for reading only (``trials``, ``export``, ``report``), so a store on a
+    read-only file system can still be read.
+    """
     if not path.exists():
-        raise fail(f"no store at {path}; run `hwmatch run FILE` first, or pass --store PATH")
-    return Store(path)
+        raise fail(f"no store at {_escape(str(path))}; run `hwmatch run FILE` first, or pass --store PATH")
+    with reported():
+        return Store(path, readonly=readonly)

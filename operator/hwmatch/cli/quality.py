@@ -36,19 +36,19 @@ def import_(
 ) -> None:
     """Bring existing benchmark results into the store as trials of an asset (its space read from the data)."""
     imported = _load(tables, mapping)
-    store.parent.mkdir(parents=True, exist_ok=True)
-    with Store(store) as db:
+    with reported(), Store(store) as db:
         written = save(imported, db)
     frame = imported.frame
-    table = Table("platform", "trials", "cost/h", *(c.split(".", 1)[1] for c in columns(frame, METRIC)), box=None)
+    table = Table("platform", "trials", "cost/h", *(escape(c.split(".", 1)[1]) for c in columns(frame, METRIC)),
+                  box=None)
     for platform, rows in frame.groupby("platform", sort=True):
         cost = rows["cost_per_hour"].iloc[0]
-        table.add_row(str(platform), str(len(rows)), "-" if cost != cost else f"{cost:g}",
+        table.add_row(escape(str(platform)), str(len(rows)), "-" if cost != cost else f"{cost:g}",
                       *(str(int(rows[c].notna().sum())) for c in columns(frame, METRIC)))
     console.print(table)
     space = ", ".join(f"{p.name} ({p.describe_space()[:40]})" for p in imported.asset.spec.parameters)
-    console.print(f"asset [bold]{imported.asset.metadata.name}[/]: {space}")
-    console.print(f"[green]✓[/] {written} trials in {store} (sweep {imported.mapping.sweep})")
+    console.print(f"asset [bold]{escape(imported.asset.metadata.name)}[/]: {escape(space)}")
+    console.print(f"[green]✓[/] {written} trials in {escape(str(store))} (sweep {escape(imported.mapping.sweep)})")
 
 
 def parse_shares(text: str, option: str = "--budget", low: float = 0.0, high: float = 1.0,

@@ -97,7 +97,7 @@ def recommend(
     recs = [d.resource for d in documents if isinstance(d.resource, HWRecommendation)]
     if not recs:
         raise fail(f"{', '.join(map(str, files))}: no HWRecommendation to solve; add one (kind: HWRecommendation)")
-    with open_existing(store) as db:
+    with reported(), open_existing(store) as db:
         solved = answer_all(db, recs, output)
     if any(r.status and r.status.phase == "Failed" for r in solved):
         raise typer.Exit(1)
@@ -112,11 +112,12 @@ def report(
     """Write an HTML report: the trials, the model scores, the recommendations and their Pareto fronts."""
     from hwmatch.report import Solved, write_report
 
-    with open_existing(store) as db:
-        recs = db.recommendations(asset=asset)
-        frame = db.frame(asset=asset)
-    solved = [Solved(r, r.status) for r in recs if r.status is not None]
-    page = write_report(frame, solved, output)
+    with reported():
+        with open_existing(store, readonly=True) as db:
+            recs = db.recommendations(asset=asset)
+            frame = db.frame(asset=asset)
+        solved = [Solved(r, r.status) for r in recs if r.status is not None]
+        page = write_report(frame, solved, output)
     console.print(f"wrote {page} ({len(frame)} trials, {len(solved)} recommendation(s))")
 
 
@@ -133,7 +134,7 @@ def verify(
     from hwmatch.execution import LocalExecutor
 
     broken = False
-    with open_existing(store) as db:
+    with reported(), open_existing(store) as db:
         recs = [r for r in db.recommendations() if not names or r.metadata.name in names]
         missing = sorted(set(names or ()) - {r.metadata.name for r in recs})
         if missing:
