@@ -51,7 +51,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
     ``message`` is rich markup: escape user text in it (:func:`escape`), as :func:`reported` does.
     """
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from hwmatch.api import AIAsset, ManifestError, load_files
@@ -33,9 +34,9 @@ def _time(text: str, flag: str) -> float:
         try:
             return datetime.fromisoformat(text).timestamp()
         except ValueError:
-            raise fail(f"{flag} {text!r} is neither Unix seconds nor an ISO 8601 time (2026-01-31T12:00:00Z)") from None
+            raise fail(escape(f"{flag} {text!r} is neither Unix seconds nor an ISO 8601 time (2026-01-31T12:00:00Z)")) from None
     if not math.isfinite(value):
-        raise fail(f"{flag} must be a finite time, got {text!r}")
+        raise fail(escape(f"{flag} must be a finite time, got {text!r}"))
     return value
 
 
@@ -43,13 +44,15 @@ def _asset(files: list[Path], name: Optional[str]) -> AIAsset:
     try:
         assets = [r for r in load_files(files) if isinstance(r, AIAsset)]
     except ManifestError as exc:
-        raise fail("; ".join(map(str, exc.problems))) from None
+        raise fail(escape("; ".join(map(str, exc.problems)))) from None
+    except HwmatchError as exc:
+        raise fail(escape(str(exc))) from None
     if name is not None:
         assets = [a for a in assets if a.metadata.name == name]
     if len(assets) != 1:
         known = ", ".join(a.metadata.name for a in assets) or "none"
-        raise fail(f"the files must hold exactly one AIAsset{' named ' + repr(name) if name else ''} "
-                   f"(found: {known}); choose one with --asset NAME")
+        raise fail(escape(f"the files must hold exactly one AIAsset{' named ' + repr(name) if name else ''} "
+                          f"(found: {known}); choose one with --asset NAME"))
     return assets[0]
 
 
@@ -67,6 +70,8 @@ def telemetry_command(
     prometheus_url: Optional[str] = typer.Option(
         None, "--prometheus-url", envvar="HWMATCH_PROMETHEUS_URL",
         help="Prometheus to ask; without it only the PromQL is printed."),
+    timeout: float = typer.Option(10.0, "--timeout", metavar="SECONDS", min=0.1,
+                                  help="Deadline for each query's whole answer."),
 ) -> None:
     """Evaluate the asset's `source: prometheus` metrics for a pod and window (or print their PromQL).
 
@@ -75,31 +80,33 @@ def telemetry_command(
     asset = _asset(files, asset_name)
     metrics = [m for m in asset.spec.metrics if m.source == "prometheus"]
     if not metrics:
-        raise fail(f"AIAsset {asset.metadata.name!r} has no metric with source: prometheus")
+        raise fail(escape(f"AIAsset {asset.metadata.name!r} has no metric with source: prometheus"))
     try:
         validate_metrics(metrics)
         context = QueryContext(namespace=namespace, pod=pod, start=_time(start, "--start"), end=_time(end, "--end"),
                                node=node, resolution=resolution)
     except InputError as exc:
-        raise fail(str(exc)) from None
+        raise fail(escape(str(exc))) from None
     if prometheus_url is None:
         for m in metrics:
             try:
-                console.print(f"[bold]{m.name}[/]: {render_metric(m, context)}", highlight=False, soft_wrap=True)
+                console.print(f"[bold]{escape(m.name)}[/]: {escape(render_metric(m, context))}", highlight=False,
+                              soft_wrap=True)
             except MissingContext as exc:
-                console.print(f"[bold]{m.name}[/]: [yellow]{exc}[/]", highlight=False, soft_wrap=True)
+                console.print(f"[bold]{escape(m.name)}[/]: [yellow]{escape(str(exc))}[/]", highlight=False,
+                              soft_wrap=True)
         return
     try:
-        found = trial_metrics(PrometheusClient(prometheus_url), metrics, namespace, pod, context.start, context.end,
+        found = trial_metrics(PrometheusClient(prometheus_url, timeout=timeout), metrics, namespace, pod, context.start, context.end,
                               node=node, resolution=resolution)
     except HwmatchError as exc:  # unreachable, a bad template, a malformed answer
-        raise fail(str(exc)) from None
+        raise fail(escape(str(exc))) from None
     table = Table("metric", "value", "unit", "why missing", box=None)
     for m in metrics:
         value = found.get(m.name)
         unit = m.unit or (PRESETS[m.preset].unit if m.preset else "")
-        table.add_row(m.name, "-" if value is None else f"{value:.6g}", unit,
-                      found.missing.get(m.name, ""))
+        table.add_row(escape(m.name), "-" if value is None else f"{value:.6g}", escape(unit),
+                      escape(found.missing.get(m.name, "")))
     console.print(table)
     if found.missing:
         raise typer.Exit(1)
