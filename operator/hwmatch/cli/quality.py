@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from threadpoolctl import threadpool_limits
 
-from hwmatch.cli.app import app, console, fail, reported, store_option
+from hwmatch.cli.app import app, console, err_console, fail, reported, store_option
 from hwmatch.data.frame import METRIC, columns
 from hwmatch.data.importer import Imported, import_tables, load_mapping, save
 from hwmatch.data.store import Store
@@ -38,6 +38,8 @@ def import_(
     imported = _load(tables, mapping)
     with reported(), Store(store) as db:
         written = save(imported, db)
+    for note in imported.skipped:
+        err_console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False, soft_wrap=True)
     frame = imported.frame
     table = Table("platform", "trials", "cost/h", *(escape(c.split(".", 1)[1]) for c in columns(frame, METRIC)),
                   box=None)
@@ -59,9 +61,9 @@ def parse_shares(text: str, option: str = "--budget", low: float = 0.0, high: fl
         try:
             value = float(part[:-1]) / 100 if part.endswith("%") else float(part)
         except ValueError:
-            raise fail(f"{option}: {part!r} is not a share; write e.g. {example}") from None
+            raise fail(escape(f"{option}: {part!r} is not a share; write e.g. {example}")) from None
         if not low < value <= high:
-            raise fail(f"{option}: {part!r} must be in ({low:g}, {high:g}]; write e.g. {example}")
+            raise fail(escape(f"{option}: {part!r} must be in ({low:g}, {high:g}]; write e.g. {example}"))
         out.append(value)
     if not out:
         raise fail(f"{option}: give at least one value, e.g. {example}")
@@ -90,14 +92,14 @@ def evaluate(
     chosen = STRATEGIES if strategies is None else tuple(s.strip() for s in strategies.split(",") if s.strip())
     unknown = [s for s in chosen if s not in STRATEGIES]
     if unknown or not chosen:
-        raise fail(f"--strategies: unknown {unknown or chosen}; choose from {', '.join(STRATEGIES)}")
+        raise fail(escape(f"--strategies: unknown {unknown or chosen}; choose from {', '.join(STRATEGIES)}"))
     shares = parse_shares(budget)
     levels = parse_shares(confidence, "--confidence", 0.5, 0.999, "0.95 or 0.8,0.9,0.95")
     given = [*(files or []), *(tables or [])]
     if not given:
         raise fail("no tables: give them as arguments or with --table")
     imported = _load(given, mapping)
-    with threadpool_limits(1):  # many small fits: threads only contend
+    with threadpool_limits(1), reported():  # many small fits: threads only contend
         results = Evaluation(imported, queries, levels, seed).run(shares, chosen, hada)
     if as_json:
         doc = {"asset": imported.asset.metadata.name, "queries": queries, "confidences": levels, "seed": seed,

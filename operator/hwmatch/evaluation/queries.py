@@ -53,7 +53,7 @@ def draw_queries(
     tries = 0
     while len(queries) < n:
         tries += 1
-        if tries > MAX_TRIES_PER_QUERY * n:
+        if tries > MAX_TRIES_PER_QUERY * n or len(truth.table) < min_candidates:
             raise InputError(
                 f"cannot draw {n} queries from the table of asset {asset.metadata.name!r}: a query needs at least "
                 f"{min_candidates} configurations with its metrics measured, and the table has {len(truth.table)} "
