@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from hwmatch import __version__
 from hwmatch.api import HwmatchError, ManifestError
@@ -49,9 +50,10 @@ def main(
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print an error for a person and return the exit to raise.
 
-    ``message`` is rich markup: escape user text in it (:func:`escape`), as :func:`reported` does.
+    ``message`` is plain text, never markup: it quotes names, values, regexes and file names that
+    may hold ``[...]``, printed as they are.
     """
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -65,7 +67,7 @@ def reported() -> Iterator[None]:
             err_console.print(f"[red]✗[/] {_escape(str(problem))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     except HwmatchError as exc:
-        raise fail(_escape(str(exc))) from None
+        raise fail(str(exc)) from None
 
 
 def _escape(text: str) -> str:
@@ -85,6 +87,6 @@ def open_existing(path: Path, readonly: bool = False) -> Store:
     read-only file system can still be read.
     """
     if not path.exists():
-        raise fail(f"no store at {_escape(str(path))}; run `hwmatch run FILE` first, or pass --store PATH")
+        raise fail(f"no store at {path}; run `hwmatch run FILE` first, or pass --store PATH")
     with reported():
         return Store(path, readonly=readonly)

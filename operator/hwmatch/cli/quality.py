@@ -25,7 +25,7 @@ def _load(tables: list[Path], mapping: Path) -> Imported:
         with reported():
             return import_tables(load_mapping(mapping), tables)
     except OSError as exc:
-        raise fail(escape(str(exc))) from None
+        raise fail(str(exc)) from None
 
 
 @app.command("import")
@@ -61,9 +61,9 @@ def parse_shares(text: str, option: str = "--budget", low: float = 0.0, high: fl
         try:
             value = float(part[:-1]) / 100 if part.endswith("%") else float(part)
         except ValueError:
-            raise fail(escape(f"{option}: {part!r} is not a share; write e.g. {example}")) from None
+            raise fail(f"{option}: {part!r} is not a share; write e.g. {example}") from None
         if not low < value <= high:
-            raise fail(escape(f"{option}: {part!r} must be in ({low:g}, {high:g}]; write e.g. {example}"))
+            raise fail(f"{option}: {part!r} must be in ({low:g}, {high:g}]; write e.g. {example}")
         out.append(value)
     if not out:
         raise fail(f"{option}: give at least one value, e.g. {example}")
@@ -92,7 +92,7 @@ def evaluate(
     chosen = STRATEGIES if strategies is None else tuple(s.strip() for s in strategies.split(",") if s.strip())
     unknown = [s for s in chosen if s not in STRATEGIES]
     if unknown or not chosen:
-        raise fail(escape(f"--strategies: unknown {unknown or chosen}; choose from {', '.join(STRATEGIES)}"))
+        raise fail(f"--strategies: unknown {unknown or chosen}; choose from {', '.join(STRATEGIES)}")
     shares = parse_shares(budget)
     levels = parse_shares(confidence, "--confidence", 0.5, 0.999, "0.95 or 0.8,0.9,0.95")
     given = [*(files or []), *(tables or [])]

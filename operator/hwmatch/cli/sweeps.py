@@ -90,12 +90,12 @@ def _executor(store: Store, patterns: list[str] | None, mapping: Path | None, mo
     for pattern in patterns:
         found = sorted(Path(p) for p in glob.glob(pattern))
         if not found:
-            raise fail(escape(f"--replay: no table matches {pattern!r}"))
+            raise fail(f"--replay: no table matches {pattern!r}")
         tables.extend(found)
     try:
         imported = import_tables(load_mapping(mapping), tables)
     except TableError as exc:
-        raise fail(f"--replay: {escape(str(exc))}") from None
+        raise fail(f"--replay: {exc}") from None
     store.put_asset(imported.asset)
     return ReplayExecutor(ReplayTable(imported.frame, imported.asset, mode))  # type: ignore[arg-type]  # checked above
 
@@ -128,7 +128,7 @@ def run(
             with RichProgress(console) as progress:
                 outcome = run_file(files, db, executor, sweeps=sweep, progress=progress, retry_failed=retry_failed)
             if not outcome.sweeps and not outcome.recommendations:
-                raise fail(escape(f"{', '.join(map(str, files))}: nothing to run; add a BenchmarkSweep or a HWRecommendation"))
+                raise fail(f"{', '.join(map(str, files))}: nothing to run; add a BenchmarkSweep or a HWRecommendation")
             if outcome.runs:
                 print_summary(outcome, db)
             if outcome.recommendations:

@@ -34,9 +34,9 @@ def _time(text: str, flag: str) -> float:
         try:
             return datetime.fromisoformat(text).timestamp()
         except ValueError:
-            raise fail(escape(f"{flag} {text!r} is neither Unix seconds nor an ISO 8601 time (2026-01-31T12:00:00Z)")) from None
+            raise fail(f"{flag} {text!r} is neither Unix seconds nor an ISO 8601 time (2026-01-31T12:00:00Z)") from None
     if not math.isfinite(value):
-        raise fail(escape(f"{flag} must be a finite time, got {text!r}"))
+        raise fail(f"{flag} must be a finite time, got {text!r}")
     return value
 
 
@@ -44,15 +44,15 @@ def _asset(files: list[Path], name: Optional[str]) -> AIAsset:
     try:
         assets = [r for r in load_files(files) if isinstance(r, AIAsset)]
     except ManifestError as exc:
-        raise fail(escape("; ".join(map(str, exc.problems)))) from None
+        raise fail("; ".join(map(str, exc.problems))) from None
     except HwmatchError as exc:
-        raise fail(escape(str(exc))) from None
+        raise fail(str(exc)) from None
     if name is not None:
         assets = [a for a in assets if a.metadata.name == name]
     if len(assets) != 1:
         known = ", ".join(a.metadata.name for a in assets) or "none"
-        raise fail(escape(f"the files must hold exactly one AIAsset{' named ' + repr(name) if name else ''} "
-                          f"(found: {known}); choose one with --asset NAME"))
+        raise fail(f"the files must hold exactly one AIAsset{' named ' + repr(name) if name else ''} "
+                          f"(found: {known}); choose one with --asset NAME")
     return assets[0]
 
 
@@ -80,13 +80,13 @@ def telemetry_command(
     asset = _asset(files, asset_name)
     metrics = [m for m in asset.spec.metrics if m.source == "prometheus"]
     if not metrics:
-        raise fail(escape(f"AIAsset {asset.metadata.name!r} has no metric with source: prometheus"))
+        raise fail(f"AIAsset {asset.metadata.name!r} has no metric with source: prometheus")
     try:
         validate_metrics(metrics)
         context = QueryContext(namespace=namespace, pod=pod, start=_time(start, "--start"), end=_time(end, "--end"),
                                node=node, resolution=resolution)
     except InputError as exc:
-        raise fail(escape(str(exc))) from None
+        raise fail(str(exc)) from None
     if prometheus_url is None:
         for m in metrics:
             try:
@@ -100,7 +100,7 @@ def telemetry_command(
         found = trial_metrics(PrometheusClient(prometheus_url, timeout=timeout), metrics, namespace, pod, context.start, context.end,
                               node=node, resolution=resolution)
     except HwmatchError as exc:  # unreachable, a bad template, a malformed answer
-        raise fail(escape(str(exc))) from None
+        raise fail(str(exc)) from None
     table = Table("metric", "value", "unit", "why missing", box=None)
     for m in metrics:
         value = found.get(m.name)
