@@ -38,18 +38,21 @@ from hwmatch.execution import launch, result
 from hwmatch.execution.environment import trial_variables
 
 _READ_LIMIT = 1 << 20  # bytes of each stream read back: the result line and the tail are at the end
-#: The environment variable that names the run a trial process belongs to (``PID:START``).
+#: The environment variable that names the run a trial process belongs to (``HOST:PID:START``).
 RUNNER_VARIABLE = "HWMATCH_RUNNER"
 
 
 def _me() -> str:
     me = psutil.Process()
-    return f"{me.pid}:{me.create_time():.3f}"
+    return f"{socket.gethostname()}:{me.pid}:{me.create_time():.3f}"
 
 
 def _alive(runner: str) -> bool:
+    """Whether the run named ``runner`` lives; one of another host (a container: another pid space) counts as alive."""
     try:
-        pid, started = runner.split(":", 1)
+        host, pid, started = runner.rsplit(":", 2)
+        if host != socket.gethostname():
+            return True
         return f"{psutil.Process(int(pid)).create_time():.3f}" == started
     except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return False
