@@ -383,3 +383,27 @@ def test_markup_and_huge_numbers_in_results_are_trial_failures(tmp_path: Path) -
     assert trials[(3, "a")].phase == trials[(4, "b")].phase == "Succeeded"
     assert "[/x]" in output  # shown as written, not read as markup
     assert "toy-rec" in output  # the recommendation was solved
+
+
+# -- CLI misuse with markup in what the user typed -------------------------------------------------------------
+
+MISUSE = [
+    ("recommend-no-recommendation", ["recommend", "{dir}/sweep[bold].yaml"], "sweep[bold].yaml: no HWRecommendation"),
+    ("trials-bad-status", ["trials", "--status", "[/x]", "--store", "{dir}/store.db"], "--status '[/x]'"),
+    ("run-nothing-to-run", ["run", "{dir}/sweep[bold].yaml", "--store", "{dir}/store.db"],
+     "sweep[bold].yaml: nothing to run"),
+    ("evaluate-bad-budget", ["evaluate", "{dir}/t.csv", "-m", "{dir}/mapping.yaml", "--budget", "[/x]"],
+     "--budget: '[/x]' is not a share"),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "expected"), MISUSE, ids=[c[0] for c in MISUSE])
+def test_markup_in_arguments_is_shown_as_written(tmp_path: Path, name: str, args: list[str], expected: str) -> None:
+    only_asset = ASSET.split("---\n")[0]
+    (tmp_path / "sweep[bold].yaml").write_text(only_asset)
+    (tmp_path / "mapping.yaml").write_text(MAPPING)
+    (tmp_path / "t.csv").write_text(GOOD)
+    Store(tmp_path / "store.db").close()
+    result = runner.invoke(app, [a.format(dir=tmp_path) for a in args])
+    output = _clean(result)
+    assert result.exit_code == 1 and expected in output, output
