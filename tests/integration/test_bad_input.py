@@ -113,8 +113,13 @@ def _clean(result) -> str:
     return result.output
 
 
-@pytest.mark.parametrize("command", ["validate", "run"])
-@pytest.mark.parametrize(("name", "file", "content", "expected"), MANIFESTS, ids=[c[0] for c in MANIFESTS])
+# Every case through validate and run; run already escaped the problems it prints, so a markup file name is validate's.
+MANIFEST_RUNS = [(command, *case) for command in ("validate", "run") for case in MANIFESTS
+                 if not (command == "run" and case[0] == "markup-in-file-name")]
+
+
+@pytest.mark.parametrize(("command", "name", "file", "content", "expected"), MANIFEST_RUNS,
+                         ids=[f"{c[1]}-{c[0]}" for c in MANIFEST_RUNS])
 def test_bad_manifests(tmp_path: Path, command: str, name: str, file: str, content, expected: list[str]) -> None:
     path = tmp_path / file
     if isinstance(content, bytes):
