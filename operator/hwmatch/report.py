@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hwmatch.api import Choice, HWRecommendation, HWRecommendationStatus, interval_caption, joint_confidence  # noqa: E402
+from hwmatch.api.errors import InputError  # noqa: E402
 from hwmatch.data.frame import METRIC, PARAM, strip  # noqa: E402
 
 
@@ -125,7 +126,18 @@ th{background:#f3f3f3}.ok{color:#2a7d2a}.bad{color:#b22}img{max-width:100%;borde
 def write_report(frame: pd.DataFrame, solved: list[Solved], out_dir: str | Path) -> Path:
     """Write ``index.html`` and its PNG plots into ``out_dir``; return the page's path."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"cannot write the report into {out}: it is a file; -o names a directory "
+                         "(index.html and the plots go into it)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        return _write_report(frame, solved, out)
+    except OSError as exc:
+        raise InputError(f"cannot write the report into {out}: {exc.strerror or exc}; "
+                         "pass -o with a writable directory") from None
+
+
+def _write_report(frame: pd.DataFrame, solved: list[Solved], out: Path) -> Path:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>hwmatch report</title><style>{_CSS}</style></head><body>",
              "<h1>hwmatch report</h1>"]
     metrics = [strip(c) for c in frame.columns if c.startswith(METRIC)]

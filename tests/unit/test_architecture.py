@@ -129,7 +129,7 @@ def test_lower_layers_import_only_what_is_below_them(package: str, allowed: set[
 
 
 def test_the_store_is_imported_for_storage_not_for_the_domain_words() -> None:
-    storage = {"Store", "DEFAULT_PATH", "runner_id", "runner_alive", "TrialRow"}
+    storage = {"Store", "StoreError", "DEFAULT_PATH", "runner_id", "runner_alive", "TrialRow"}
     for name, imported in IMPORTS.items():
         if _package(name) == "data":
             continue

@@ -367,3 +367,15 @@ def test_a_trial_without_a_pod_is_reported_not_retried() -> None:
     status = TrialTelemetry(client, scrape_interval=15.0)(asset, NS, ended, end + timedelta(seconds=20))  # type: ignore[arg-type]
     assert status is not None and status.phase == "Succeeded" and not client.queries
     assert status.conditions[0].reason == "CannotQuery" and "energy_j" in status.message
+
+
+def test_a_sweep_beyond_the_plan_limits_fails_without_planning(kube) -> None:
+    events = Events()
+    doc = next(d for d in load_text(MANIFESTS) if d.resource.kind == "AIAsset").resource.to_wire()
+    doc["spec"]["parameters"] = [{"name": f"p{i}", "type": "int", "values": list(range(10))} for i in range(12)]
+    kube.put(ASSETS, doc)  # 10**12 grid points: the planner would never finish listing them
+    _reconciler(kube, events).reconcile(NS, "toy-sweep")
+    status = kube.get(SWEEPS, NS, "toy-sweep")["status"]
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert status["phase"] == "Failed" and failed["reason"] == "InvalidSpec", status
+    assert "the grid has 1e+12 points; at most 100000" in failed["message"] and not kube.list(TRIALS, NS)

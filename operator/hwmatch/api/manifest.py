@@ -20,7 +20,7 @@ from hwmatch.api.asset import AIAsset
 from hwmatch.api.base import API_VERSION
 from hwmatch.api.errors import InputError
 from hwmatch.api.recommendation import DERIVED_METRICS, HWRecommendation
-from hwmatch.api.sweep import BenchmarkSweep, BenchmarkTrial
+from hwmatch.api.sweep import BenchmarkSweep, BenchmarkTrial, plan_problems
 
 Resource = Union[AIAsset, BenchmarkSweep, BenchmarkTrial, HWRecommendation]
 KINDS: dict[str, type[BaseModel]] = {
@@ -155,10 +155,85 @@ class Document:
         return f"{self.resource.kind} {self.resource.metadata.name}"
 
 
+#: Deepest nesting of a manifest's YAML (a real one has about 10 levels).
+MAX_DEPTH = 64
+#: Most nodes a document may have once its aliases are expanded (a "billion laughs" has 10**9).
+MAX_NODES = 200_000
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, refusing duplicate keys, deep nesting and alias expansion beyond the bounds."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels",
+                                                  event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                try:
+                    key = self.construct_object(key_node, deep=True)
+                    hash(key)
+                except TypeError:
+                    continue
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first given at line {seen[key]}); keep one of them",
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(node: Any, memo: dict[int, int]) -> int:
+    """Nodes of ``node`` with every alias expanded (shared nodes counted each time they are used)."""
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    memo[id(node)] = 1  # a recursive alias counts once
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    else:
+        size = 1
+    memo[id(node)] = min(size, MAX_NODES + 1)
+    return memo[id(node)]
+
+
+def _safe_load_all(text: str) -> list[Any]:
+    loader = _Loader(text)
+    try:
+        docs = []
+        while loader.check_node():
+            node: Any = loader.get_node()
+            if _expanded_size(node, {}) > MAX_NODES:
+                raise yaml.composer.ComposerError(
+                    None, None, f"the document expands to more than {MAX_NODES} nodes (aliases used over and over: "
+                                "a \"billion laughs\"); write the values out, or use fewer aliases", node.start_mark)
+            docs.append(loader.construct_document(node))
+        return docs
+    finally:
+        loader.dispose()
+
+
 def load_text(text: str, file: str = "<input>") -> list[Document]:
     """Every resource in a multi-document YAML string; empty documents are skipped."""
     try:
-        docs = list(yaml.safe_load_all(text))
+        docs = _safe_load_all(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
@@ -184,18 +259,56 @@ def load_documents(paths: Iterable[str | Path]) -> list[Document]:
     for path in paths:
         path = Path(path)
         try:
-            text = path.read_text()
+            data = path.read_bytes()
         except OSError as exc:
             problems.append(ManifestProblem(str(path), 0, "", "", f"cannot read: {exc.strerror}"))
             continue
+        text, problem = _decode(data)
+        if problem:
+            problems.append(ManifestProblem(str(path), 0, "", "", problem))
+            continue
         try:
-            out.extend(load_text(text, str(path)))
+            found = load_text(text, str(path))
         except ManifestError as exc:
             problems.extend(exc.problems)
+            continue
+        if not found:
+            problems.append(ManifestProblem(str(path), 0, "", "", "no resources in this file (it is empty or only "
+                                                                 "comments); add a manifest or leave the file out"))
+        out.extend(found)
+    problems.extend(_duplicates(out))
     problems.extend(check_references(out))
     if problems:
         raise ManifestError(problems)
     return out
+
+
+def _decode(data: bytes) -> tuple[str, str | None]:
+    """The file's text, or why it is not a manifest (binary, not UTF-8)."""
+    if b"\0" in data[:65536]:
+        return "", "a binary file, not YAML text; give a manifest file"
+    try:
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return "", (f"not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line} cannot be decoded; "
+                    "save the file as UTF-8")
+
+
+def _duplicates(documents: list[Document]) -> list[ManifestProblem]:
+    """The same object (kind, namespace, name) defined twice, as kubectl refuses it."""
+    first: dict[tuple[str, str | None, str], Document] = {}
+    problems = []
+    for d in documents:
+        key = (d.resource.kind, d.resource.metadata.namespace, d.resource.metadata.name)
+        if key in first:
+            f = first[key]
+            problems.append(ManifestProblem(d.file, d.index, d.label, "metadata.name",
+                                            f"{d.label} is defined twice (first in {f.file}, document {f.index}); "
+                                            "rename one or remove it"))
+        else:
+            first[key] = d
+    return problems
 
 
 def load_files(paths: Iterable[str | Path]) -> list[Resource]:
@@ -225,6 +338,8 @@ def check_references(documents: list[Document]) -> list[ManifestProblem]:
             add("spec.assetRef.name", f"no AIAsset named {r.spec.asset_ref.name!r}; known: {', '.join(assets)}")
             continue
         if isinstance(r, BenchmarkSweep):
+            for path, message in plan_problems(asset.spec.parameters, r.spec):
+                add(path, message)
             known = {f.name for f in asset.spec.instance_features}
             for i, inst in enumerate(r.spec.instances):
                 for key in inst:

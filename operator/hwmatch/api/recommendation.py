@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from hwmatch.api.asset import Scalar
-from hwmatch.api.base import API_VERSION, IDENTIFIER_PATTERN, ApiModel, ObjectMeta, ObjectRef, StatusBase
+from hwmatch.api.base import (
+    API_VERSION,
+    IDENTIFIER_PATTERN,
+    ApiModel,
+    ObjectMeta,
+    ObjectRef,
+    StatusBase,
+    reject_non_finite,
+)
 
 #: Metrics the optimiser derives for every candidate, usable in constraints and objectives.
 DERIVED_METRICS = ("cost_per_hour", "cost_per_1k_requests", "energy_per_request_j", "replicas")
@@ -105,6 +113,11 @@ class HWRecommendationSpec(ApiModel):
     fixed: dict[str, Scalar] = Field(default_factory=dict, description="Parameters fixed by the user.")
     alternatives: int = Field(default=3, ge=0, le=50, description="How many runner-up candidates to report.")
     resolution: int = Field(default=16, ge=2, le=1000, description="Points per continuous range in the candidate grid.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite(cls, data: Any) -> Any:
+        return reject_non_finite(data)
 
 
 class PredictedValue(ApiModel):

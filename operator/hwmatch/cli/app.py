@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from hwmatch import __version__
 from hwmatch.api import HwmatchError, ManifestError
@@ -47,8 +48,12 @@ def main(
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print an error for a person and return the exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print an error for a person and return the exit to raise.
+
+    ``message`` is plain text, never markup: it quotes names, values, regexes and file names that
+    may hold ``[...]``, printed as they are.
+    """
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -62,7 +67,7 @@ def reported() -> Iterator[None]:
             err_console.print(f"[red]✗[/] {_escape(str(problem))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     except HwmatchError as exc:
-        raise fail(_escape(str(exc))) from None
+        raise fail(str(exc)) from None
 
 
 def _escape(text: str) -> str:
@@ -75,8 +80,13 @@ def store_option() -> Any:
     return typer.Option(DEFAULT_PATH, "--store", envvar="HWMATCH_STORE", help="The SQLite store of trials.")
 
 
-def open_existing(path: Path) -> Store:
-    """The store at ``path``; a clear error instead of creating an empty one by mistake."""
+def open_existing(path: Path, readonly: bool = False) -> Store:
+    """The store at ``path``; a clear error instead of creating an empty one by mistake.
+
+    ``readonly`` opens it for reading only (``trials``, ``export``, ``report``), so a store on a
+    read-only file system can still be read.
+    """
     if not path.exists():
         raise fail(f"no store at {path}; run `hwmatch run FILE` first, or pass --store PATH")
-    return Store(path)
+    with reported():
+        return Store(path, readonly=readonly)

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from threadpoolctl import threadpool_limits
 
-from hwmatch.cli.app import app, console, fail, reported, store_option
+from hwmatch.cli.app import app, console, err_console, fail, reported, store_option
 from hwmatch.data.frame import METRIC, columns
 from hwmatch.data.importer import Imported, import_tables, load_mapping, save
 from hwmatch.data.store import Store
@@ -25,7 +25,7 @@ def _load(tables: list[Path], mapping: Path) -> Imported:
         with reported():
             return import_tables(load_mapping(mapping), tables)
     except OSError as exc:
-        raise fail(escape(str(exc))) from None
+        raise fail(str(exc)) from None
 
 
 @app.command("import")
@@ -36,19 +36,21 @@ def import_(
 ) -> None:
     """Bring existing benchmark results into the store as trials of an asset (its space read from the data)."""
     imported = _load(tables, mapping)
-    store.parent.mkdir(parents=True, exist_ok=True)
-    with Store(store) as db:
+    with reported(), Store(store) as db:
         written = save(imported, db)
+    for note in imported.skipped:
+        err_console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False, soft_wrap=True)
     frame = imported.frame
-    table = Table("platform", "trials", "cost/h", *(c.split(".", 1)[1] for c in columns(frame, METRIC)), box=None)
+    table = Table("platform", "trials", "cost/h", *(escape(c.split(".", 1)[1]) for c in columns(frame, METRIC)),
+                  box=None)
     for platform, rows in frame.groupby("platform", sort=True):
         cost = rows["cost_per_hour"].iloc[0]
-        table.add_row(str(platform), str(len(rows)), "-" if cost != cost else f"{cost:g}",
+        table.add_row(escape(str(platform)), str(len(rows)), "-" if cost != cost else f"{cost:g}",
                       *(str(int(rows[c].notna().sum())) for c in columns(frame, METRIC)))
     console.print(table)
     space = ", ".join(f"{p.name} ({p.describe_space()[:40]})" for p in imported.asset.spec.parameters)
-    console.print(f"asset [bold]{imported.asset.metadata.name}[/]: {space}")
-    console.print(f"[green]✓[/] {written} trials in {store} (sweep {imported.mapping.sweep})")
+    console.print(f"asset [bold]{escape(imported.asset.metadata.name)}[/]: {escape(space)}")
+    console.print(f"[green]✓[/] {written} trials in {escape(str(store))} (sweep {escape(imported.mapping.sweep)})")
 
 
 def parse_shares(text: str, option: str = "--budget", low: float = 0.0, high: float = 1.0,
@@ -97,7 +99,7 @@ def evaluate(
     if not given:
         raise fail("no tables: give them as arguments or with --table")
     imported = _load(given, mapping)
-    with threadpool_limits(1):  # many small fits: threads only contend
+    with threadpool_limits(1), reported():  # many small fits: threads only contend
         results = Evaluation(imported, queries, levels, seed).run(shares, chosen, hada)
     if as_json:
         doc = {"asset": imported.asset.metadata.name, "queries": queries, "confidences": levels, "seed": seed,

@@ -38,28 +38,29 @@ def print_recommendation(rec: HWRecommendation) -> None:
     shown = [m for m in dict.fromkeys([c.metric for c in spec.constraints] + list(spec.objective.terms()))
              if m != "cost_per_hour"]  # cost has its own column
     ready = next((c for c in status.conditions if c.type == "Ready"), None)
-    title = f"{rec.metadata.name}: {status.phase}"
+    title = escape(f"{rec.metadata.name}: {status.phase}")
     if status.recommendation is None:
         console.print(f"[bold red]{title}[/]")
-        console.print(status.infeasible.message if status.infeasible else (ready.message if ready else ""), highlight=False)
+        console.print(status.infeasible.message if status.infeasible else (ready.message if ready else ""),
+                      highlight=False, markup=False)
         return
     rows = [("best", status.recommendation)] + [(f"#{i + 2}", c) for i, c in enumerate(status.alternatives)]
     priced = any(c.cost_per_hour is not None for _, c in rows)  # no price on any platform: no empty column
     table = Table(title=title, title_style="bold green", show_lines=True,
                   caption=escape(f"predicted {interval_caption(spec, status)}"))
     for header in ["", "platform", "×", "parameters", *(["cost/h"] if priced else []), *shown]:
-        table.add_column(header, overflow="fold")  # long metric names wrap instead of ending in "…"
+        table.add_column(escape(header), overflow="fold")  # long metric names wrap instead of ending in "…"
     for label, c in rows:
         cost = ["" if c.cost_per_hour is None else f"{c.cost_per_hour:.4g}"] if priced else []
-        table.add_row(label, c.platform, str(c.replicas), _values(c).replace(" ", "\n"), *cost,
-                      *(_predicted(c, m) for m in shown))
+        table.add_row(label, escape(c.platform), str(c.replicas), escape(_values(c).replace(" ", "\n")), *cost,
+                      *(escape(_predicted(c, m)) for m in shown))
     console.print(table)
     if ready is not None:
-        console.print(f"why: {ready.message}", highlight=False)
+        console.print(f"why: {ready.message}", highlight=False, markup=False)
     if status.models:
         models = Table("metric", "model", "R² (held out)", "MAPE", "trials", title="models", box=None)
         for metric, s in status.models.items():
-            models.add_row(metric, s.family, "-" if s.r2 is None else f"{s.r2:.3f}",
+            models.add_row(escape(metric), s.family, "-" if s.r2 is None else f"{s.r2:.3f}",
                            "-" if s.mape is None else f"{s.mape:.3f}", str(s.trained_on_trials))
         console.print(models)
     if status.solver:
@@ -97,7 +98,7 @@ def recommend(
     recs = [d.resource for d in documents if isinstance(d.resource, HWRecommendation)]
     if not recs:
         raise fail(f"{', '.join(map(str, files))}: no HWRecommendation to solve; add one (kind: HWRecommendation)")
-    with open_existing(store) as db:
+    with reported(), open_existing(store) as db:
         solved = answer_all(db, recs, output)
     if any(r.status and r.status.phase == "Failed" for r in solved):
         raise typer.Exit(1)
@@ -112,12 +113,13 @@ def report(
     """Write an HTML report: the trials, the model scores, the recommendations and their Pareto fronts."""
     from hwmatch.report import Solved, write_report
 
-    with open_existing(store) as db:
-        recs = db.recommendations(asset=asset)
-        frame = db.frame(asset=asset)
-    solved = [Solved(r, r.status) for r in recs if r.status is not None]
-    page = write_report(frame, solved, output)
-    console.print(f"wrote {page} ({len(frame)} trials, {len(solved)} recommendation(s))")
+    with reported():
+        with open_existing(store, readonly=True) as db:
+            recs = db.recommendations(asset=asset)
+            frame = db.frame(asset=asset)
+        solved = [Solved(r, r.status) for r in recs if r.status is not None]
+        page = write_report(frame, solved, output)
+    console.print(f"wrote {page} ({len(frame)} trials, {len(solved)} recommendation(s))", markup=False)
 
 
 @app.command()
@@ -133,25 +135,26 @@ def verify(
     from hwmatch.execution import LocalExecutor
 
     broken = False
-    with open_existing(store) as db:
+    with reported(), open_existing(store) as db:
         recs = [r for r in db.recommendations() if not names or r.metadata.name in names]
         missing = sorted(set(names or ()) - {r.metadata.name for r in recs})
         if missing:
             raise fail(f"no solved recommendation named {', '.join(missing)}; run `hwmatch recommend FILE` first")
         for rec in recs:
             if rec.status is None or rec.status.recommendation is None:
-                console.print(f"{rec.metadata.name}: {rec.status.phase if rec.status else 'unsolved'}; nothing to verify")
+                console.print(f"{rec.metadata.name}: {rec.status.phase if rec.status else 'unsolved'}; nothing to verify",
+                              markup=False)
                 continue
             best = rec.status.recommendation
             with console.status(f"running {rec.metadata.name}'s choice on {best.platform} ×{repetitions}…"):
                 with reported():
                     checks, _ = verify_choice(db, rec, LocalExecutor(), repetitions)
             table = Table("requirement", "bound", escape("predicted [interval]"), "measured (each run)", "",
-                          title=f"{rec.metadata.name}: {best.platform} ×{best.replicas} {_values(best)}",
+                          title=escape(f"{rec.metadata.name}: {best.platform} ×{best.replicas} {_values(best)}"),
                           caption=escape(f"predicted {interval_caption(rec.spec, rec.status)}"))
             for c in checks:
                 broken |= not c.ok
-                table.add_row(c.metric, _bound(c), _prediction(c.predicted), ", ".join(f"{m:.4g}" for m in c.measured),
+                table.add_row(escape(c.metric), _bound(c), escape(_prediction(c.predicted)), ", ".join(f"{m:.4g}" for m in c.measured),
                               "[green]✓ met[/]" if c.ok else "[red]✗ broken[/]")
             console.print(table)
     if broken:

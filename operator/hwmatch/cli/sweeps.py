@@ -47,21 +47,28 @@ class RichProgress:
         self.bar.stop()
 
     def start(self, sweep: BenchmarkSweep, total: int, done: int) -> None:
-        if self.task is not None and self.bar.tasks[self.task].description == sweep.metadata.name:
+        name = escape(sweep.metadata.name)
+        if self.task is not None and self.bar.tasks[self.task].description == name:
             self.bar.update(self.task, total=total, completed=done)
             return
-        self.task = self.bar.add_task(sweep.metadata.name, total=total, completed=done, current="")
+        self.task = self.bar.add_task(name, total=total, completed=done, current="")
 
     def trial_started(self, trial: BenchmarkTrial) -> None:
-        self.bar.update(self.task, current=f"{trial.spec.platform} {_kv(trial.spec.parameters)}")
+        self.bar.update(self.task, current=escape(f"{trial.spec.platform} {_kv(trial.spec.parameters)}"))
 
     def trial_finished(self, trial: BenchmarkTrial, status: BenchmarkTrialStatus) -> None:
         self.bar.advance(self.task)
         if status.phase == FAILED:
             self.bar.console.print(
-                f"[red]✗[/] {trial.metadata.name} {trial.spec.platform} {_kv(trial.spec.parameters)}: "
-                f"{status.reason}: {status.message}", highlight=False,
+                "[red]✗[/] " + escape(f"{trial.metadata.name} {trial.spec.platform} {_kv(trial.spec.parameters)}: "
+                                      f"{status.reason}: {status.message}"), highlight=False,
             )
+
+    def waiting(self, sweep: BenchmarkSweep, holder: str) -> None:
+        host, pid, _ = holder.rsplit(":", 2)
+        self.bar.console.print(escape(
+            f"sweep {sweep.metadata.name} is being run by another hwmatch run (pid {pid} on {host}) in this store; "
+            "waiting for it to finish (one runner per sweep), then running what it left"), highlight=False)
 
 
 def _executor(store: Store, patterns: list[str] | None, mapping: Path | None, mode: str) -> Executor:
@@ -88,7 +95,7 @@ def _executor(store: Store, patterns: list[str] | None, mapping: Path | None, mo
     try:
         imported = import_tables(load_mapping(mapping), tables)
     except TableError as exc:
-        raise fail(f"--replay: {escape(str(exc))}") from None
+        raise fail(f"--replay: {exc}") from None
     store.put_asset(imported.asset)
     return ReplayExecutor(ReplayTable(imported.frame, imported.asset, mode))  # type: ignore[arg-type]  # checked above
 
@@ -129,7 +136,7 @@ def run(
                 if any(r.status and r.status.phase == "Failed" for r in solved):
                     raise typer.Exit(1)
     except KeyboardInterrupt:
-        err_console.print(f"interrupted: finished trials are kept in {store}; run the same command again to resume")
+        err_console.print(escape(f"interrupted: finished trials are kept in {store}; run the same command again to resume"))
         raise typer.Exit(130) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -152,13 +159,13 @@ def print_summary(outcome: FileRun, db: Store) -> None:
             median = f"{metric} {rows[column].median():.4g}" if metric and column in rows and len(rows) else "-"
             reasons = Counter(frame[(frame["platform"] == platform) & (frame["status"] == FAILED)]["reason"])
             table.add_row(
-                report.sweep, platform, str(counts.get(SUCCEEDED, 0)), str(counts.get(FAILED, 0)),
-                str(sum(n for s, n in counts.items() if s not in (SUCCEEDED, FAILED))), median,
-                ", ".join(f"{r} ×{n}" for r, n in reasons.most_common()) or "-",
+                escape(report.sweep), escape(platform), str(counts.get(SUCCEEDED, 0)), str(counts.get(FAILED, 0)),
+                str(sum(n for s, n in counts.items() if s not in (SUCCEEDED, FAILED))), escape(median),
+                escape(", ".join(f"{r} ×{n}" for r, n in reasons.most_common()) or "-"),
             )
     console.print(table)
     for report in outcome.runs:
-        console.print(_sentence(report))
+        console.print(_sentence(report), markup=False, highlight=False)
 
 
 def _sentence(report: SweepRun) -> str:
@@ -181,7 +188,7 @@ def trials(
     """List the stored trials: platform, parameters, status, and the metrics their asset declares."""
     if status is not None and status.capitalize() not in PHASES:
         raise fail(f"--status {status!r}: use one of Pending, Running, Succeeded, Failed")
-    with open_existing(store) as db:
+    with reported(), open_existing(store, readonly=True) as db:
         rows = db.trials(sweep=sweep, asset=asset, status=status.capitalize() if status else None)
         declared = {a.metadata.name: [m.name for m in a.spec.metrics] for a in db.assets()}
     table = Table(box=None)
@@ -192,18 +199,19 @@ def trials(
         s = t.status or BenchmarkTrialStatus()
         phase = s.phase or PHASES[0]
         table.add_row(
-            t.metadata.name, t.spec.platform, _kv({**t.spec.instance, **t.spec.parameters}), str(t.spec.repetition),
-            f"[{STATUS_STYLE.get(phase, 'dim')}]{phase}[/]", s.reason or "", str(s.attempts),
-            _kv({k: float(f"{v:.4g}") for k, v in s.metrics.items()
-                 if k in declared.get(t.spec.asset_ref.name, s.metrics)}),
+            escape(t.metadata.name), escape(t.spec.platform), escape(_kv({**t.spec.instance, **t.spec.parameters})),
+            str(t.spec.repetition), f"[{STATUS_STYLE.get(phase, 'dim')}]{escape(phase)}[/]", escape(s.reason or ""),
+            str(s.attempts),
+            escape(_kv({k: float(f"{v:.4g}") for k, v in s.metrics.items()
+                        if k in declared.get(t.spec.asset_ref.name, s.metrics)})),
         )
     console.print(table)
     console.print(f"{len(rows)} trial(s)")
     if logs:
         for t in rows:
             if t.status and t.status.phase == FAILED:
-                console.rule(f"{t.metadata.name}: {t.status.reason}")
-                console.print(t.status.message or "", highlight=False)
+                console.rule(escape(f"{t.metadata.name}: {t.status.reason}"))
+                console.print(t.status.message or "", highlight=False, markup=False)
                 console.print(t.status.log_tail or "(no output)", highlight=False, markup=False)
 
 
@@ -217,12 +225,11 @@ def export(
     """Write the dataset: one row per finished trial with its platform, features, parameters and metrics."""
     from hwmatch.data.export import export as write
 
-    with open_existing(store) as db:
-        with reported():
-            count = write(db, output, asset=asset, sweeps=sweep or None)
+    with reported(), open_existing(store, readonly=True) as db:
+        count = write(db, output, asset=asset, sweeps=sweep or None)
     if count == 0:
         err_console.print("[yellow]warning:[/] no finished trials matched; the file has only the header")
-    console.print(f"wrote {count} trial(s) to {output}")
+    console.print(f"wrote {count} trial(s) to {output}", markup=False, highlight=False)
 
 
 def _kv(values: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from hwmatch.api import AIAsset, ManifestError, load_files
@@ -44,12 +45,14 @@ def _asset(files: list[Path], name: Optional[str]) -> AIAsset:
         assets = [r for r in load_files(files) if isinstance(r, AIAsset)]
     except ManifestError as exc:
         raise fail("; ".join(map(str, exc.problems))) from None
+    except HwmatchError as exc:
+        raise fail(str(exc)) from None
     if name is not None:
         assets = [a for a in assets if a.metadata.name == name]
     if len(assets) != 1:
         known = ", ".join(a.metadata.name for a in assets) or "none"
         raise fail(f"the files must hold exactly one AIAsset{' named ' + repr(name) if name else ''} "
-                   f"(found: {known}); choose one with --asset NAME")
+                          f"(found: {known}); choose one with --asset NAME")
     return assets[0]
 
 
@@ -67,6 +70,8 @@ def telemetry_command(
     prometheus_url: Optional[str] = typer.Option(
         None, "--prometheus-url", envvar="HWMATCH_PROMETHEUS_URL",
         help="Prometheus to ask; without it only the PromQL is printed."),
+    timeout: float = typer.Option(10.0, "--timeout", metavar="SECONDS", min=0.1,
+                                  help="Deadline for each query's whole answer."),
 ) -> None:
     """Evaluate the asset's `source: prometheus` metrics for a pod and window (or print their PromQL).
 
@@ -85,12 +90,14 @@ def telemetry_command(
     if prometheus_url is None:
         for m in metrics:
             try:
-                console.print(f"[bold]{m.name}[/]: {render_metric(m, context)}", highlight=False, soft_wrap=True)
+                console.print(f"[bold]{escape(m.name)}[/]: {escape(render_metric(m, context))}", highlight=False,
+                              soft_wrap=True)
             except MissingContext as exc:
-                console.print(f"[bold]{m.name}[/]: [yellow]{exc}[/]", highlight=False, soft_wrap=True)
+                console.print(f"[bold]{escape(m.name)}[/]: [yellow]{escape(str(exc))}[/]", highlight=False,
+                              soft_wrap=True)
         return
     try:
-        found = trial_metrics(PrometheusClient(prometheus_url), metrics, namespace, pod, context.start, context.end,
+        found = trial_metrics(PrometheusClient(prometheus_url, timeout=timeout), metrics, namespace, pod, context.start, context.end,
                               node=node, resolution=resolution)
     except HwmatchError as exc:  # unreachable, a bad template, a malformed answer
         raise fail(str(exc)) from None
@@ -98,8 +105,8 @@ def telemetry_command(
     for m in metrics:
         value = found.get(m.name)
         unit = m.unit or (PRESETS[m.preset].unit if m.preset else "")
-        table.add_row(m.name, "-" if value is None else f"{value:.6g}", unit,
-                      found.missing.get(m.name, ""))
+        table.add_row(escape(m.name), "-" if value is None else f"{value:.6g}", escape(unit),
+                      escape(found.missing.get(m.name, "")))
     console.print(table)
     if found.missing:
         raise typer.Exit(1)

@@ -19,11 +19,15 @@ def write_frame(frame: pd.DataFrame, path: str | Path) -> Path:
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise InputError(f"cannot write {path}: unknown format {suffix or '(no suffix)'!r}; name the file *.parquet or *.csv")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        frame.to_csv(path, index=False)
-    else:
-        _arrow_safe(frame).to_parquet(path, index=False)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".csv":
+            frame.to_csv(path, index=False)
+        else:
+            _arrow_safe(frame).to_parquet(path, index=False)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}; pass -o with a path in a writable directory"
+                         ) from None
     return path
 
 

@@ -15,7 +15,7 @@ data), the platforms, and a frame in the shared dataset convention
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence, cast
 
@@ -229,16 +229,43 @@ class Imported:
     frame: pd.DataFrame
     mapping: ImportMapping
     sources: list[str]  # the file (or join) each frame row came from
+    #: Cells that were not measurements (text, ±inf) and were skipped (stored as missing), one line per column.
+    skipped: list[str] = field(default_factory=list)
+
+
+def _table_errors() -> tuple[type[BaseException], ...]:
+    """What pandas and pyarrow raise for a file that is not a readable table."""
+    errors: list[type[BaseException]] = [ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError]
+    try:
+        import pyarrow
+
+        errors.append(pyarrow.ArrowException)
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        pass
+    return tuple(errors)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """A CSV or Parquet file as a DataFrame."""
+    """A CSV or Parquet file as a DataFrame; a :class:`TableError` naming the file if it is not one, or has no rows."""
     path = Path(path)
-    if path.suffix.lower() == ".csv":
-        return pd.read_csv(path)
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    raise TableError(f"{path}: unknown table format {path.suffix!r}; use .csv or .parquet")
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise TableError(f"{path}: unknown table format {path.suffix!r}; use .csv or .parquet")
+    try:
+        table = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    except pd.errors.EmptyDataError:
+        raise TableError(f"{path}: the file is empty; give a table with a header and rows") from None
+    except UnicodeDecodeError as exc:
+        raise TableError(f"{path}: not a text CSV file (byte 0x{exc.object[exc.start]:02x} at offset {exc.start} is "
+                         "not UTF-8); give a CSV file saved as UTF-8") from None
+    except _table_errors() as exc:
+        kind = "CSV" if suffix == ".csv" else "Parquet"
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise TableError(f"{path}: not a readable {kind} table ({detail}); fix the file (ragged rows, a binary "
+                         f"or damaged file) or give another one") from None
+    if len(table) == 0:
+        raise TableError(f"{path}: the table has a header but no rows; give a table with measurements")
+    return table
 
 
 def import_tables(mapping: ImportMapping, paths: Sequence[str | Path]) -> Imported:
@@ -256,12 +283,18 @@ def import_tables(mapping: ImportMapping, paths: Sequence[str | Path]) -> Import
             parts.append(_read_main(mapping, table, path))
     if not parts:
         raise TableError("every table matched a join; give at least one table of measurements per platform")
+    skipped = [note for part in parts for note in part.attrs.get("skipped", [])]
     frame = pd.concat(parts, ignore_index=True)
+    frame.attrs.clear()
     for i, spec in enumerate(mapping.joins):
         if join_tables[i]:
             frame = _apply_join(frame, spec, pd.concat(join_tables[i], ignore_index=True))
+    for metric in mapping.metrics:
+        if not frame[METRIC + metric.name].notna().any():
+            raise TableError(f"metric {metric.name!r} has no numeric value in any table "
+                             f"({', '.join(sorted({Path(p).name for p in paths}))}); fix the column or the mapping")
     frame, sources = _finish(mapping, frame)
-    return Imported(_asset(mapping, frame), _platforms(mapping, frame), frame, mapping, sources)
+    return Imported(_asset(mapping, frame), _platforms(mapping, frame), frame, mapping, sources, skipped)
 
 
 def _read_main(mapping: ImportMapping, table: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -278,14 +311,32 @@ def _read_main(mapping: ImportMapping, table: pd.DataFrame, path: Path) -> pd.Da
         column = mapping.platform.column
         if column not in table.columns:
             raise TableError(f"{path}: no platform column {column!r}; columns are {list(table.columns)}")
+        empty = table[column].isna() | (table[column].astype(str).str.strip() == "")
+        if empty.any():
+            first = int(np.flatnonzero(empty.to_numpy())[0])
+            raise TableError(f"{path}: {int(empty.sum())} row(s) have no platform in column {column!r} (the first is "
+                             f"row {first + 2} of the file); fill the platform in or remove those rows")
         out["platform"] = table[column].astype(str)
     for col in mapping.parameters:
         out[PARAM + col.name] = _column(table, col, path, "parameters")
     for feature in mapping.instance:
-        out[INSTANCE + feature.name] = pd.to_numeric(_column(table, feature, path, "instance"), errors="raise")
+        raw = _column(table, feature, path, "instance")
+        values = pd.to_numeric(raw, errors="coerce")
+        bad = values.isna() & raw.notna()
+        if bad.any():
+            first = int(np.flatnonzero(bad.to_numpy())[0])
+            raise TableError(f"{path}: instance feature {feature.name!r} must be numeric, but {int(bad.sum())} cell(s) "
+                             f"are not (the first, row {first + 2}: {raw.iloc[first]!r}); map that column as a "
+                             "categorical parameter, or fix the cells")
+        out[INSTANCE + feature.name] = values
+    skipped = []
     for metric in mapping.metrics:
-        out[METRIC + metric.name] = _metric(table, metric, path)
+        series = _metric(table, metric, path)
+        if "skipped" in series.attrs:
+            skipped.append(series.attrs["skipped"])
+        out[METRIC + metric.name] = series
     out["source"] = path.name
+    out.attrs["skipped"] = skipped
     out["row"] = np.arange(len(table))
     return out
 
@@ -320,9 +371,23 @@ def _column(table: pd.DataFrame, col: SourceColumn, path: Path, where: str) -> p
 
 
 def _metric(table: pd.DataFrame, col: MetricColumn, path: Path) -> pd.Series:
-    series = pd.to_numeric(_column(table, col, path, "metrics"), errors="coerce").astype(float)
+    raw = _column(table, col, path, "metrics")
+    series = pd.to_numeric(raw, errors="coerce").astype(float)
     if col.missing:
         series = series.mask(series.isin(col.missing))
+    text = series.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+    if col.missing:
+        text &= ~raw.isin(col.missing) & ~raw.astype(str).isin([str(m) for m in col.missing])
+    infinite = np.isinf(series.to_numpy())
+    series = series.mask(infinite)
+    notes = []
+    if text.any():
+        first = int(np.flatnonzero(text.to_numpy())[0])
+        notes.append(f"{int(text.sum())} non-numeric cell(s) (the first, row {first + 2}: {raw.iloc[first]!r})")
+    if infinite.any():
+        notes.append(f"{int(infinite.sum())} infinite value(s)")
+    if notes:
+        series.attrs["skipped"] = f"{path.name}: metric {col.name!r}: {' and '.join(notes)} skipped (stored as missing)"
     return series
 
 
@@ -348,7 +413,8 @@ def _apply_join(frame: pd.DataFrame, join: Join, table: pd.DataFrame) -> pd.Data
 
 def _finish(mapping: ImportMapping, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Identity, repetition, price and platform features: the shared frame schema."""
-    bad = sorted({p for p in frame["platform"].unique() if not re.match(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", p)})
+    bad = sorted({str(p) for p in frame["platform"].unique()
+                  if not re.match(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", str(p))})
     if bad:
         raise TableError(f"platform names {bad} are not DNS-1123 labels; map them to lower-case names")
     params = [c for c in frame.columns if c.startswith(PARAM)]

@@ -7,11 +7,19 @@ moment loses no finished trial. A trial is *claimed* (``Running``, with the
 claiming process named in ``runner``) before it starts; a ``Running`` row
 whose process is gone is stale and may be claimed again, one whose process
 still lives is left to it.
+
+A sweep has one runner at a time per store: :meth:`Store.lock_sweep` takes
+the sweep for a process (a row in ``sweep_runners``), which a second process
+sees and waits on; the lock of a process that is gone is taken over.
+
+Every SQLite failure (not a database, damaged, locked, disk full, read-only)
+is a :class:`StoreError` whose message names the file and what to do.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
 from contextlib import contextmanager
@@ -33,7 +41,7 @@ from hwmatch.api import (
     ObjectMeta,
     ObjectRef,
 )
-from hwmatch.api.errors import InputError
+from hwmatch.api.errors import HwmatchError
 from hwmatch.api.vocabulary import (
     FINISHED,
     LABEL_ASSET,
@@ -85,6 +93,11 @@ CREATE TABLE IF NOT EXISTS recommendations (
     manifest TEXT NOT NULL,
     updated TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sweep_runners (
+    sweep TEXT PRIMARY KEY,
+    runner TEXT NOT NULL,
+    since TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS trials_sweep ON trials (sweep, status);
 CREATE INDEX IF NOT EXISTS trials_asset ON trials (asset, status);
 """
@@ -92,6 +105,90 @@ _TRIAL_COLUMNS = (
     "id", "asset", "sweep", "platform", "parameters", "instance", "repetition", "status", "reason", "message",
     "metrics", "started", "finished", "attempts", "host", "log_tail", "runner",
 )
+
+
+#: Seconds a statement waits for another process's write lock (``HWMATCH_STORE_TIMEOUT`` overrides).
+DEFAULT_TIMEOUT_S = 30.0
+
+
+class StoreError(HwmatchError):
+    """The store's file cannot be used as it is (not SQLite, damaged, locked, full, read-only); the message says what to do."""
+
+
+def _explain(path: Path, exc: Exception) -> str:
+    """One line for an SQLite failure on ``path``: what it means and the fix."""
+    text = str(exc)
+    low = text.lower()
+    if "not a database" in low or "malformed" in low or "file is encrypted" in low:
+        return (f"{path} is not an hwmatch store, or it is damaged ({text}); pass --store with another path, "
+                "or move the file away to start a new store")
+    if "locked" in low or "busy" in low:
+        return (f"the store {path} is locked by another process ({text}); wait for that process to finish "
+                "(or stop it) and run again")
+    if "disk is full" in low or "disk i/o" in low or "full" in low:
+        return (f"cannot write the store {path}: the disk is full or failing ({text}); free space and run the "
+                "same command again: finished trials are kept")
+    if "readonly" in low or "read-only" in low or "unable to open" in low or "permission" in low:
+        return (f"cannot write the store {path} ({text}): the file or its directory is read-only; make it "
+                "writable, or pass --store with a writable path")
+    if "no such column" in low or "no such table" in low or "has no column" in low:
+        return (f"{path} is an SQLite database but not an hwmatch store ({text}); pass --store with another path")
+    return f"the store {path} failed: {text}; check the file, or pass --store with another path"
+
+
+class _Rows:
+    """A statement's rows, fetched at once (so a failure surfaces inside the guard)."""
+
+    def __init__(self, rows: list[Any]):
+        self._rows = rows
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+
+class _Guarded:
+    """The connection, with every SQLite error turned into a :class:`StoreError` naming the file."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path):
+        self._conn, self._path = db, path
+
+    @property
+    def total_changes(self) -> int:
+        return self._conn.total_changes
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> _Rows:
+        try:
+            return _Rows(self._conn.execute(sql, args).fetchall())
+        except sqlite3.Error as exc:
+            raise StoreError(_explain(self._path, exc)) from None
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        try:
+            self._conn.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise StoreError(_explain(self._path, exc)) from None
+
+    def executescript(self, sql: str) -> None:
+        try:
+            self._conn.executescript(sql)
+        except sqlite3.Error as exc:
+            raise StoreError(_explain(self._path, exc)) from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _timeout() -> float:
+    try:
+        return float(os.environ.get("HWMATCH_STORE_TIMEOUT", DEFAULT_TIMEOUT_S))
+    except ValueError:
+        return DEFAULT_TIMEOUT_S
 
 
 def _now() -> str:
@@ -130,16 +227,33 @@ class TrialRow:
 class Store:
     """Trials, assets and sweeps in one SQLite file. Use from one thread; open one per process."""
 
-    def __init__(self, path: str | Path = DEFAULT_PATH):
+    def __init__(self, path: str | Path = DEFAULT_PATH, readonly: bool = False):
+        """Open (or, unless ``readonly``, create) the store at ``path``; a :class:`StoreError` if it cannot be used."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise StoreError(f"the store {self.path} is a directory; pass --store with a file path")
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-        except sqlite3.OperationalError as exc:
-            raise InputError(f"cannot open the store {self.path}: {exc}") from None
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+            if readonly:
+                self._db = _Guarded(_open_readonly(self.path), self.path)
+            else:
+                try:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreError(f"cannot create the directory of the store {self.path}: {exc.strerror}; "
+                                     "pass --store with a writable path") from None
+                self._db = _Guarded(sqlite3.connect(self.path, isolation_level=None, timeout=_timeout()), self.path)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
+            self._check_schema()
+        except sqlite3.Error as exc:
+            raise StoreError(_explain(self.path, exc)) from None
+
+    def _check_schema(self) -> None:
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(trials)")}
+        if not set(_TRIAL_COLUMNS) <= columns:
+            raise StoreError(f"{self.path} is an SQLite database but not an hwmatch store (its trials table lacks "
+                             f"{sorted(set(_TRIAL_COLUMNS) - columns)}); pass --store with another path")
 
     def close(self) -> None:
         self._db.close()
@@ -161,10 +275,11 @@ class Store:
 
     def asset(self, name: str) -> AIAsset | None:
         row = self._db.execute("SELECT manifest FROM assets WHERE name = ?", (name,)).fetchone()
-        return AIAsset.model_validate(json.loads(row[0])) if row else None
+        return self._load(AIAsset, row[0], f"assets row {name!r}") if row else None
 
     def assets(self) -> list[AIAsset]:
-        return [AIAsset.model_validate(json.loads(m)) for (m,) in self._db.execute("SELECT manifest FROM assets ORDER BY name")]
+        return [self._load(AIAsset, m, f"assets row {n!r}")
+                for n, m in self._db.execute("SELECT name, manifest FROM assets ORDER BY name")]
 
     def put_sweep(self, sweep: BenchmarkSweep) -> None:
         self._db.execute(
@@ -175,13 +290,14 @@ class Store:
 
     def sweep(self, name: str) -> BenchmarkSweep | None:
         row = self._db.execute("SELECT manifest FROM sweeps WHERE name = ?", (name,)).fetchone()
-        return BenchmarkSweep.model_validate(json.loads(row[0])) if row else None
+        return self._load(BenchmarkSweep, row[0], f"sweeps row {name!r}") if row else None
 
     def sweeps(self, asset: str | None = None) -> list[BenchmarkSweep]:
-        sql, args = "SELECT manifest FROM sweeps", tuple[str, ...]()
+        sql, args = "SELECT name, manifest FROM sweeps", tuple[str, ...]()
         if asset is not None:
             sql, args = sql + " WHERE asset = ?", (asset,)
-        return [BenchmarkSweep.model_validate(json.loads(m)) for (m,) in self._db.execute(sql + " ORDER BY name", args)]
+        return [self._load(BenchmarkSweep, m, f"sweeps row {n!r}")
+                for n, m in self._db.execute(sql + " ORDER BY name", args)]
 
     def put_recommendation(self, recommendation: HWRecommendation) -> None:
         """Keep a solved recommendation (spec and status), for ``report`` and ``verify``."""
@@ -193,10 +309,37 @@ class Store:
         )
 
     def recommendations(self, asset: str | None = None) -> list[HWRecommendation]:
-        sql, args = "SELECT manifest FROM recommendations", tuple[str, ...]()
+        sql, args = "SELECT name, manifest FROM recommendations", tuple[str, ...]()
         if asset is not None:
             sql, args = sql + " WHERE asset = ?", (asset,)
-        return [HWRecommendation.model_validate(json.loads(m)) for (m,) in self._db.execute(sql + " ORDER BY name", args)]
+        return [self._load(HWRecommendation, m, f"recommendations row {n!r}")
+                for n, m in self._db.execute(sql + " ORDER BY name", args)]
+
+    def _load(self, kind: Any, text: str, where: str) -> Any:
+        """A stored manifest as its model; a damaged row is a :class:`StoreError` naming it."""
+        try:
+            return kind.model_validate(json.loads(text))
+        except (ValueError, TypeError) as exc:
+            raise StoreError(f"{self.path}: {where} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                             f"remove the row, or pass --store with another store") from None
+
+    # -- one runner per sweep ----------------------------------------------------------------
+
+    def lock_sweep(self, sweep: str, runner: str) -> str | None:
+        """Take ``sweep`` for ``runner``; None when taken, else the live runner that holds it (nothing changes)."""
+        with self._transaction():
+            row = self._db.execute("SELECT runner FROM sweep_runners WHERE sweep = ?", (sweep,)).fetchone()
+            if row is not None and row[0] != runner and runner_alive(row[0]):
+                return str(row[0])
+            self._db.execute(
+                "INSERT INTO sweep_runners (sweep, runner, since) VALUES (?, ?, ?) ON CONFLICT (sweep) "
+                "DO UPDATE SET runner = excluded.runner, since = excluded.since", (sweep, runner, _now()),
+            )
+            return None
+
+    def unlock_sweep(self, sweep: str, runner: str) -> None:
+        """Give ``sweep`` back (only if ``runner`` holds it)."""
+        self._db.execute("DELETE FROM sweep_runners WHERE sweep = ? AND runner = ?", (sweep, runner))
 
     # -- trials ------------------------------------------------------------------------------
 
@@ -278,7 +421,15 @@ class Store:
         """Stored trials in the order they were planned, filtered by sweep, asset and status."""
         where, args = _where(sweep=sweep, asset=asset, status=status)
         rows = self._db.execute(f"SELECT {', '.join(_TRIAL_COLUMNS)} FROM trials{where} ORDER BY rowid", args)
-        return [_row_trial(dict(zip(_TRIAL_COLUMNS, r))) for r in rows]
+        out = []
+        for r in rows:
+            try:
+                out.append(_row_trial(dict(zip(_TRIAL_COLUMNS, r))))
+            except (ValueError, TypeError) as exc:
+                raise StoreError(f"{self.path}: trials row {r[0]!r} is damaged ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0]}); remove the row, or pass --store with another store"
+                                 ) from None
+        return out
 
     def counts(self, sweep: str) -> dict[str, dict[str, int]]:
         """Trials of a sweep per platform and status: ``{platform: {status: n}}``."""
@@ -296,6 +447,22 @@ class Store:
         trials = self.trials(sweep=sweeps, asset=asset, status=FINISHED)
         names = {asset} if asset is not None else {t.spec.asset_ref.name for t in trials}
         return build_frame([a for a in self.assets() if a.metadata.name in names], self.sweeps(), trials)
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection; on a read-only file system (no -shm can be made) the file is read as immutable."""
+    if not path.is_file():
+        raise StoreError(f"no store at {path}; run `hwmatch run FILE` first, or pass --store PATH")
+    uri = path.resolve().as_uri()
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=_timeout())
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        return db
+    except sqlite3.OperationalError as exc:
+        if "not a database" in str(exc).lower() or "locked" in str(exc).lower():
+            raise
+        db.close()
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, timeout=_timeout())
 
 
 def _spec_only(resource: AIAsset | BenchmarkSweep) -> dict[str, Any]:

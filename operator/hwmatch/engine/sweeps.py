@@ -14,6 +14,13 @@ it ends. Running it again resumes:
 - a Running trial whose process is gone (a killed run) runs again; one held
   by a live process is left to it.
 
+A sweep has one runner at a time per store (:meth:`Store.lock_sweep`): a
+second ``hwmatch run`` of the same sweep waits until the first is done (it
+says so through :meth:`Progress.waiting`), then finds the trials finished and
+their retries spent, so no trial runs beyond its retry limit and no two
+trials share a platform's CPUs. A store write that fails (disk full) stops
+the run with a :class:`SweepStoreError` that names the trials finished so far.
+
 :func:`run_file` does this for every sweep of manifest files.
 """
 
@@ -37,7 +44,7 @@ from hwmatch.api import (
     load_documents,
 )
 from hwmatch.api.vocabulary import CANCELLED, EXECUTOR_ERROR, FAILED, FINISHED, PENDING, RUNNING, SUCCEEDED
-from hwmatch.data.store import Store, runner_alive, runner_id
+from hwmatch.data.store import Store, StoreError, runner_alive, runner_id
 from hwmatch.execution import Executor, result
 from hwmatch.planning import Planner
 from hwmatch.planning.schedule import Step, TrialState, attempts_left, sweep_step
@@ -45,6 +52,14 @@ from hwmatch.planning.schedule import Step, TrialState, attempts_left, sweep_ste
 
 class SweepError(InputError):
     """A sweep that cannot run as given (unknown sweep, missing asset); the message names the fix."""
+
+
+class SweepStoreError(StoreError):
+    """The store failed during a run; the message says which trials had finished (they are kept)."""
+
+
+#: Seconds between looks at a sweep another runner holds.
+WAIT_POLL_S = 0.5
 
 
 class Progress(Protocol):
@@ -58,9 +73,15 @@ class Progress(Protocol):
     def trial_finished(self, trial: BenchmarkTrial, status: BenchmarkTrialStatus) -> None:
         """A trial's final attempt ended (retries are not reported as finished)."""
 
+    def waiting(self, sweep: BenchmarkSweep, holder: str) -> None:
+        """Another live process (``host:pid:start``) runs ``sweep`` in this store; this run waits for it."""
+
 
 class NoProgress:
     def start(self, sweep: BenchmarkSweep, total: int, done: int) -> None:
+        pass
+
+    def waiting(self, sweep: BenchmarkSweep, holder: str) -> None:
         pass
 
     def trial_started(self, trial: BenchmarkTrial) -> None:
@@ -121,11 +142,41 @@ def run_sweep(
     executor.check(asset, sweep)
     store.put_asset(asset)
     store.put_sweep(sweep)
-    run = _LocalRun(store, asset, sweep, executor, progress or NoProgress(), retry_failed)
+    progress = progress or NoProgress()
+    run = _LocalRun(store, asset, sweep, executor, progress, retry_failed)
     started = time.monotonic()
-    run.run()
+    _take(store, sweep, run.runner, progress)
+    try:
+        run.run()
+    except StoreError as exc:
+        raise SweepStoreError(f"{exc}; the sweep {sweep.metadata.name} stopped: "
+                              f"{_finished_so_far(run)}") from None
+    finally:
+        try:
+            store.unlock_sweep(sweep.metadata.name, run.runner)
+        except StoreError:
+            pass  # the lock of a process that is gone is taken over by the next runner
     run.report.elapsed_s = time.monotonic() - started
     return run.report
+
+
+def _take(store: Store, sweep: BenchmarkSweep, runner: str, progress: Progress) -> None:
+    """Wait until this process holds the sweep in the store (another live runner may hold it now)."""
+    told = None
+    while (holder := store.lock_sweep(sweep.metadata.name, runner)) is not None:
+        if holder != told:
+            progress.waiting(sweep, holder)
+            told = holder
+        time.sleep(WAIT_POLL_S)
+
+
+def _finished_so_far(run: "_LocalRun") -> str:
+    """Which trials this run finished before it stopped (they are in the store)."""
+    names = run.finished
+    if not names:
+        return "no trial finished in this run; run the same command again to resume"
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    return f"{len(names)} trial(s) finished in this run and are kept ({shown}); run the same command again to resume"
 
 
 class _LocalRun:
@@ -141,6 +192,7 @@ class _LocalRun:
         self.trials: dict[str, BenchmarkTrial] = {}  # every planned trial so far, in plan order
         self.before: dict[str, int] = {}  # attempts each trial had made before this run
         self.running: dict[Future[BenchmarkTrialStatus], BenchmarkTrial] = {}
+        self.finished: list[str] = []  # trials whose outcome this run committed
 
     def run(self) -> None:
         self._add_round(self.planner.plan())
@@ -235,6 +287,7 @@ class _LocalRun:
         name = trial.metadata.name
         status.attempts = self.store.states(self.sweep.metadata.name)[name].attempts + 1
         self.store.finish(name, status)
+        self.finished.append(name)
         state = next(s for s in self._states() if s.name == name)
         if attempts_left(state, self.sweep.spec.backoff_limit) > 0:
             return  # it will be retried
@@ -249,6 +302,12 @@ class _LocalRun:
         """Stop the running attempts; keep those that ended on their own, give the others back."""
         self.executor.cancel()
         wait(self.running)
+        try:
+            self._give_back()
+        except StoreError:
+            pass  # the store cannot be written (disk full): the rows stay Running, taken over by the next run
+
+    def _give_back(self) -> None:
         for future, trial in self.running.items():
             status = None if future.exception() else future.result()
             if status is None or status.reason == CANCELLED:

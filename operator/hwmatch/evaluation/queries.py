@@ -21,6 +21,8 @@ from hwmatch.evaluation.truth import GroundTruth
 QUANTILES = (0.1, 0.9)
 #: A query needs at least this many candidate configurations with every metric it reads measured.
 MIN_CANDIDATES = 30
+#: Draws per query before the table is declared too small for queries (a bound: the loop always ends).
+MAX_TRIES_PER_QUERY = 200
 
 
 def objectives(asset: AIAsset, truth: GroundTruth) -> list[tuple[str, str]]:
@@ -48,7 +50,15 @@ def draw_queries(
         raise InputError(f"asset {asset.metadata.name!r} has no metric with a goal; give metrics a goal in the mapping")
     instances = truth.instances()
     queries: list[HWRecommendationSpec] = []
+    tries = 0
     while len(queries) < n:
+        tries += 1
+        if tries > MAX_TRIES_PER_QUERY * n or len(truth.table) < min_candidates:
+            raise InputError(
+                f"cannot draw {n} queries from the table of asset {asset.metadata.name!r}: a query needs at least "
+                f"{min_candidates} configurations with its metrics measured, and the table has {len(truth.table)} "
+                f"(found {len(queries)} query/queries in {tries - 1} tries); import a larger table"
+            )
         instance = {}
         if truth.instance_columns:
             row = instances.iloc[int(rng.integers(len(instances)))]

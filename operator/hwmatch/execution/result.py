@@ -52,7 +52,7 @@ def parse_result(output: str) -> HarnessResult:
             continue
         try:
             doc = json.loads(line)
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON, or an integer too long to read (Python's digit limit)
             continue
         if isinstance(doc, dict) and "metrics" in doc:
             return _validate(doc)
@@ -63,13 +63,22 @@ def _validate(doc: dict[str, Any]) -> HarnessResult:
     metrics = doc["metrics"]
     if not isinstance(metrics, dict):
         raise ResultError(f"'metrics' must be an object of name -> number, got {type(metrics).__name__}")
-    bad = {k: v for k, v in metrics.items()
-           if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)}
+    bad = {k: (v if not isinstance(v, int) or abs(v) < 10**20 else f"an integer of {len(str(abs(v)))} digits")
+           for k, v in metrics.items() if not _finite(v)}
     if bad:
-        raise ResultError(f"metrics must be finite numbers; not so: {bad}")
+        raise ResultError(f"metrics must be finite numbers that fit a float; not so: {bad}")
     host: dict[str, Any] = doc["host"] if isinstance(doc.get("host"), dict) else {}
     measurement: dict[str, Any] = {k: doc[k] for k in ("samples", "warmup", "started", "finished") if k in doc}
     return HarnessResult({k: float(v) for k, v in metrics.items()}, host, measurement)
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer beyond a float's range
+        return False
 
 
 def missing_metrics(asset: AIAsset, metrics: dict[str, float]) -> list[str]:

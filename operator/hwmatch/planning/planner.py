@@ -20,6 +20,7 @@ import pandas as pd
 
 from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, Platform, canonical, make_trial
 from hwmatch.api.errors import InputError
+from hwmatch.api.sweep import plan_problems
 from hwmatch.data.frame import PARAM
 from hwmatch.planning.samplers import Point, RoundSampler, Sampler, get_sampler
 from hwmatch.planning.space import Space
@@ -40,6 +41,9 @@ class Planner:
                 f"sweep {sweep.metadata.name!r} refers to asset {sweep.spec.asset_ref.name!r}, "
                 f"not {asset.metadata.name!r}"
             )
+        problems = plan_problems(asset.spec.parameters, sweep.spec)
+        if problems:
+            raise InputError(f"sweep {sweep.metadata.name!r}: " + "; ".join(f"{where}: {why}" for where, why in problems))
         self.asset = asset
         self.sweep = sweep
         self.space = Space(asset.spec.parameters)

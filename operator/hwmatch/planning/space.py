@@ -16,10 +16,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from hwmatch.api import Parameter
+from hwmatch.api.asset import DEFAULT_GRID_RESOLUTION as _API_GRID_RESOLUTION
 from hwmatch.api.errors import InputError
 
 #: Points per continuous range (no ``step``, no ``values``) in a grid.
-DEFAULT_GRID_RESOLUTION = 5
+DEFAULT_GRID_RESOLUTION = _API_GRID_RESOLUTION  # the API's, so its plan-size bound is this grid's
 #: Continuous float values are rounded to this many significant digits, so
 #: that trial ids, tables and manifests show stable, readable numbers.
 SIGNIFICANT_DIGITS = 6

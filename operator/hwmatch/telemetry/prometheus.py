@@ -6,11 +6,18 @@ plain objects, and errors a person can act on. An unreachable server is a
 flag (usually a wrong URL, or Prometheus not running yet: worth retrying);
 a query Prometheus refuses is a :class:`PrometheusQueryError` with
 Prometheus's own message and the query (a bad template: not worth retrying).
+
+``timeout`` is a total deadline for one query, not a limit on each read: a
+server that answers one byte every few seconds is cut off at the deadline
+(the request runs in a daemon thread that stops reading once it has passed).
 """
 
 from __future__ import annotations
 
+import json
 import math
+import threading
+import time as clock
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,17 +135,42 @@ class PrometheusClient:
         params = {"query": expr, "start": _fmt_time(start), "end": _fmt_time(end), "step": _fmt_time(step)}
         return parse_range(self._get("query_range", params, expr))
 
+    def _post(self, url: str, params: dict[str, str]) -> tuple[requests.Response, bytes]:
+        """The response and its whole body, within ``timeout`` seconds in all (else :class:`PrometheusUnreachable`)."""
+        deadline = clock.monotonic() + self.timeout
+        outcome: dict[str, Any] = {}
+
+        def fetch() -> None:
+            try:
+                # POST form encoding keeps long queries out of URL length limits (the API accepts both).
+                response = self._session.post(url, data=params, timeout=self.timeout, stream=True)
+                chunks = []
+                for chunk in response.iter_content(65536):
+                    chunks.append(chunk)
+                    if clock.monotonic() > deadline:
+                        response.close()
+                        return
+                outcome["answer"] = (response, b"".join(chunks))
+            except BaseException as exc:  # handed to the caller
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=fetch, name="hwmatch-prometheus", daemon=True)
+        worker.start()
+        worker.join(self.timeout)
+        if "answer" in outcome:
+            return outcome["answer"]
+        error = outcome.get("error")
+        if error is None or isinstance(error, requests.Timeout):
+            raise PrometheusUnreachable(self.url, f"no complete answer within {self.timeout:g}s") from None
+        if isinstance(error, requests.RequestException):
+            raise PrometheusUnreachable(self.url, type(error).__name__ + ": " + _first_line(error)) from None
+        raise error
+
     def _get(self, endpoint: str, params: dict[str, str], expr: str) -> dict[str, Any]:
         url = f"{self.url}/api/v1/{endpoint}"
+        response, content = self._post(url, params)
         try:
-            # POST form encoding keeps long queries out of URL length limits (the API accepts both).
-            response = self._session.post(url, data=params, timeout=self.timeout)
-        except requests.Timeout:
-            raise PrometheusUnreachable(self.url, f"no answer within {self.timeout:g}s") from None
-        except requests.RequestException as exc:
-            raise PrometheusUnreachable(self.url, type(exc).__name__ + ": " + _first_line(exc)) from None
-        try:
-            body = response.json()
+            body = json.loads(content)
         except ValueError:
             body = None
         if isinstance(body, dict) and body.get("status") == "error":
@@ -147,10 +179,10 @@ class PrometheusClient:
         if response.status_code >= 500 or not isinstance(body, dict):
             raise PrometheusUnreachable(
                 self.url, f"HTTP {response.status_code} from {url} is not a Prometheus API answer (a wrong host or "
-                          f"path prefix, or a proxy in between): {response.text[:200]!r}"
+                          f"path prefix, or a proxy in between): {content[:200].decode(errors='replace')!r}"
             )
         if response.status_code >= 400 or body.get("status") != "success":
-            raise PrometheusQueryError(expr, f"HTTP {response.status_code}", response.text[:500])
+            raise PrometheusQueryError(expr, f"HTTP {response.status_code}", content[:500].decode(errors="replace"))
         return body["data"]
 
 
