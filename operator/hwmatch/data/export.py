@@ -41,7 +41,7 @@ def export(store: Store, path: str | Path, asset: str | None = None, sweeps: Seq
 def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """Parquet columns have one type: a column mixing types (a categorical of 1 and "a") is written as text."""
     out = frame.copy()
-    for col in out.select_dtypes(include="object").columns:
+    for col in [c for c in out.columns if pd.api.types.is_object_dtype(out[c])]:
         kinds = {type(v) for v in out[col].dropna()}
         if len(kinds) > 1:
             out[col] = out[col].map(lambda v: v if v is None or v != v else str(v))
