@@ -8,7 +8,7 @@ import pytest
 
 from hwmatch.api import Parameter
 from hwmatch.modeling import FeatureEncoder, MetricModel, Surrogates, categorical_columns, clear_cache
-from hwmatch.modeling.intervals import conformal_quantile
+from hwmatch.modeling.intervals import conformal_quantile, rows_needed
 from hwmatch.modeling.metric_model import choose_transform, configuration_groups
 
 PLATFORMS = {"cpu-2": (2, "none"), "cpu-8": (8, "none"), "gpu": (32, "l4")}
@@ -122,12 +122,20 @@ def test_retrain_only_when_the_training_rows_change() -> None:
 def test_tiny_and_constant_datasets() -> None:
     tiny = dataset(8, noise=0.05)
     model = Surrogates(seed=0).fit(tiny.assign(**{"metric.constant": 4.0}))
-    p = model.predict(tiny, 0.9)
+    p = model.predict(tiny, 0.8)  # 8 rows: enough for a finite bound at 0.8 (4 needed), not at 0.9 (9)
     np.testing.assert_array_equal(p["constant"].value, 4.0)
     np.testing.assert_array_equal(p["constant"].upper - p["constant"].lower, 0.0)
     assert model.scores()["constant"].family == "constant"
     assert model.scores()["latency_ms"].trained_on_trials == 8
-    assert np.all(p["latency_ms"].lower <= p["latency_ms"].upper)
+    assert np.all(p["latency_ms"].lower <= p["latency_ms"].upper) and np.all(np.isfinite(p["latency_ms"].upper))
+    assert model.unbounded(0.8) == {}
+    short = model.predict(tiny, 0.9)  # below the finite-sample threshold: unbounded, even for a constant
+    for metric in ("constant", "latency_ms", "accuracy"):
+        assert np.all(short[metric].lower == -np.inf) and np.all(short[metric].upper == np.inf)
+        assert np.all(np.isfinite(short[metric].value))
+    assert model.unbounded(0.9) == {"constant": (8, 9), "latency_ms": (8, 9), "accuracy": (8, 9)}
+    capped = model.predict(tiny, 0.9, capped=True)  # for ranking only: the largest residual
+    assert np.all(np.isfinite(capped["latency_ms"].upper))
     two = dataset(6, repetitions=3, noise=0.1)  # two configurations measured three times each
     mean = Surrogates(seed=0, metrics=["latency_ms"]).fit(two)
     assert mean.scores()["latency_ms"].family == "mean"
@@ -160,7 +168,11 @@ def test_helpers() -> None:
     scores = np.arange(1.0, 11.0)
     assert conformal_quantile(scores, 0.9) == 10.0  # ceil(11*0.9)=10th
     assert conformal_quantile(scores, 0.5) == 6.0
-    assert conformal_quantile(scores[:3], 0.9) == 3.0  # too few rows: the largest
+    assert conformal_quantile(scores[:9], 0.9) == 9.0  # ceil(10*0.9)=9th, despite 10*0.9 = 9.000000000000002
+    assert conformal_quantile(scores[:8], 0.9) == np.inf  # too few rows: unbounded, not the largest
+    assert conformal_quantile(scores[:3], 0.9, capped=True) == 3.0  # capped (ranking only): the largest
+    assert conformal_quantile(scores[:0], 0.9) == np.inf
+    assert [rows_needed(c) for c in (0.5, 0.8, 0.9, 1 - 0.2 / 3, 0.95, 0.99)] == [1, 4, 9, 14, 19, 99]
 
 
 def test_candidates_of_a_platform_without_some_feature_are_predicted() -> None:

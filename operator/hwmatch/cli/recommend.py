@@ -26,7 +26,10 @@ def _predicted(choice: Choice, metric: str) -> str:
     p = choice.predicted.get(metric)
     if p is None:
         return "-"
-    interval = f"\n[{p.lower:.3g}, {p.upper:.3g}]" if p.lower is not None and p.upper is not None else ""
+    if p.lower is not None and p.upper is not None:
+        interval = f"\n[{p.lower:.3g}, {p.upper:.3g}]"
+    else:  # a bound the data cannot give (too few trials for this level) is not printed as a number
+        interval = "\n[unbounded]" if p.lower is None and p.upper is None else ""
     return f"{p.value:.4g}{interval}"
 
 
@@ -40,7 +43,7 @@ def print_recommendation(rec: HWRecommendation) -> None:
     ready = next((c for c in status.conditions if c.type == "Ready"), None)
     title = f"{rec.metadata.name}: {status.phase}"
     if status.recommendation is None:
-        console.print(f"[bold red]{title}[/]")
+        console.print(f"[bold {'yellow' if status.phase == 'InsufficientData' else 'red'}]{title}[/]")
         console.print(status.infeasible.message if status.infeasible else (ready.message if ready else ""), highlight=False)
         return
     rows = [("best", status.recommendation)] + [(f"#{i + 2}", c) for i, c in enumerate(status.alternatives)]

@@ -26,6 +26,7 @@ from hwmatch.api.errors import InputError
 from hwmatch.data.frame import INSTANCE, METRIC, PARAM, columns, strip, succeeded
 from hwmatch.modeling.families import DEFAULT_FAMILIES, check_families
 from hwmatch.modeling.features import FeatureEncoder, input_columns
+from hwmatch.modeling.intervals import rows_needed
 from hwmatch.modeling.metric_model import MetricModel, Prediction
 
 #: Fitted surrogates kept in memory (least recently used go first).
@@ -152,14 +153,19 @@ class Surrogates:
         return self.encoder.transform(candidates)
 
     def predict(
-        self, candidates: pd.DataFrame, level: float = 0.9, metrics: Iterable[str] | None = None
+        self, candidates: pd.DataFrame, level: float = 0.9, metrics: Iterable[str] | None = None,
+        capped: bool = False,
     ) -> dict[str, Prediction]:
-        """Every metric (or ``metrics``) for each candidate row: value, lower, upper."""
+        """Every metric (or ``metrics``) for each candidate row: value, lower, upper.
+
+        Bounds are infinite for a metric with too few rows for ``level``
+        (:meth:`unbounded`); ``capped`` widths are for ranking where to sample only.
+        """
         self._check_fitted()
         parts: list[dict[str, Prediction]] = []
         for start in range(0, max(len(candidates), 1), PREDICT_CHUNK):
             chunk = candidates.iloc[start : start + PREDICT_CHUNK]
-            parts.append(self.predict_encoded(self.encode(chunk), level, metrics))
+            parts.append(self.predict_encoded(self.encode(chunk), level, metrics, capped))
         if len(parts) == 1:
             return parts[0]
         return {
@@ -168,7 +174,7 @@ class Surrogates:
         }
 
     def predict_encoded(
-        self, X: np.ndarray, level: float = 0.9, metrics: Iterable[str] | None = None
+        self, X: np.ndarray, level: float = 0.9, metrics: Iterable[str] | None = None, capped: bool = False,
     ) -> dict[str, Prediction]:
         """Like :meth:`predict` on an already encoded matrix."""
         self._check_fitted()
@@ -177,7 +183,12 @@ class Surrogates:
         if unknown:
             raise InputError(f"no surrogate for metrics {unknown}; fitted: {list(self.models)}")
         with threadpool_limits(limits=self.threads):
-            return {m: self.models[m].predict(X, level) for m in names}
+            return {m: self.models[m].predict(X, level, capped) for m in names}
+
+    def unbounded(self, level: float) -> dict[str, tuple[int, int]]:
+        """Metrics whose intervals at ``level`` are unbounded: ``metric -> (rows it has, rows needed)``."""
+        needed = rows_needed(level)
+        return {m: (model.rows, needed) for m, model in self.models.items() if not model.bounded(level)}
 
     def scores(self) -> dict[str, ModelScore]:
         """Held-out R² and MAPE per metric, as ``HWRecommendationStatus.models`` wants them."""
