@@ -182,3 +182,22 @@ def test_candidates_of_a_platform_without_some_feature_are_predicted() -> None:
     assert np.isfinite(model.predict(bare, 0.9)["latency_ms"].value).all()
     with pytest.raises(ValueError, match=r"lack the columns \['param.depth'\]"):
         model.predict(frame.drop(columns=["param.depth"]), 0.9)
+
+
+def test_candidates_outside_the_sampled_region_get_wider_intervals() -> None:
+    train = dataset(120, noise=0.05)
+    sampled = train[train["param.depth"] < 16]  # only the lower half of depth was measured
+    model = Surrogates(seed=0).fit(sampled)
+    inside = sampled.head(20)
+    far = inside.assign(**{"param.depth": 64.0})  # beyond every trial on the depth axis
+    unseen = inside.assign(**{"param.precision": "fp16"})  # a level no trial had (fp32 and int8 were measured)
+    assert np.all(model.novelty(inside) == 0.0)  # they are trials
+    assert np.all(model.novelty(far) > 1.0) and np.all(model.novelty(unseen) > 1.0)
+    widths = {name: model.predict(rows, 0.8)["latency_ms"] for name, rows in (("far", far), ("unseen", unseen))}
+    plain = {name: model.models["latency_ms"].predict(model.encode(rows), 0.8) for name, rows in (("far", far), ("unseen", unseen))}
+    for name in widths:  # the half-widths (in the model's space) grow by exactly the novelty factor
+        factor = np.maximum(model.novelty(far if name == "far" else unseen), 1.0)
+        assert np.all(widths[name].upper - widths[name].lower > plain[name].upper - plain[name].lower)
+        if model.models["latency_ms"].transform == "identity":
+            np.testing.assert_allclose(widths[name].upper - widths[name].value,
+                                       factor * (plain[name].upper - plain[name].value), rtol=1e-9)

@@ -130,6 +130,12 @@ class Choice(ApiModel):
     predicted: dict[str, PredictedValue] = Field(default_factory=dict)
     cost_per_hour: float | None = None
     objective: float | None = None
+    novelty: float | None = Field(
+        default=None,
+        description="Distance to the nearest measured configuration (encoded, range-scaled inputs) over the largest "
+        "distance calibration rows had to their training data. Above 1 the candidate lies outside the sampled region "
+        "and its intervals were widened by this factor; measuring it (hwmatch verify) is the way to trust it.",
+    )
 
 
 class ModelScore(ApiModel):

@@ -57,6 +57,11 @@ def print_recommendation(rec: HWRecommendation) -> None:
         table.add_row(label, c.platform, str(c.replicas), _values(c).replace(" ", "\n"), *cost,
                       *(_predicted(c, m) for m in shown))
     console.print(table)
+    outside = [f"{label} ({c.novelty:.2g}× the calibrated distance)" for label, c in rows
+               if c.novelty is not None and c.novelty > 1]
+    if outside:
+        console.print("outside the sampled region, intervals widened by that factor: " + ", ".join(outside)
+                      + "; `hwmatch verify` measures it", highlight=False)
     if ready is not None:
         console.print(f"why: {ready.message}", highlight=False)
     if status.models:

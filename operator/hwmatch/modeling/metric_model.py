@@ -156,7 +156,9 @@ class MetricModel:
         """Whether intervals at ``level`` are finite: enough rows for the conformal quantile."""
         return self.conformal_ is not None and self.conformal_.bounded(level)
 
-    def predict(self, X: np.ndarray, level: float = 0.9, capped: bool = False) -> Prediction:
+    def predict(
+        self, X: np.ndarray, level: float = 0.9, capped: bool = False, widening: np.ndarray | None = None
+    ) -> Prediction:
         """Value and the interval that holds the measured metric with probability ``level``.
 
         Below the finite-sample threshold the interval is ``(-inf, +inf)``
@@ -168,6 +170,8 @@ class MetricModel:
             raise RuntimeError("this surrogate is not fitted; call fit(X, y) first")
         z = self.model_.predict(X)
         half = self.conformal_.half_width(X, level, capped)
+        if widening is not None:
+            half = half * widening
         finite = np.isfinite(half)
         half = np.where(finite, half, 0.0)
         value, lower, upper = self._inverse(z), self._inverse(z - half), self._inverse(z + half)

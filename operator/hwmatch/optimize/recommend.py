@@ -56,6 +56,7 @@ def choice(problem: Problem, index: int) -> Choice:
         level = problem.level if lower is not None and upper is not None else None
         predicted[name] = PredictedValue(value=value, lower=lower, upper=upper, level=level)
     cost = problem.metrics.get("cost_per_hour")
+    novelty = None if problem.novelty is None else round(float(problem.novelty[index]), 3)
     return Choice(
         platform=str(problem.candidates.platform[index]),
         parameters=problem.candidates.parameters_of(index),
@@ -63,6 +64,7 @@ def choice(problem: Problem, index: int) -> Choice:
         predicted=predicted,
         cost_per_hour=None if cost is None else _finite(cost.value[index]),
         objective=_finite(problem.objective_value[index]),
+        novelty=novelty,
     )
 
 
@@ -222,6 +224,7 @@ def recommend(
     level = interval_level(spec)
     predictions = surrogates.predict(candidates.frame, level)
     problem = build_problem(candidates, predictions, spec, goals)
+    problem.novelty = surrogates.novelty(candidates.frame)
     status = to_status(problem, solve(problem, method, seed=seed), spec.alternatives, unbounded=surrogates.unbounded(level))
     status.models = surrogates.scores()
     status.dataset_hash = surrogates.dataset_hash
