@@ -134,13 +134,15 @@ def verify(
     store: Path = store_option(),
     repetitions: int = typer.Option(3, "--repetitions", "-n", min=1, help="Runs of the recommended configuration."),
 ) -> None:
-    """Re-run each recommended configuration on its platform; print predicted against measured per constraint.
+    """Re-run each recommended configuration on its platform; print predicted against measured for every metric.
 
-    Exits 1 when a measured value breaks a constraint.
+    Each metric is flagged when a run falls outside its predicted interval;
+    the runs are stored as verification trials (training data). Exits 1 when
+    a measured value breaks a constraint.
     """
     from hwmatch.execution import LocalExecutor
 
-    broken = False
+    broken, missed = False, 0
     with open_existing(store) as db:
         recs = [r for r in db.recommendations() if not names or r.metadata.name in names]
         missing = sorted(set(names or ()) - {r.metadata.name for r in recs})
@@ -154,19 +156,30 @@ def verify(
             with console.status(f"running {rec.metadata.name}'s choice on {best.platform} ×{repetitions}…"):
                 with reported():
                     checks, _ = verify_choice(db, rec, LocalExecutor(), repetitions)
-            table = Table("requirement", "bound", escape("predicted [interval]"), "measured (each run)", "",
-                          title=f"{rec.metadata.name}: {best.platform} ×{best.replicas} {_values(best)}",
+            table = Table("metric", "bound", escape("predicted [interval]"), "measured (each run)", "requirement",
+                          "interval", title=f"{rec.metadata.name}: {best.platform} ×{best.replicas} {_values(best)}",
                           caption=escape(f"predicted {interval_caption(rec.spec, rec.status)}"))
             for c in checks:
                 broken |= not c.ok
+                missed += c.inside is False
                 table.add_row(c.metric, _bound(c), _prediction(c.predicted), ", ".join(f"{m:.4g}" for m in c.measured),
-                              "[green]✓ met[/]" if c.ok else "[red]✗ broken[/]")
+                              ("[green]✓ met[/]" if c.ok else "[red]✗ broken[/]") if c.required else "",
+                              {True: "[green]inside[/]", False: "[red]✗ outside[/]", None: "-"}[c.inside])
             console.print(table)
+            held = sum(c.inside is True for c in checks)
+            console.print(f"{held} of {held + sum(c.inside is False for c in checks)} predicted intervals held; "
+                          f"the {repetitions} run(s) are stored as verification trials and join the training data",
+                          highlight=False)
+    if missed:
+        console.print(f"[yellow]{missed} measured metric(s) outside the predicted interval: "
+                      "the models are wrong there; re-solving learns from these runs[/]")
     if broken:
         raise typer.Exit(1)
 
 
 def _bound(check: Check) -> str:
+    if not check.required:
+        return ""
     bounds = [f">= {check.min:g}"] if check.min is not None else []
     bounds += [f"<= {check.max:g}"] if check.max is not None else []
     return " and ".join(bounds)

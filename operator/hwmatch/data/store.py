@@ -7,6 +7,12 @@ moment loses no finished trial. A trial is *claimed* (``Running``, with the
 claiming process named in ``runner``) before it starts; a ``Running`` row
 whose process is gone is stale and may be claimed again, one whose process
 still lives is left to it.
+
+A *verification* trial (``verification = 1``, label
+``hwmatch.dev/verification``) is a run of a recommended configuration by
+``hwmatch verify``: it belongs to the sweep whose platform it ran on, so it
+joins that sweep's dataset frame as training data, but it is not one of the
+sweep's planned trials — the sweep policy's states and counts leave it out.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from hwmatch.api.vocabulary import (
     LABEL_ASSET,
     LABEL_PLATFORM,
     LABEL_SWEEP,
+    LABEL_VERIFICATION,
     PENDING,
     RUNNING,
     SUCCEEDED,
@@ -77,7 +84,8 @@ CREATE TABLE IF NOT EXISTS trials (
     attempts INTEGER NOT NULL DEFAULT 0,
     host TEXT NOT NULL DEFAULT '{}',
     log_tail TEXT,
-    runner TEXT
+    runner TEXT,
+    verification INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS recommendations (
     name TEXT PRIMARY KEY,
@@ -90,7 +98,7 @@ CREATE INDEX IF NOT EXISTS trials_asset ON trials (asset, status);
 """
 _TRIAL_COLUMNS = (
     "id", "asset", "sweep", "platform", "parameters", "instance", "repetition", "status", "reason", "message",
-    "metrics", "started", "finished", "attempts", "host", "log_tail", "runner",
+    "metrics", "started", "finished", "attempts", "host", "log_tail", "runner", "verification",
 )
 
 
@@ -140,6 +148,9 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        known = {row[1] for row in self._db.execute("PRAGMA table_info(trials)")}
+        if "verification" not in known:  # a store written before verification runs were kept
+            self._db.execute("ALTER TABLE trials ADD COLUMN verification INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self._db.close()
@@ -221,8 +232,18 @@ class Store:
             )
         return len(rows)
 
+    def add_verification(self, trial: BenchmarkTrial) -> None:
+        """Keep a finished verification run (spec and status) as training data of its sweep, outside its plan."""
+        labels = {**trial.metadata.labels, LABEL_VERIFICATION: "true"}
+        self.add_trials([trial.model_copy(update={"metadata": trial.metadata.model_copy(update={"labels": labels})})])
+
+    def verifications(self, asset: str | None = None) -> list[BenchmarkTrial]:
+        """Stored verification runs, oldest first."""
+        return [t for t in self.trials(asset=asset) if t.metadata.labels.get(LABEL_VERIFICATION) == "true"]
+
     def states(self, sweep: str) -> dict[str, TrialRow]:
-        rows = self._db.execute("SELECT id, status, reason, attempts, runner FROM trials WHERE sweep = ?", (sweep,))
+        rows = self._db.execute(
+            "SELECT id, status, reason, attempts, runner FROM trials WHERE sweep = ? AND verification = 0", (sweep,))
         return {i: TrialRow(*state) for i, *state in rows}
 
     def claim(self, trial_id: str, runner: str) -> bool:
@@ -284,7 +305,8 @@ class Store:
         """Trials of a sweep per platform and status: ``{platform: {status: n}}``."""
         out: dict[str, dict[str, int]] = {}
         for platform, status, n in self._db.execute(
-            "SELECT platform, status, COUNT(*) FROM trials WHERE sweep = ? GROUP BY platform, status", (sweep,)
+            "SELECT platform, status, COUNT(*) FROM trials WHERE sweep = ? AND verification = 0 GROUP BY platform, status",
+            (sweep,),
         ):
             out.setdefault(platform, {})[status] = n
         return out
@@ -323,16 +345,16 @@ def _trial_row(trial: BenchmarkTrial, status: str | None = None) -> tuple[Any, .
         status or s.phase or PENDING, s.reason, s.message, canonical(s.metrics),
         s.start_time.isoformat() if s.start_time else None,
         s.completion_time.isoformat() if s.completion_time else None,
-        s.attempts, canonical(s.host), s.log_tail, None,
+        s.attempts, canonical(s.host), s.log_tail, None, int(trial.metadata.labels.get(LABEL_VERIFICATION) == "true"),
     )
 
 
 def _row_trial(row: dict[str, Any]) -> BenchmarkTrial:
+    labels = {LABEL_ASSET: row["asset"], LABEL_SWEEP: row["sweep"], LABEL_PLATFORM: row["platform"]}
+    if row["verification"]:
+        labels[LABEL_VERIFICATION] = "true"
     return BenchmarkTrial(
-        metadata=ObjectMeta(
-            name=row["id"],
-            labels={LABEL_ASSET: row["asset"], LABEL_SWEEP: row["sweep"], LABEL_PLATFORM: row["platform"]},
-        ),
+        metadata=ObjectMeta(name=row["id"], labels=labels),
         spec=BenchmarkTrialSpec(
             sweep_ref=ObjectRef(name=row["sweep"]), asset_ref=ObjectRef(name=row["asset"]), platform=row["platform"],
             parameters=json.loads(row["parameters"]), instance=json.loads(row["instance"]), repetition=row["repetition"],
