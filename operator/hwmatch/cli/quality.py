@@ -109,7 +109,8 @@ def evaluate(
 
 
 #: Columns of the figures table (short: it must fit an 80-column terminal).
-COLUMNS = ("budget", "sampling", "model", "conf", "trials", "feasible", "false-inf", "clear", "no-sol", "regret", "p90", "R² min")
+COLUMNS = ("budget", "sampling", "model", "conf", "trials", "feasible", "raw", "false-inf", "clear", "no-sol", "regret",
+           "p90", "cov@choice", "cov@random", "R² min")
 
 
 def results_table(title: str, results: list[Result]) -> Table:
@@ -117,6 +118,9 @@ def results_table(title: str, results: list[Result]) -> Table:
 
     ``clear`` is the false-infeasible rate over the clearly solvable queries
     (met by more than the run-to-run noise); the caption counts them.
+    ``feasible`` compares with the table's printed resolution, ``raw``
+    exactly; ``cov@choice``/``cov@random``: true values on the right side of
+    every predicted bound at the chosen / a random candidate.
     """
     first = results[0].summary if results else None
     caption = (f"{first.queries} queries: {first.solvable} solvable, {first.clear} clearly (beyond run-to-run noise)"
@@ -130,8 +134,9 @@ def results_table(title: str, results: list[Result]) -> Table:
         r2 = [m["r2"] for m in r.models.values()]
         table.add_row(
             f"{r.budget:.0%}", r.strategy, r.method, "-" if r.confidence is None else f"{r.confidence:g}", str(r.trials),
-            _pct(s.feasible_rate), _pct(s.false_infeasible_rate), _pct(s.clear_false_infeasible_rate),
-            _pct(s.no_solution_rate), _num(s.regret_median_pct, "%"), _num(s.regret_p90_pct, "%"),
+            _pct(s.feasible_rate), _pct(s.feasible_raw_rate), _pct(s.false_infeasible_rate),
+            _pct(s.clear_false_infeasible_rate), _pct(s.no_solution_rate), _num(s.regret_median_pct, "%"),
+            _num(s.regret_p90_pct, "%"), _pct(s.coverage_chosen), _pct(s.coverage_random),
             f"{min(r2):.2f}" if r2 else "-",
         )
     return table

@@ -161,17 +161,29 @@ class Evaluation:
         scored: list[tuple[float, list]] = []
         for confidence in self.confidences if intervals else self.confidences[:1]:
             outcomes = []
-            for query, candidates in zip(self.queries, self._candidates):
+            for q, (query, candidates) in enumerate(zip(self.queries, self._candidates)):
                 query = query.model_copy(update={"confidence": confidence})
                 level = interval_level(query)
                 if level not in preds:
                     preds[level] = method.predict(pool, level)
                 positions = self.pool.index.get_indexer(candidates.index)
-                outcomes.append(score(query, choose(query, candidates, positions, preds[level], self.goals), self.truth))
+                answer = choose(query, candidates, positions, preds[level], self.goals)
+                bounds = random = None
+                if intervals:  # coverage at the choice, and at a random candidate (the same one at every confidence)
+                    bounds = None if answer is None else self._bounds(preds[level], answer)
+                    if len(candidates):
+                        other = candidates.index[int(np.random.default_rng([self.seed, q]).integers(len(candidates)))]
+                        random = (int(other), self._bounds(preds[level], other))
+                outcomes.append(score(query, answer, self.truth, bounds, random))
             scored.append((confidence, outcomes))
         models = self.model_scores(next(iter(preds.values())), chosen)  # point predictions: the same at every level
         return [Result(budget, strategy, method.name, int(len(chosen)), confidence if intervals else None,
                        summarise(outcomes), models) for confidence, outcomes in scored]
+
+    def _bounds(self, pred: dict, row: object) -> dict[str, tuple[float, float]]:
+        """Each metric's predicted (lower, upper) at a truth row (an index label of the pool)."""
+        at = int(self.pool.index.get_loc(row))  # type: ignore[arg-type]  # a unique integer index
+        return {m: (float(p.lower[at]), float(p.upper[at])) for m, p in pred.items()}
 
     def model_scores(self, pred: dict, chosen: np.ndarray) -> dict[str, dict[str, float]]:
         """R² and MAPE of each metric's predictions on the configurations not sampled."""
