@@ -444,3 +444,22 @@ def test_a_requirement_on_too_few_trials_is_insufficient_data_not_an_answer() ->
     unreachable = recommend(frame, params, PLATFORMS, spec(objective={"minimize": "cost_per_hour"},
                                                            constraints=[{"metric": "latency_ms", "max": 1e-6}]), seed=0)
     assert unreachable.phase == "Infeasible" and unreachable.insufficient is None
+
+
+def test_alternatives_differ_in_predictions_not_only_in_a_parameter() -> None:
+    # one platform, and depth 16 and 32 predicted exactly alike (one leaf): they are one alternative, not two
+    candidates = CandidateSet.grid([Parameter(name="depth", type="int", values=[2, 4, 8, 16, 32])], PLATFORMS[:2])
+    depth = candidates.frame["param.depth"].to_numpy(dtype=float)
+    vcpus = np.where(candidates.platform == "cpu-small", 2.0, 8.0)
+    latency = np.minimum(depth, 16) / vcpus
+    predictions = {"latency_ms": Prediction(latency, latency * 0.9, latency * 1.1),
+                   "accuracy": Prediction(0.8 + 0.01 * np.minimum(depth, 16), 0.8 + 0.009 * np.minimum(depth, 16),
+                                          0.8 + 0.011 * np.minimum(depth, 16))}
+    s = spec(objective={"maximize": "accuracy"}, constraints=[{"metric": "latency_ms", "max": 100}], alternatives=4)
+    problem = build_problem(candidates, predictions, s)
+    status = to_status(problem, solve(problem), alternatives_count=4)
+    listed = [status.recommendation, *status.alternatives]
+    keys = [(c.platform, tuple(sorted((m, round(p.value, 6)) for m, p in c.predicted.items()))) for c in listed]
+    assert len(set(keys)) == len(keys), keys  # no two alternatives predicted alike
+    assert {c.platform for c in listed} == {"cpu-small", "cpu-large"}  # the best of the other platform is there
+    assert len(status.alternatives) == 4
