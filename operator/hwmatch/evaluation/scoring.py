@@ -63,6 +63,7 @@ class Outcome:
     feasible_raw: bool | None = None  # feasible with exact comparisons (no printed-resolution tolerance)
     covered: bool | None = None  # the chosen row's truths are on the right side of every bound (None: not known)
     covered_random: bool | None = None  # the same at a random candidate of the query
+    verification_runs: int = 0  # measured runs a closed-loop evaluation spent on the query
 
     @property
     def false_infeasible(self) -> bool:
@@ -193,6 +194,8 @@ class Summary:
     coverage_chosen: float = float("nan")
     #: The same at a random candidate of each query.
     coverage_random: float = float("nan")
+    #: Mean measured runs per query in a closed-loop evaluation (0 without one).
+    verification_runs_mean: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -216,6 +219,7 @@ def summarise(outcomes: list[Outcome]) -> Summary:
         feasible_raw_rate=_rate(sum(bool(o.feasible_raw) for o in answered), len(answered)),
         coverage_chosen=_share([o.covered for o in answered]),
         coverage_random=_share([o.covered_random for o in outcomes]),
+        verification_runs_mean=float(np.mean([o.verification_runs for o in outcomes])) if outcomes else 0.0,
     )
 
 
