@@ -189,3 +189,5 @@ def test_four_trial_demo_says_not_enough_trials_instead_of_a_confident_answer(wo
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "InsufficientData")
     assert "nothing to verify" in hwmatch("verify", "--store", str(store), cwd=workdir).stdout
+    assert hwmatch("report", "--store", str(store), "-o", str(workdir / "report"), cwd=workdir).returncode == 0
+    assert "No answer yet: not enough trials" in (workdir / "report" / "index.html").read_text()
