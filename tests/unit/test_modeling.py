@@ -201,3 +201,16 @@ def test_candidates_outside_the_sampled_region_get_wider_intervals() -> None:
         if model.models["latency_ms"].transform == "identity":
             np.testing.assert_allclose(widths[name].upper - widths[name].value,
                                        factor * (plain[name].upper - plain[name].value), rtol=1e-9)
+
+
+def test_region_without_a_reference_never_widens() -> None:
+    from hwmatch.modeling.region import Region
+
+    two = Region.fit(np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]))  # two configurations: no reference distance
+    np.testing.assert_array_equal(two.novelty(np.array([[5.0, 5.0]])), [1.0])
+    grid = np.array([[x, y] for x in range(5) for y in range(5)], dtype=float)
+    region = Region.fit(grid, folds=5, seed=0)
+    assert region.reference > 0
+    inside, outside = region.novelty(np.array([[2.0, 2.0], [2.5, 2.5]])), region.novelty(np.array([[40.0, 2.0]]))
+    assert inside[0] == 0.0 and inside[1] <= 1.0 and outside[0] > 1.0
+    np.testing.assert_array_equal(region.widening(np.array([[2.0, 2.0], [40.0, 2.0]])), [1.0, outside[0]])
