@@ -162,6 +162,8 @@ def _write_report(frame: pd.DataFrame, solved: list[Solved], out: Path) -> Path:
             parts.append("<h3 class='ok'>Recommended</h3>")
         if status.infeasible:
             parts.append(f"<p class='bad'>No configuration meets the requirements: {html.escape(status.infeasible.message)}</p>")
+        if status.insufficient:
+            parts.append(f"<p class='bad'>No answer yet: {html.escape(status.insufficient.message)}</p>")
         header = (f"<table><caption>predicted {html.escape(interval_caption(spec, status))}</caption>"
                   "<tr><th>platform</th><th>replicas</th><th>parameters</th><th>cost/h</th><th>predicted [interval]</th></tr>")
         if status.recommendation:

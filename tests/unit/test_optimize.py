@@ -416,3 +416,50 @@ def test_a_platform_without_results_is_chosen_only_when_named() -> None:
     assert all(a.platform != "gpu" for a in status.alternatives)
     named = recommend(frame, params, PLATFORMS, fastest.model_copy(update={"platforms": ["gpu"]}), seed=0)
     assert named.recommendation.platform == "gpu"
+
+
+def test_a_requirement_on_too_few_trials_is_insufficient_data_not_an_answer() -> None:
+    frame = _dataset()
+    measured = frame.index[frame["status"] == "Succeeded"][:6]  # accuracy measured on 6 trials only
+    frame.loc[~frame.index.isin(measured), "metric.accuracy"] = np.nan
+    params = [PARAMETERS[0], Parameter(name="depth", type="int", values=[2, 4, 8, 16, 32]),
+              Parameter(name="precision", type="categorical", values=["fp32"])]
+    both = [{"metric": "accuracy", "min": 0.85}, {"metric": "latency_ms", "max": 40}]
+    s = spec(objective={"minimize": "cost_per_hour"}, constraints=both, confidence=0.9)  # level 0.9: 9 rows
+    status = recommend(frame, params, PLATFORMS, s, seed=0)
+    assert status.phase == "InsufficientData" and status.recommendation is None and status.infeasible is None
+    short = status.insufficient
+    assert short.metrics == ["accuracy"] and (short.trials, short.needed_trials, short.more_trials) == (6, 9, 3)
+    assert short.platform in {p.name for p in PLATFORMS} and short.parameters
+    assert "accuracy >= 0.85" in short.message and "3 more" in short.message
+    ready = next(c for c in status.conditions if c.type == "Ready")
+    assert (ready.status, ready.reason) == ("False", "InsufficientData")
+    # the same data answers a request that does not rest on accuracy; its interval is reported as absent
+    latency_only = recommend(frame, params, PLATFORMS, spec(objective={"minimize": "cost_per_hour"},
+                                                            constraints=both[1:], confidence=0.95), seed=0)
+    assert latency_only.phase == "Ready" and latency_only.insufficient is None
+    accuracy = latency_only.recommendation.predicted["accuracy"]
+    assert accuracy.lower is None and accuracy.upper is None and accuracy.level is None
+    # a bound that is finite but unmet stays Infeasible, with its reason
+    unreachable = recommend(frame, params, PLATFORMS, spec(objective={"minimize": "cost_per_hour"},
+                                                           constraints=[{"metric": "latency_ms", "max": 1e-6}]), seed=0)
+    assert unreachable.phase == "Infeasible" and unreachable.insufficient is None
+
+
+def test_alternatives_differ_in_predictions_not_only_in_a_parameter() -> None:
+    # one platform, and depth 16 and 32 predicted exactly alike (one leaf): they are one alternative, not two
+    candidates = CandidateSet.grid([Parameter(name="depth", type="int", values=[2, 4, 8, 16, 32])], PLATFORMS[:2])
+    depth = candidates.frame["param.depth"].to_numpy(dtype=float)
+    vcpus = np.where(candidates.platform == "cpu-small", 2.0, 8.0)
+    latency = np.minimum(depth, 16) / vcpus
+    predictions = {"latency_ms": Prediction(latency, latency * 0.9, latency * 1.1),
+                   "accuracy": Prediction(0.8 + 0.01 * np.minimum(depth, 16), 0.8 + 0.009 * np.minimum(depth, 16),
+                                          0.8 + 0.011 * np.minimum(depth, 16))}
+    s = spec(objective={"maximize": "accuracy"}, constraints=[{"metric": "latency_ms", "max": 100}], alternatives=4)
+    problem = build_problem(candidates, predictions, s)
+    status = to_status(problem, solve(problem), alternatives_count=4)
+    listed = [status.recommendation, *status.alternatives]
+    keys = [(c.platform, tuple(sorted((m, round(p.value, 6)) for m, p in c.predicted.items()))) for c in listed]
+    assert len(set(keys)) == len(keys), keys  # no two alternatives predicted alike
+    assert {c.platform for c in listed} == {"cpu-small", "cpu-large"}  # the best of the other platform is there
+    assert len(status.alternatives) == 4

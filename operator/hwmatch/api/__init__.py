@@ -13,6 +13,7 @@ from hwmatch.api.recommendation import (
     Budget,
     Choice,
     Constraint,
+    DataShortfall,
     HWRecommendation,
     HWRecommendationSpec,
     HWRecommendationStatus,

@@ -143,6 +143,12 @@ class Choice(ApiModel):
     predicted: dict[str, PredictedValue] = Field(default_factory=dict)
     cost_per_hour: float | None = None
     objective: float | None = None
+    novelty: float | None = Field(
+        default=None,
+        description="Distance to the nearest measured configuration (encoded, range-scaled inputs) over the largest "
+        "distance calibration rows had to their training data. Above 1 the candidate lies outside the sampled region "
+        "and its intervals were widened by this factor; measuring it (hwmatch verify) is the way to trust it.",
+    )
 
 
 class ModelScore(ApiModel):
@@ -164,7 +170,27 @@ class Infeasibility(ApiModel):
     message: str = ""
 
 
-RecommendationPhase = Literal["Pending", "Ready", "Infeasible", "Failed"]
+class DataShortfall(ApiModel):
+    """Why a request cannot be answered yet: a requirement rests on a metric with too few trials for a finite bound.
+
+    Split conformal gives a finite interval at level ``c`` only with at least
+    ``c/(1-c)`` rows (9 at 0.9, 19 at 0.95); below that the bound is unbounded
+    and no candidate can be shown to meet the requirement. It is not
+    Infeasible (relax a number) nor Failed (fix the request): measuring more
+    is the fix.
+    """
+
+    metrics: list[str] = Field(default_factory=list, description="Metrics whose intervals are unbounded at this level.")
+    trials: int = Field(default=0, description="Trials the least-measured of those metrics was learnt from.")
+    needed_trials: int = Field(default=0, description="Trials a finite bound at this level needs.")
+    more_trials: int = Field(default=0, description="How many more succeeded trials would make the bounds finite.")
+    platform: str | None = Field(
+        default=None, description="Where to measure first: the platform of the best candidate by point prediction.")
+    parameters: dict[str, Scalar] = Field(default_factory=dict, description="That candidate's parameters.")
+    message: str = ""
+
+
+RecommendationPhase = Literal["Pending", "Ready", "Infeasible", "InsufficientData", "Failed"]
 
 
 class HWRecommendationStatus(StatusBase):
@@ -180,6 +206,8 @@ class HWRecommendationStatus(StatusBase):
     models: dict[str, ModelScore] = Field(default_factory=dict)
     solver: SolverInfo | None = None
     infeasible: Infeasibility | None = None
+    insufficient: DataShortfall | None = Field(
+        default=None, description="Phase InsufficientData: which metrics lack trials, how many more, and where.")
     dataset_hash: str | None = None
 
     def interval_levels(self) -> list[float]:

@@ -40,6 +40,8 @@ FINAL_REASONS = frozenset({OOM_KILLED, UNSCHEDULABLE})
 LABEL_ASSET = "hwmatch.dev/asset"
 LABEL_SWEEP = "hwmatch.dev/sweep"
 LABEL_PLATFORM = "hwmatch.dev/platform"
+#: ``"true"`` on a trial that verified a recommendation (``hwmatch verify``): training data, not part of its sweep's plan.
+LABEL_VERIFICATION = "hwmatch.dev/verification"
 
 #: Hex digits of the hash in a trial name; 40 bits keep collisions away at millions of trials.
 ID_HEX = 10

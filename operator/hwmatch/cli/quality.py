@@ -85,6 +85,9 @@ def evaluate(
                                              help="Sampling strategies to compare."),
     hada: bool = typer.Option(True, "--hada/--no-hada", help="Include the HADA-like decision-tree baseline."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+    verify_budget: int = typer.Option(0, "--verify-budget", min=0,
+                                      help="Closed loop: measured runs (replayed from the table) each query may spend "
+                                           "verifying its answer before answering."),
 ) -> None:
     """Score recommendations against a published table: feasible rate, regret, false "no solution", model fit."""
     from hwmatch.evaluation.run import STRATEGIES, Evaluation
@@ -100,9 +103,10 @@ def evaluate(
         raise fail("no tables: give them as arguments or with --table")
     imported = _load(given, mapping)
     with threadpool_limits(1), reported():  # many small fits: threads only contend
-        results = Evaluation(imported, queries, levels, seed).run(shares, chosen, hada)
+        results = Evaluation(imported, queries, levels, seed, verify_budget).run(shares, chosen, hada)
     if as_json:
         doc = {"asset": imported.asset.metadata.name, "queries": queries, "confidences": levels, "seed": seed,
+               "verify_budget": verify_budget,
                "results": [r.as_dict() for r in results]}
         typer.echo(json.dumps(finite(doc), indent=2))
         return
@@ -111,7 +115,8 @@ def evaluate(
 
 
 #: Columns of the figures table (short: it must fit an 80-column terminal).
-COLUMNS = ("budget", "sampling", "model", "conf", "trials", "feasible", "false-inf", "clear", "no-sol", "regret", "p90", "R² min")
+COLUMNS = ("budget", "sampling", "model", "conf", "trials", "feasible", "raw", "false-inf", "clear", "no-sol", "regret",
+           "p90", "cov@choice", "cov@random", "runs", "R² min")
 
 
 def results_table(title: str, results: list[Result]) -> Table:
@@ -119,6 +124,10 @@ def results_table(title: str, results: list[Result]) -> Table:
 
     ``clear`` is the false-infeasible rate over the clearly solvable queries
     (met by more than the run-to-run noise); the caption counts them.
+    ``feasible`` compares with the table's printed resolution, ``raw``
+    exactly; ``cov@choice``/``cov@random``: true values on the right side of
+    every predicted bound at the chosen / a random candidate; ``runs``: mean
+    replayed verification runs per query (closed loop, ``--verify-budget``).
     """
     first = results[0].summary if results else None
     caption = (f"{first.queries} queries: {first.solvable} solvable, {first.clear} clearly (beyond run-to-run noise)"
@@ -132,9 +141,10 @@ def results_table(title: str, results: list[Result]) -> Table:
         r2 = [m["r2"] for m in r.models.values()]
         table.add_row(
             f"{r.budget:.0%}", r.strategy, r.method, "-" if r.confidence is None else f"{r.confidence:g}", str(r.trials),
-            _pct(s.feasible_rate), _pct(s.false_infeasible_rate), _pct(s.clear_false_infeasible_rate),
-            _pct(s.no_solution_rate), _num(s.regret_median_pct, "%"), _num(s.regret_p90_pct, "%"),
-            f"{min(r2):.2f}" if r2 else "-",
+            _pct(s.feasible_rate), _pct(s.feasible_raw_rate), _pct(s.false_infeasible_rate),
+            _pct(s.clear_false_infeasible_rate), _pct(s.no_solution_rate), _num(s.regret_median_pct, "%"),
+            _num(s.regret_p90_pct, "%"), _pct(s.coverage_chosen), _pct(s.coverage_random),
+            f"{s.verification_runs_mean:.2f}", f"{min(r2):.2f}" if r2 else "-",
         )
     return table
 

@@ -26,7 +26,10 @@ def _predicted(choice: Choice, metric: str) -> str:
     p = choice.predicted.get(metric)
     if p is None:
         return "-"
-    interval = f"\n[{p.lower:.3g}, {p.upper:.3g}]" if p.lower is not None and p.upper is not None else ""
+    if p.lower is not None and p.upper is not None:
+        interval = f"\n[{p.lower:.3g}, {p.upper:.3g}]"
+    else:  # a bound the data cannot give (too few trials for this level) is not printed as a number
+        interval = "\n[unbounded]" if p.lower is None and p.upper is None else ""
     return f"{p.value:.4g}{interval}"
 
 
@@ -40,7 +43,7 @@ def print_recommendation(rec: HWRecommendation) -> None:
     ready = next((c for c in status.conditions if c.type == "Ready"), None)
     title = escape(f"{rec.metadata.name}: {status.phase}")
     if status.recommendation is None:
-        console.print(f"[bold red]{title}[/]")
+        console.print(f"[bold {'yellow' if status.phase == 'InsufficientData' else 'red'}]{title}[/]")
         console.print(status.infeasible.message if status.infeasible else (ready.message if ready else ""),
                       highlight=False, markup=False)
         return
@@ -55,6 +58,11 @@ def print_recommendation(rec: HWRecommendation) -> None:
         table.add_row(label, escape(c.platform), str(c.replicas), escape(_values(c).replace(" ", "\n")), *cost,
                       *(escape(_predicted(c, m)) for m in shown))
     console.print(table)
+    outside = [f"{label} ({c.novelty:.2g}× the calibrated distance)" for label, c in rows
+               if c.novelty is not None and c.novelty > 1]
+    if outside:
+        console.print("outside the sampled region, intervals widened by that factor: " + ", ".join(outside)
+                      + "; `hwmatch verify` measures it", highlight=False)
     if ready is not None:
         console.print(f"why: {ready.message}", highlight=False, markup=False)
     if status.models:
@@ -128,13 +136,15 @@ def verify(
     store: Path = store_option(),
     repetitions: int = typer.Option(3, "--repetitions", "-n", min=1, help="Runs of the recommended configuration."),
 ) -> None:
-    """Re-run each recommended configuration on its platform; print predicted against measured per constraint.
+    """Re-run each recommended configuration on its platform; print predicted against measured for every metric.
 
-    Exits 1 when a measured value breaks a constraint.
+    Each metric is flagged when a run falls outside its predicted interval;
+    the runs are stored as verification trials (training data). Exits 1 when
+    a measured value breaks a constraint.
     """
     from hwmatch.execution import LocalExecutor
 
-    broken = False
+    broken, missed = False, 0
     with reported(), open_existing(store) as db:
         recs = [r for r in db.recommendations() if not names or r.metadata.name in names]
         missing = sorted(set(names or ()) - {r.metadata.name for r in recs})
@@ -149,19 +159,31 @@ def verify(
             with console.status(f"running {rec.metadata.name}'s choice on {best.platform} ×{repetitions}…"):
                 with reported():
                     checks, _ = verify_choice(db, rec, LocalExecutor(), repetitions)
-            table = Table("requirement", "bound", escape("predicted [interval]"), "measured (each run)", "",
-                          title=escape(f"{rec.metadata.name}: {best.platform} ×{best.replicas} {_values(best)}"),
+            table = Table("metric", "bound", escape("predicted [interval]"), "measured (each run)", "requirement",
+                          "interval", title=escape(f"{rec.metadata.name}: {best.platform} ×{best.replicas} {_values(best)}"),
                           caption=escape(f"predicted {interval_caption(rec.spec, rec.status)}"))
             for c in checks:
                 broken |= not c.ok
-                table.add_row(escape(c.metric), _bound(c), escape(_prediction(c.predicted)), ", ".join(f"{m:.4g}" for m in c.measured),
-                              "[green]✓ met[/]" if c.ok else "[red]✗ broken[/]")
+                missed += c.inside is False
+                table.add_row(escape(c.metric), _bound(c), escape(_prediction(c.predicted)),
+                              ", ".join(f"{m:.4g}" for m in c.measured),
+                              ("[green]✓ met[/]" if c.ok else "[red]✗ broken[/]") if c.required else "",
+                              {True: "[green]inside[/]", False: "[red]✗ outside[/]", None: "-"}[c.inside])
             console.print(table)
+            held = sum(c.inside is True for c in checks)
+            console.print(f"{held} of {held + sum(c.inside is False for c in checks)} predicted intervals held; "
+                          f"the {repetitions} run(s) are stored as verification trials and join the training data",
+                          highlight=False)
+    if missed:
+        console.print(f"[yellow]{missed} measured metric(s) outside the predicted interval: "
+                      "the models are wrong there; re-solving learns from these runs[/]")
     if broken:
         raise typer.Exit(1)
 
 
 def _bound(check: Check) -> str:
+    if not check.required:
+        return ""
     bounds = [f">= {check.min:g}"] if check.min is not None else []
     bounds += [f"<= {check.max:g}"] if check.max is not None else []
     return " and ".join(bounds)

@@ -14,6 +14,12 @@ sees and waits on; the lock of a process that is gone is taken over.
 
 Every SQLite failure (not a database, damaged, locked, disk full, read-only)
 is a :class:`StoreError` whose message names the file and what to do.
+
+A *verification* trial (``verification = 1``, label
+``hwmatch.dev/verification``) is a run of a recommended configuration by
+``hwmatch verify``: it belongs to the sweep whose platform it ran on, so it
+joins that sweep's dataset frame as training data, but it is not one of the
+sweep's planned trials — the sweep policy's states and counts leave it out.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from hwmatch.api.vocabulary import (
     LABEL_ASSET,
     LABEL_PLATFORM,
     LABEL_SWEEP,
+    LABEL_VERIFICATION,
     PENDING,
     RUNNING,
     SUCCEEDED,
@@ -85,7 +92,8 @@ CREATE TABLE IF NOT EXISTS trials (
     attempts INTEGER NOT NULL DEFAULT 0,
     host TEXT NOT NULL DEFAULT '{}',
     log_tail TEXT,
-    runner TEXT
+    runner TEXT,
+    verification INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS recommendations (
     name TEXT PRIMARY KEY,
@@ -103,7 +111,7 @@ CREATE INDEX IF NOT EXISTS trials_asset ON trials (asset, status);
 """
 _TRIAL_COLUMNS = (
     "id", "asset", "sweep", "platform", "parameters", "instance", "repetition", "status", "reason", "message",
-    "metrics", "started", "finished", "attempts", "host", "log_tail", "runner",
+    "metrics", "started", "finished", "attempts", "host", "log_tail", "runner", "verification",
 )
 
 
@@ -245,15 +253,25 @@ class Store:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(_SCHEMA)
+                self._upgrade()
             self._check_schema()
         except sqlite3.Error as exc:
             raise StoreError(_explain(self.path, exc)) from None
 
     def _check_schema(self) -> None:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(trials)")}
+        if set(_TRIAL_COLUMNS) - columns == {"verification"}:
+            raise StoreError(f"{self.path} was written by an earlier hwmatch; open it once with a command that writes "
+                             "(hwmatch run or hwmatch recommend) to bring it up to date")
         if not set(_TRIAL_COLUMNS) <= columns:
             raise StoreError(f"{self.path} is an SQLite database but not an hwmatch store (its trials table lacks "
                              f"{sorted(set(_TRIAL_COLUMNS) - columns)}); pass --store with another path")
+
+    def _upgrade(self) -> None:
+        """Bring a store written by an earlier hwmatch up to this schema (columns added since)."""
+        known = {row[1] for row in self._db.execute("PRAGMA table_info(trials)")}
+        if known and "verification" not in known:  # written before verification runs were kept
+            self._db.execute("ALTER TABLE trials ADD COLUMN verification INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self._db.close()
@@ -364,8 +382,18 @@ class Store:
             )
         return len(rows)
 
+    def add_verification(self, trial: BenchmarkTrial) -> None:
+        """Keep a finished verification run (spec and status) as training data of its sweep, outside its plan."""
+        labels = {**trial.metadata.labels, LABEL_VERIFICATION: "true"}
+        self.add_trials([trial.model_copy(update={"metadata": trial.metadata.model_copy(update={"labels": labels})})])
+
+    def verifications(self, asset: str | None = None) -> list[BenchmarkTrial]:
+        """Stored verification runs, oldest first."""
+        return [t for t in self.trials(asset=asset) if t.metadata.labels.get(LABEL_VERIFICATION) == "true"]
+
     def states(self, sweep: str) -> dict[str, TrialRow]:
-        rows = self._db.execute("SELECT id, status, reason, attempts, runner FROM trials WHERE sweep = ?", (sweep,))
+        rows = self._db.execute(
+            "SELECT id, status, reason, attempts, runner FROM trials WHERE sweep = ? AND verification = 0", (sweep,))
         return {i: TrialRow(*state) for i, *state in rows}
 
     def claim(self, trial_id: str, runner: str) -> bool:
@@ -435,7 +463,8 @@ class Store:
         """Trials of a sweep per platform and status: ``{platform: {status: n}}``."""
         out: dict[str, dict[str, int]] = {}
         for platform, status, n in self._db.execute(
-            "SELECT platform, status, COUNT(*) FROM trials WHERE sweep = ? GROUP BY platform, status", (sweep,)
+            "SELECT platform, status, COUNT(*) FROM trials WHERE sweep = ? AND verification = 0 GROUP BY platform, status",
+            (sweep,),
         ):
             out.setdefault(platform, {})[status] = n
         return out
@@ -490,16 +519,16 @@ def _trial_row(trial: BenchmarkTrial, status: str | None = None) -> tuple[Any, .
         status or s.phase or PENDING, s.reason, s.message, canonical(s.metrics),
         s.start_time.isoformat() if s.start_time else None,
         s.completion_time.isoformat() if s.completion_time else None,
-        s.attempts, canonical(s.host), s.log_tail, None,
+        s.attempts, canonical(s.host), s.log_tail, None, int(trial.metadata.labels.get(LABEL_VERIFICATION) == "true"),
     )
 
 
 def _row_trial(row: dict[str, Any]) -> BenchmarkTrial:
+    labels = {LABEL_ASSET: row["asset"], LABEL_SWEEP: row["sweep"], LABEL_PLATFORM: row["platform"]}
+    if row["verification"]:
+        labels[LABEL_VERIFICATION] = "true"
     return BenchmarkTrial(
-        metadata=ObjectMeta(
-            name=row["id"],
-            labels={LABEL_ASSET: row["asset"], LABEL_SWEEP: row["sweep"], LABEL_PLATFORM: row["platform"]},
-        ),
+        metadata=ObjectMeta(name=row["id"], labels=labels),
         spec=BenchmarkTrialSpec(
             sweep_ref=ObjectRef(name=row["sweep"]), asset_ref=ObjectRef(name=row["asset"]), platform=row["platform"],
             parameters=json.loads(row["parameters"]), instance=json.loads(row["instance"]), repetition=row["repetition"],

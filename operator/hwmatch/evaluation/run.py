@@ -13,6 +13,20 @@ and ``adaptive`` (:class:`hwmatch.strategies.adaptive.AdaptiveSampler`: a
 space-filling start, then rounds chosen where they most improve the
 recommendations). The HADA-like baseline learns from the random sample.
 
+With ``verify_budget`` K > 0 (``hwmatch evaluate --verify-budget K``), a
+method with intervals answers in a closed loop: each query may spend up to K
+measured runs, replayed from the table (one of the configuration's own rows,
+so with its own noise). The choice at the confidence is run; if the run
+meets every constraint it is the answer, else that configuration is
+excluded and the next choice is run. When the bounds admit no candidate,
+the best candidate by point predictions is run instead (what
+``InsufficientData`` suggests measuring): a refusal is turned into an answer
+only by a measurement that meets the constraints. With the budget spent,
+the last bound-based choice is answered unverified; a point-based one is
+not (no solution). The models are not refitted per query (one fit answers
+every query): the loop learns by exclusion, which is what K runs of one
+query can afford.
+
 Each fitted method answers the same queries at every requested confidence
 (the queries differ only in ``spec.confidence``), which traces the trade-off
 between feasible answers and refused ones without refitting. A method
@@ -22,7 +36,7 @@ without intervals answers alike at every confidence and is scored once.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -38,6 +52,7 @@ from hwmatch.evaluation.queries import draw_queries, metrics_read
 from hwmatch.evaluation.scoring import Summary, score, summarise
 from hwmatch.evaluation.truth import GroundTruth
 from hwmatch.execution.replay import ReplayTable
+from hwmatch.modeling import Prediction
 from hwmatch.optimize.problem import interval_level
 from hwmatch.strategies.adaptive import AdaptiveSampler
 
@@ -68,7 +83,8 @@ class Result:
 class Evaluation:
     """A table, its truth and queries; :meth:`run` gives one :class:`Result` per budget, strategy, method and confidence."""
 
-    def __init__(self, imported: Imported, queries: int, confidences: Sequence[float] = (0.95,), seed: int = 0):
+    def __init__(self, imported: Imported, queries: int, confidences: Sequence[float] = (0.95,), seed: int = 0,
+                 verify_budget: int = 0):
         if not confidences or not all(0.5 <= c < 1 for c in confidences):
             raise InputError(f"confidences must be in [0.5, 1) (got {list(confidences)}); e.g. 0.9,0.95")
         self.asset: AIAsset = imported.asset
@@ -78,6 +94,9 @@ class Evaluation:
         self.queries: list[HWRecommendationSpec] = draw_queries(self.asset, self.truth, queries, seed, confidences[0])
         self.confidences = list(dict.fromkeys(confidences))
         self.seed = seed
+        if verify_budget < 0:
+            raise InputError(f"verify_budget is a number of runs per query, at least 0 (got {verify_budget})")
+        self.verify_budget = verify_budget
         self.pool = self.truth.table.drop(columns=[*columns(self.truth.table, METRIC), "rows"])
         self.goals = {m.name: m.goal for m in self.asset.spec.metrics if m.goal is not None}
         self._candidates = [self.truth.candidates(metrics_read(q), q.instance) for q in self.queries]
@@ -161,17 +180,57 @@ class Evaluation:
         scored: list[tuple[float, list]] = []
         for confidence in self.confidences if intervals else self.confidences[:1]:
             outcomes = []
-            for query, candidates in zip(self.queries, self._candidates):
+            for q, (query, candidates) in enumerate(zip(self.queries, self._candidates)):
                 query = query.model_copy(update={"confidence": confidence})
                 level = interval_level(query)
                 if level not in preds:
                     preds[level] = method.predict(pool, level)
                 positions = self.pool.index.get_indexer(candidates.index)
-                outcomes.append(score(query, choose(query, candidates, positions, preds[level], self.goals), self.truth))
+                runs = 0
+                if intervals and self.verify_budget:
+                    loop_rng = np.random.default_rng([self.seed, q, int(round(confidence * 1e6))])
+                    answer, runs = self.closed_loop(query, candidates, positions, preds[level], loop_rng)
+                else:
+                    answer = choose(query, candidates, positions, preds[level], self.goals)
+                bounds = random = None
+                if intervals:  # coverage at the choice, and at a random candidate (the same one at every confidence)
+                    bounds = None if answer is None else self._bounds(preds[level], answer)
+                    if len(candidates):
+                        other = candidates.index[int(np.random.default_rng([self.seed, q]).integers(len(candidates)))]
+                        random = (int(other), self._bounds(preds[level], other))
+                outcomes.append(replace(score(query, answer, self.truth, bounds, random), verification_runs=runs))
             scored.append((confidence, outcomes))
         models = self.model_scores(next(iter(preds.values())), chosen)  # point predictions: the same at every level
         return [Result(budget, strategy, method.name, int(len(chosen)), confidence if intervals else None,
                        summarise(outcomes), models) for confidence, outcomes in scored]
+
+    def closed_loop(
+        self, query: HWRecommendationSpec, candidates: pd.DataFrame, positions: np.ndarray, pred: dict,
+        rng: np.random.Generator,
+    ) -> tuple[int | None, int]:
+        """The answer after up to :attr:`verify_budget` replayed runs (see the module docstring), and the runs spent."""
+        keep = np.ones(len(candidates), dtype=bool)
+        point = {m: Prediction(p.value, p.value, p.value) for m, p in pred.items()}
+        for runs in range(self.verify_budget + 1):
+            sub, where = candidates[keep], positions[keep]
+            answer = choose(query, sub, where, pred, self.goals)
+            bounded = answer is not None
+            if answer is None:
+                answer = choose(query, sub, where, point, self.goals)
+            if answer is None:
+                return None, runs
+            if runs == self.verify_budget:
+                return (answer if bounded else None), runs
+            run = self.trials(np.array([self.pool.index.get_loc(answer)]), rng).iloc[0]
+            if _meets(query, run):
+                return answer, runs + 1
+            keep &= candidates.index != answer
+        return None, self.verify_budget
+
+    def _bounds(self, pred: dict, row: object) -> dict[str, tuple[float, float]]:
+        """Each metric's predicted (lower, upper) at a truth row (an index label of the pool)."""
+        at = int(self.pool.index.get_loc(row))  # type: ignore[arg-type]  # a unique integer index
+        return {m: (float(p.lower[at]), float(p.upper[at])) for m, p in pred.items()}
 
     def model_scores(self, pred: dict, chosen: np.ndarray) -> dict[str, dict[str, float]]:
         """R² and MAPE of each metric's predictions on the configurations not sampled."""
@@ -191,3 +250,12 @@ class Evaluation:
                 "mape": float(mean_absolute_percentage_error(truth[keep], guess[keep])),
             }
         return out
+
+
+def _meets(query: HWRecommendationSpec, run: pd.Series) -> bool:
+    """Whether one measured run meets every constraint of ``query`` (the price is the platform's, always known)."""
+    for c in query.constraints:
+        value = float(run["cost_per_hour"] if c.metric == "cost_per_hour" else run.get(METRIC + c.metric, np.nan))
+        if not np.isfinite(value) or (c.max is not None and value > c.max) or (c.min is not None and value < c.min):
+            return False
+    return True

@@ -26,7 +26,9 @@ from hwmatch.api.errors import InputError
 from hwmatch.data.frame import INSTANCE, METRIC, PARAM, columns, strip, succeeded
 from hwmatch.modeling.families import DEFAULT_FAMILIES, check_families
 from hwmatch.modeling.features import FeatureEncoder, input_columns
+from hwmatch.modeling.intervals import rows_needed
 from hwmatch.modeling.metric_model import MetricModel, Prediction
+from hwmatch.modeling.region import Region
 
 #: Fitted surrogates kept in memory (least recently used go first).
 CACHE_SIZE = 64
@@ -89,6 +91,7 @@ class Surrogates:
         self.models: dict[str, MetricModel] = {}
         self.dataset_hash: str | None = None
         self.fitted_now: list[str] = []
+        self.region: Region | None = None
 
     def fit(self, frame: pd.DataFrame) -> "Surrogates":
         """Learn every metric from the succeeded rows of ``frame`` (cached by content)."""
@@ -108,6 +111,7 @@ class Surrogates:
             raise InputError("the dataset has no succeeded trials with metrics to learn from")
         self.encoder.fit(rows)
         X_all = self.encoder.transform(rows)
+        self.region = Region.fit(X_all, self.folds, self.seed)
         settings = f"{self.encoder.fingerprint()}|{self.families}|{self.folds}|{self.seed}"
         self.models, self.fitted_now, digests = {}, [], []
         for metric in wanted:
@@ -152,14 +156,21 @@ class Surrogates:
         return self.encoder.transform(candidates)
 
     def predict(
-        self, candidates: pd.DataFrame, level: float = 0.9, metrics: Iterable[str] | None = None
+        self, candidates: pd.DataFrame, level: float = 0.9, metrics: Iterable[str] | None = None,
+        capped: bool = False,
     ) -> dict[str, Prediction]:
-        """Every metric (or ``metrics``) for each candidate row: value, lower, upper."""
+        """Every metric (or ``metrics``) for each candidate row: value, lower, upper.
+
+        Bounds are infinite for a metric with too few rows for ``level``
+        (:meth:`unbounded`); ``capped`` widths are for ranking where to sample only.
+        A candidate outside the sampled region has every half-width widened
+        by its :meth:`novelty`.
+        """
         self._check_fitted()
         parts: list[dict[str, Prediction]] = []
         for start in range(0, max(len(candidates), 1), PREDICT_CHUNK):
             chunk = candidates.iloc[start : start + PREDICT_CHUNK]
-            parts.append(self.predict_encoded(self.encode(chunk), level, metrics))
+            parts.append(self.predict_encoded(self.encode(chunk), level, metrics, capped))
         if len(parts) == 1:
             return parts[0]
         return {
@@ -168,7 +179,7 @@ class Surrogates:
         }
 
     def predict_encoded(
-        self, X: np.ndarray, level: float = 0.9, metrics: Iterable[str] | None = None
+        self, X: np.ndarray, level: float = 0.9, metrics: Iterable[str] | None = None, capped: bool = False,
     ) -> dict[str, Prediction]:
         """Like :meth:`predict` on an already encoded matrix."""
         self._check_fitted()
@@ -176,8 +187,24 @@ class Surrogates:
         unknown = [m for m in names if m not in self.models]
         if unknown:
             raise InputError(f"no surrogate for metrics {unknown}; fitted: {list(self.models)}")
+        widening = None if self.region is None else self.region.widening(X)
         with threadpool_limits(limits=self.threads):
-            return {m: self.models[m].predict(X, level) for m in names}
+            return {m: self.models[m].predict(X, level, capped, widening) for m in names}
+
+    def novelty(self, candidates: pd.DataFrame) -> np.ndarray:
+        """Per candidate: distance to the nearest trial over the reference (> 1: outside the sampled region).
+
+        Every interval of such a candidate is widened by that factor (:mod:`hwmatch.modeling.region`).
+        """
+        self._check_fitted()
+        if self.region is None:
+            return np.ones(len(candidates))
+        return self.region.novelty(self.encode(candidates))
+
+    def unbounded(self, level: float) -> dict[str, tuple[int, int]]:
+        """Metrics whose intervals at ``level`` are unbounded: ``metric -> (rows it has, rows needed)``."""
+        needed = rows_needed(level)
+        return {m: (model.rows, needed) for m, model in self.models.items() if not model.bounded(level)}
 
     def scores(self) -> dict[str, ModelScore]:
         """Held-out R² and MAPE per metric, as ``HWRecommendationStatus.models`` wants them."""

@@ -88,6 +88,8 @@ class Problem:
     confidence: float
     #: Two-sided level of every interval in ``metrics`` (:func:`interval_level` of the spec): what the bounds mean.
     level: float
+    #: Per candidate, distance to the nearest trial over the reference (> 1: outside the sampled region), if known.
+    novelty: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.candidates)

@@ -145,7 +145,7 @@ class AdaptiveSampler:
             query = self._query(asset, goals, metrics, rng)
             level = interval_level(query)
             if level not in preds:
-                preds[level] = models.predict(candidates, level)
+                preds[level] = models.predict(candidates, level, capped=True)  # ranks only
             total[mask] += self._query_score(query, preds[level], spread, goals, mask, rng)
         return total / self.queries
 
