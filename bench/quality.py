@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budgets", help="comma-separated shares, e.g. 0.05,0.1,0.2")
     parser.add_argument("--confidence", default="0.95", help="one level, or several (0.9,0.95,0.99) for the trade-off")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verify-budget", type=int, default=0, help="closed loop: replayed runs per query (0: none)")
     parser.add_argument("--only", help="comma-separated families to run (default: all present)")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     args = parser.parse_args(argv)
@@ -72,11 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         imported = import_tables(load_mapping(ROOT / "examples" / "import" / f"{family}.yaml"), files)
         with threadpool_limits(1):  # many small fits on shared cores: threads only contend
-            results = Evaluation(imported, queries, confidences, args.seed).run(budgets)
+            results = Evaluation(imported, queries, confidences, args.seed, args.verify_budget).run(budgets)
         seconds = time.perf_counter() - start
         section = results_table(f"{family} ({len(imported.frame)} rows, {seconds:.0f} s)", results)
         console.print(section)  # as each family finishes; all of them together at the end
-        for r, cells in zip(results, zip(*(c.cells for c in section.columns))):
+        for cells in zip(*(c.cells for c in section.columns)):
             table.add_row(family, *cells)
         table.add_section()
         figures.append({"family": family, "rows": len(imported.frame), "seconds": round(seconds, 1),

@@ -17,7 +17,8 @@ matplotlib.use("Agg")  # no display: files only
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from hwmatch.api import Choice, HWRecommendation, HWRecommendationStatus  # noqa: E402
+from hwmatch.api import Choice, HWRecommendation, HWRecommendationStatus, interval_caption, joint_confidence  # noqa: E402
+from hwmatch.api.errors import InputError  # noqa: E402
 from hwmatch.data.frame import METRIC, PARAM, strip  # noqa: E402
 
 
@@ -70,9 +71,11 @@ def pareto_plot(solved: Solved, path: Path) -> Path | None:
     if best:
         ax.scatter(best.predicted[x].value, best.predicted[y].value, marker="*", s=260, color="#dd8452",
                    edgecolor="black", zorder=3, label=f"recommended: {best.platform} ×{best.replicas}")
-    for c in solved.request.spec.constraints:
-        line = {y: ax.axhline, x: ax.axvline}.get(c.metric)
-        for bound in (c.min, c.max) if line else ():
+    for constraint in solved.request.spec.constraints:
+        line = {y: ax.axhline, x: ax.axvline}.get(constraint.metric)
+        if line is None:
+            continue
+        for bound in (constraint.min, constraint.max):
             if bound is not None:
                 line(bound, color="#c44e52", linestyle="--", linewidth=1)
     return _finish(fig, ax, f"{x} (predicted)", f"{y} (predicted)", f"{solved.request.metadata.name}: {x} vs {y}", path)
@@ -123,7 +126,18 @@ th{background:#f3f3f3}.ok{color:#2a7d2a}.bad{color:#b22}img{max-width:100%;borde
 def write_report(frame: pd.DataFrame, solved: list[Solved], out_dir: str | Path) -> Path:
     """Write ``index.html`` and its PNG plots into ``out_dir``; return the page's path."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"cannot write the report into {out}: it is a file; -o names a directory "
+                         "(index.html and the plots go into it)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        return _write_report(frame, solved, out)
+    except OSError as exc:
+        raise InputError(f"cannot write the report into {out}: {exc.strerror or exc}; "
+                         "pass -o with a writable directory") from None
+
+
+def _write_report(frame: pd.DataFrame, solved: list[Solved], out: Path) -> Path:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>hwmatch report</title><style>{_CSS}</style></head><body>",
              "<h1>hwmatch report</h1>"]
     metrics = [strip(c) for c in frame.columns if c.startswith(METRIC)]
@@ -139,7 +153,8 @@ def write_report(frame: pd.DataFrame, solved: list[Solved], out_dir: str | Path)
         reqs = [f"{c.metric} {'≥ ' + format(c.min, 'g') if c.min is not None else ''}"
                 f"{' and ' if c.min is not None and c.max is not None else ''}"
                 f"{'≤ ' + format(c.max, 'g') if c.max is not None else ''}" for c in spec.constraints]
-        parts.append(f"<p>Requirements: {html.escape('; '.join(reqs) or 'none')} at confidence {spec.confidence}; "
+        parts.append(f"<p>Requirements: {html.escape('; '.join(reqs) or 'none')}, to hold together with confidence "
+                     f"{joint_confidence(spec, status):g}; "
                      f"objective: {html.escape(str(spec.objective.terms()))}"
                      + (f"; throughput {spec.throughput.requests_per_second:g} req/s" if spec.throughput else "")
                      + (f"; budget {spec.budget.max_cost_per_hour:g}/h" if spec.budget else "") + "</p>")
@@ -147,7 +162,10 @@ def write_report(frame: pd.DataFrame, solved: list[Solved], out_dir: str | Path)
             parts.append("<h3 class='ok'>Recommended</h3>")
         if status.infeasible:
             parts.append(f"<p class='bad'>No configuration meets the requirements: {html.escape(status.infeasible.message)}</p>")
-        header = "<table><tr><th>platform</th><th>replicas</th><th>parameters</th><th>cost/h</th><th>predicted [interval]</th></tr>"
+        if status.insufficient:
+            parts.append(f"<p class='bad'>No answer yet: {html.escape(status.insufficient.message)}</p>")
+        header = (f"<table><caption>predicted {html.escape(interval_caption(spec, status))}</caption>"
+                  "<tr><th>platform</th><th>replicas</th><th>parameters</th><th>cost/h</th><th>predicted [interval]</th></tr>")
         if status.recommendation:
             parts.append(header + _choice_rows([status.recommendation]) + "</table>")
         png = out / f"pareto-{name}.png"

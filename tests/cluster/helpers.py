@@ -7,7 +7,6 @@ from typing import Callable
 
 from kubernetes.client.rest import ApiException
 
-
 #: What the operator's trial Jobs run with (hwmatch.execution.kubernetes): non-root, read-only root, /tmp writable.
 RESTRICTED_CONTAINER = {
     "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "readOnlyRootFilesystem": True,

@@ -19,7 +19,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "hack"))
-import nodepools
+import nodepools  # noqa: E402  (hack/ is not a package: found through the path set above)
 
 CLUSTER = "hwmatch-e2e"
 

@@ -112,7 +112,7 @@ def test_recommendation_fixes_the_instance_of_an_imported_input_dependent_asset(
     files = sorted((DATASETS / "hada").glob("anticipate_mbp19.csv"))
     if not files:
         pytest.skip(f"public datasets not present at {DATASETS} (see its README)")
-    from hwmatch.api import Constraint, HWRecommendationSpec, ObjectRef, Objective
+    from hwmatch.api import Constraint, HWRecommendationSpec, Objective, ObjectRef
     from hwmatch.data.importer import import_tables, load_mapping
     from hwmatch.optimize import RecommendationError, recommend
 
@@ -176,3 +176,20 @@ def test_run_replays_a_sweep_from_tables(tmp_path: Path) -> None:
     assert no_mapping.exit_code == 1 and "--replay needs --mapping" in no_mapping.output
     nothing = runner.invoke(app, [*args[:3], str(tmp_path / "absent_*.csv"), *args[4:]])
     assert nothing.exit_code == 1 and "no table matches" in nothing.output
+
+
+def test_closed_loop_spends_replayed_runs_and_reports_coverage(tmp_path: Path) -> None:
+    tables = write_synthetic(tmp_path)
+    base = ["evaluate", *map(str, tables), "-m", str(tmp_path / "mapping.yaml"), "--budget", "10%", "--queries", "30",
+            "--seed", "1", "--strategies", "random", "--no-hada", "--json"]
+    open_loop = json.loads(runner.invoke(app, base).output)["results"][0]
+    result = runner.invoke(app, [*base, "--verify-budget", "3"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    closed = doc["results"][0]
+    assert doc["verify_budget"] == 3 and open_loop["verification_runs_mean"] == 0
+    assert 0 < closed["verification_runs_mean"] <= 3  # every query may spend up to 3 runs, some spent some
+    assert closed["no_solution_rate"] <= open_loop["no_solution_rate"]  # a measured run can turn a refusal into an answer
+    for figures in (open_loop, closed):
+        assert 0 <= figures["coverage_chosen"] <= 1 and 0 <= figures["coverage_random"] <= 1
+        assert figures["feasible_raw_rate"] <= figures["feasible_rate"]  # the printed resolution only forgives

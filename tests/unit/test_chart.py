@@ -169,9 +169,13 @@ def test_rendered_flags_are_the_operator_cli() -> None:
     command = getattr(group, "commands", {}).get("operator")
     if command is None:
         pytest.skip("`hwmatch operator` is not registered in this tree")
-    for docs in (render(), render("operator.watchNamespaces={a,b}", "operator.prometheusUrl=http://p:9090",
-                                  "operator.verbose=true", "operator.scrapeInterval=30")):
+    renders = [
+        (render(), 15.0),  # values.yaml's operator.scrapeInterval
+        (render("operator.watchNamespaces={a,b}", "operator.prometheusUrl=http://p:9090",
+                "operator.verbose=true", "operator.scrapeInterval=30"), 30.0),
+    ]
+    for docs, scrape_interval in renders:
         args = operator_args(docs)
         ctx = command.make_context("operator", args[1:])
         assert ctx.params["metrics_port"] == 9090 and ctx.params["liveness_port"] == 8080
-        assert ctx.params["scrape_interval"] in (15.0, 30.0)
+        assert ctx.params["scrape_interval"] == scrape_interval

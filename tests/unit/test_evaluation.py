@@ -6,14 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hwmatch.api import AIAsset, BenchmarkSweep, Constraint, HWRecommendationSpec, ObjectRef, Objective
+from hwmatch.api import AIAsset, BenchmarkSweep, Constraint, HWRecommendationSpec, Objective, ObjectRef
+from hwmatch.api.vocabulary import make_trial
 from hwmatch.data.frame import METRIC
 from hwmatch.evaluation import GroundTruth, draw_queries, score, summarise
 from hwmatch.evaluation.methods import choose
 from hwmatch.execution.replay import NOT_MEASURED, ReplayExecutor, ReplayTable
 from hwmatch.modeling import Prediction
-from hwmatch.planning import Planner, get_sampler, make_trial
-from hwmatch.planning.adaptive import AdaptiveSampler
+from hwmatch.planning import Planner, get_sampler
+from hwmatch.strategies.adaptive import AdaptiveSampler
 
 ASSET = AIAsset.model_validate({
     "apiVersion": "hwmatch.dev/v1alpha1", "kind": "AIAsset", "metadata": {"name": "toy"},
@@ -244,3 +245,42 @@ def test_clearly_solvable_needs_more_than_the_run_to_run_noise() -> None:
     assert clear.clear and clear.clear_false_infeasible
     summary = summarise([lucky, clear])
     assert (summary.clear, summary.false_infeasible_rate, summary.clear_false_infeasible_rate) == (1, 1.0, 1.0)
+
+
+def test_printed_resolution_and_the_feasibility_tolerance() -> None:
+    from hwmatch.evaluation.truth import printed_resolution
+
+    assert printed_resolution(pd.Series([12.34, 1.5, 100.0])) == pytest.approx(0.005)
+    assert printed_resolution(pd.Series([1200.0, 7.0])) == 0.5
+    assert printed_resolution(pd.Series([0.123456789012345])) == 0.0  # full precision: no printed digit to go by
+    truth = GroundTruth.from_frame(toy_frame())
+    assert truth.resolution == {"latency": 0.5, "quality": pytest.approx(0.05)}
+    # b x=2 measured latency 10: a bound of 9.6 is missed by less than the half unit the table prints
+    near = score(query(Constraint(metric="latency", max=9.6)), at(truth, "b", 2), truth)
+    assert near.feasible is True and near.feasible_raw is False
+    far = score(query(Constraint(metric="latency", max=9.4)), at(truth, "b", 2), truth)
+    assert far.feasible is False and far.feasible_raw is False
+    summary = summarise([near, far])
+    assert summary.feasible_rate == 0.5 and summary.feasible_raw_rate == 0.0
+
+
+def test_regret_of_a_signed_objective_is_relative_to_its_range() -> None:
+    from hwmatch.evaluation.scoring import regret_pct
+
+    assert regret_pct(12.0, 10.0, np.array([10.0, 12.0, 30.0])) == pytest.approx(20.0)  # one sign: of |best|
+    assert regret_pct(-8.0, -10.0, np.array([-10.0, -8.0, -1.0])) == pytest.approx(20.0)  # a maximised metric
+    # a signed objective with its best near 0: of the range, not of |1e-6| (which gave 1e8 %)
+    assert regret_pct(0.5, 1e-6, np.array([1e-6, 0.5, -0.5, 4.0])) == pytest.approx(100 * (0.5 - 1e-6) / 4.5)
+
+
+def test_coverage_at_the_choice_and_at_random() -> None:
+    truth = GroundTruth.from_frame(toy_frame())
+    q = query(Constraint(metric="quality", min=0.7), Constraint(metric="latency", max=20))
+    a2 = at(truth, "a", 2)  # true latency 20, quality 0.7
+    held = score(q, a2, truth, bounds={"latency": (15.0, 21.0), "quality": (0.65, 0.8)},
+                 random=(at(truth, "b", 1), {"latency": (4.0, 6.0), "quality": (0.6, 0.7)}))
+    assert held.covered is True and held.covered_random is False  # b x=1: true quality 0.5 below its lower bound 0.6
+    missed = score(q, a2, truth, bounds={"latency": (15.0, 19.0), "quality": (0.65, 0.8)})  # upper 19 < true 20
+    assert missed.covered is False and missed.covered_random is None
+    summary = summarise([held, missed])
+    assert summary.coverage_chosen == 0.5 and summary.coverage_random == 0.0

@@ -11,8 +11,7 @@ import pytest
 
 from hwmatch.api import AIAssetSpec, MetricSpec, Parameter, Range
 from hwmatch.api.asset import Scalar
-from hwmatch.harness import BUILTIN, HARNESS_METRICS, Asset, Measurer, ParameterError, resolve
-from hwmatch.harness import cli
+from hwmatch.harness import BUILTIN, HARNESS_METRICS, Asset, Measurer, ParameterError, cli, resolve
 from hwmatch.harness.assets import UnknownAsset, get
 from hwmatch.harness.assets.solver import JobShop
 from hwmatch.harness.host import compact_ranges, host_info

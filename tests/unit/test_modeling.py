@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from hwmatch.api import Parameter
-from hwmatch.modeling import FeatureEncoder, Surrogate, Surrogates, categorical_columns, clear_cache
-from hwmatch.modeling.intervals import conformal_quantile
-from hwmatch.modeling.surrogate import choose_transform, configuration_groups
+from hwmatch.modeling import FeatureEncoder, MetricModel, Surrogates, categorical_columns, clear_cache
+from hwmatch.modeling.intervals import conformal_quantile, rows_needed
+from hwmatch.modeling.metric_model import choose_transform, configuration_groups
 
 PLATFORMS = {"cpu-2": (2, "none"), "cpu-8": (8, "none"), "gpu": (32, "l4")}
 
@@ -122,12 +122,20 @@ def test_retrain_only_when_the_training_rows_change() -> None:
 def test_tiny_and_constant_datasets() -> None:
     tiny = dataset(8, noise=0.05)
     model = Surrogates(seed=0).fit(tiny.assign(**{"metric.constant": 4.0}))
-    p = model.predict(tiny, 0.9)
+    p = model.predict(tiny, 0.8)  # 8 rows: enough for a finite bound at 0.8 (4 needed), not at 0.9 (9)
     np.testing.assert_array_equal(p["constant"].value, 4.0)
     np.testing.assert_array_equal(p["constant"].upper - p["constant"].lower, 0.0)
     assert model.scores()["constant"].family == "constant"
     assert model.scores()["latency_ms"].trained_on_trials == 8
-    assert np.all(p["latency_ms"].lower <= p["latency_ms"].upper)
+    assert np.all(p["latency_ms"].lower <= p["latency_ms"].upper) and np.all(np.isfinite(p["latency_ms"].upper))
+    assert model.unbounded(0.8) == {}
+    short = model.predict(tiny, 0.9)  # below the finite-sample threshold: unbounded, even for a constant
+    for metric in ("constant", "latency_ms", "accuracy"):
+        assert np.all(short[metric].lower == -np.inf) and np.all(short[metric].upper == np.inf)
+        assert np.all(np.isfinite(short[metric].value))
+    assert model.unbounded(0.9) == {"constant": (8, 9), "latency_ms": (8, 9), "accuracy": (8, 9)}
+    capped = model.predict(tiny, 0.9, capped=True)  # for ranking only: the largest residual
+    assert np.all(np.isfinite(capped["latency_ms"].upper))
     two = dataset(6, repetitions=3, noise=0.1)  # two configurations measured three times each
     mean = Surrogates(seed=0, metrics=["latency_ms"]).fit(two)
     assert mean.scores()["latency_ms"].family == "mean"
@@ -147,7 +155,7 @@ def test_bad_inputs_are_explained() -> None:
     with pytest.raises(ValueError, match="unknown model families"):
         Surrogates(families=("xgboost",))
     with pytest.raises(RuntimeError, match="not fitted"):
-        Surrogate().predict(np.zeros((1, 1)))
+        MetricModel().predict(np.zeros((1, 1)))
 
 
 def test_helpers() -> None:
@@ -160,7 +168,11 @@ def test_helpers() -> None:
     scores = np.arange(1.0, 11.0)
     assert conformal_quantile(scores, 0.9) == 10.0  # ceil(11*0.9)=10th
     assert conformal_quantile(scores, 0.5) == 6.0
-    assert conformal_quantile(scores[:3], 0.9) == 3.0  # too few rows: the largest
+    assert conformal_quantile(scores[:9], 0.9) == 9.0  # ceil(10*0.9)=9th, despite 10*0.9 = 9.000000000000002
+    assert conformal_quantile(scores[:8], 0.9) == np.inf  # too few rows: unbounded, not the largest
+    assert conformal_quantile(scores[:3], 0.9, capped=True) == 3.0  # capped (ranking only): the largest
+    assert conformal_quantile(scores[:0], 0.9) == np.inf
+    assert [rows_needed(c) for c in (0.5, 0.8, 0.9, 1 - 0.2 / 3, 0.95, 0.99)] == [1, 4, 9, 14, 19, 99]
 
 
 def test_candidates_of_a_platform_without_some_feature_are_predicted() -> None:
@@ -170,3 +182,35 @@ def test_candidates_of_a_platform_without_some_feature_are_predicted() -> None:
     assert np.isfinite(model.predict(bare, 0.9)["latency_ms"].value).all()
     with pytest.raises(ValueError, match=r"lack the columns \['param.depth'\]"):
         model.predict(frame.drop(columns=["param.depth"]), 0.9)
+
+
+def test_candidates_outside_the_sampled_region_get_wider_intervals() -> None:
+    train = dataset(120, noise=0.05)
+    sampled = train[train["param.depth"] < 16]  # only the lower half of depth was measured
+    model = Surrogates(seed=0).fit(sampled)
+    inside = sampled.head(20)
+    far = inside.assign(**{"param.depth": 64.0})  # beyond every trial on the depth axis
+    unseen = inside.assign(**{"param.precision": "fp16"})  # a level no trial had (fp32 and int8 were measured)
+    assert np.all(model.novelty(inside) == 0.0)  # they are trials
+    assert np.all(model.novelty(far) > 1.0) and np.all(model.novelty(unseen) > 1.0)
+    widths = {name: model.predict(rows, 0.8)["latency_ms"] for name, rows in (("far", far), ("unseen", unseen))}
+    plain = {name: model.models["latency_ms"].predict(model.encode(rows), 0.8) for name, rows in (("far", far), ("unseen", unseen))}
+    for name in widths:  # the half-widths (in the model's space) grow by exactly the novelty factor
+        factor = np.maximum(model.novelty(far if name == "far" else unseen), 1.0)
+        assert np.all(widths[name].upper - widths[name].lower > plain[name].upper - plain[name].lower)
+        if model.models["latency_ms"].transform == "identity":
+            np.testing.assert_allclose(widths[name].upper - widths[name].value,
+                                       factor * (plain[name].upper - plain[name].value), rtol=1e-9)
+
+
+def test_region_without_a_reference_never_widens() -> None:
+    from hwmatch.modeling.region import Region
+
+    two = Region.fit(np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]))  # two configurations: no reference distance
+    np.testing.assert_array_equal(two.novelty(np.array([[5.0, 5.0]])), [1.0])
+    grid = np.array([[x, y] for x in range(5) for y in range(5)], dtype=float)
+    region = Region.fit(grid, folds=5, seed=0)
+    assert region.reference > 0
+    inside, outside = region.novelty(np.array([[2.0, 2.0], [2.5, 2.5]])), region.novelty(np.array([[40.0, 2.0]]))
+    assert inside[0] == 0.0 and inside[1] <= 1.0 and outside[0] > 1.0
+    np.testing.assert_array_equal(region.widening(np.array([[2.0, 2.0], [40.0, 2.0]])), [1.0, outside[0]])

@@ -15,11 +15,11 @@ from hwmatch.optimize import (
     CandidateSet,
     PlatformInfo,
     RecommendationError,
-    answer,
     build_problem,
     pareto_front,
     recommend,
     solve,
+    to_status,
 )
 
 PLATFORMS = [
@@ -92,7 +92,7 @@ def brute_force(candidates: CandidateSet, predictions: dict[str, Prediction], s:
             else (p.value[i] / thr.value[i], p.lower[i] / thr.upper[i], p.upper[i] / thr.lower[i])
         )
 
-        def get(metric: str) -> tuple[float, float, float]:
+        def get(metric: str, derived: dict = derived, i: int = i) -> tuple[float, float, float]:
             if metric in derived:
                 return derived[metric]
             q = predictions[metric]
@@ -166,11 +166,11 @@ def test_replicas_cover_the_load_with_the_lower_bound_and_cost_scales() -> None:
     assert problem.metrics["cost_per_hour"].value.tolist() == pytest.approx([2.0, 2.0, 1.2])
     solution = solve(problem)
     assert candidates.platform[solution.best] == "gpu"
-    status = answer(problem, solution)
+    status = to_status(problem, solution)
     assert status.recommendation.replicas == 1 and status.recommendation.cost_per_hour == pytest.approx(1.2)
     # cpu-small would need 20 > 16 replicas; cpu-large costs 2.0 with 5 replicas; a budget of 1.0 leaves nothing
     tight = build_problem(candidates, predictions, spec(throughput={"requestsPerSecond": 1000}, budget={"maxCostPerHour": 1.0}))
-    status = answer(tight, solve(tight))
+    status = to_status(tight, solve(tight))
     assert status.phase == "Infeasible"
     assert status.infeasible.constraints == ["cost_per_hour <= 1"]
     assert "budget.maxCostPerHour" in status.infeasible.message and "1.2 on gpu" in status.infeasible.message
@@ -262,12 +262,12 @@ def test_single_unreachable_constraint_is_named_with_the_closest_value() -> None
              constraints=[{"metric": "latency_ms", "max": 2}, {"metric": "accuracy", "min": 0.8}], confidence=0.9)
     problem = build_problem(candidates, predictions, s)
     for method, presolve in [("cp-sat", False), ("cp-sat", True), ("numpy", True)]:
-        status = answer(problem, solve(problem, method, presolve=presolve))  # type: ignore[arg-type]
+        status = to_status(problem, solve(problem, method, presolve=presolve))  # type: ignore[arg-type]
         assert status.phase == "Infeasible" and status.recommendation is None
         assert status.solver.status == "INFEASIBLE" and status.solver.feasible_candidates == 0
         assert status.infeasible.constraints == ["latency_ms <= 2"]
         assert status.infeasible.message.startswith("latency_ms <= 2 is unreachable")
-        assert "upper bound (confidence 0.9) is 3.3 on cpu-large" in status.infeasible.message
+        assert "upper bound (two-sided 90% interval) is 3.3 on cpu-large" in status.infeasible.message
         ready = {c.type: c.status for c in status.conditions}
         assert ready == {"Ready": "False", "Infeasible": "True"}
 
@@ -285,12 +285,12 @@ def test_combination_that_cannot_hold_together_is_reduced_to_its_core() -> None:
     problem = build_problem(candidates, predictions, s)
     full = solve(problem, "cp-sat", presolve=False)
     assert full.status == "INFEASIBLE" and set(full.core) <= {0, 1, 2}
-    status = answer(problem, full)
+    status = to_status(problem, full)
     assert status.infeasible.constraints == ["latency_ms <= 5", "accuracy >= 0.95"]
     message = status.infeasible.message
     assert message.startswith("latency_ms <= 5 and accuracy >= 0.95 cannot hold together")
-    assert "latency_ms upper bound (confidence 0.9) while meeting accuracy >= 0.95 is 9 on gpu" in message
-    assert "accuracy lower bound (confidence 0.9) while meeting latency_ms <= 5 is 0.85 on cpu-large" in message
+    assert "latency_ms upper bound (two-sided 90% interval) while meeting accuracy >= 0.95 is 9 on gpu" in message
+    assert "accuracy lower bound (two-sided 90% interval) while meeting latency_ms <= 5 is 0.85 on cpu-large" in message
 
 
 def test_alternatives_prefer_other_platforms_and_front_is_non_dominated() -> None:
@@ -298,7 +298,7 @@ def test_alternatives_prefer_other_platforms_and_front_is_non_dominated() -> Non
     candidates = CandidateSet.grid(PARAMETERS, PLATFORMS, resolution=6)
     problem = build_problem(candidates, synthetic(candidates, seed=5), s, goals={"accuracy": "maximize"})
     solution = solve(problem)
-    status = answer(problem, solution, alternatives_count=3, pareto_points=50)
+    status = to_status(problem, solution, alternatives_count=3, pareto_points=50)
     platforms = [status.recommendation.platform] + [a.platform for a in status.alternatives]
     assert len(set(platforms)) == 3, platforms
     objectives = [status.recommendation.objective] + [a.objective for a in status.alternatives]
@@ -416,3 +416,50 @@ def test_a_platform_without_results_is_chosen_only_when_named() -> None:
     assert all(a.platform != "gpu" for a in status.alternatives)
     named = recommend(frame, params, PLATFORMS, fastest.model_copy(update={"platforms": ["gpu"]}), seed=0)
     assert named.recommendation.platform == "gpu"
+
+
+def test_a_requirement_on_too_few_trials_is_insufficient_data_not_an_answer() -> None:
+    frame = _dataset()
+    measured = frame.index[frame["status"] == "Succeeded"][:6]  # accuracy measured on 6 trials only
+    frame.loc[~frame.index.isin(measured), "metric.accuracy"] = np.nan
+    params = [PARAMETERS[0], Parameter(name="depth", type="int", values=[2, 4, 8, 16, 32]),
+              Parameter(name="precision", type="categorical", values=["fp32"])]
+    both = [{"metric": "accuracy", "min": 0.85}, {"metric": "latency_ms", "max": 40}]
+    s = spec(objective={"minimize": "cost_per_hour"}, constraints=both, confidence=0.9)  # level 0.9: 9 rows
+    status = recommend(frame, params, PLATFORMS, s, seed=0)
+    assert status.phase == "InsufficientData" and status.recommendation is None and status.infeasible is None
+    short = status.insufficient
+    assert short.metrics == ["accuracy"] and (short.trials, short.needed_trials, short.more_trials) == (6, 9, 3)
+    assert short.platform in {p.name for p in PLATFORMS} and short.parameters
+    assert "accuracy >= 0.85" in short.message and "3 more" in short.message
+    ready = next(c for c in status.conditions if c.type == "Ready")
+    assert (ready.status, ready.reason) == ("False", "InsufficientData")
+    # the same data answers a request that does not rest on accuracy; its interval is reported as absent
+    latency_only = recommend(frame, params, PLATFORMS, spec(objective={"minimize": "cost_per_hour"},
+                                                            constraints=both[1:], confidence=0.95), seed=0)
+    assert latency_only.phase == "Ready" and latency_only.insufficient is None
+    accuracy = latency_only.recommendation.predicted["accuracy"]
+    assert accuracy.lower is None and accuracy.upper is None and accuracy.level is None
+    # a bound that is finite but unmet stays Infeasible, with its reason
+    unreachable = recommend(frame, params, PLATFORMS, spec(objective={"minimize": "cost_per_hour"},
+                                                           constraints=[{"metric": "latency_ms", "max": 1e-6}]), seed=0)
+    assert unreachable.phase == "Infeasible" and unreachable.insufficient is None
+
+
+def test_alternatives_differ_in_predictions_not_only_in_a_parameter() -> None:
+    # one platform, and depth 16 and 32 predicted exactly alike (one leaf): they are one alternative, not two
+    candidates = CandidateSet.grid([Parameter(name="depth", type="int", values=[2, 4, 8, 16, 32])], PLATFORMS[:2])
+    depth = candidates.frame["param.depth"].to_numpy(dtype=float)
+    vcpus = np.where(candidates.platform == "cpu-small", 2.0, 8.0)
+    latency = np.minimum(depth, 16) / vcpus
+    predictions = {"latency_ms": Prediction(latency, latency * 0.9, latency * 1.1),
+                   "accuracy": Prediction(0.8 + 0.01 * np.minimum(depth, 16), 0.8 + 0.009 * np.minimum(depth, 16),
+                                          0.8 + 0.011 * np.minimum(depth, 16))}
+    s = spec(objective={"maximize": "accuracy"}, constraints=[{"metric": "latency_ms", "max": 100}], alternatives=4)
+    problem = build_problem(candidates, predictions, s)
+    status = to_status(problem, solve(problem), alternatives_count=4)
+    listed = [status.recommendation, *status.alternatives]
+    keys = [(c.platform, tuple(sorted((m, round(p.value, 6)) for m, p in c.predicted.items()))) for c in listed]
+    assert len(set(keys)) == len(keys), keys  # no two alternatives predicted alike
+    assert {c.platform for c in listed} == {"cpu-small", "cpu-large"}  # the best of the other platform is there
+    assert len(status.alternatives) == 4

@@ -7,7 +7,7 @@ import json
 import pytest
 import requests
 
-from hwmatch.api.asset import METRIC_PRESETS, MetricSpec
+from hwmatch.api.asset import METRIC_PRESETS, PROMQL_PLACEHOLDERS, MetricSpec
 from hwmatch.telemetry import (
     PLACEHOLDERS,
     PRESETS,
@@ -72,9 +72,20 @@ def test_values_are_escaped_inside_promql_strings() -> None:
     assert render("m", 'x{namespace="{namespace}",pod="{pod}"}', ctx) == 'x{namespace="a\\"b",pod="c\\\\d"}'
 
 
+def unchecked(name: str, query: str) -> MetricSpec:
+    """A metric the API model would refuse (it checks placeholders too), as an older object may hold it."""
+    return MetricSpec.model_construct(name=name, source="prometheus", query=query, preset=None, goal=None, unit=None)
+
+
+def test_the_model_refuses_unknown_placeholders_too() -> None:
+    with pytest.raises(ValueError, match=r"unknown placeholder\(s\) \{pod_name\}"):
+        metric("gpu_watts", query="sum(x{pod=\"{pod_name}\"}[{window}])")
+    assert set(PLACEHOLDERS) == set(PROMQL_PLACEHOLDERS)
+
+
 def test_unknown_placeholder_names_metric_and_allowed_ones() -> None:
     with pytest.raises(TemplateError) as err:
-        validate_metrics([metric("gpu_watts", query="sum(x{pod=\"{pod_name}\"}[{window}])")])
+        validate_metrics([unchecked("gpu_watts", "sum(x{pod=\"{pod_name}\"}[{window}])")])
     text = str(err.value)
     assert "'gpu_watts'" in text and "{pod_name}" in text
     for p in PLACEHOLDERS:
@@ -159,7 +170,7 @@ class FakeSession:
         self.answers = list(answers)
         self.calls: list[tuple[str, dict]] = []
 
-    def post(self, url: str, data: dict, timeout: float) -> requests.Response:
+    def post(self, url: str, data: dict, timeout: float, stream: bool = False) -> requests.Response:
         self.calls.append((url, dict(data)))
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
@@ -168,6 +179,7 @@ class FakeSession:
         response = requests.Response()
         response.status_code = status
         response._content = (json.dumps(body) if isinstance(body, dict) else body).encode()
+        response._content_consumed = True  # the body is there: iter_content reads it back
         return response
 
 
@@ -236,7 +248,7 @@ def test_trial_metrics_values_and_reasons_for_missing() -> None:
 def test_trial_metrics_refuses_unknown_placeholders_before_querying() -> None:
     session = FakeSession([])
     with pytest.raises(TemplateError, match="'w'"):
-        trial_metrics(PrometheusClient("http://p:9090", session=session), [metric("w", query="{podname}")],
+        trial_metrics(PrometheusClient("http://p:9090", session=session), [unchecked("w", "{podname}")],
                       "n", "p", 0, 10)
     assert session.calls == []
 

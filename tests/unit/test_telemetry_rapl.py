@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -94,11 +95,22 @@ def test_unreadable_counter_says_so(two_sockets: Path, monkeypatch: pytest.Monke
 
 
 def test_this_machine() -> None:
-    """The real powercap tree: energy never decreases between two readings, or a clear reason why there is none."""
+    """The real powercap tree: a busy CPU's packages draw a plausible power, or a clear reason why there is no meter.
+
+    ``energy_j`` is never negative by construction, so the check is on the
+    power over a quarter second of busy loop: above 0.5 W (a stuck or unread
+    counter, or µJ taken for nJ, gives about 0) and below 1 kW per package (a
+    wrap undone where there was none adds ~262 kJ, µJ taken for mJ multiplies
+    by 1000).
+    """
     try:
         meter = RaplMeter.open(POWERCAP)
     except RaplUnavailable as exc:
         assert str(exc).startswith("RAPL energy is not available here, because ")
         pytest.skip(str(exc))
-    before = meter.read()
-    assert meter.energy_j(before, meter.read()) >= 0
+    before, start = meter.read(), time.monotonic()
+    while time.monotonic() - start < 0.25:
+        pass  # keep one CPU busy: its package must use energy
+    energy = meter.energy_j(before, meter.read())
+    watts = energy / (time.monotonic() - start)
+    assert 0.5 < watts < 1000 * len(meter.zones), f"{energy:.3f} J in a quarter second: {watts:.1f} W"

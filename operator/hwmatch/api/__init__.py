@@ -6,12 +6,14 @@ them (:mod:`hwmatch.api.crd`), and the engine works on them.
 
 from hwmatch.api.asset import AIAsset, AIAssetSpec, AIAssetStatus, InstanceFeature, MetricSpec, Parameter, Range
 from hwmatch.api.base import API_VERSION, GROUP, VERSION, Condition, ObjectMeta, ObjectRef, parse_duration, set_condition
-from hwmatch.api.manifest import Document, ManifestError, Problem, Resource, load_documents, load_files, load_text
+from hwmatch.api.errors import HwmatchError, InputError, TemporaryError
+from hwmatch.api.manifest import Document, ManifestError, ManifestProblem, Resource, load_documents, load_files, load_text
 from hwmatch.api.recommendation import (
     DERIVED_METRICS,
     Budget,
     Choice,
     Constraint,
+    DataShortfall,
     HWRecommendation,
     HWRecommendationSpec,
     HWRecommendationStatus,
@@ -21,6 +23,9 @@ from hwmatch.api.recommendation import (
     PredictedValue,
     SolverInfo,
     Throughput,
+    describe_level,
+    interval_caption,
+    joint_confidence,
 )
 from hwmatch.api.sweep import (
     BenchmarkSweep,
@@ -33,6 +38,21 @@ from hwmatch.api.sweep import (
     Resources,
     Sampling,
     Toleration,
+)
+from hwmatch.api.vocabulary import (
+    FAILED,
+    FINISHED,
+    LABEL_ASSET,
+    LABEL_PLATFORM,
+    LABEL_SWEEP,
+    PENDING,
+    PHASES,
+    RUNNING,
+    SUCCEEDED,
+    canonical,
+    make_trial,
+    phase_of,
+    trial_id,
 )
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+import re
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from hwmatch.api.base import IDENTIFIER_PATTERN, API_VERSION, ApiModel, ObjectMeta, StatusBase
+from hwmatch.api.base import (
+    API_VERSION,
+    IDENTIFIER_PATTERN,
+    ApiModel,
+    ObjectMeta,
+    StatusBase,
+    check_label_name,
+    reject_non_finite,
+)
 
 ParameterType = Literal["int", "float", "categorical"]
 Scalar = int | float | str | bool
@@ -15,6 +24,12 @@ MetricGoal = Literal["minimize", "maximize"]
 MetricSource = Literal["harness", "prometheus"]
 #: Named PromQL templates for common power/energy exporters (see hwmatch.telemetry).
 METRIC_PRESETS = ("dcgm-energy", "dcgm-power", "kepler-energy", "rapl-energy")
+
+
+#: Continuous ranges get this many grid points (``planning.space`` uses the same number).
+DEFAULT_GRID_RESOLUTION = 5
+#: At most this many values in one parameter's space (values, or a range's steps): it is listed when planned.
+MAX_PARAMETER_VALUES = 100_000
 
 
 class Range(ApiModel):
@@ -43,6 +58,10 @@ class Range(ApiModel):
             raise ValueError(f"log: true needs min > 0 (got min={self.min:g}); use a positive lower bound or log: false")
         if self.log and self.step is not None:
             raise ValueError("step cannot be combined with log: true; drop one of them")
+        if self.step is not None and (self.max - self.min) / self.step + 1 > MAX_PARAMETER_VALUES:
+            raise ValueError(f"range [{self.min:g}, {self.max:g}] with step {self.step:g} has "
+                             f"{(self.max - self.min) / self.step + 1:.3g} values; at most {MAX_PARAMETER_VALUES} "
+                             "are allowed: use a larger step, or no step (continuous)")
         return self
 
 
@@ -103,11 +122,30 @@ class Parameter(ApiModel):
             return False
         return self.range.min <= float(value) <= self.range.max
 
+    def grid_size(self, resolution: int = DEFAULT_GRID_RESOLUTION) -> int:
+        """How many grid points this parameter has (an upper bound: the planner drops duplicates)."""
+        if self.values is not None:
+            return len(self.values)
+        assert self.range is not None
+        r = self.range
+        if r.step is not None:
+            return int((r.max - r.min) / r.step + 1e-9) + 1
+        if self.type == "int":
+            return int(min(r.max - r.min + 1, resolution))
+        return resolution
+
     def describe_space(self) -> str:
         if self.values is not None:
             return "one of " + ", ".join(map(str, self.values))
         assert self.range is not None
         return f"{self.type} in [{self.range.min:g}, {self.range.max:g}]" + (" (log)" if self.range.log else "")
+
+
+#: The placeholders a PromQL template may use (``telemetry.promql.PLACEHOLDERS`` describes each).
+PROMQL_PLACEHOLDERS = ("namespace", "pod", "node", "window", "window_seconds", "duration_seconds",
+                       "pod_selector", "node_selector")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class MetricSpec(ApiModel):
@@ -143,6 +181,12 @@ class MetricSpec(ApiModel):
             raise ValueError(f"metric {self.name!r} with source: prometheus needs exactly one of 'query' or 'preset'")
         if self.source == "harness" and (self.query is not None or self.preset is not None):
             raise ValueError(f"metric {self.name!r}: 'query' and 'preset' apply only to source: prometheus")
+        if self.query is not None:
+            unknown = sorted(set(_PLACEHOLDER.findall(self.query)) - set(PROMQL_PLACEHOLDERS))
+            if unknown:
+                raise ValueError(f"metric {self.name!r}: unknown placeholder(s) "
+                                 f"{', '.join('{' + u + '}' for u in unknown)} in query; "
+                                 f"known: {', '.join('{' + k + '}' for k in PROMQL_PLACEHOLDERS)}")
         return self
 
 
@@ -172,6 +216,20 @@ class AIAssetSpec(ApiModel):
             ]
         }
     }
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite(cls, data: Any) -> Any:
+        return reject_non_finite(data)
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in value if not _ENV_NAME.match(k)]
+        if bad:
+            raise ValueError(f"env variable name(s) {bad} are not valid: letters, digits and '_', not starting "
+                             "with a digit (a C identifier)")
+        return value
 
     @field_validator("parameters")
     @classmethod
@@ -216,3 +274,8 @@ class AIAsset(ApiModel):
     metadata: ObjectMeta
     spec: AIAssetSpec
     status: AIAssetStatus | None = None
+
+    @model_validator(mode="after")
+    def _label_name(self) -> "AIAsset":
+        check_label_name(self.metadata, "AIAsset")
+        return self

@@ -9,16 +9,17 @@ camelCase, as Kubernetes users expect.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "hwmatch.dev"
 VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+API_VERSION: Final = "hwmatch.dev/v1alpha1"  # GROUP/VERSION, spelt out: the kinds' apiVersion Literal
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -41,6 +42,36 @@ class ApiModel(BaseModel):
     def to_wire(self) -> dict[str, Any]:
         """The object as it appears in YAML / the API server (camelCase, no unset fields)."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def non_finite(value: Any, path: str = "") -> list[str]:
+    """Paths (``platforms[0].costPerHour``) of the NaN and ±inf numbers in decoded YAML/JSON ``value``."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [path or "(the value)"]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in non_finite(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(value, (list, tuple)):
+        return [p for i, v in enumerate(value) for p in non_finite(v, f"{path}[{i}]")]
+    return []
+
+
+def reject_non_finite(data: Any) -> Any:
+    """A ``mode="before"`` check for a spec: NaN and ±inf are never a valid number of a manifest."""
+    bad = non_finite(data)
+    if bad:
+        raise ValueError(f"non-finite number (NaN or infinity) at {', '.join(bad[:5])}; give a finite number")
+    return data
+
+
+#: Longest Kubernetes label value (and Job name part): names that become labels must fit.
+MAX_LABEL = 63
+
+
+def check_label_name(metadata: "ObjectMeta", kind: str) -> None:
+    """A name that becomes a label value on Jobs and trials (a sweep's, an asset's) has at most 63 characters."""
+    if len(metadata.name) > MAX_LABEL:
+        raise ValueError(f"metadata.name: a {kind} name becomes a label value of its trials and Jobs, which allows "
+                         f"at most {MAX_LABEL} characters; this one has {len(metadata.name)}: shorten it")
 
 
 def parse_duration(text: str) -> float:

@@ -92,14 +92,14 @@ def structural(node: Any, defs: dict[str, Any]) -> Any:
         if len(options) == 1:
             return structural({**options[0], **rest}, defs)
         types = {o.get("type") for o in options}
-        out = {k: v for k, v in rest.items() if k not in _DROP}
+        merged = {k: v for k, v in rest.items() if k not in _DROP}
         if types <= {"integer", "string"} or types == {"integer", "number", "string"}:
-            out["x-kubernetes-int-or-string"] = True
+            merged["x-kubernetes-int-or-string"] = True
         elif types <= _SCALARS:
-            out["x-kubernetes-preserve-unknown-fields"] = True
+            merged["x-kubernetes-preserve-unknown-fields"] = True
         else:
             raise ValueError(f"cannot express a union of {types} in a structural schema")
-        return out
+        return merged
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key == "default" and isinstance(value, (str, int, float, bool)):

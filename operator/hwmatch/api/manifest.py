@@ -18,8 +18,9 @@ from pydantic import BaseModel, ValidationError
 
 from hwmatch.api.asset import AIAsset
 from hwmatch.api.base import API_VERSION
+from hwmatch.api.errors import InputError
 from hwmatch.api.recommendation import DERIVED_METRICS, HWRecommendation
-from hwmatch.api.sweep import BenchmarkSweep, BenchmarkTrial
+from hwmatch.api.sweep import BenchmarkSweep, BenchmarkTrial, plan_problems
 
 Resource = Union[AIAsset, BenchmarkSweep, BenchmarkTrial, HWRecommendation]
 KINDS: dict[str, type[BaseModel]] = {
@@ -31,7 +32,7 @@ KINDS: dict[str, type[BaseModel]] = {
 
 
 @dataclass(frozen=True)
-class Problem:
+class ManifestProblem:
     """One thing wrong with one document."""
 
     file: str
@@ -47,10 +48,10 @@ class Problem:
         return f"{where}: {self.path or '<document>'}: {self.message}"
 
 
-class ManifestError(ValueError):
+class ManifestError(InputError):
     """Raised with every problem found in the manifests."""
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[ManifestProblem]):
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
 
@@ -101,7 +102,7 @@ def _allowed_fields(model: type[BaseModel]) -> list[str]:
 
 def problems_from_validation(
     error: ValidationError, model: type[BaseModel], file: str, document: int, label: str
-) -> list[Problem]:
+) -> list[ManifestProblem]:
     problems = []
     for err in error.errors():
         loc = tuple(err["loc"])
@@ -116,22 +117,22 @@ def problems_from_validation(
             msg = f"{msg} (got {err.get('input')!r})"
         elif err["type"] == "missing":
             msg = "required field is missing"
-        problems.append(Problem(file, document, label, format_loc(loc), msg))
+        problems.append(ManifestProblem(file, document, label, format_loc(loc), msg))
     return problems
 
 
 def parse_document(doc: Any, file: str = "<input>", document: int = 1) -> Resource:
     """Validate one decoded YAML document; raise :class:`ManifestError` on problems."""
     if not isinstance(doc, dict):
-        raise ManifestError([Problem(file, document, "", "", f"expected a mapping (an object), got {type(doc).__name__}")])
+        raise ManifestError([ManifestProblem(file, document, "", "", f"expected a mapping (an object), got {type(doc).__name__}")])
     kind = doc.get("kind")
     name = (doc.get("metadata") or {}).get("name") if isinstance(doc.get("metadata"), dict) else None
     label = f"{kind} {name}" if kind and name else str(kind or "")
     if doc.get("apiVersion") != API_VERSION:
-        raise ManifestError([Problem(file, document, label, "apiVersion",
+        raise ManifestError([ManifestProblem(file, document, label, "apiVersion",
                                      f"must be {API_VERSION!r} (got {doc.get('apiVersion')!r})")])
     if kind not in KINDS:
-        raise ManifestError([Problem(file, document, label, "kind",
+        raise ManifestError([ManifestProblem(file, document, label, "kind",
                                      f"unknown kind {kind!r}; allowed: {', '.join(KINDS)}")])
     model = KINDS[kind]
     try:
@@ -154,16 +155,91 @@ class Document:
         return f"{self.resource.kind} {self.resource.metadata.name}"
 
 
+#: Deepest nesting of a manifest's YAML (a real one has about 10 levels).
+MAX_DEPTH = 64
+#: Most nodes a document may have once its aliases are expanded (a "billion laughs" has 10**9).
+MAX_NODES = 200_000
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, refusing duplicate keys, deep nesting and alias expansion beyond the bounds."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels",
+                                                  event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                try:
+                    key = self.construct_object(key_node, deep=True)
+                    hash(key)
+                except TypeError:
+                    continue
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first given at line {seen[key]}); keep one of them",
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(node: Any, memo: dict[int, int]) -> int:
+    """Nodes of ``node`` with every alias expanded (shared nodes counted each time they are used)."""
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    memo[id(node)] = 1  # a recursive alias counts once
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    else:
+        size = 1
+    memo[id(node)] = min(size, MAX_NODES + 1)
+    return memo[id(node)]
+
+
+def _safe_load_all(text: str) -> list[Any]:
+    loader = _Loader(text)
+    try:
+        docs = []
+        while loader.check_node():
+            node: Any = loader.get_node()
+            if _expanded_size(node, {}) > MAX_NODES:
+                raise yaml.composer.ComposerError(
+                    None, None, f"the document expands to more than {MAX_NODES} nodes (aliases used over and over: "
+                                "a \"billion laughs\"); write the values out, or use fewer aliases", node.start_mark)
+            docs.append(loader.construct_document(node))
+        return docs
+    finally:
+        loader.dispose()
+
+
 def load_text(text: str, file: str = "<input>") -> list[Document]:
     """Every resource in a multi-document YAML string; empty documents are skipped."""
     try:
-        docs = list(yaml.safe_load_all(text))
+        docs = _safe_load_all(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
-        raise ManifestError([Problem(file, 0, "", "", f"not valid YAML at {where}: {getattr(exc, 'problem', exc)}")]) from None
+        raise ManifestError([ManifestProblem(file, 0, "", "", f"not valid YAML at {where}: {getattr(exc, 'problem', exc)}")]) from None
     out: list[Document] = []
-    problems: list[Problem] = []
+    problems: list[ManifestProblem] = []
     for index, doc in enumerate(docs, start=1):
         if doc is None:
             continue
@@ -179,22 +255,60 @@ def load_text(text: str, file: str = "<input>") -> list[Document]:
 def load_documents(paths: Iterable[str | Path]) -> list[Document]:
     """Every resource in the files, also checked across documents (references resolve)."""
     out: list[Document] = []
-    problems: list[Problem] = []
+    problems: list[ManifestProblem] = []
     for path in paths:
         path = Path(path)
         try:
-            text = path.read_text()
+            data = path.read_bytes()
         except OSError as exc:
-            problems.append(Problem(str(path), 0, "", "", f"cannot read: {exc.strerror}"))
+            problems.append(ManifestProblem(str(path), 0, "", "", f"cannot read: {exc.strerror}"))
+            continue
+        text, problem = _decode(data)
+        if problem:
+            problems.append(ManifestProblem(str(path), 0, "", "", problem))
             continue
         try:
-            out.extend(load_text(text, str(path)))
+            found = load_text(text, str(path))
         except ManifestError as exc:
             problems.extend(exc.problems)
+            continue
+        if not found:
+            problems.append(ManifestProblem(str(path), 0, "", "", "no resources in this file (it is empty or only "
+                                                                 "comments); add a manifest or leave the file out"))
+        out.extend(found)
+    problems.extend(_duplicates(out))
     problems.extend(check_references(out))
     if problems:
         raise ManifestError(problems)
     return out
+
+
+def _decode(data: bytes) -> tuple[str, str | None]:
+    """The file's text, or why it is not a manifest (binary, not UTF-8)."""
+    if b"\0" in data[:65536]:
+        return "", "a binary file, not YAML text; give a manifest file"
+    try:
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return "", (f"not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line} cannot be decoded; "
+                    "save the file as UTF-8")
+
+
+def _duplicates(documents: list[Document]) -> list[ManifestProblem]:
+    """The same object (kind, namespace, name) defined twice, as kubectl refuses it."""
+    first: dict[tuple[str, str | None, str], Document] = {}
+    problems = []
+    for d in documents:
+        key = (d.resource.kind, d.resource.metadata.namespace, d.resource.metadata.name)
+        if key in first:
+            f = first[key]
+            problems.append(ManifestProblem(d.file, d.index, d.label, "metadata.name",
+                                            f"{d.label} is defined twice (first in {f.file}, document {f.index}); "
+                                            "rename one or remove it"))
+        else:
+            first[key] = d
+    return problems
 
 
 def load_files(paths: Iterable[str | Path]) -> list[Resource]:
@@ -202,7 +316,7 @@ def load_files(paths: Iterable[str | Path]) -> list[Resource]:
     return [d.resource for d in load_documents(paths)]
 
 
-def check_references(documents: list[Document]) -> list[Problem]:
+def check_references(documents: list[Document]) -> list[ManifestProblem]:
     """Cross-document checks: an assetRef names a known AIAsset, a recommendation's metrics exist, ...
 
     References are judged only when the files define AIAssets at all: a file of
@@ -210,20 +324,22 @@ def check_references(documents: list[Document]) -> list[Problem]:
     """
     assets = {d.resource.metadata.name: d.resource for d in documents if isinstance(d.resource, AIAsset)}
     sweeps = {d.resource.metadata.name for d in documents if isinstance(d.resource, BenchmarkSweep)}
-    problems: list[Problem] = []
+    problems: list[ManifestProblem] = []
     for d in documents:
         r = d.resource
         if not isinstance(r, (BenchmarkSweep, HWRecommendation)) or not assets:
             continue
 
-        def add(path: str, message: str) -> None:
-            problems.append(Problem(d.file, d.index, d.label, path, message))
+        def add(path: str, message: str, d: Document = d) -> None:
+            problems.append(ManifestProblem(d.file, d.index, d.label, path, message))
 
         asset = assets.get(r.spec.asset_ref.name)
         if asset is None:
             add("spec.assetRef.name", f"no AIAsset named {r.spec.asset_ref.name!r}; known: {', '.join(assets)}")
             continue
         if isinstance(r, BenchmarkSweep):
+            for path, message in plan_problems(asset.spec.parameters, r.spec):
+                add(path, message)
             known = {f.name for f in asset.spec.instance_features}
             for i, inst in enumerate(r.spec.instances):
                 for key in inst:

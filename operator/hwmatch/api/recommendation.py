@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from hwmatch.api.asset import Scalar
-from hwmatch.api.base import API_VERSION, IDENTIFIER_PATTERN, ApiModel, ObjectMeta, ObjectRef, StatusBase
+from hwmatch.api.base import (
+    API_VERSION,
+    IDENTIFIER_PATTERN,
+    ApiModel,
+    ObjectMeta,
+    ObjectRef,
+    StatusBase,
+    reject_non_finite,
+)
 
 #: Metrics the optimiser derives for every candidate, usable in constraints and objectives.
 DERIVED_METRICS = ("cost_per_hour", "cost_per_1k_requests", "energy_per_request_j", "replicas")
@@ -95,17 +103,37 @@ class HWRecommendationSpec(ApiModel):
     objective: Objective = Field(default_factory=lambda: Objective(minimize="cost_per_hour"))
     throughput: Throughput | None = None
     budget: Budget | None = None
-    confidence: float = Field(default=0.9, ge=0.5, le=0.999, description="Constraints hold at this probability.")
+    confidence: float = Field(
+        default=0.9, ge=0.5, le=0.999,
+        description="Joint confidence: all requirements (constraints and the throughput target) hold together with at "
+        "least this probability. Each is checked on one end of an interval at a higher per-bound level "
+        "(status: predicted.*.level).",
+    )
     instance: dict[str, float] = Field(default_factory=dict, description="Fixed values of the asset's instance features.")
     fixed: dict[str, Scalar] = Field(default_factory=dict, description="Parameters fixed by the user.")
     alternatives: int = Field(default=3, ge=0, le=50, description="How many runner-up candidates to report.")
     resolution: int = Field(default=16, ge=2, le=1000, description="Points per continuous range in the candidate grid.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _finite(cls, data: Any) -> Any:
+        return reject_non_finite(data)
+
 
 class PredictedValue(ApiModel):
+    """A predicted metric: its value and, where known, its interval [lower, upper] with the level of that interval."""
+
     value: float
     lower: float | None = None
     upper: float | None = None
+    level: float | None = Field(
+        default=None, gt=0, lt=1,
+        description="Two-sided level of [lower, upper]: the interval holds the measured value with this probability, "
+        "each bound alone with (1 + level) / 2. It is the per-bound level 1 - 2(1 - confidence)/k for k requirements, "
+        "not the joint confidence (status.confidence). It is kept on every interval, not once per status, so that a "
+        "value read on its own (one choice, one Pareto point, a verify report) still says what its bounds mean; "
+        "within one status all levels are equal.",
+    )
 
 
 class Choice(ApiModel):
@@ -115,6 +143,12 @@ class Choice(ApiModel):
     predicted: dict[str, PredictedValue] = Field(default_factory=dict)
     cost_per_hour: float | None = None
     objective: float | None = None
+    novelty: float | None = Field(
+        default=None,
+        description="Distance to the nearest measured configuration (encoded, range-scaled inputs) over the largest "
+        "distance calibration rows had to their training data. Above 1 the candidate lies outside the sampled region "
+        "and its intervals were widened by this factor; measuring it (hwmatch verify) is the way to trust it.",
+    )
 
 
 class ModelScore(ApiModel):
@@ -136,18 +170,50 @@ class Infeasibility(ApiModel):
     message: str = ""
 
 
-RecommendationPhase = Literal["Pending", "Ready", "Infeasible", "Failed"]
+class DataShortfall(ApiModel):
+    """Why a request cannot be answered yet: a requirement rests on a metric with too few trials for a finite bound.
+
+    Split conformal gives a finite interval at level ``c`` only with at least
+    ``c/(1-c)`` rows (9 at 0.9, 19 at 0.95); below that the bound is unbounded
+    and no candidate can be shown to meet the requirement. It is not
+    Infeasible (relax a number) nor Failed (fix the request): measuring more
+    is the fix.
+    """
+
+    metrics: list[str] = Field(default_factory=list, description="Metrics whose intervals are unbounded at this level.")
+    trials: int = Field(default=0, description="Trials the least-measured of those metrics was learnt from.")
+    needed_trials: int = Field(default=0, description="Trials a finite bound at this level needs.")
+    more_trials: int = Field(default=0, description="How many more succeeded trials would make the bounds finite.")
+    platform: str | None = Field(
+        default=None, description="Where to measure first: the platform of the best candidate by point prediction.")
+    parameters: dict[str, Scalar] = Field(default_factory=dict, description="That candidate's parameters.")
+    message: str = ""
+
+
+RecommendationPhase = Literal["Pending", "Ready", "Infeasible", "InsufficientData", "Failed"]
 
 
 class HWRecommendationStatus(StatusBase):
     phase: RecommendationPhase | None = None
+    confidence: float | None = Field(
+        default=None,
+        description="The joint confidence this answer was made at (spec.confidence when solved): its requirements hold "
+        "together with at least this probability. Each predicted interval names its own, per-bound level.",
+    )
     recommendation: Choice | None = None
     alternatives: list[Choice] = Field(default_factory=list)
     pareto_front: list[Choice] = Field(default_factory=list)
     models: dict[str, ModelScore] = Field(default_factory=dict)
     solver: SolverInfo | None = None
     infeasible: Infeasibility | None = None
+    insufficient: DataShortfall | None = Field(
+        default=None, description="Phase InsufficientData: which metrics lack trials, how many more, and where.")
     dataset_hash: str | None = None
+
+    def interval_levels(self) -> list[float]:
+        """The distinct levels of the intervals this status reports (one for an answer; none if it predates levels)."""
+        choices = [*([self.recommendation] if self.recommendation else []), *self.alternatives, *self.pareto_front]
+        return sorted({p.level for c in choices for p in c.predicted.values() if p.level is not None})
 
 
 class HWRecommendation(ApiModel):
@@ -156,3 +222,26 @@ class HWRecommendation(ApiModel):
     metadata: ObjectMeta
     spec: HWRecommendationSpec
     status: HWRecommendationStatus | None = None
+
+
+def describe_level(level: float) -> str:
+    """``two-sided 80%``: how every printed interval names its level (CLI, report, infeasibility messages)."""
+    return f"two-sided {level * 100:.3g}%"
+
+
+def joint_confidence(spec: HWRecommendationSpec, status: HWRecommendationStatus) -> float:
+    """The joint confidence an answer holds at: the one its status recorded, else (written before it was) the spec's."""
+    return status.confidence if status.confidence is not None else spec.confidence
+
+
+def interval_caption(spec: HWRecommendationSpec, status: HWRecommendationStatus) -> str:
+    """The caption under printed intervals, naming both figures, since they differ.
+
+    ``value [interval: two-sided 80% per bound] — requirements hold together
+    with confidence 0.9``: the interval is at the per-bound level, the
+    user's confidence is the joint one. A status written before levels were
+    recorded says so rather than guess.
+    """
+    levels = status.interval_levels()
+    interval = (" / ".join(describe_level(x) for x in levels) + " per bound") if levels else "level not recorded"
+    return f"value [interval: {interval}] — requirements hold together with confidence {joint_confidence(spec, status):g}"

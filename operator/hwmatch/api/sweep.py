@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any, Literal
 
@@ -16,8 +17,17 @@ from hwmatch.api.base import (
     ObjectRef,
     StatusBase,
     check_dns_label,
+    check_label_name,
     parse_duration,
+    reject_non_finite,
 )
+
+#: At most this many parameter combinations per platform (``sampling.budget``).
+MAX_BUDGET = 100_000
+#: At most this many trials in one sweep's plan (combinations × platforms × instances × repetitions).
+MAX_PLAN_TRIALS = 100_000
+#: At most this many points in a grid sweep's full grid (it is listed before a budget picks from it).
+MAX_GRID_POINTS = 100_000
 
 SamplingStrategy = Literal["grid", "random", "latin-hypercube", "adaptive"]
 Quantity = int | float | str
@@ -36,6 +46,18 @@ class Resources(ApiModel):
 
     limits: dict[str, Quantity] = Field(default_factory=dict)
     requests: dict[str, Quantity] = Field(default_factory=dict)
+
+    @field_validator("limits", "requests")
+    @classmethod
+    def _quantities(cls, value: dict[str, Quantity]) -> dict[str, Quantity]:
+        from kubernetes.utils import parse_quantity
+
+        for name, quantity in value.items():
+            try:
+                parse_quantity(quantity)
+            except (ValueError, TypeError, ArithmeticError):
+                raise ValueError(f"{name}: {quantity!r} is not a Kubernetes quantity (e.g. 2, 500m, 16Gi)") from None
+        return value
 
 
 class Platform(ApiModel):
@@ -77,7 +99,7 @@ class Platform(ApiModel):
 class Sampling(ApiModel):
     strategy: SamplingStrategy = Field(default="grid", description="grid, random, latin-hypercube or adaptive.")
     budget: int | None = Field(
-        default=None, ge=1, description="Parameter combinations per platform (grid: all when unset)."
+        default=None, ge=1, le=MAX_BUDGET, description="Parameter combinations per platform (grid: all when unset)."
     )
     repetitions: int = Field(default=1, ge=1, le=100, description="Runs of each combination.")
     seed: int = Field(default=0, ge=0, description="Random seed; a sweep's trials are a function of it.")
@@ -115,7 +137,7 @@ class BenchmarkSweepSpec(ApiModel):
     trial_timeout: str = Field(default="10m", pattern=DURATION_PATTERN, description="Per trial, e.g. 90s, 10m.")
     backoff_limit: int = Field(default=0, ge=0, le=10, description="Retries of a failed trial.")
     instances: list[dict[str, float]] = Field(
-        default_factory=list, description="Values of the asset's instance features to benchmark on."
+        default_factory=list, max_length=1000, description="Values of the asset's instance features to benchmark on."
     )
 
     model_config = ApiModel.model_config | {
@@ -126,6 +148,18 @@ class BenchmarkSweepSpec(ApiModel):
             ]
         }
     }
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite(cls, data: Any) -> Any:
+        return reject_non_finite(data)
+
+    @field_validator("trial_timeout")
+    @classmethod
+    def _positive_timeout(cls, value: str) -> str:
+        if parse_duration(value) <= 0:
+            raise ValueError(f"{value!r}: a trial timeout must be longer than 0 (every trial would time out)")
+        return value
 
     @field_validator("platforms")
     @classmethod
@@ -145,6 +179,30 @@ class BenchmarkSweepSpec(ApiModel):
             if p.name == name:
                 return p
         raise KeyError(name)
+
+
+def plan_size(parameters: "list[Any]", spec: BenchmarkSweepSpec) -> tuple[int, int]:
+    """(grid points, trials) of a sweep's whole plan over an asset's ``parameters``, without listing it."""
+    grid = math.prod(p.grid_size() for p in parameters) if parameters else 1
+    sampling = spec.sampling
+    combinations = sampling.budget if sampling.budget is not None else grid
+    if sampling.strategy == "grid":
+        combinations = min(combinations, grid)
+    return grid, combinations * len(spec.platforms) * max(len(spec.instances), 1) * sampling.repetitions
+
+
+def plan_problems(parameters: "list[Any]", spec: BenchmarkSweepSpec) -> list[tuple[str, str]]:
+    """(field, message) for a plan beyond :data:`MAX_GRID_POINTS` or :data:`MAX_PLAN_TRIALS`."""
+    grid, trials = plan_size(parameters, spec)
+    out = []
+    if spec.sampling.strategy == "grid" and grid > MAX_GRID_POINTS:
+        out.append(("spec.sampling", f"the grid has {grid:.3g} points; at most {MAX_GRID_POINTS} can be planned: "
+                                     "give parameters fewer values, or use random or latin-hypercube with a budget"))
+    if trials > MAX_PLAN_TRIALS:
+        out.append(("spec.sampling", f"the plan has {trials:.3g} trials (combinations × platforms × instances × "
+                                     f"repetitions); at most {MAX_PLAN_TRIALS} are allowed: lower the budget, "
+                                     "the repetitions or the grid"))
+    return out
 
 
 SweepPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
@@ -176,6 +234,11 @@ class BenchmarkSweep(ApiModel):
     metadata: ObjectMeta
     spec: BenchmarkSweepSpec
     status: BenchmarkSweepStatus | None = None
+
+    @model_validator(mode="after")
+    def _label_name(self) -> "BenchmarkSweep":
+        check_label_name(self.metadata, "BenchmarkSweep")
+        return self
 
 
 TrialPhase = Literal["Pending", "Running", "Succeeded", "Failed"]

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from hwmatch.api import ManifestError, load_documents
+from hwmatch.api import HwmatchError, ManifestError, load_documents
 from hwmatch.api.crd import render_all, write_all
-from hwmatch.cli.app import app, console, err_console
+from hwmatch.cli.app import app, console, err_console, reported
 
 
 @app.command()
@@ -21,12 +22,15 @@ def validate(
         documents = load_documents(files)
     except ManifestError as exc:
         for problem in exc.problems:
-            err_console.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]✗[/] {escape(str(problem))}", highlight=False, soft_wrap=True)
         err_console.print(f"{len(exc.problems)} problem(s) found.")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
+    except HwmatchError:
+        with reported():
+            raise
     table = Table("file", "document", "kind", "name", box=None)
     for d in documents:
-        table.add_row(d.file, str(d.index), d.resource.kind, d.resource.metadata.name)
+        table.add_row(escape(d.file), str(d.index), escape(d.resource.kind), escape(d.resource.metadata.name))
     console.print(table)
     console.print(f"[green]✓[/] {len(documents)} resource(s) valid.")
 

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from hwmatch.api.errors import InputError
 from hwmatch.cli.app import app, fail
 from hwmatch.controller.config import DEFAULT_RESYNC, DEFAULT_SCRAPE_INTERVAL, DEFAULT_UNSCHEDULABLE_TIMEOUT
 
@@ -46,7 +47,7 @@ def operator_command(
             metrics_port=metrics_port, liveness_port=liveness_port,
             unschedulable_timeout=unschedulable_timeout, resync=resync, scrape_interval=scrape_interval,
         )
-    except ValueError as exc:
+    except InputError as exc:
         raise fail(str(exc)) from None
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -11,11 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 from threadpoolctl import threadpool_limits
 
-from hwmatch.api import ManifestError
-from hwmatch.cli.app import app, console, err_console, fail
-from hwmatch.cli.sweeps import store_option
+from hwmatch.cli.app import app, console, err_console, fail, reported, store_option
 from hwmatch.data.frame import METRIC, columns
-from hwmatch.data.importer import Imported, TableError, import_tables, load_mapping, save
+from hwmatch.data.importer import Imported, import_tables, load_mapping, save
 from hwmatch.data.store import Store
 
 if TYPE_CHECKING:  # the evaluation loads scikit-learn and OR-Tools: only `hwmatch evaluate` pays for that
@@ -24,13 +22,10 @@ if TYPE_CHECKING:  # the evaluation loads scikit-learn and OR-Tools: only `hwmat
 
 def _load(tables: list[Path], mapping: Path) -> Imported:
     try:
-        return import_tables(load_mapping(mapping), tables)
-    except ManifestError as exc:
-        for problem in exc.problems:
-            err_console.print(f"[red]✗[/] {escape(str(problem))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
-    except (TableError, OSError) as exc:
-        raise fail(escape(str(exc)))  # file regexes hold [...]: not rich markup
+        with reported():
+            return import_tables(load_mapping(mapping), tables)
+    except OSError as exc:
+        raise fail(str(exc)) from None
 
 
 @app.command("import")
@@ -41,19 +36,21 @@ def import_(
 ) -> None:
     """Bring existing benchmark results into the store as trials of an asset (its space read from the data)."""
     imported = _load(tables, mapping)
-    store.parent.mkdir(parents=True, exist_ok=True)
-    with Store(store) as db:
+    with reported(), Store(store) as db:
         written = save(imported, db)
+    for note in imported.skipped:
+        err_console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False, soft_wrap=True)
     frame = imported.frame
-    table = Table("platform", "trials", "cost/h", *(c.split(".", 1)[1] for c in columns(frame, METRIC)), box=None)
+    table = Table("platform", "trials", "cost/h", *(escape(c.split(".", 1)[1]) for c in columns(frame, METRIC)),
+                  box=None)
     for platform, rows in frame.groupby("platform", sort=True):
         cost = rows["cost_per_hour"].iloc[0]
-        table.add_row(str(platform), str(len(rows)), "-" if cost != cost else f"{cost:g}",
+        table.add_row(escape(str(platform)), str(len(rows)), "-" if cost != cost else f"{cost:g}",
                       *(str(int(rows[c].notna().sum())) for c in columns(frame, METRIC)))
     console.print(table)
     space = ", ".join(f"{p.name} ({p.describe_space()[:40]})" for p in imported.asset.spec.parameters)
-    console.print(f"asset [bold]{imported.asset.metadata.name}[/]: {space}")
-    console.print(f"[green]✓[/] {written} trials in {store} (sweep {imported.mapping.sweep})")
+    console.print(f"asset [bold]{escape(imported.asset.metadata.name)}[/]: {escape(space)}")
+    console.print(f"[green]✓[/] {written} trials in {escape(str(store))} (sweep {escape(imported.mapping.sweep)})")
 
 
 def parse_shares(text: str, option: str = "--budget", low: float = 0.0, high: float = 1.0,
@@ -88,6 +85,9 @@ def evaluate(
                                              help="Sampling strategies to compare."),
     hada: bool = typer.Option(True, "--hada/--no-hada", help="Include the HADA-like decision-tree baseline."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+    verify_budget: int = typer.Option(0, "--verify-budget", min=0,
+                                      help="Closed loop: measured runs (replayed from the table) each query may spend "
+                                           "verifying its answer before answering."),
 ) -> None:
     """Score recommendations against a published table: feasible rate, regret, false "no solution", model fit."""
     from hwmatch.evaluation.run import STRATEGIES, Evaluation
@@ -102,10 +102,11 @@ def evaluate(
     if not given:
         raise fail("no tables: give them as arguments or with --table")
     imported = _load(given, mapping)
-    with threadpool_limits(1):  # many small fits: threads only contend
-        results = Evaluation(imported, queries, levels, seed).run(shares, chosen, hada)
+    with threadpool_limits(1), reported():  # many small fits: threads only contend
+        results = Evaluation(imported, queries, levels, seed, verify_budget).run(shares, chosen, hada)
     if as_json:
         doc = {"asset": imported.asset.metadata.name, "queries": queries, "confidences": levels, "seed": seed,
+               "verify_budget": verify_budget,
                "results": [r.as_dict() for r in results]}
         typer.echo(json.dumps(finite(doc), indent=2))
         return
@@ -114,7 +115,8 @@ def evaluate(
 
 
 #: Columns of the figures table (short: it must fit an 80-column terminal).
-COLUMNS = ("budget", "sampling", "model", "conf", "trials", "feasible", "false-inf", "clear", "no-sol", "regret", "p90", "R² min")
+COLUMNS = ("budget", "sampling", "model", "conf", "trials", "feasible", "raw", "false-inf", "clear", "no-sol", "regret",
+           "p90", "cov@choice", "cov@random", "runs", "R² min")
 
 
 def results_table(title: str, results: list[Result]) -> Table:
@@ -122,6 +124,10 @@ def results_table(title: str, results: list[Result]) -> Table:
 
     ``clear`` is the false-infeasible rate over the clearly solvable queries
     (met by more than the run-to-run noise); the caption counts them.
+    ``feasible`` compares with the table's printed resolution, ``raw``
+    exactly; ``cov@choice``/``cov@random``: true values on the right side of
+    every predicted bound at the chosen / a random candidate; ``runs``: mean
+    replayed verification runs per query (closed loop, ``--verify-budget``).
     """
     first = results[0].summary if results else None
     caption = (f"{first.queries} queries: {first.solvable} solvable, {first.clear} clearly (beyond run-to-run noise)"
@@ -135,9 +141,10 @@ def results_table(title: str, results: list[Result]) -> Table:
         r2 = [m["r2"] for m in r.models.values()]
         table.add_row(
             f"{r.budget:.0%}", r.strategy, r.method, "-" if r.confidence is None else f"{r.confidence:g}", str(r.trials),
-            _pct(s.feasible_rate), _pct(s.false_infeasible_rate), _pct(s.clear_false_infeasible_rate),
-            _pct(s.no_solution_rate), _num(s.regret_median_pct, "%"), _num(s.regret_p90_pct, "%"),
-            f"{min(r2):.2f}" if r2 else "-",
+            _pct(s.feasible_rate), _pct(s.feasible_raw_rate), _pct(s.false_infeasible_rate),
+            _pct(s.clear_false_infeasible_rate), _pct(s.no_solution_rate), _num(s.regret_median_pct, "%"),
+            _num(s.regret_p90_pct, "%"), _pct(s.coverage_chosen), _pct(s.coverage_random),
+            f"{s.verification_runs_mean:.2f}", f"{min(r2):.2f}" if r2 else "-",
         )
     return table
 

@@ -11,11 +11,11 @@ import yaml
 from rich.markup import escape
 from rich.table import Table
 
-from hwmatch.api import Choice, HWRecommendation, ManifestError, load_documents
-from hwmatch.cli.app import app, console, err_console, fail
-from hwmatch.cli.sweeps import open_existing, store_option
+from hwmatch.api import Choice, HWRecommendation, PredictedValue, interval_caption, load_documents
+from hwmatch.cli.app import app, console, fail, open_existing, reported, store_option
 from hwmatch.data.store import Store
-from hwmatch.engine import solve_recommendation, verify_recommendation
+from hwmatch.engine import Check, answer_stored
+from hwmatch.engine import verify as verify_choice
 
 
 def _values(choice: Choice) -> str:
@@ -26,7 +26,10 @@ def _predicted(choice: Choice, metric: str) -> str:
     p = choice.predicted.get(metric)
     if p is None:
         return "-"
-    interval = f"\n[{p.lower:.3g}, {p.upper:.3g}]" if p.lower is not None and p.upper is not None else ""
+    if p.lower is not None and p.upper is not None:
+        interval = f"\n[{p.lower:.3g}, {p.upper:.3g}]"
+    else:  # a bound the data cannot give (too few trials for this level) is not printed as a number
+        interval = "\n[unbounded]" if p.lower is None and p.upper is None else ""
     return f"{p.value:.4g}{interval}"
 
 
@@ -38,28 +41,34 @@ def print_recommendation(rec: HWRecommendation) -> None:
     shown = [m for m in dict.fromkeys([c.metric for c in spec.constraints] + list(spec.objective.terms()))
              if m != "cost_per_hour"]  # cost has its own column
     ready = next((c for c in status.conditions if c.type == "Ready"), None)
-    title = f"{rec.metadata.name}: {status.phase}"
+    title = escape(f"{rec.metadata.name}: {status.phase}")
     if status.recommendation is None:
-        console.print(f"[bold red]{title}[/]")
-        console.print(status.infeasible.message if status.infeasible else (ready.message if ready else ""), highlight=False)
+        console.print(f"[bold {'yellow' if status.phase == 'InsufficientData' else 'red'}]{title}[/]")
+        console.print(status.infeasible.message if status.infeasible else (ready.message if ready else ""),
+                      highlight=False, markup=False)
         return
     rows = [("best", status.recommendation)] + [(f"#{i + 2}", c) for i, c in enumerate(status.alternatives)]
     priced = any(c.cost_per_hour is not None for _, c in rows)  # no price on any platform: no empty column
     table = Table(title=title, title_style="bold green", show_lines=True,
-                  caption=escape(f"predicted value [interval at confidence {spec.confidence}]"))
+                  caption=escape(f"predicted {interval_caption(spec, status)}"))
     for header in ["", "platform", "×", "parameters", *(["cost/h"] if priced else []), *shown]:
-        table.add_column(header, overflow="fold")  # long metric names wrap instead of ending in "…"
+        table.add_column(escape(header), overflow="fold")  # long metric names wrap instead of ending in "…"
     for label, c in rows:
         cost = ["" if c.cost_per_hour is None else f"{c.cost_per_hour:.4g}"] if priced else []
-        table.add_row(label, c.platform, str(c.replicas), _values(c).replace(" ", "\n"), *cost,
-                      *(_predicted(c, m) for m in shown))
+        table.add_row(label, escape(c.platform), str(c.replicas), escape(_values(c).replace(" ", "\n")), *cost,
+                      *(escape(_predicted(c, m)) for m in shown))
     console.print(table)
+    outside = [f"{label} ({c.novelty:.2g}× the calibrated distance)" for label, c in rows
+               if c.novelty is not None and c.novelty > 1]
+    if outside:
+        console.print("outside the sampled region, intervals widened by that factor: " + ", ".join(outside)
+                      + "; `hwmatch verify` measures it", highlight=False)
     if ready is not None:
-        console.print(f"why: {ready.message}", highlight=False)
+        console.print(f"why: {ready.message}", highlight=False, markup=False)
     if status.models:
         models = Table("metric", "model", "R² (held out)", "MAPE", "trials", title="models", box=None)
         for metric, s in status.models.items():
-            models.add_row(metric, s.family, "-" if s.r2 is None else f"{s.r2:.3f}",
+            models.add_row(escape(metric), s.family, "-" if s.r2 is None else f"{s.r2:.3f}",
                            "-" if s.mape is None else f"{s.mape:.3f}", str(s.trained_on_trials))
         console.print(models)
     if status.solver:
@@ -67,15 +76,15 @@ def print_recommendation(rec: HWRecommendation) -> None:
                       f"{status.solver.feasible_candidates}/{status.solver.candidates} candidates feasible")
 
 
-def solve_all(db: Store, recommendations: Sequence[HWRecommendation], output: str = "table") -> list[HWRecommendation]:
-    """Solve and print each recommendation; the answers are kept in the store."""
+def answer_all(db: Store, recommendations: Sequence[HWRecommendation], output: str = "table") -> list[HWRecommendation]:
+    """Answer and print each recommendation; the answers are kept in the store."""
     solved = []
     for rec in recommendations:
         with console.status(f"learning and solving {rec.metadata.name}…"):
-            answer = solve_recommendation(db, rec)
-        solved.append(answer)
+            answered = answer_stored(db, rec)
+        solved.append(answered)
         if output == "table":
-            print_recommendation(answer)
+            print_recommendation(answered)
     if output in ("yaml", "json"):
         docs = [r.model_dump(by_alias=True, exclude_none=True, mode="json") for r in solved]
         console.print(yaml.safe_dump_all(docs, sort_keys=False) if output == "yaml" else json.dumps(docs, indent=2),
@@ -92,17 +101,13 @@ def recommend(
     """Solve the HWRecommendations in FILES against the stored trials and print the answers."""
     if output not in ("table", "yaml", "json"):
         raise fail(f"--output {output!r}: use table, yaml or json")
-    try:
+    with reported():
         documents = load_documents(files)
-    except ManifestError as exc:
-        for problem in exc.problems:
-            err_console.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
     recs = [d.resource for d in documents if isinstance(d.resource, HWRecommendation)]
     if not recs:
         raise fail(f"{', '.join(map(str, files))}: no HWRecommendation to solve; add one (kind: HWRecommendation)")
-    with open_existing(store) as db:
-        solved = solve_all(db, recs, output)
+    with reported(), open_existing(store) as db:
+        solved = answer_all(db, recs, output)
     if any(r.status and r.status.phase == "Failed" for r in solved):
         raise typer.Exit(1)
 
@@ -116,12 +121,13 @@ def report(
     """Write an HTML report: the trials, the model scores, the recommendations and their Pareto fronts."""
     from hwmatch.report import Solved, write_report
 
-    with open_existing(store) as db:
-        recs = db.recommendations(asset=asset)
-        frame = db.frame(asset=asset)
-    solved = [Solved(r, r.status) for r in recs if r.status is not None]
-    page = write_report(frame, solved, output)
-    console.print(f"wrote {page} ({len(frame)} trials, {len(solved)} recommendation(s))")
+    with reported():
+        with open_existing(store, readonly=True) as db:
+            recs = db.recommendations(asset=asset)
+            frame = db.frame(asset=asset)
+        solved = [Solved(r, r.status) for r in recs if r.status is not None]
+        page = write_report(frame, solved, output)
+    console.print(f"wrote {page} ({len(frame)} trials, {len(solved)} recommendation(s))", markup=False)
 
 
 @app.command()
@@ -130,34 +136,63 @@ def verify(
     store: Path = store_option(),
     repetitions: int = typer.Option(3, "--repetitions", "-n", min=1, help="Runs of the recommended configuration."),
 ) -> None:
-    """Re-run each recommended configuration on its platform; print predicted against measured per constraint.
+    """Re-run each recommended configuration on its platform; print predicted against measured for every metric.
 
-    Exits 1 when a measured value breaks a constraint.
+    Each metric is flagged when a run falls outside its predicted interval;
+    the runs are stored as verification trials (training data). Exits 1 when
+    a measured value breaks a constraint.
     """
     from hwmatch.execution import LocalExecutor
 
-    broken = False
-    with open_existing(store) as db:
+    broken, missed = False, 0
+    with reported(), open_existing(store) as db:
         recs = [r for r in db.recommendations() if not names or r.metadata.name in names]
         missing = sorted(set(names or ()) - {r.metadata.name for r in recs})
         if missing:
             raise fail(f"no solved recommendation named {', '.join(missing)}; run `hwmatch recommend FILE` first")
         for rec in recs:
             if rec.status is None or rec.status.recommendation is None:
-                console.print(f"{rec.metadata.name}: {rec.status.phase if rec.status else 'unsolved'}; nothing to verify")
+                console.print(f"{rec.metadata.name}: {rec.status.phase if rec.status else 'unsolved'}; nothing to verify",
+                              markup=False)
                 continue
             best = rec.status.recommendation
             with console.status(f"running {rec.metadata.name}'s choice on {best.platform} ×{repetitions}…"):
-                try:
-                    checks, _ = verify_recommendation(db, rec, LocalExecutor(), repetitions)
-                except ValueError as exc:
-                    raise fail(str(exc))
-            table = Table("requirement", "bound", "predicted [interval]", "measured (each run)", "",
-                          title=f"{rec.metadata.name}: {best.platform} ×{best.replicas} {_values(best)}")
+                with reported():
+                    checks, _ = verify_choice(db, rec, LocalExecutor(), repetitions)
+            table = Table("metric", "bound", escape("predicted [interval]"), "measured (each run)", "requirement",
+                          "interval", title=escape(f"{rec.metadata.name}: {best.platform} ×{best.replicas} {_values(best)}"),
+                          caption=escape(f"predicted {interval_caption(rec.spec, rec.status)}"))
             for c in checks:
                 broken |= not c.ok
-                table.add_row(c.metric, c.bound, c.predicted, ", ".join(f"{m:.4g}" for m in c.measured),
-                              "[green]✓ met[/]" if c.ok else "[red]✗ broken[/]")
+                missed += c.inside is False
+                table.add_row(escape(c.metric), _bound(c), escape(_prediction(c.predicted)),
+                              ", ".join(f"{m:.4g}" for m in c.measured),
+                              ("[green]✓ met[/]" if c.ok else "[red]✗ broken[/]") if c.required else "",
+                              {True: "[green]inside[/]", False: "[red]✗ outside[/]", None: "-"}[c.inside])
             console.print(table)
+            held = sum(c.inside is True for c in checks)
+            console.print(f"{held} of {held + sum(c.inside is False for c in checks)} predicted intervals held; "
+                          f"the {repetitions} run(s) are stored as verification trials and join the training data",
+                          highlight=False)
+    if missed:
+        console.print(f"[yellow]{missed} measured metric(s) outside the predicted interval: "
+                      "the models are wrong there; re-solving learns from these runs[/]")
     if broken:
         raise typer.Exit(1)
+
+
+def _bound(check: Check) -> str:
+    if not check.required:
+        return ""
+    bounds = [f">= {check.min:g}"] if check.min is not None else []
+    bounds += [f"<= {check.max:g}"] if check.max is not None else []
+    return " and ".join(bounds)
+
+
+def _prediction(predicted: PredictedValue | None) -> str:
+    if predicted is None:
+        return "-"
+    text = f"{predicted.value:.4g}"
+    if predicted.lower is not None and predicted.upper is not None:
+        text += f" [{predicted.lower:.4g}, {predicted.upper:.4g}]"
+    return text

@@ -12,27 +12,19 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from hwmatch.api import BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus, ManifestError
-from hwmatch.cli.app import app, console, err_console, fail
-from hwmatch.data.store import DEFAULT_PATH, FAILED, RUNNING, SUCCEEDED, Store
+from hwmatch.api import BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus
+from hwmatch.api.vocabulary import FAILED, PHASES, RUNNING, SUCCEEDED
+from hwmatch.cli.app import app, console, err_console, fail, open_existing, reported, store_option
+from hwmatch.cli.recommend import answer_all
+from hwmatch.data.store import Store
 from hwmatch.engine import FileRun, SweepRun, run_file
 from hwmatch.execution.base import Executor
 
 STATUS_STYLE = {SUCCEEDED: "green", FAILED: "red", RUNNING: "yellow"}
-
-
-def store_option() -> Any:
-    return typer.Option(DEFAULT_PATH, "--store", envvar="HWMATCH_STORE", help="The SQLite store of trials.")
-
-
-def open_existing(path: Path) -> Store:
-    """The store at ``path``; a clear error instead of creating an empty one by mistake."""
-    if not path.exists():
-        raise fail(f"no store at {path}; run `hwmatch run FILE` first, or pass --store PATH")
-    return Store(path)
 
 
 class RichProgress:
@@ -55,21 +47,28 @@ class RichProgress:
         self.bar.stop()
 
     def start(self, sweep: BenchmarkSweep, total: int, done: int) -> None:
-        if self.task is not None and self.bar.tasks[self.task].description == sweep.metadata.name:
+        name = escape(sweep.metadata.name)
+        if self.task is not None and self.bar.tasks[self.task].description == name:
             self.bar.update(self.task, total=total, completed=done)
             return
-        self.task = self.bar.add_task(sweep.metadata.name, total=total, completed=done, current="")
+        self.task = self.bar.add_task(name, total=total, completed=done, current="")
 
     def trial_started(self, trial: BenchmarkTrial) -> None:
-        self.bar.update(self.task, current=f"{trial.spec.platform} {_kv(trial.spec.parameters)}")
+        self.bar.update(self.task, current=escape(f"{trial.spec.platform} {_kv(trial.spec.parameters)}"))
 
     def trial_finished(self, trial: BenchmarkTrial, status: BenchmarkTrialStatus) -> None:
         self.bar.advance(self.task)
         if status.phase == FAILED:
             self.bar.console.print(
-                f"[red]✗[/] {trial.metadata.name} {trial.spec.platform} {_kv(trial.spec.parameters)}: "
-                f"{status.reason}: {status.message}", highlight=False,
+                "[red]✗[/] " + escape(f"{trial.metadata.name} {trial.spec.platform} {_kv(trial.spec.parameters)}: "
+                                      f"{status.reason}: {status.message}"), highlight=False,
             )
+
+    def waiting(self, sweep: BenchmarkSweep, holder: str) -> None:
+        host, pid, _ = holder.rsplit(":", 2)
+        self.bar.console.print(escape(
+            f"sweep {sweep.metadata.name} is being run by another hwmatch run (pid {pid} on {host}) in this store; "
+            "waiting for it to finish (one runner per sweep), then running what it left"), highlight=False)
 
 
 def _executor(store: Store, patterns: list[str] | None, mapping: Path | None, mode: str) -> Executor:
@@ -96,14 +95,15 @@ def _executor(store: Store, patterns: list[str] | None, mapping: Path | None, mo
     try:
         imported = import_tables(load_mapping(mapping), tables)
     except TableError as exc:
-        raise fail(f"--replay: {exc}")
+        raise fail(f"--replay: {exc}") from None
     store.put_asset(imported.asset)
     return ReplayExecutor(ReplayTable(imported.frame, imported.asset, mode))  # type: ignore[arg-type]  # checked above
 
 
 @app.command()
 def run(
-    files: list[Path] = typer.Argument(..., help="Manifest files with AIAssets, BenchmarkSweeps and HWRecommendations.", show_default=False),
+    files: list[Path] = typer.Argument(..., help="Manifest files with AIAssets, BenchmarkSweeps and HWRecommendations.",
+                                       show_default=False),
     store: Path = store_option(),
     sweep: Optional[list[str]] = typer.Option(None, "--sweep", help="Run only this sweep (repeatable)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed trials again (with fresh retries)."),
@@ -123,7 +123,7 @@ def run(
     """
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        with Store(store) as db:
+        with reported(), Store(store) as db:
             executor = _executor(db, replay, mapping, replay_mode)
             with RichProgress(console) as progress:
                 outcome = run_file(files, db, executor, sweeps=sweep, progress=progress, retry_failed=retry_failed)
@@ -132,20 +132,12 @@ def run(
             if outcome.runs:
                 print_summary(outcome, db)
             if outcome.recommendations:
-                from hwmatch.cli.recommend import solve_all
-
-                solved = solve_all(db, outcome.recommendations)
+                solved = answer_all(db, outcome.recommendations)
                 if any(r.status and r.status.phase == "Failed" for r in solved):
                     raise typer.Exit(1)
-    except ManifestError as exc:
-        for problem in exc.problems:
-            err_console.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
-    except ValueError as exc:
-        raise fail(str(exc))
     except KeyboardInterrupt:
-        err_console.print(f"interrupted: finished trials are kept in {store}; run the same command again to resume")
-        raise typer.Exit(130)
+        err_console.print(escape(f"interrupted: finished trials are kept in {store}; run the same command again to resume"))
+        raise typer.Exit(130) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -167,18 +159,22 @@ def print_summary(outcome: FileRun, db: Store) -> None:
             median = f"{metric} {rows[column].median():.4g}" if metric and column in rows and len(rows) else "-"
             reasons = Counter(frame[(frame["platform"] == platform) & (frame["status"] == FAILED)]["reason"])
             table.add_row(
-                report.sweep, platform, str(counts.get(SUCCEEDED, 0)), str(counts.get(FAILED, 0)),
-                str(sum(n for s, n in counts.items() if s not in (SUCCEEDED, FAILED))), median,
-                ", ".join(f"{r} ×{n}" for r, n in reasons.most_common()) or "-",
+                escape(report.sweep), escape(platform), str(counts.get(SUCCEEDED, 0)), str(counts.get(FAILED, 0)),
+                str(sum(n for s, n in counts.items() if s not in (SUCCEEDED, FAILED))), escape(median),
+                escape(", ".join(f"{r} ×{n}" for r, n in reasons.most_common()) or "-"),
             )
     console.print(table)
     for report in outcome.runs:
-        console.print(_sentence(report))
+        console.print(_sentence(report), markup=False, highlight=False)
 
 
 def _sentence(report: SweepRun) -> str:
-    return (f"{report.sweep}: {report.attempts} attempt(s) run, {report.succeeded} succeeded, {report.failed} failed, "
-            f"{report.skipped} kept from before, in {report.elapsed_s:.1f}s")
+    """The sweep's status as the operator writes it (phase, progress, Complete), then what this run did."""
+    status = report.status
+    complete = next((c.message for c in status.conditions if c.type == "Complete"), "")
+    return (f"{report.sweep}: {status.phase} {status.progress} ({complete}); this run: {report.attempts} attempt(s), "
+            f"{report.succeeded} succeeded, {report.failed} failed, {report.skipped} kept from before, "
+            f"in {report.elapsed_s:.1f}s")
 
 
 @app.command()
@@ -190,9 +186,9 @@ def trials(
     store: Path = store_option(),
 ) -> None:
     """List the stored trials: platform, parameters, status, and the metrics their asset declares."""
-    if status is not None and status.capitalize() not in ("Pending", RUNNING, SUCCEEDED, FAILED):
+    if status is not None and status.capitalize() not in PHASES:
         raise fail(f"--status {status!r}: use one of Pending, Running, Succeeded, Failed")
-    with open_existing(store) as db:
+    with reported(), open_existing(store, readonly=True) as db:
         rows = db.trials(sweep=sweep, asset=asset, status=status.capitalize() if status else None)
         declared = {a.metadata.name: [m.name for m in a.spec.metrics] for a in db.assets()}
     table = Table(box=None)
@@ -201,20 +197,21 @@ def trials(
         table.add_column(name)
     for t in rows:
         s = t.status or BenchmarkTrialStatus()
-        phase = s.phase or "Pending"
+        phase = s.phase or PHASES[0]
         table.add_row(
-            t.metadata.name, t.spec.platform, _kv({**t.spec.instance, **t.spec.parameters}), str(t.spec.repetition),
-            f"[{STATUS_STYLE.get(phase, 'dim')}]{phase}[/]", s.reason or "", str(s.attempts),
-            _kv({k: float(f"{v:.4g}") for k, v in s.metrics.items()
-                 if k in declared.get(t.spec.asset_ref.name, s.metrics)}),
+            escape(t.metadata.name), escape(t.spec.platform), escape(_kv({**t.spec.instance, **t.spec.parameters})),
+            str(t.spec.repetition), f"[{STATUS_STYLE.get(phase, 'dim')}]{escape(phase)}[/]", escape(s.reason or ""),
+            str(s.attempts),
+            escape(_kv({k: float(f"{v:.4g}") for k, v in s.metrics.items()
+                        if k in declared.get(t.spec.asset_ref.name, s.metrics)})),
         )
     console.print(table)
     console.print(f"{len(rows)} trial(s)")
     if logs:
         for t in rows:
             if t.status and t.status.phase == FAILED:
-                console.rule(f"{t.metadata.name}: {t.status.reason}")
-                console.print(t.status.message or "", highlight=False)
+                console.rule(escape(f"{t.metadata.name}: {t.status.reason}"))
+                console.print(t.status.message or "", highlight=False, markup=False)
                 console.print(t.status.log_tail or "(no output)", highlight=False, markup=False)
 
 
@@ -228,14 +225,11 @@ def export(
     """Write the dataset: one row per finished trial with its platform, features, parameters and metrics."""
     from hwmatch.data.export import export as write
 
-    with open_existing(store) as db:
-        try:
-            count = write(db, output, asset=asset, sweeps=sweep or None)
-        except ValueError as exc:
-            raise fail(str(exc))
+    with reported(), open_existing(store, readonly=True) as db:
+        count = write(db, output, asset=asset, sweeps=sweep or None)
     if count == 0:
         err_console.print("[yellow]warning:[/] no finished trials matched; the file has only the header")
-    console.print(f"wrote {count} trial(s) to {output}")
+    console.print(f"wrote {count} trial(s) to {output}", markup=False, highlight=False)
 
 
 def _kv(values: dict[str, Any]) -> str:

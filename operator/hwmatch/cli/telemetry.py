@@ -8,18 +8,18 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from hwmatch.api import AIAsset, ManifestError, load_files
+from hwmatch.api.errors import HwmatchError, InputError
 from hwmatch.cli.app import app, console, fail
 from hwmatch.telemetry import (
     DEFAULT_RESOLUTION_S,
     PRESETS,
     MissingContext,
     PrometheusClient,
-    PrometheusError,
     QueryContext,
-    TemplateError,
     render_metric,
     trial_metrics,
     validate_metrics,
@@ -45,12 +45,14 @@ def _asset(files: list[Path], name: Optional[str]) -> AIAsset:
         assets = [r for r in load_files(files) if isinstance(r, AIAsset)]
     except ManifestError as exc:
         raise fail("; ".join(map(str, exc.problems))) from None
+    except HwmatchError as exc:
+        raise fail(str(exc)) from None
     if name is not None:
         assets = [a for a in assets if a.metadata.name == name]
     if len(assets) != 1:
         known = ", ".join(a.metadata.name for a in assets) or "none"
         raise fail(f"the files must hold exactly one AIAsset{' named ' + repr(name) if name else ''} "
-                   f"(found: {known}); choose one with --asset NAME")
+                          f"(found: {known}); choose one with --asset NAME")
     return assets[0]
 
 
@@ -68,6 +70,8 @@ def telemetry_command(
     prometheus_url: Optional[str] = typer.Option(
         None, "--prometheus-url", envvar="HWMATCH_PROMETHEUS_URL",
         help="Prometheus to ask; without it only the PromQL is printed."),
+    timeout: float = typer.Option(10.0, "--timeout", metavar="SECONDS", min=0.1,
+                                  help="Deadline for each query's whole answer."),
 ) -> None:
     """Evaluate the asset's `source: prometheus` metrics for a pod and window (or print their PromQL).
 
@@ -81,26 +85,28 @@ def telemetry_command(
         validate_metrics(metrics)
         context = QueryContext(namespace=namespace, pod=pod, start=_time(start, "--start"), end=_time(end, "--end"),
                                node=node, resolution=resolution)
-    except ValueError as exc:
+    except InputError as exc:
         raise fail(str(exc)) from None
     if prometheus_url is None:
         for m in metrics:
             try:
-                console.print(f"[bold]{m.name}[/]: {render_metric(m, context)}", highlight=False, soft_wrap=True)
+                console.print(f"[bold]{escape(m.name)}[/]: {escape(render_metric(m, context))}", highlight=False,
+                              soft_wrap=True)
             except MissingContext as exc:
-                console.print(f"[bold]{m.name}[/]: [yellow]{exc}[/]", highlight=False, soft_wrap=True)
+                console.print(f"[bold]{escape(m.name)}[/]: [yellow]{escape(str(exc))}[/]", highlight=False,
+                              soft_wrap=True)
         return
     try:
-        found = trial_metrics(PrometheusClient(prometheus_url), metrics, namespace, pod, context.start, context.end,
+        found = trial_metrics(PrometheusClient(prometheus_url, timeout=timeout), metrics, namespace, pod, context.start, context.end,
                               node=node, resolution=resolution)
-    except (PrometheusError, TemplateError, ValueError) as exc:
+    except HwmatchError as exc:  # unreachable, a bad template, a malformed answer
         raise fail(str(exc)) from None
     table = Table("metric", "value", "unit", "why missing", box=None)
     for m in metrics:
         value = found.get(m.name)
         unit = m.unit or (PRESETS[m.preset].unit if m.preset else "")
-        table.add_row(m.name, "-" if value is None else f"{value:.6g}", unit,
-                      found.missing.get(m.name, ""))
+        table.add_row(escape(m.name), "-" if value is None else f"{value:.6g}", escape(unit),
+                      escape(found.missing.get(m.name, "")))
     console.print(table)
     if found.missing:
         raise typer.Exit(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from hwmatch.api import AIAsset, AIAssetStatus, set_condition
+from hwmatch.api.errors import InputError
 from hwmatch.controller.kube import ASSETS, Kube
 from hwmatch.controller.objects import InvalidObject, parse
 from hwmatch.controller.sweeps import Emit
@@ -44,7 +45,7 @@ class AssetReconciler:
         try:
             asset = parse(obj, AIAsset)
             check_runnable(asset)
-        except (InvalidObject, ValueError) as exc:
+        except InputError as exc:  # an invalid object, or one that cannot run
             reason = "InvalidSpec" if isinstance(exc, InvalidObject) else "NotRunnable"
             status.conditions = set_condition(status.conditions, "Ready", "False", reason, str(exc), generation)
             return status, (reason, str(exc))

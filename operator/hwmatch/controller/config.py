@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hwmatch.api.errors import InputError
+
 #: Seconds a trial's pod may stay unschedulable before the trial fails with reason Unschedulable.
 DEFAULT_UNSCHEDULABLE_TIMEOUT = 300.0
 #: Seconds between reconciles of an object when no event arrives (controller-runtime's "resync").
@@ -35,6 +37,6 @@ class OperatorConfig:
 
     def __post_init__(self) -> None:
         if bool(self.namespaces) == self.all_namespaces:
-            raise ValueError("give the namespaces to watch (--namespace NS, repeatable) or --all-namespaces, not both")
+            raise InputError("give the namespaces to watch (--namespace NS, repeatable) or --all-namespaces, not both")
         if self.unschedulable_timeout <= 0 or self.resync <= 0 or self.scrape_interval <= 0:
-            raise ValueError("unschedulable timeout, resync and scrape interval must be > 0 seconds")
+            raise InputError("unschedulable timeout, resync and scrape interval must be > 0 seconds")

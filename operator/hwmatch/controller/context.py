@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 import kopf
 from kubernetes import client
@@ -25,7 +25,7 @@ def emit(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None
     """Post a Kubernetes Event on ``body`` through kopf (queued; safe from worker threads)."""
     if len(message) > EVENT_MESSAGE_LIMIT:
         message = message[: EVENT_MESSAGE_LIMIT - 1] + "…"
-    kopf.event(dict(body), type=type_, reason=reason, message=message)
+    kopf.event(cast(kopf.Body, dict(body)), type=type_, reason=reason, message=message)  # kopf takes any mapping
 
 
 @dataclass

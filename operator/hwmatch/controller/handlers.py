@@ -25,11 +25,11 @@ from typing import Any, Callable
 import kopf
 
 from hwmatch.api import GROUP, VERSION
+from hwmatch.api.vocabulary import LABEL_SWEEP
 from hwmatch.controller import metrics
 from hwmatch.controller.context import Context
 from hwmatch.controller.kube import ASSETS, RECOMMENDATIONS, SWEEPS
 from hwmatch.execution.kubernetes import MANAGED_BY
-from hwmatch.planning import LABEL_SWEEP
 
 registry = kopf.OperatorRegistry()
 #: Seconds before a pass that raised (an API error) is tried again.
@@ -53,7 +53,7 @@ def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
     """kopf's connection from the same credentials as the operator's client (kubeconfig or in-cluster)."""
     cfg = memo.context.connection
     header = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix("authorization")
-    scheme, _, token = (header or "").rpartition(" ")
+    scheme, _sep, token = (header or "").rpartition(" ")
     return kopf.ConnectionInfo(
         server=cfg.host, ca_path=cfg.ssl_ca_cert, insecure=not cfg.verify_ssl,
         scheme=scheme or ("Bearer" if token else None), token=token or None,

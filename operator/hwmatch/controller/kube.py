@@ -9,8 +9,9 @@ treats as normal.
 
 from __future__ import annotations
 
+import builtins
 import os
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
@@ -52,21 +53,22 @@ class Kube:
 
     def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+            return cast(dict[str, Any], self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name))
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
 
-    def list(self, plural: str, namespace: str, labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-        answer = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural,
-                                                           label_selector=_selector(labels))
+    def list(self, plural: str, namespace: str, labels: Mapping[str, str] | None = None) -> builtins.list[dict[str, Any]]:
+        answer = cast(dict[str, Any], self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, label_selector=_selector(labels)))
         return list(answer.get("items", []))
 
     def create(self, plural: str, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Create ``body``; when an object of that name exists already, return it instead."""
         try:
-            return self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, dict(body))
+            return cast(dict[str, Any], self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, dict(body)))
         except ApiException as exc:
             if exc.status != 409:
                 raise
@@ -77,14 +79,14 @@ class Kube:
 
     def replace_status(self, plural: str, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any]:
         """Set the whole status (fields absent from ``status`` are removed): for objects with one writer."""
-        return self.custom.patch_namespaced_custom_object_status(
+        return cast(dict[str, Any], self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, plural, name, [{"op": "add", "path": "/status", "value": dict(status)}],
-            _content_type=_JSON_PATCH)
+            _content_type=_JSON_PATCH))
 
     def merge_status(self, plural: str, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any]:
         """Merge ``status`` into the status (other fields are kept): for objects whose status has several writers."""
-        return self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, plural, name, {"status": dict(status)}, _content_type=_MERGE_PATCH)
+        return cast(dict[str, Any], self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, name, {"status": dict(status)}, _content_type=_MERGE_PATCH))
 
     def annotate(self, plural: str, namespace: str, name: str, annotations: Mapping[str, str]) -> None:
         self.custom.patch_namespaced_custom_object(
@@ -93,13 +95,13 @@ class Kube:
 
     # -- Jobs and pods ------------------------------------------------------------------------
 
-    def jobs(self, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+    def jobs(self, namespace: str, labels: Mapping[str, str]) -> builtins.list[dict[str, Any]]:
         return self._plain(self.batch.list_namespaced_job(namespace, label_selector=_selector(labels)).items)
 
     def create_job(self, namespace: str, manifest: Mapping[str, Any]) -> bool:
         """Create the Job; False when one of that name exists already (a previous pass created it)."""
         try:
-            self.batch.create_namespaced_job(namespace, dict(manifest))
+            self.batch.create_namespaced_job(namespace, cast(Any, dict(manifest)))  # the client takes a dict body
             return True
         except ApiException as exc:
             if exc.status == 409:
@@ -114,5 +116,5 @@ class Kube:
             if exc.status != 404:
                 raise
 
-    def pods(self, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+    def pods(self, namespace: str, labels: Mapping[str, str]) -> builtins.list[dict[str, Any]]:
         return self._plain(self.core.list_namespaced_pod(namespace, label_selector=_selector(labels)).items)

@@ -8,12 +8,13 @@ from pydantic import BaseModel
 
 from hwmatch.api import ManifestError, set_condition
 from hwmatch.api.base import Condition
+from hwmatch.api.errors import InputError
 from hwmatch.api.manifest import parse_document
 
 M = TypeVar("M", bound=BaseModel)
 
 
-class InvalidObject(ValueError):
+class InvalidObject(InputError):
     """An object the API server accepted but the models refuse (a rule CEL cannot express); names the fields."""
 
 

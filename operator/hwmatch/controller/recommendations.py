@@ -1,6 +1,6 @@
 """Reconciling a ``HWRecommendation``: (re)solve when its asset's trials or its spec change.
 
-The answer is :func:`hwmatch.engine.answer_recommendation` on the dataset of
+The answer is :func:`hwmatch.engine.answer` on the dataset of
 the asset's ``BenchmarkTrial`` objects (:class:`~hwmatch.data.cluster.TrialObjects`),
 so the status is exactly what ``hwmatch recommend`` writes locally:
 recommendation, alternatives, Pareto front, model scores, solver, and the
@@ -17,21 +17,20 @@ operator — does nothing.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from typing import Any
 
 import pandas as pd
 
 from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, HWRecommendation, HWRecommendationStatus, set_condition
+from hwmatch.api.vocabulary import LABEL_ASSET, canonical
 from hwmatch.controller import metrics
 from hwmatch.controller.kube import ASSETS, RECOMMENDATIONS, SWEEPS, TRIALS, Kube
 from hwmatch.controller.objects import InvalidObject, invalid, parse
 from hwmatch.controller.sweeps import Emit
 from hwmatch.data.cluster import TrialObjects
 from hwmatch.data.frame import succeeded
-from hwmatch.engine import answer_recommendation
-from hwmatch.planning import LABEL_ASSET
+from hwmatch.engine import answer
 
 SOLVED_FOR = "hwmatch.dev/solved-for"
 
@@ -72,19 +71,19 @@ class RecommendationReconciler:
         trials = [BenchmarkTrial.model_validate(o) for o in self.kube.list(TRIALS, ns, {LABEL_ASSET: asset_name})]
         wanted = [r.name for r in rec.spec.sweep_refs]
         known = {s.metadata.name for s in sweeps}
-        with TrialObjects(asset, sweeps, trials) as data:
-            rows = succeeded(data.frame(wanted))
-            key = _fingerprint(rec, [s for s in sweeps if not wanted or s.metadata.name in wanted], rows)
-            if rec.metadata.annotations.get(SOLVED_FOR) == key and rec.status is not None:
-                return
-            if rows.empty and all(w in known for w in wanted):
-                scope = ", ".join(wanted or sorted(known)) or "none yet"
-                self._waiting(obj, rec, "WaitingForTrials",
-                              f"no succeeded trials of AIAsset {asset_name} yet (sweeps: {scope})")
-                return
-            started = time.perf_counter()
-            solved = answer_recommendation(rec, asset, sweeps, data.frame, seed=self.seed, where=f"in namespace {ns}")
-            metrics.SOLVE_SECONDS.observe(time.perf_counter() - started)
+        data = TrialObjects(asset, sweeps, trials)
+        rows = succeeded(data.frame(wanted))
+        key = _fingerprint(rec, [s for s in sweeps if not wanted or s.metadata.name in wanted], rows)
+        if rec.metadata.annotations.get(SOLVED_FOR) == key and rec.status is not None:
+            return
+        if rows.empty and all(w in known for w in wanted):
+            scope = ", ".join(wanted or sorted(known)) or "none yet"
+            self._waiting(obj, rec, "WaitingForTrials",
+                          f"no succeeded trials of AIAsset {asset_name} yet (sweeps: {scope})")
+            return
+        started = time.perf_counter()
+        solved = answer(rec, asset, sweeps, data.frame, seed=self.seed, where=f"in namespace {ns}")
+        metrics.SOLVE_SECONDS.observe(time.perf_counter() - started)
         assert solved.status is not None
         metrics.SOLVES.labels(ns, solved.status.phase or "").inc()
         self._write(obj, rec, solved.status)
@@ -122,7 +121,6 @@ def _fingerprint(rec: HWRecommendation, sweeps: list[BenchmarkSweep], rows: pd.D
 
     Failed trials are left out: they change no model, so they trigger no re-solve.
     """
-    h = hashlib.sha256(json.dumps([rec.metadata.generation, [[p.to_wire() for p in s.spec.platforms] for s in sweeps]],
-                                  sort_keys=True).encode())
+    h = hashlib.sha256(canonical([rec.metadata.generation, [[p.to_wire() for p in s.spec.platforms] for s in sweeps]]).encode())
     h.update(pd.util.hash_pandas_object(rows.sort_values("trial_id"), index=False).to_numpy().tobytes())
     return h.hexdigest()[:16]

@@ -6,16 +6,17 @@ it looks at what exists and moves it one step, whatever happened before:
 1. resolve the asset and check the pair (references, an image to run);
 2. plan the trials with :class:`~hwmatch.planning.Planner` (deterministic
    names) and create the missing ``BenchmarkTrial`` objects, owned by the
-   sweep; a round-based sampler's next round is planned when every trial so
-   far has ended;
+   sweep;
 3. for each trial that has not ended: a finished Job (or a pod unschedulable
    past the timeout) becomes the trial's status — metrics, or the failure
    reason, message and log tail, plus the Prometheus metrics of its pod;
-4. start Jobs for trials without one, within ``parallelism`` and
-   ``parallelismPerPlatform``;
-5. write the sweep's status: phase, counts per phase and platform, progress,
-   conditions (Ready, Running, Complete, Failed), start/completion time,
-   observedGeneration — and Kubernetes Events on transitions.
+4. ask the sweep policy (:func:`hwmatch.planning.schedule.sweep_step`, the
+   rules ``hwmatch run`` follows too) which trials start now and whether the
+   next round is due, and start their Jobs (a Job retries its own pods up to
+   ``backoffLimit``, so one start is a trial's whole attempt series);
+5. write the status the policy computed: phase, counts per phase and
+   platform, progress, conditions (Ready, Running, Complete, Failed),
+   start/completion time, observedGeneration — and Kubernetes Events on transitions.
 
 Restart safety follows from the names: a trial's Job is named like the trial,
 so a pass never starts a second Job for it, and a trial whose status is
@@ -27,7 +28,6 @@ cleaned up, so no finished result is lost between the two.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
@@ -43,13 +43,13 @@ from hwmatch.api import (
     Document,
     set_condition,
 )
+from hwmatch.api.errors import InputError
 from hwmatch.api.manifest import check_references
-from hwmatch.api.sweep import PlatformCounts
+from hwmatch.api.vocabulary import FAILED, FINISHED, LABEL_ASSET, LABEL_SWEEP, PENDING, RUNNING, SUCCEEDED, phase_of
 from hwmatch.controller import metrics
 from hwmatch.controller.kube import ASSETS, SWEEPS, TRIALS, Kube
 from hwmatch.controller.objects import InvalidObject, invalid, parse
 from hwmatch.data.cluster import TrialObjects
-from hwmatch.data.store import FAILED, FINISHED, PENDING, RUNNING, SUCCEEDED
 from hwmatch.execution import result
 from hwmatch.execution.kubernetes import (
     LABEL_TRIAL,
@@ -59,7 +59,8 @@ from hwmatch.execution.kubernetes import (
     job_outcome,
     unschedulable_since,
 )
-from hwmatch.planning import LABEL_ASSET, LABEL_SWEEP, Planner
+from hwmatch.planning import Planner
+from hwmatch.planning.schedule import Step, TrialState, sweep_step
 
 #: Posts a Kubernetes Event: (object, type Normal|Warning, reason, message).
 Emit = Callable[[Mapping[str, Any], str, str, str], None]
@@ -119,6 +120,7 @@ class _Pass:
         self.now = now()
         self.recorded = self.succeeded = 0
         self.requeue = owner.resync
+        self._written: dict[str, BenchmarkTrialStatus] = {}  # trial statuses this pass wrote
         self.asset: AIAsset  # set by run() once the asset resolves
 
     # -- the pass ----------------------------------------------------------------------------
@@ -128,10 +130,24 @@ class _Pass:
         if asset is None:
             return SweepPass(requeue_after=self.r.resync, asset=self.sweep.spec.asset_ref.name)
         self.asset = asset
-        trials = self._trials(asset)
-        phases, running, todo = self._advance(trials)
-        self._start_jobs(todo, phases, running)
-        self._write_status(trials, phases)
+        planner = Planner(asset, self.sweep)
+        trials = self._trials(planner)
+        phases = self._advance(trials)
+        step = self._step(trials, phases, planner)
+        if step.next_round:
+            data = TrialObjects(asset, [self.sweep], [self._read(trials[n][0]) for n in trials])
+            for trial in planner.next_round(data.frame([self.name])):
+                if trial.metadata.name not in trials:
+                    created = self._create_trial(trial)
+                    trials[trial.metadata.name] = (created, BenchmarkTrial.model_validate(created))
+                    phases[trial.metadata.name] = PENDING
+            step = self._step(trials, phases, planner)
+        for name in step.start:
+            tobj, trial = trials[name]
+            phases[name] = self._start(tobj, trial, asset)
+        if step.start:
+            step = self._step(trials, phases, planner)
+        self._write_status(step)
         if self.recorded:
             self._count_asset_trials(asset)
         if any(p == RUNNING for p in phases.values()):
@@ -156,40 +172,43 @@ class _Pass:
             [Document(asset, self.ns, 1), Document(self.sweep, self.ns, 2)])]
         try:
             check_runnable(asset)
-        except ValueError as exc:
+        except InputError as exc:
             problems.append(str(exc))
         if problems:
             self._blocked("Failed", "InvalidSpec", "; ".join(problems))
             return None
         return asset
 
-    def _advance(self, trials: Mapping[str, tuple[dict[str, Any], BenchmarkTrial]]
-                 ) -> tuple[dict[str, str], Counter[str], list[tuple[dict[str, Any], BenchmarkTrial]]]:
-        """Record the outcome of every trial whose Job ended: the trials' phases, the running count per
-        platform, and the trials still to start, in plan order."""
+    def _advance(self, trials: Mapping[str, tuple[dict[str, Any], BenchmarkTrial]]) -> dict[str, str]:
+        """Record the outcome of every trial whose Job ended; the trials' phases after that."""
         jobs = {j["metadata"]["labels"][LABEL_TRIAL]: j for j in self.kube.jobs(self.ns, {LABEL_SWEEP: self.name})
                 if LABEL_TRIAL in j["metadata"].get("labels", {})}
         pods: dict[str, list[dict[str, Any]]] = {}
         for pod in self.kube.pods(self.ns, {LABEL_SWEEP: self.name}):
             pods.setdefault(pod["metadata"].get("labels", {}).get(LABEL_TRIAL, ""), []).append(pod)
         phases: dict[str, str] = {}
-        running: Counter[str] = Counter()
-        todo: list[tuple[dict[str, Any], BenchmarkTrial]] = []
         for tid, (tobj, trial) in trials.items():
-            phase = trial.status.phase if trial.status and trial.status.phase else PENDING
+            phase = phase_of(trial)
             job = jobs.get(tid)
             if phase in FINISHED:
                 if job is not None and not job_finished(job):  # ended Unschedulable, the Job not yet deleted
                     self.kube.delete_job(self.ns, tid)
                 phases[tid] = phase
             elif job is None:
-                todo.append((tobj, trial))
                 phases[tid] = PENDING
             else:
                 phases[tid] = self._follow(tobj, trial, job, pods.get(tid, []))
-                if phases[tid] == RUNNING:
-                    running[trial.spec.platform] += 1
-        return phases, running, todo
+        return phases
+
+    def _step(self, trials: Mapping[str, tuple[dict[str, Any], BenchmarkTrial]], phases: Mapping[str, str],
+              planner: Planner) -> Step:
+        """The sweep policy's decision for the trials as they are now."""
+        states = []
+        for tid, (_, trial) in trials.items():
+            status = self._written.get(tid, trial.status)
+            reason = status.reason if status is not None else None
+            states.append(TrialState(tid, trial.spec.platform, phases[tid], reason))
+        return sweep_step(self.sweep, states, in_rounds=planner.in_rounds, series=True, previous=self.old, now=self.now)
 
     def _follow(self, tobj: dict[str, Any], trial: BenchmarkTrial, job: dict[str, Any],
                 pods: list[dict[str, Any]]) -> str:
@@ -213,25 +232,10 @@ class _Pass:
             self.kube.delete_job(self.ns, tid)
         return outcome.phase or FAILED
 
-    def _start_jobs(self, todo: list[tuple[dict[str, Any], BenchmarkTrial]], phases: dict[str, str],
-                    running: Counter[str]) -> None:
-        """Start trials in plan order within ``parallelism`` overall and ``parallelismPerPlatform``."""
-        spec = self.sweep.spec
-        for tobj, trial in todo:
-            if sum(running.values()) >= spec.parallelism:
-                return
-            platform = trial.spec.platform
-            if running[platform] >= spec.parallelism_per_platform:
-                continue
-            phases[trial.metadata.name] = self._start(tobj, trial, self.asset)
-            if phases[trial.metadata.name] == RUNNING:
-                running[platform] += 1
-
     # -- trials --------------------------------------------------------------------------------
 
-    def _trials(self, asset: AIAsset) -> dict[str, tuple[dict[str, Any], BenchmarkTrial]]:
-        """The sweep's trials in plan order, created where missing (and the next round's, when due)."""
-        planner = Planner(asset, self.sweep)
+    def _trials(self, planner: Planner) -> dict[str, tuple[dict[str, Any], BenchmarkTrial]]:
+        """The sweep's trials in plan order (later rounds' after the first), created where missing."""
         existing = {o["metadata"]["name"]: o for o in self.kube.list(TRIALS, self.ns, {LABEL_SWEEP: self.name})}
         planned = planner.plan()
         order = [t.metadata.name for t in planned]
@@ -240,14 +244,13 @@ class _Pass:
         for trial in planned:
             if trial.metadata.name not in existing:
                 existing[trial.metadata.name] = self._create_trial(trial)
-        trials = {n: (existing[n], BenchmarkTrial.model_validate(existing[n])) for n in order}
-        if planner.in_rounds and all(t.status and t.status.phase in FINISHED for _, t in trials.values()):
-            with TrialObjects(asset, [self.sweep], [t for _, t in trials.values()]) as data:
-                for trial in planner.next_round(data.frame([self.name])):
-                    if trial.metadata.name not in trials:
-                        created = self._create_trial(trial)
-                        trials[trial.metadata.name] = (created, BenchmarkTrial.model_validate(created))
-        return trials
+        return {n: (existing[n], BenchmarkTrial.model_validate(existing[n])) for n in order}
+
+    def _read(self, tobj: dict[str, Any]) -> BenchmarkTrial:
+        """A trial object with the status this pass wrote to it, if any."""
+        trial = BenchmarkTrial.model_validate(tobj)
+        written = self._written.get(trial.metadata.name)
+        return trial if written is None else trial.model_copy(update={"status": written})
 
     def _create_trial(self, trial: BenchmarkTrial) -> dict[str, Any]:
         body = trial.to_wire()
@@ -299,12 +302,13 @@ class _Pass:
     def _write_trial(self, tobj: dict[str, Any], status: BenchmarkTrialStatus) -> None:
         status.observed_generation = tobj["metadata"].get("generation")
         self.kube.replace_status(TRIALS, self.ns, tobj["metadata"]["name"], status.to_wire())
+        self._written[tobj["metadata"]["name"]] = status
 
     def _count_asset_trials(self, asset: AIAsset) -> None:
         trials = [BenchmarkTrial.model_validate(o)
                   for o in self.kube.list(TRIALS, self.ns, {LABEL_ASSET: asset.metadata.name})]
-        with TrialObjects(asset, [], trials) as data:
-            self.kube.merge_status(ASSETS, self.ns, asset.metadata.name, {"trials": data.finished()})
+        self.kube.merge_status(ASSETS, self.ns, asset.metadata.name,
+                               {"trials": TrialObjects(asset, [], trials).finished()})
 
     # -- the sweep's status -----------------------------------------------------------------------
 
@@ -318,49 +322,13 @@ class _Pass:
             status.conditions = set_condition(status.conditions, "Failed", "True", reason, message, gen)
         self._commit(status, reason, message)
 
-    def _write_status(self, trials: Mapping[str, tuple[dict[str, Any], BenchmarkTrial]], phases: dict[str, str]) -> None:
-        gen = self.sweep.metadata.generation
-        counts: Counter[str] = Counter(phases.values())
-        per_platform: dict[str, PlatformCounts] = {p.name: PlatformCounts() for p in self.sweep.spec.platforms}
-        for tid, phase in phases.items():
-            block = per_platform.setdefault(trials[tid][1].spec.platform, PlatformCounts())
-            setattr(block, phase.lower(), getattr(block, phase.lower()) + 1)
-        total = len(phases)
-        finished = counts[SUCCEEDED] + counts[FAILED]
-        complete = total > 0 and finished == total
-        status = BenchmarkSweepStatus(
-            total=total, succeeded=counts[SUCCEEDED], failed=counts[FAILED], running=counts[RUNNING],
-            pending=counts[PENDING], progress=f"{finished}/{total}", platforms=per_platform,
-            start_time=self.old.start_time, completion_time=self.old.completion_time if complete else None,
-            conditions=[c.model_copy() for c in self.old.conditions],
-        )
-        if status.start_time is None and (counts[RUNNING] or finished):
-            status.start_time = self.now
-        if complete and status.completion_time is None:
-            status.completion_time = self.now
-        status.phase = ("Succeeded" if counts[SUCCEEDED] else "Failed") if complete else (
-            "Running" if status.start_time else "Pending")
-        platforms = len(self.sweep.spec.platforms)
-        status.conditions = set_condition(status.conditions, "Ready", "True", "Planned",
-                                          f"{total} trials on {platforms} platform(s)", gen)
-        status.conditions = set_condition(
-            status.conditions, "Running", "True" if counts[RUNNING] else "False",
-            "TrialsRunning" if counts[RUNNING] else ("Finished" if complete else "Waiting"),
-            f"{counts[RUNNING]} running, {counts[PENDING]} pending", gen)
-        reasons = Counter(t.status.reason for tid, (_, t) in trials.items()
-                          if phases[tid] == FAILED and t.status and t.status.reason)
-        summary = f"{counts[SUCCEEDED]} succeeded, {counts[FAILED]} failed" + (
-            " (" + ", ".join(f"{r}: {n}" for r, n in reasons.most_common()) + ")" if reasons else "")
-        status.conditions = set_condition(status.conditions, "Complete", "True" if complete else "False",
-                                          "AllTrialsFinished" if complete else "TrialsRemaining",
-                                          summary if complete else f"{finished} of {total} finished", gen)
-        failed = complete and not counts[SUCCEEDED]
-        status.conditions = set_condition(status.conditions, "Failed", "True" if failed else "False",
-                                          "AllTrialsFailed" if failed else "TrialsSucceeded" if counts[SUCCEEDED] else "",
-                                          summary if failed else "", gen)
+    def _write_status(self, step: Step) -> None:
+        """Write the status the policy computed, and export its counts."""
+        status = step.status
         for phase in (PENDING, RUNNING, SUCCEEDED, FAILED):
-            metrics.SWEEP_TRIALS.labels(self.ns, self.name, phase).set(counts[phase])
-        self._commit(status, "Completed" if complete else "Running", summary)
+            metrics.SWEEP_TRIALS.labels(self.ns, self.name, phase).set(getattr(status, phase.lower()))
+        complete = _reason(status, "Complete") == "AllTrialsFinished"
+        self._commit(status, "Completed" if complete else "Running", step.summary)
 
     def _commit(self, status: BenchmarkSweepStatus, reason: str, message: str) -> None:
         """Write the status when it changed, and post an Event when the phase did."""
@@ -379,11 +347,11 @@ def _reason(status: BenchmarkSweepStatus, type_: str) -> str | None:
 
 
 def _running(tid: str, at: datetime) -> BenchmarkTrialStatus:
-    return BenchmarkTrialStatus(phase=RUNNING, start_time=at, host={"executor": "kubernetes", "job": tid})
+    return BenchmarkTrialStatus(phase="Running", start_time=at, host={"executor": "kubernetes", "job": tid})
 
 
 def _api_message(exc: ApiException) -> str:
     try:
-        return json.loads(exc.body).get("message", exc.reason)
+        return str(json.loads(exc.body or "").get("message", exc.reason))
     except (TypeError, ValueError, AttributeError):
         return str(exc.reason)

@@ -3,7 +3,9 @@
 A trial's harness metrics come from its termination message; power, energy
 and any PromQL metric of the asset come from Prometheus (through
 :func:`hwmatch.telemetry.trial_metrics`) once the Job has ended and
-Prometheus has scraped past the end. A metric that cannot be had — no
+Prometheus has scraped past the end. A metric without data is asked for
+again for :data:`LATE_DATA_SCRAPES` scrape intervals after the end (a late
+scrape still fills the window). A metric that cannot be had — no
 ``--prometheus-url``, no data for the pod, a rejected query — leaves the trial
 Succeeded with its harness metrics (they are valid data) and says which metric
 is missing and why in the trial's ``message`` and its ``Telemetry`` condition.
@@ -15,12 +17,17 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from hwmatch.api import AIAsset, BenchmarkTrialStatus, set_condition
+from hwmatch.api.errors import InputError
 
 if TYPE_CHECKING:
     from hwmatch.telemetry import PrometheusClient
 
 #: Seconds after a trial's end during which an unreachable Prometheus is asked again, before giving up.
 UNREACHABLE_GRACE = 300.0
+#: Scrape intervals after a trial's end during which a metric without data is asked for again before it is
+#: reported missing: a scrape that ran late (a loaded target or server) or data that arrives through a
+#: remote write or federation lands after the first answer, and one early empty answer must not lose it.
+LATE_DATA_SCRAPES = 4
 
 
 class TrialTelemetry:
@@ -55,8 +62,10 @@ class TrialTelemetry:
             return _missing(status, "PrometheusUnreachable", {m.name: str(exc) for m in wanted})
         except TemplateError as exc:
             return _missing(status, "InvalidQuery", {m.name: str(exc) for m in wanted})
-        except ValueError as exc:  # no pod recorded for the trial, or an empty window: asking again cannot help
+        except InputError as exc:  # no pod recorded for the trial, or an empty window: asking again cannot help
             return _missing(status, "CannotQuery", {m.name: str(exc) for m in wanted})
+        if found.missing and since_end < LATE_DATA_SCRAPES * self.scrape_interval:
+            return None  # the data may still come: ask again on a later pass
         status.metrics.update(found)
         if found.missing:
             return _missing(status, "MetricsMissing", found.missing)

@@ -1,10 +1,9 @@
 """The dataset of an asset whose trials are ``BenchmarkTrial`` objects in a cluster.
 
 In a cluster the trials live in etcd (durable, listable with kubectl), not in
-a SQLite file. :class:`TrialObjects` loads an asset, its sweeps and its trial
-objects into an in-memory :class:`~hwmatch.data.store.Store`, so the frame is
-exactly what the local store gives for the same trials: one definition of the
-dataset convention, not two.
+a SQLite file. :class:`TrialObjects` holds an asset, its sweeps and its trial
+objects and makes the frame with :func:`~hwmatch.data.frame.build_frame`,
+the same function the local store uses: one definition of the dataset, not two.
 """
 
 from __future__ import annotations
@@ -14,7 +13,8 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial
-from hwmatch.data.store import FINISHED, Store
+from hwmatch.api.vocabulary import FINISHED, phase_of
+from hwmatch.data.frame import build_frame
 
 
 class TrialObjects:
@@ -22,25 +22,15 @@ class TrialObjects:
 
     def __init__(self, asset: AIAsset, sweeps: Iterable[BenchmarkSweep], trials: Iterable[BenchmarkTrial]):
         self.asset = asset
-        self._store = Store(":memory:")
-        self._store.put_asset(asset)
-        for sweep in sweeps:
-            self._store.put_sweep(sweep)
-        self._store.add_trials(t for t in trials if t.spec.asset_ref.name == asset.metadata.name)
+        self.sweeps = list(sweeps)
+        self.trials = [t for t in trials if t.spec.asset_ref.name == asset.metadata.name]
 
     def frame(self, sweeps: Sequence[str] | None = None) -> pd.DataFrame:
         """Finished trials of the asset (of ``sweeps``, when given) as the dataset frame."""
-        return self._store.frame(asset=self.asset.metadata.name, sweeps=sweeps or None)
+        wanted = set(sweeps or ())
+        rows = [t for t in self.trials if phase_of(t) in FINISHED and (not wanted or t.spec.sweep_ref.name in wanted)]
+        return build_frame([self.asset], self.sweeps, rows)
 
     def finished(self) -> int:
         """How many trials of the asset have ended, either way (the AIAsset's status.trials)."""
-        return len(self._store.trials(asset=self.asset.metadata.name, status=FINISHED))
-
-    def close(self) -> None:
-        self._store.close()
-
-    def __enter__(self) -> "TrialObjects":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return sum(1 for t in self.trials if phase_of(t) in FINISHED)

@@ -7,6 +7,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from hwmatch.api.errors import InputError
 from hwmatch.data.store import Store
 
 FORMATS = (".parquet", ".csv")
@@ -17,12 +18,16 @@ def write_frame(frame: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise ValueError(f"cannot write {path}: unknown format {suffix or '(no suffix)'!r}; name the file *.parquet or *.csv")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        frame.to_csv(path, index=False)
-    else:
-        _arrow_safe(frame).to_parquet(path, index=False)
+        raise InputError(f"cannot write {path}: unknown format {suffix or '(no suffix)'!r}; name the file *.parquet or *.csv")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".csv":
+            frame.to_csv(path, index=False)
+        else:
+            _arrow_safe(frame).to_parquet(path, index=False)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}; pass -o with a path in a writable directory"
+                         ) from None
     return path
 
 
@@ -36,7 +41,7 @@ def export(store: Store, path: str | Path, asset: str | None = None, sweeps: Seq
 def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """Parquet columns have one type: a column mixing types (a categorical of 1 and "a") is written as text."""
     out = frame.copy()
-    for col in out.columns[out.dtypes == object]:
+    for col in [c for c in out.columns if pd.api.types.is_object_dtype(out[c])]:
         kinds = {type(v) for v in out[col].dropna()}
         if len(kinds) > 1:
             out[col] = out[col].map(lambda v: v if v is None or v != v else str(v))

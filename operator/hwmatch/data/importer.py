@@ -15,9 +15,9 @@ data), the platforms, and a frame in the shared dataset convention
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Sequence, cast
 
 import numpy as np
 import pandas as pd
@@ -33,24 +33,24 @@ from hwmatch.api import (
     BenchmarkTrialStatus,
     InstanceFeature,
     ManifestError,
+    ManifestProblem,
     MetricSpec,
     ObjectRef,
     Parameter,
     Platform,
-    Problem,
 )
 from hwmatch.api.asset import MetricGoal, ParameterType, Range, Scalar
 from hwmatch.api.base import IDENTIFIER_PATTERN, ApiModel, ObjectMeta, check_dns_label
+from hwmatch.api.errors import InputError
 from hwmatch.api.manifest import problems_from_validation
+from hwmatch.api.vocabulary import make_trial, trial_id
 from hwmatch.data.frame import FEATURE, ID_COLUMNS, INSTANCE, METRIC, PARAM, columns, strip
 from hwmatch.data.store import Store
-from hwmatch.planning.planner import make_trial, trial_id
 
 #: A parameter with at most this many distinct values in the data gets ``values``; more gets a ``range``.
 MAX_LISTED_VALUES = 64
 #: The metric a per-run price becomes (a constant per platform).
 COST_PER_RUN = "cost_per_run"
-TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
 class SourceColumn(ApiModel):
@@ -105,19 +105,19 @@ class PlatformSource(ApiModel):
             try:
                 pattern = re.compile(value)
             except re.error as exc:
-                raise ValueError(f"not a valid regex: {exc}") from None
+                raise InputError(f"not a valid regex: {exc}") from None
             if "platform" not in pattern.groupindex:
-                raise ValueError("the regex needs a named group (?P<platform>...)")
+                raise InputError("the regex needs a named group (?P<platform>...)")
         return value
 
     @model_validator(mode="after")
     def _one(self) -> "PlatformSource":
         if (self.column is None) == (self.from_file is None):
-            raise ValueError("set exactly one of 'column' or 'fromFile'")
+            raise InputError("set exactly one of 'column' or 'fromFile'")
         return self
 
 
-class PlatformInfo(ApiModel):
+class PlatformEntry(ApiModel):
     """What the tables do not say about a platform: its price and its features."""
 
     cost_per_hour: float | None = Field(default=None, ge=0, description="Price of one replica per hour.")
@@ -145,7 +145,7 @@ class Join(ApiModel):
         try:
             re.compile(value)
         except re.error as exc:
-            raise ValueError(f"not a valid regex: {exc}") from None
+            raise InputError(f"not a valid regex: {exc}") from None
         return value
 
 
@@ -158,7 +158,7 @@ class ImportMapping(ApiModel):
     parameters: list[ParameterColumn] = Field(default_factory=list)
     instance: list[InstanceColumn] = Field(default_factory=list, description="Instance features (not chosen by the user).")
     metrics: list[MetricColumn] = Field(min_length=1)
-    platforms: dict[str, PlatformInfo] = Field(default_factory=dict, description="Price and features per platform.")
+    platforms: dict[str, PlatformEntry] = Field(default_factory=dict, description="Price and features per platform.")
     joins: list[Join] = Field(default_factory=list)
 
     @field_validator("asset")
@@ -168,7 +168,7 @@ class ImportMapping(ApiModel):
 
     @field_validator("platforms")
     @classmethod
-    def _platform_names(cls, value: dict[str, PlatformInfo]) -> dict[str, PlatformInfo]:
+    def _platform_names(cls, value: dict[str, PlatformEntry]) -> dict[str, PlatformEntry]:
         for name in value:
             check_dns_label(name, "platform name")
         return value
@@ -178,15 +178,15 @@ class ImportMapping(ApiModel):
         seen: set[str] = set()
         for col in [*self.parameters, *self.instance, *self.metrics, *(m for j in self.joins for m in j.metrics)]:
             if col.name in seen:
-                raise ValueError(f"name {col.name!r} is used twice; parameters, instance features and metrics need distinct names")
+                raise InputError(f"name {col.name!r} is used twice; parameters, instance features and metrics need distinct names")
             seen.add(col.name)
         keys = {c.name for c in [*self.parameters, *self.instance]}
         for i, join in enumerate(self.joins):
             bad = [k for k in join.keys if k not in keys]
             if bad:
-                raise ValueError(f"joins[{i}].keys names {bad}, which are not parameters or instance features of the mapping")
+                raise InputError(f"joins[{i}].keys names {bad}, which are not parameters or instance features of the mapping")
         if any(p.price_per_run is not None for p in self.platforms.values()) and COST_PER_RUN in seen:
-            raise ValueError(f"a metric is named {COST_PER_RUN!r}, the name pricePerRun produces; rename it")
+            raise InputError(f"a metric is named {COST_PER_RUN!r}, the name pricePerRun produces; rename it")
         return self
 
     @property
@@ -201,22 +201,22 @@ def load_mapping(path: str | Path) -> ImportMapping:
     try:
         doc = yaml.safe_load(Path(path).read_text())
     except OSError as exc:
-        raise ManifestError([Problem(file, 1, "", "", f"cannot read the mapping: {exc.strerror}")]) from None
+        raise ManifestError([ManifestProblem(file, 1, "", "", f"cannot read the mapping: {exc.strerror}")]) from None
     except yaml.YAMLError as exc:
-        raise ManifestError([Problem(file, 1, "", "", f"not valid YAML: {exc}")]) from None
+        raise ManifestError([ManifestProblem(file, 1, "", "", f"not valid YAML: {exc}")]) from None
     return parse_mapping(doc, file)
 
 
 def parse_mapping(doc: object, file: str = "<mapping>") -> ImportMapping:
     if not isinstance(doc, dict):
-        raise ManifestError([Problem(file, 1, "", "", f"expected a mapping (an object), got {type(doc).__name__}")])
+        raise ManifestError([ManifestProblem(file, 1, "", "", f"expected a mapping (an object), got {type(doc).__name__}")])
     try:
         return ImportMapping.model_validate(doc)
     except ValidationError as exc:
         raise ManifestError(problems_from_validation(exc, ImportMapping, file, 1, "ImportMapping")) from None
 
 
-class TableError(ValueError):
+class TableError(InputError):
     """A table does not fit its mapping; the message names the file, the column and the fix."""
 
 
@@ -229,19 +229,46 @@ class Imported:
     frame: pd.DataFrame
     mapping: ImportMapping
     sources: list[str]  # the file (or join) each frame row came from
+    #: Cells that were not measurements (text, ±inf) and were skipped (stored as missing), one line per column.
+    skipped: list[str] = field(default_factory=list)
+
+
+def _table_errors() -> tuple[type[BaseException], ...]:
+    """What pandas and pyarrow raise for a file that is not a readable table."""
+    errors: list[type[BaseException]] = [ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError]
+    try:
+        import pyarrow
+
+        errors.append(pyarrow.ArrowException)
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        pass
+    return tuple(errors)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """A CSV or Parquet file as a DataFrame."""
+    """A CSV or Parquet file as a DataFrame; a :class:`TableError` naming the file if it is not one, or has no rows."""
     path = Path(path)
-    if path.suffix.lower() == ".csv":
-        return pd.read_csv(path)
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    raise TableError(f"{path}: unknown table format {path.suffix!r}; use .csv or .parquet")
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise TableError(f"{path}: unknown table format {path.suffix!r}; use .csv or .parquet")
+    try:
+        table = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    except pd.errors.EmptyDataError:
+        raise TableError(f"{path}: the file is empty; give a table with a header and rows") from None
+    except UnicodeDecodeError as exc:
+        raise TableError(f"{path}: not a text CSV file (byte 0x{exc.object[exc.start]:02x} at offset {exc.start} is "
+                         "not UTF-8); give a CSV file saved as UTF-8") from None
+    except _table_errors() as exc:
+        kind = "CSV" if suffix == ".csv" else "Parquet"
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise TableError(f"{path}: not a readable {kind} table ({detail}); fix the file (ragged rows, a binary "
+                         f"or damaged file) or give another one") from None
+    if len(table) == 0:
+        raise TableError(f"{path}: the table has a header but no rows; give a table with measurements")
+    return table
 
 
-def import_tables(mapping: ImportMapping, paths: list[str | Path]) -> Imported:
+def import_tables(mapping: ImportMapping, paths: Sequence[str | Path]) -> Imported:
     """Read ``paths`` as ``mapping`` says; the result is deterministic for the same files."""
     if not paths:
         raise TableError("no tables given")
@@ -256,12 +283,18 @@ def import_tables(mapping: ImportMapping, paths: list[str | Path]) -> Imported:
             parts.append(_read_main(mapping, table, path))
     if not parts:
         raise TableError("every table matched a join; give at least one table of measurements per platform")
+    skipped = [note for part in parts for note in part.attrs.get("skipped", [])]
     frame = pd.concat(parts, ignore_index=True)
-    for i, join in enumerate(mapping.joins):
+    frame.attrs.clear()
+    for i, spec in enumerate(mapping.joins):
         if join_tables[i]:
-            frame = _apply_join(frame, join, pd.concat(join_tables[i], ignore_index=True))
+            frame = _apply_join(frame, spec, pd.concat(join_tables[i], ignore_index=True))
+    for metric in mapping.metrics:
+        if not frame[METRIC + metric.name].notna().any():
+            raise TableError(f"metric {metric.name!r} has no numeric value in any table "
+                             f"({', '.join(sorted({Path(p).name for p in paths}))}); fix the column or the mapping")
     frame, sources = _finish(mapping, frame)
-    return Imported(_asset(mapping, frame), _platforms(mapping, frame), frame, mapping, sources)
+    return Imported(_asset(mapping, frame), _platforms(mapping, frame), frame, mapping, sources, skipped)
 
 
 def _read_main(mapping: ImportMapping, table: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -278,14 +311,32 @@ def _read_main(mapping: ImportMapping, table: pd.DataFrame, path: Path) -> pd.Da
         column = mapping.platform.column
         if column not in table.columns:
             raise TableError(f"{path}: no platform column {column!r}; columns are {list(table.columns)}")
+        empty = table[column].isna() | (table[column].astype(str).str.strip() == "")
+        if empty.any():
+            first = int(np.flatnonzero(empty.to_numpy())[0])
+            raise TableError(f"{path}: {int(empty.sum())} row(s) have no platform in column {column!r} (the first is "
+                             f"row {first + 2} of the file); fill the platform in or remove those rows")
         out["platform"] = table[column].astype(str)
     for col in mapping.parameters:
         out[PARAM + col.name] = _column(table, col, path, "parameters")
-    for col in mapping.instance:
-        out[INSTANCE + col.name] = pd.to_numeric(_column(table, col, path, "instance"), errors="raise")
-    for col in mapping.metrics:
-        out[METRIC + col.name] = _metric(table, col, path)
+    for feature in mapping.instance:
+        raw = _column(table, feature, path, "instance")
+        values = pd.to_numeric(raw, errors="coerce")
+        bad = values.isna() & raw.notna()
+        if bad.any():
+            first = int(np.flatnonzero(bad.to_numpy())[0])
+            raise TableError(f"{path}: instance feature {feature.name!r} must be numeric, but {int(bad.sum())} cell(s) "
+                             f"are not (the first, row {first + 2}: {raw.iloc[first]!r}); map that column as a "
+                             "categorical parameter, or fix the cells")
+        out[INSTANCE + feature.name] = values
+    skipped = []
+    for metric in mapping.metrics:
+        series = _metric(table, metric, path)
+        if "skipped" in series.attrs:
+            skipped.append(series.attrs["skipped"])
+        out[METRIC + metric.name] = series
     out["source"] = path.name
+    out.attrs["skipped"] = skipped
     out["row"] = np.arange(len(table))
     return out
 
@@ -320,9 +371,23 @@ def _column(table: pd.DataFrame, col: SourceColumn, path: Path, where: str) -> p
 
 
 def _metric(table: pd.DataFrame, col: MetricColumn, path: Path) -> pd.Series:
-    series = pd.to_numeric(_column(table, col, path, "metrics"), errors="coerce").astype(float)
+    raw = _column(table, col, path, "metrics")
+    series = pd.to_numeric(raw, errors="coerce").astype(float)
     if col.missing:
         series = series.mask(series.isin(col.missing))
+    text = series.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+    if col.missing:
+        text &= ~raw.isin(col.missing) & ~raw.astype(str).isin([str(m) for m in col.missing])
+    infinite = np.isinf(series.to_numpy())
+    series = series.mask(infinite)
+    notes = []
+    if text.any():
+        first = int(np.flatnonzero(text.to_numpy())[0])
+        notes.append(f"{int(text.sum())} non-numeric cell(s) (the first, row {first + 2}: {raw.iloc[first]!r})")
+    if infinite.any():
+        notes.append(f"{int(infinite.sum())} infinite value(s)")
+    if notes:
+        series.attrs["skipped"] = f"{path.name}: metric {col.name!r}: {' and '.join(notes)} skipped (stored as missing)"
     return series
 
 
@@ -348,7 +413,8 @@ def _apply_join(frame: pd.DataFrame, join: Join, table: pd.DataFrame) -> pd.Data
 
 def _finish(mapping: ImportMapping, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Identity, repetition, price and platform features: the shared frame schema."""
-    bad = sorted({p for p in frame["platform"].unique() if not re.match(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", p)})
+    bad = sorted({str(p) for p in frame["platform"].unique()
+                  if not re.match(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", str(p))})
     if bad:
         raise TableError(f"platform names {bad} are not DNS-1123 labels; map them to lower-case names")
     params = [c for c in frame.columns if c.startswith(PARAM)]
@@ -361,7 +427,7 @@ def _finish(mapping: ImportMapping, frame: pd.DataFrame) -> tuple[pd.DataFrame, 
     frame["sweep"] = mapping.sweep
     frame["status"] = "Succeeded"
     frame["reason"] = ""
-    info = {name: mapping.platforms.get(name, PlatformInfo()) for name in frame["platform"].unique()}
+    info = {name: mapping.platforms.get(name, PlatformEntry()) for name in frame["platform"].unique()}
     frame["cost_per_hour"] = frame["platform"].map(
         {n: (i.cost_per_hour if i.cost_per_hour is not None else np.nan) for n, i in info.items()}
     ).astype(float)
@@ -398,10 +464,17 @@ def _plain(value: object) -> object:
     return value
 
 
+def _scalar(value: object) -> Scalar:
+    plain = _plain(value)
+    if not isinstance(plain, (bool, int, float, str)):
+        raise TableError(f"value {value!r} is not a number, a string or a boolean")
+    return plain
+
+
 def _platforms(mapping: ImportMapping, frame: pd.DataFrame) -> list[Platform]:
     out = []
     for name in sorted(frame["platform"].unique()):
-        info = mapping.platforms.get(name, PlatformInfo())
+        info = mapping.platforms.get(name, PlatformEntry())
         out.append(Platform(name=name, cost_per_hour=info.cost_per_hour, features=dict(info.features)))
     return out
 
@@ -432,7 +505,7 @@ def _parameter(col: ParameterColumn, series: pd.Series) -> Parameter:
     if col.type == "categorical":
         return Parameter(name=col.name, type="categorical", values=[str(v) for v in distinct])
     if len(distinct) <= MAX_LISTED_VALUES:
-        return Parameter(name=col.name, type=col.type, values=[_plain(v) for v in distinct])
+        return Parameter(name=col.name, type=col.type, values=[_scalar(v) for v in distinct])
     lo, hi = float(min(distinct)), float(max(distinct))
     step = 1.0 if col.type == "int" else None
     return Parameter(name=col.name, type=col.type, range=Range(min=lo, max=hi, step=step))
@@ -454,7 +527,7 @@ def trials_of(imported: Imported) -> list[BenchmarkTrial]:
     out = []
     for k, (platform, rep, source) in enumerate(zip(frame["platform"], frame["repetition"], imported.sources)):
         trial = make_trial(imported.mapping.asset, imported.mapping.sweep, platform,
-                           _as_dict(params, p_values[k]), _as_dict(instance, i_values[k]), int(rep))
+                           _as_dict(params, p_values[k]), cast(dict[str, float], _as_dict(instance, i_values[k])), int(rep))
         trial.status = BenchmarkTrialStatus(
             phase="Succeeded",
             metrics={strip(c): float(v) for c, v in zip(metrics, m_values[k]) if not np.isnan(v)},

@@ -7,12 +7,25 @@ moment loses no finished trial. A trial is *claimed* (``Running``, with the
 claiming process named in ``runner``) before it starts; a ``Running`` row
 whose process is gone is stale and may be claimed again, one whose process
 still lives is left to it.
+
+A sweep has one runner at a time per store: :meth:`Store.lock_sweep` takes
+the sweep for a process (a row in ``sweep_runners``), which a second process
+sees and waits on; the lock of a process that is gone is taken over.
+
+Every SQLite failure (not a database, damaged, locked, disk full, read-only)
+is a :class:`StoreError` whose message names the file and what to do.
+
+A *verification* trial (``verification = 1``, label
+``hwmatch.dev/verification``) is a run of a recommended configuration by
+``hwmatch verify``: it belongs to the sweep whose platform it ran on, so it
+joins that sweep's dataset frame as training data, but it is not one of the
+sweep's planned trials — the sweep policy's states and counts leave it out.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 import socket
 import sqlite3
 from contextlib import contextmanager
@@ -21,7 +34,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-import numpy as np
 import pandas as pd
 import psutil
 
@@ -34,14 +46,22 @@ from hwmatch.api import (
     HWRecommendation,
     ObjectMeta,
     ObjectRef,
-    Platform,
 )
-from hwmatch.data.frame import FEATURE, ID_COLUMNS, INSTANCE, METRIC, PARAM, platform_features
-from hwmatch.planning.planner import LABEL_ASSET, LABEL_PLATFORM, LABEL_SWEEP
+from hwmatch.api.errors import HwmatchError
+from hwmatch.api.vocabulary import (
+    FINISHED,
+    LABEL_ASSET,
+    LABEL_PLATFORM,
+    LABEL_SWEEP,
+    LABEL_VERIFICATION,
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    canonical,
+)
+from hwmatch.data.frame import build_frame
 
 DEFAULT_PATH = Path(".hwmatch") / "hwmatch.db"
-PENDING, RUNNING, SUCCEEDED, FAILED = "Pending", "Running", "Succeeded", "Failed"
-FINISHED = (SUCCEEDED, FAILED)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS assets (
@@ -72,7 +92,8 @@ CREATE TABLE IF NOT EXISTS trials (
     attempts INTEGER NOT NULL DEFAULT 0,
     host TEXT NOT NULL DEFAULT '{}',
     log_tail TEXT,
-    runner TEXT
+    runner TEXT,
+    verification INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS recommendations (
     name TEXT PRIMARY KEY,
@@ -80,21 +101,106 @@ CREATE TABLE IF NOT EXISTS recommendations (
     manifest TEXT NOT NULL,
     updated TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sweep_runners (
+    sweep TEXT PRIMARY KEY,
+    runner TEXT NOT NULL,
+    since TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS trials_sweep ON trials (sweep, status);
 CREATE INDEX IF NOT EXISTS trials_asset ON trials (asset, status);
 """
 _TRIAL_COLUMNS = (
     "id", "asset", "sweep", "platform", "parameters", "instance", "repetition", "status", "reason", "message",
-    "metrics", "started", "finished", "attempts", "host", "log_tail", "runner",
+    "metrics", "started", "finished", "attempts", "host", "log_tail", "runner", "verification",
 )
+
+
+#: Seconds a statement waits for another process's write lock (``HWMATCH_STORE_TIMEOUT`` overrides).
+DEFAULT_TIMEOUT_S = 30.0
+
+
+class StoreError(HwmatchError):
+    """The store's file cannot be used as it is (not SQLite, damaged, locked, full, read-only); the message says what to do."""
+
+
+def _explain(path: Path, exc: Exception) -> str:
+    """One line for an SQLite failure on ``path``: what it means and the fix."""
+    text = str(exc)
+    low = text.lower()
+    if "not a database" in low or "malformed" in low or "file is encrypted" in low:
+        return (f"{path} is not an hwmatch store, or it is damaged ({text}); pass --store with another path, "
+                "or move the file away to start a new store")
+    if "locked" in low or "busy" in low:
+        return (f"the store {path} is locked by another process ({text}); wait for that process to finish "
+                "(or stop it) and run again")
+    if "disk is full" in low or "disk i/o" in low or "full" in low:
+        return (f"cannot write the store {path}: the disk is full or failing ({text}); free space and run the "
+                "same command again: finished trials are kept")
+    if "readonly" in low or "read-only" in low or "unable to open" in low or "permission" in low:
+        return (f"cannot write the store {path} ({text}): the file or its directory is read-only; make it "
+                "writable, or pass --store with a writable path")
+    if "no such column" in low or "no such table" in low or "has no column" in low:
+        return (f"{path} is an SQLite database but not an hwmatch store ({text}); pass --store with another path")
+    return f"the store {path} failed: {text}; check the file, or pass --store with another path"
+
+
+class _Rows:
+    """A statement's rows, fetched at once (so a failure surfaces inside the guard)."""
+
+    def __init__(self, rows: list[Any]):
+        self._rows = rows
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+
+class _Guarded:
+    """The connection, with every SQLite error turned into a :class:`StoreError` naming the file."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path):
+        self._conn, self._path = db, path
+
+    @property
+    def total_changes(self) -> int:
+        return self._conn.total_changes
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> _Rows:
+        try:
+            return _Rows(self._conn.execute(sql, args).fetchall())
+        except sqlite3.Error as exc:
+            raise StoreError(_explain(self._path, exc)) from None
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        try:
+            self._conn.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise StoreError(_explain(self._path, exc)) from None
+
+    def executescript(self, sql: str) -> None:
+        try:
+            self._conn.executescript(sql)
+        except sqlite3.Error as exc:
+            raise StoreError(_explain(self._path, exc)) from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _timeout() -> float:
+    try:
+        return float(os.environ.get("HWMATCH_STORE_TIMEOUT", DEFAULT_TIMEOUT_S))
+    except ValueError:
+        return DEFAULT_TIMEOUT_S
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def runner_id() -> str:
@@ -117,8 +223,8 @@ def runner_alive(runner: str | None) -> bool:
 
 
 @dataclass(frozen=True)
-class TrialState:
-    """What resuming needs to know about a stored trial."""
+class TrialRow:
+    """A stored trial's row as resuming reads it (the sweep policy's TrialState is made from it)."""
 
     status: str
     reason: str | None
@@ -129,16 +235,43 @@ class TrialState:
 class Store:
     """Trials, assets and sweeps in one SQLite file. Use from one thread; open one per process."""
 
-    def __init__(self, path: str | Path = DEFAULT_PATH):
+    def __init__(self, path: str | Path = DEFAULT_PATH, readonly: bool = False):
+        """Open (or, unless ``readonly``, create) the store at ``path``; a :class:`StoreError` if it cannot be used."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise StoreError(f"the store {self.path} is a directory; pass --store with a file path")
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-        except sqlite3.OperationalError as exc:
-            raise ValueError(f"cannot open the store {self.path}: {exc}") from None
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+            if readonly:
+                self._db = _Guarded(_open_readonly(self.path), self.path)
+            else:
+                try:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreError(f"cannot create the directory of the store {self.path}: {exc.strerror}; "
+                                     "pass --store with a writable path") from None
+                self._db = _Guarded(sqlite3.connect(self.path, isolation_level=None, timeout=_timeout()), self.path)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
+                self._upgrade()
+            self._check_schema()
+        except sqlite3.Error as exc:
+            raise StoreError(_explain(self.path, exc)) from None
+
+    def _check_schema(self) -> None:
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(trials)")}
+        if set(_TRIAL_COLUMNS) - columns == {"verification"}:
+            raise StoreError(f"{self.path} was written by an earlier hwmatch; open it once with a command that writes "
+                             "(hwmatch run or hwmatch recommend) to bring it up to date")
+        if not set(_TRIAL_COLUMNS) <= columns:
+            raise StoreError(f"{self.path} is an SQLite database but not an hwmatch store (its trials table lacks "
+                             f"{sorted(set(_TRIAL_COLUMNS) - columns)}); pass --store with another path")
+
+    def _upgrade(self) -> None:
+        """Bring a store written by an earlier hwmatch up to this schema (columns added since)."""
+        known = {row[1] for row in self._db.execute("PRAGMA table_info(trials)")}
+        if known and "verification" not in known:  # written before verification runs were kept
+            self._db.execute("ALTER TABLE trials ADD COLUMN verification INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self._db.close()
@@ -155,32 +288,34 @@ class Store:
         self._db.execute(
             "INSERT INTO assets (name, manifest, updated) VALUES (?, ?, ?) "
             "ON CONFLICT (name) DO UPDATE SET manifest = excluded.manifest, updated = excluded.updated",
-            (asset.metadata.name, _dumps(_spec_only(asset)), _now()),
+            (asset.metadata.name, canonical(_spec_only(asset)), _now()),
         )
 
     def asset(self, name: str) -> AIAsset | None:
         row = self._db.execute("SELECT manifest FROM assets WHERE name = ?", (name,)).fetchone()
-        return AIAsset.model_validate(json.loads(row[0])) if row else None
+        return self._load(AIAsset, row[0], f"assets row {name!r}") if row else None
 
     def assets(self) -> list[AIAsset]:
-        return [AIAsset.model_validate(json.loads(m)) for (m,) in self._db.execute("SELECT manifest FROM assets ORDER BY name")]
+        return [self._load(AIAsset, m, f"assets row {n!r}")
+                for n, m in self._db.execute("SELECT name, manifest FROM assets ORDER BY name")]
 
     def put_sweep(self, sweep: BenchmarkSweep) -> None:
         self._db.execute(
             "INSERT INTO sweeps (name, asset, manifest, updated) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE "
             "SET asset = excluded.asset, manifest = excluded.manifest, updated = excluded.updated",
-            (sweep.metadata.name, sweep.spec.asset_ref.name, _dumps(_spec_only(sweep)), _now()),
+            (sweep.metadata.name, sweep.spec.asset_ref.name, canonical(_spec_only(sweep)), _now()),
         )
 
     def sweep(self, name: str) -> BenchmarkSweep | None:
         row = self._db.execute("SELECT manifest FROM sweeps WHERE name = ?", (name,)).fetchone()
-        return BenchmarkSweep.model_validate(json.loads(row[0])) if row else None
+        return self._load(BenchmarkSweep, row[0], f"sweeps row {name!r}") if row else None
 
     def sweeps(self, asset: str | None = None) -> list[BenchmarkSweep]:
-        sql, args = "SELECT manifest FROM sweeps", ()
+        sql, args = "SELECT name, manifest FROM sweeps", tuple[str, ...]()
         if asset is not None:
             sql, args = sql + " WHERE asset = ?", (asset,)
-        return [BenchmarkSweep.model_validate(json.loads(m)) for (m,) in self._db.execute(sql + " ORDER BY name", args)]
+        return [self._load(BenchmarkSweep, m, f"sweeps row {n!r}")
+                for n, m in self._db.execute(sql + " ORDER BY name", args)]
 
     def put_recommendation(self, recommendation: HWRecommendation) -> None:
         """Keep a solved recommendation (spec and status), for ``report`` and ``verify``."""
@@ -188,14 +323,41 @@ class Store:
             "INSERT INTO recommendations (name, asset, manifest, updated) VALUES (?, ?, ?, ?) ON CONFLICT (name) "
             "DO UPDATE SET asset = excluded.asset, manifest = excluded.manifest, updated = excluded.updated",
             (recommendation.metadata.name, recommendation.spec.asset_ref.name,
-             _dumps(recommendation.model_dump(by_alias=True, exclude_none=True, mode="json")), _now()),
+             canonical(recommendation.model_dump(by_alias=True, exclude_none=True, mode="json")), _now()),
         )
 
     def recommendations(self, asset: str | None = None) -> list[HWRecommendation]:
-        sql, args = "SELECT manifest FROM recommendations", ()
+        sql, args = "SELECT name, manifest FROM recommendations", tuple[str, ...]()
         if asset is not None:
             sql, args = sql + " WHERE asset = ?", (asset,)
-        return [HWRecommendation.model_validate(json.loads(m)) for (m,) in self._db.execute(sql + " ORDER BY name", args)]
+        return [self._load(HWRecommendation, m, f"recommendations row {n!r}")
+                for n, m in self._db.execute(sql + " ORDER BY name", args)]
+
+    def _load(self, kind: Any, text: str, where: str) -> Any:
+        """A stored manifest as its model; a damaged row is a :class:`StoreError` naming it."""
+        try:
+            return kind.model_validate(json.loads(text))
+        except (ValueError, TypeError) as exc:
+            raise StoreError(f"{self.path}: {where} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                             f"remove the row, or pass --store with another store") from None
+
+    # -- one runner per sweep ----------------------------------------------------------------
+
+    def lock_sweep(self, sweep: str, runner: str) -> str | None:
+        """Take ``sweep`` for ``runner``; None when taken, else the live runner that holds it (nothing changes)."""
+        with self._transaction():
+            row = self._db.execute("SELECT runner FROM sweep_runners WHERE sweep = ?", (sweep,)).fetchone()
+            if row is not None and row[0] != runner and runner_alive(row[0]):
+                return str(row[0])
+            self._db.execute(
+                "INSERT INTO sweep_runners (sweep, runner, since) VALUES (?, ?, ?) ON CONFLICT (sweep) "
+                "DO UPDATE SET runner = excluded.runner, since = excluded.since", (sweep, runner, _now()),
+            )
+            return None
+
+    def unlock_sweep(self, sweep: str, runner: str) -> None:
+        """Give ``sweep`` back (only if ``runner`` holds it)."""
+        self._db.execute("DELETE FROM sweep_runners WHERE sweep = ? AND runner = ?", (sweep, runner))
 
     # -- trials ------------------------------------------------------------------------------
 
@@ -220,9 +382,19 @@ class Store:
             )
         return len(rows)
 
-    def states(self, sweep: str) -> dict[str, TrialState]:
-        rows = self._db.execute("SELECT id, status, reason, attempts, runner FROM trials WHERE sweep = ?", (sweep,))
-        return {i: TrialState(*state) for i, *state in rows}
+    def add_verification(self, trial: BenchmarkTrial) -> None:
+        """Keep a finished verification run (spec and status) as training data of its sweep, outside its plan."""
+        labels = {**trial.metadata.labels, LABEL_VERIFICATION: "true"}
+        self.add_trials([trial.model_copy(update={"metadata": trial.metadata.model_copy(update={"labels": labels})})])
+
+    def verifications(self, asset: str | None = None) -> list[BenchmarkTrial]:
+        """Stored verification runs, oldest first."""
+        return [t for t in self.trials(asset=asset) if t.metadata.labels.get(LABEL_VERIFICATION) == "true"]
+
+    def states(self, sweep: str) -> dict[str, TrialRow]:
+        rows = self._db.execute(
+            "SELECT id, status, reason, attempts, runner FROM trials WHERE sweep = ? AND verification = 0", (sweep,))
+        return {i: TrialRow(*state) for i, *state in rows}
 
     def claim(self, trial_id: str, runner: str) -> bool:
         """Mark a trial Running for ``runner``; False if it succeeded already or a live process holds it."""
@@ -263,26 +435,36 @@ class Store:
             "UPDATE trials SET status = ?, reason = ?, message = ?, metrics = ?, started = COALESCE(?, started), "
             "finished = ?, attempts = ?, host = ?, log_tail = ?, runner = NULL WHERE id = ?",
             (
-                status.phase, status.reason, status.message, _dumps(status.metrics),
+                status.phase, status.reason, status.message, canonical(status.metrics),
                 status.start_time.isoformat() if status.start_time else None,
                 (status.completion_time.isoformat() if status.completion_time else _now()),
-                status.attempts, _dumps(status.host), status.log_tail, trial_id,
+                status.attempts, canonical(status.host), status.log_tail, trial_id,
             ),
         )
 
     def trials(
-        self, sweep: str | None = None, asset: str | None = None, status: str | Sequence[str] | None = None
+        self, sweep: str | Sequence[str] | None = None, asset: str | None = None,
+        status: str | Sequence[str] | None = None,
     ) -> list[BenchmarkTrial]:
         """Stored trials in the order they were planned, filtered by sweep, asset and status."""
         where, args = _where(sweep=sweep, asset=asset, status=status)
         rows = self._db.execute(f"SELECT {', '.join(_TRIAL_COLUMNS)} FROM trials{where} ORDER BY rowid", args)
-        return [_row_trial(dict(zip(_TRIAL_COLUMNS, r))) for r in rows]
+        out = []
+        for r in rows:
+            try:
+                out.append(_row_trial(dict(zip(_TRIAL_COLUMNS, r))))
+            except (ValueError, TypeError) as exc:
+                raise StoreError(f"{self.path}: trials row {r[0]!r} is damaged ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0]}); remove the row, or pass --store with another store"
+                                 ) from None
+        return out
 
     def counts(self, sweep: str) -> dict[str, dict[str, int]]:
         """Trials of a sweep per platform and status: ``{platform: {status: n}}``."""
         out: dict[str, dict[str, int]] = {}
         for platform, status, n in self._db.execute(
-            "SELECT platform, status, COUNT(*) FROM trials WHERE sweep = ? GROUP BY platform, status", (sweep,)
+            "SELECT platform, status, COUNT(*) FROM trials WHERE sweep = ? AND verification = 0 GROUP BY platform, status",
+            (sweep,),
         ):
             out.setdefault(platform, {})[status] = n
         return out
@@ -290,68 +472,26 @@ class Store:
     # -- the dataset ---------------------------------------------------------------------------
 
     def frame(self, asset: str | None = None, sweeps: Sequence[str] | None = None) -> pd.DataFrame:
-        """Finished trials as the dataset frame of :mod:`hwmatch.data.frame`, one row per trial.
+        """Finished trials as the dataset frame (:func:`hwmatch.data.frame.build_frame`), one row per trial."""
+        trials = self.trials(sweep=sweeps, asset=asset, status=FINISHED)
+        names = {asset} if asset is not None else {t.spec.asset_ref.name for t in trials}
+        return build_frame([a for a in self.assets() if a.metadata.name in names], self.sweeps(), trials)
 
-        Platform features and prices come from the stored sweep manifests; a
-        local platform pinned to ``cpus`` gets ``feature.vcpus`` (their count)
-        unless its features name ``vcpus`` themselves.
-        """
-        where, args = _where(asset=asset, sweep=sweeps, status=FINISHED)
-        rows = self._db.execute(
-            "SELECT id, asset, sweep, platform, repetition, status, reason, parameters, instance, metrics "
-            f"FROM trials{where} ORDER BY rowid",
-            args,
-        ).fetchall()
-        platforms = self._platforms()
-        declared = {a.metadata.name: a for a in self.assets()}
-        order: dict[str, dict[str, None]] = {p: {} for p in (PARAM, INSTANCE, FEATURE, METRIC)}
-        for name in {r[1] for r in rows} | ({asset} if asset else set()):
-            if name in declared:
-                spec = declared[name].spec
-                order[PARAM].update(dict.fromkeys(PARAM + p.name for p in spec.parameters))
-                order[INSTANCE].update(dict.fromkeys(INSTANCE + f.name for f in spec.instance_features))
-                order[METRIC].update(dict.fromkeys(METRIC + m.name for m in spec.metrics))
-        records = []
-        for tid, a, sw, platform, rep, status, reason, params, instance, metrics in rows:
-            features, cost = platforms.get((sw, platform), ({}, None))
-            record: dict[str, Any] = {
-                "trial_id": tid, "asset": a, "sweep": sw, "platform": platform, "repetition": rep,
-                "status": status, "reason": reason, "cost_per_hour": np.nan if cost is None else float(cost),
-            }
-            for prefix, values in ((PARAM, json.loads(params)), (INSTANCE, json.loads(instance)),
-                                   (FEATURE, features), (METRIC, json.loads(metrics))):
-                for key, value in values.items():
-                    order[prefix].setdefault(prefix + key)
-                    record[prefix + key] = value
-            records.append(record)
-        columns = ID_COLUMNS + [c for p in (PARAM, INSTANCE, FEATURE, METRIC) for c in order[p]]
-        frame = pd.DataFrame.from_records(records, columns=columns)
-        for col in order[METRIC]:
-            frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
-        frame["cost_per_hour"] = frame["cost_per_hour"].astype(float)
-        return frame
 
-    def dataset_hash(self, asset: str) -> str:
-        """A content hash of what models of ``asset`` learn from: its finished trials and its platforms.
-
-        It changes when a trial finishes or is replaced, or a sweep's platforms
-        (features, prices) change — and only then, so models retrain only then.
-        """
-        h = hashlib.sha256()
-        where, args = _where(asset=asset, status=FINISHED)
-        for row in self._db.execute(
-            f"SELECT id, sweep, platform, parameters, instance, repetition, status, reason, metrics FROM trials{where} ORDER BY id",
-            args,
-        ):
-            h.update(_dumps(list(row)).encode())
-        for sweep in self.sweeps(asset=asset):
-            h.update(_dumps([sweep.metadata.name, [p.to_wire() for p in sweep.spec.platforms]]).encode())
-        return h.hexdigest()
-
-    def _platforms(self) -> dict[tuple[str, str], tuple[dict[str, Any], float | None]]:
-        """(sweep, platform) -> (features, cost per hour), from the stored sweep manifests."""
-        return {(sweep.metadata.name, p.name): (platform_features(p), p.cost_per_hour)
-                for sweep in self.sweeps() for p in sweep.spec.platforms}
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection; on a read-only file system (no -shm can be made) the file is read as immutable."""
+    if not path.is_file():
+        raise StoreError(f"no store at {path}; run `hwmatch run FILE` first, or pass --store PATH")
+    uri = path.resolve().as_uri()
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=_timeout())
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        return db
+    except sqlite3.OperationalError as exc:
+        if "not a database" in str(exc).lower() or "locked" in str(exc).lower():
+            raise
+        db.close()
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, timeout=_timeout())
 
 
 def _spec_only(resource: AIAsset | BenchmarkSweep) -> dict[str, Any]:
@@ -375,20 +515,20 @@ def _trial_row(trial: BenchmarkTrial, status: str | None = None) -> tuple[Any, .
     s = trial.status or BenchmarkTrialStatus()
     return (
         trial.metadata.name, trial.spec.asset_ref.name, trial.spec.sweep_ref.name, trial.spec.platform,
-        _dumps(trial.spec.parameters), _dumps(trial.spec.instance), trial.spec.repetition,
-        status or s.phase or PENDING, s.reason, s.message, _dumps(s.metrics),
+        canonical(trial.spec.parameters), canonical(trial.spec.instance), trial.spec.repetition,
+        status or s.phase or PENDING, s.reason, s.message, canonical(s.metrics),
         s.start_time.isoformat() if s.start_time else None,
         s.completion_time.isoformat() if s.completion_time else None,
-        s.attempts, _dumps(s.host), s.log_tail, None,
+        s.attempts, canonical(s.host), s.log_tail, None, int(trial.metadata.labels.get(LABEL_VERIFICATION) == "true"),
     )
 
 
 def _row_trial(row: dict[str, Any]) -> BenchmarkTrial:
+    labels = {LABEL_ASSET: row["asset"], LABEL_SWEEP: row["sweep"], LABEL_PLATFORM: row["platform"]}
+    if row["verification"]:
+        labels[LABEL_VERIFICATION] = "true"
     return BenchmarkTrial(
-        metadata=ObjectMeta(
-            name=row["id"],
-            labels={LABEL_ASSET: row["asset"], LABEL_SWEEP: row["sweep"], LABEL_PLATFORM: row["platform"]},
-        ),
+        metadata=ObjectMeta(name=row["id"], labels=labels),
         spec=BenchmarkTrialSpec(
             sweep_ref=ObjectRef(name=row["sweep"]), asset_ref=ObjectRef(name=row["asset"]), platform=row["platform"],
             parameters=json.loads(row["parameters"]), instance=json.loads(row["instance"]), repetition=row["repetition"],

@@ -38,7 +38,7 @@ class Method(Protocol):
     def fit(self, train: pd.DataFrame, asset: AIAsset, seed: int) -> "Method":
         ...
 
-    def predict(self, pool: pd.DataFrame, confidence: float) -> dict[str, Prediction]:
+    def predict(self, pool: pd.DataFrame, level: float) -> dict[str, Prediction]:
         """Per metric, value and bounds for every pool row; lower = upper = value without intervals."""
         ...
 
@@ -56,9 +56,9 @@ class SurrogateMethod:
         self.models = Surrogates(seed=seed, categorical=categorical_columns(asset.spec.parameters)).fit(train)
         return self
 
-    def predict(self, pool: pd.DataFrame, confidence: float) -> dict[str, Prediction]:
+    def predict(self, pool: pd.DataFrame, level: float) -> dict[str, Prediction]:
         assert self.models is not None, "fit first"
-        return self.models.predict(pool, confidence)
+        return self.models.predict(pool, level)
 
 
 class HadaMethod:
@@ -85,8 +85,8 @@ class HadaMethod:
                 self.trees[(str(platform), strip(col))] = (encoder, tree.fit(encoder.transform(inputs), known[col]))
         return self
 
-    def predict(self, pool: pd.DataFrame, confidence: float) -> dict[str, Prediction]:
-        del confidence  # no intervals: HADA trusts the point prediction
+    def predict(self, pool: pd.DataFrame, level: float) -> dict[str, Prediction]:
+        del level  # no intervals: HADA trusts the point prediction
         metrics = sorted({m for _, m in self.trees})
         out = {m: np.full(len(pool), np.nan) for m in metrics}
         for platform, rows in pool.groupby("platform", sort=False):

@@ -13,18 +13,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwmatch.api import AIAsset, Constraint, HWRecommendationSpec, ObjectRef, Objective
+from hwmatch.api import AIAsset, Constraint, HWRecommendationSpec, Objective, ObjectRef
+from hwmatch.api.errors import InputError
 from hwmatch.evaluation.truth import GroundTruth
 
 #: Constraint bounds are drawn at quantiles in this interval of the metric's true values.
 QUANTILES = (0.1, 0.9)
 #: A query needs at least this many candidate configurations with every metric it reads measured.
 MIN_CANDIDATES = 30
+#: Draws per query before the table is declared too small for queries (a bound: the loop always ends).
+MAX_TRIES_PER_QUERY = 200
 
 
 def objectives(asset: AIAsset, truth: GroundTruth) -> list[tuple[str, str]]:
     """(metric, goal) pairs a query may optimise: metrics with a goal, and the hourly price when known."""
-    out = [(m.name, m.goal) for m in asset.spec.metrics if m.goal is not None and m.name in truth.metrics]
+    out: list[tuple[str, str]] = [(m.name, m.goal) for m in asset.spec.metrics
+                                  if m.goal is not None and m.name in truth.metrics]
     if truth.table["cost_per_hour"].notna().any():
         out.append(("cost_per_hour", "minimize"))
     return out
@@ -43,10 +47,18 @@ def draw_queries(
     rng = np.random.default_rng(seed)
     goals = objectives(asset, truth)
     if not goals:
-        raise ValueError(f"asset {asset.metadata.name!r} has no metric with a goal; give metrics a goal in the mapping")
+        raise InputError(f"asset {asset.metadata.name!r} has no metric with a goal; give metrics a goal in the mapping")
     instances = truth.instances()
-    queries = []
+    queries: list[HWRecommendationSpec] = []
+    tries = 0
     while len(queries) < n:
+        tries += 1
+        if tries > MAX_TRIES_PER_QUERY * n or len(truth.table) < min_candidates:
+            raise InputError(
+                f"cannot draw {n} queries from the table of asset {asset.metadata.name!r}: a query needs at least "
+                f"{min_candidates} configurations with its metrics measured, and the table has {len(truth.table)} "
+                f"(found {len(queries)} query/queries in {tries - 1} tries); import a larger table"
+            )
         instance = {}
         if truth.instance_columns:
             row = instances.iloc[int(rng.integers(len(instances)))]

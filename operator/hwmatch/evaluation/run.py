@@ -9,9 +9,23 @@ scored against the truth (:mod:`hwmatch.evaluation.truth`). Models are also
 scored per metric (R², MAPE) on the configurations they did not see.
 
 Strategies: ``random`` (uniform over the configurations of each platform)
-and ``adaptive`` (:class:`hwmatch.planning.adaptive.AdaptiveSampler`: a
+and ``adaptive`` (:class:`hwmatch.strategies.adaptive.AdaptiveSampler`: a
 space-filling start, then rounds chosen where they most improve the
 recommendations). The HADA-like baseline learns from the random sample.
+
+With ``verify_budget`` K > 0 (``hwmatch evaluate --verify-budget K``), a
+method with intervals answers in a closed loop: each query may spend up to K
+measured runs, replayed from the table (one of the configuration's own rows,
+so with its own noise). The choice at the confidence is run; if the run
+meets every constraint it is the answer, else that configuration is
+excluded and the next choice is run. When the bounds admit no candidate,
+the best candidate by point predictions is run instead (what
+``InsufficientData`` suggests measuring): a refusal is turned into an answer
+only by a measurement that meets the constraints. With the budget spent,
+the last bound-based choice is answered unverified; a point-based one is
+not (no solution). The models are not refitted per query (one fit answers
+every query): the loop learns by exclusion, which is what K runs of one
+query can afford.
 
 Each fitted method answers the same queries at every requested confidence
 (the queries differ only in ``spec.confidence``), which traces the trade-off
@@ -22,7 +36,7 @@ without intervals answers alike at every confidence and is scored once.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -30,6 +44,7 @@ import pandas as pd
 from sklearn.metrics import mean_absolute_percentage_error, r2_score
 
 from hwmatch.api import AIAsset, HWRecommendationSpec
+from hwmatch.api.errors import InputError
 from hwmatch.data.frame import FEATURE, INSTANCE, METRIC, PARAM, columns, strip
 from hwmatch.data.importer import Imported
 from hwmatch.evaluation.methods import HadaMethod, Method, SurrogateMethod, choose
@@ -37,8 +52,9 @@ from hwmatch.evaluation.queries import draw_queries, metrics_read
 from hwmatch.evaluation.scoring import Summary, score, summarise
 from hwmatch.evaluation.truth import GroundTruth
 from hwmatch.execution.replay import ReplayTable
-from hwmatch.planning.adaptive import AdaptiveSampler
+from hwmatch.modeling import Prediction
 from hwmatch.optimize.problem import interval_level
+from hwmatch.strategies.adaptive import AdaptiveSampler
 
 STRATEGIES = ("random", "adaptive")
 #: Share of an adaptive budget spent on the space-filling start.
@@ -67,9 +83,10 @@ class Result:
 class Evaluation:
     """A table, its truth and queries; :meth:`run` gives one :class:`Result` per budget, strategy, method and confidence."""
 
-    def __init__(self, imported: Imported, queries: int, confidences: Sequence[float] = (0.95,), seed: int = 0):
+    def __init__(self, imported: Imported, queries: int, confidences: Sequence[float] = (0.95,), seed: int = 0,
+                 verify_budget: int = 0):
         if not confidences or not all(0.5 <= c < 1 for c in confidences):
-            raise ValueError(f"confidences must be in [0.5, 1) (got {list(confidences)}); e.g. 0.9,0.95")
+            raise InputError(f"confidences must be in [0.5, 1) (got {list(confidences)}); e.g. 0.9,0.95")
         self.asset: AIAsset = imported.asset
         self.frame = imported.frame
         self.truth = GroundTruth.from_frame(self.frame)
@@ -77,6 +94,9 @@ class Evaluation:
         self.queries: list[HWRecommendationSpec] = draw_queries(self.asset, self.truth, queries, seed, confidences[0])
         self.confidences = list(dict.fromkeys(confidences))
         self.seed = seed
+        if verify_budget < 0:
+            raise InputError(f"verify_budget is a number of runs per query, at least 0 (got {verify_budget})")
+        self.verify_budget = verify_budget
         self.pool = self.truth.table.drop(columns=[*columns(self.truth.table, METRIC), "rows"])
         self.goals = {m.name: m.goal for m in self.asset.spec.metrics if m.goal is not None}
         self._candidates = [self.truth.candidates(metrics_read(q), q.instance) for q in self.queries]
@@ -97,7 +117,7 @@ class Evaluation:
     def sizes(self, budget: float) -> dict[str, int]:
         """Configurations to sample per platform: ``budget`` of its measured ones, at least 3."""
         if not 0 < budget <= 1:
-            raise ValueError(f"a budget is a fraction of the table in (0, 1] (got {budget}); e.g. 0.1 for 10%")
+            raise InputError(f"a budget is a fraction of the table in (0, 1] (got {budget}); e.g. 0.1 for 10%")
         counts = self.pool.groupby("platform").size()
         return {str(p): min(int(n), max(3, math.ceil(budget * n))) for p, n in counts.items()}
 
@@ -107,10 +127,10 @@ class Evaluation:
         if strategy == "random":
             picks = [rng.choice(np.flatnonzero(self.pool["platform"] == p), size=n, replace=False)
                      for p, n in sizes.items()]
-            chosen = np.sort(np.concatenate(picks))
-            return chosen, self.trials(chosen, rng)
+            drawn = np.sort(np.concatenate(picks))
+            return drawn, self.trials(drawn, rng)
         if strategy != "adaptive":
-            raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
+            raise InputError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
         sampler = AdaptiveSampler()
         chosen: list[int] = []
         empty = self.frame.iloc[:0]
@@ -125,9 +145,9 @@ class Evaluation:
             n = (total - len(chosen)) // (ROUNDS - round_)
             if n <= 0 or left.size == 0:
                 continue
-            picks = np.array([int(left[i]) for i in sampler.select(history, self.pool.iloc[left], n, rng, asset=self.asset)])
-            history = pd.concat([history, self.trials(picks, rng)], ignore_index=True)
-            chosen.extend(picks.tolist())
+            batch = np.array([int(left[i]) for i in sampler.select(history, self.pool.iloc[left], n, rng, asset=self.asset)])
+            history = pd.concat([history, self.trials(batch, rng)], ignore_index=True)
+            chosen.extend(batch.tolist())
         return np.sort(np.array(chosen)), history
 
     def trials(self, positions: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
@@ -136,7 +156,7 @@ class Evaluation:
         params, instance = columns(rows, PARAM), columns(rows, INSTANCE)
         records = []
         for _, row in rows.iterrows():
-            n_rows = int(self.truth.table.at[row.name, "rows"])
+            n_rows = int(self.truth.table.at[row.name, "rows"])  # type: ignore[arg-type]  # a count column
             match = self.replay.lookup(
                 row["platform"], {strip(c): row[c] for c in params}, {strip(c): float(row[c]) for c in instance},
                 repetition=int(rng.integers(n_rows)),
@@ -160,17 +180,57 @@ class Evaluation:
         scored: list[tuple[float, list]] = []
         for confidence in self.confidences if intervals else self.confidences[:1]:
             outcomes = []
-            for query, candidates in zip(self.queries, self._candidates):
+            for q, (query, candidates) in enumerate(zip(self.queries, self._candidates)):
                 query = query.model_copy(update={"confidence": confidence})
                 level = interval_level(query)
                 if level not in preds:
                     preds[level] = method.predict(pool, level)
                 positions = self.pool.index.get_indexer(candidates.index)
-                outcomes.append(score(query, choose(query, candidates, positions, preds[level], self.goals), self.truth))
+                runs = 0
+                if intervals and self.verify_budget:
+                    loop_rng = np.random.default_rng([self.seed, q, int(round(confidence * 1e6))])
+                    answer, runs = self.closed_loop(query, candidates, positions, preds[level], loop_rng)
+                else:
+                    answer = choose(query, candidates, positions, preds[level], self.goals)
+                bounds = random = None
+                if intervals:  # coverage at the choice, and at a random candidate (the same one at every confidence)
+                    bounds = None if answer is None else self._bounds(preds[level], answer)
+                    if len(candidates):
+                        other = candidates.index[int(np.random.default_rng([self.seed, q]).integers(len(candidates)))]
+                        random = (int(other), self._bounds(preds[level], other))
+                outcomes.append(replace(score(query, answer, self.truth, bounds, random), verification_runs=runs))
             scored.append((confidence, outcomes))
         models = self.model_scores(next(iter(preds.values())), chosen)  # point predictions: the same at every level
         return [Result(budget, strategy, method.name, int(len(chosen)), confidence if intervals else None,
                        summarise(outcomes), models) for confidence, outcomes in scored]
+
+    def closed_loop(
+        self, query: HWRecommendationSpec, candidates: pd.DataFrame, positions: np.ndarray, pred: dict,
+        rng: np.random.Generator,
+    ) -> tuple[int | None, int]:
+        """The answer after up to :attr:`verify_budget` replayed runs (see the module docstring), and the runs spent."""
+        keep = np.ones(len(candidates), dtype=bool)
+        point = {m: Prediction(p.value, p.value, p.value) for m, p in pred.items()}
+        for runs in range(self.verify_budget + 1):
+            sub, where = candidates[keep], positions[keep]
+            answer = choose(query, sub, where, pred, self.goals)
+            bounded = answer is not None
+            if answer is None:
+                answer = choose(query, sub, where, point, self.goals)
+            if answer is None:
+                return None, runs
+            if runs == self.verify_budget:
+                return (answer if bounded else None), runs
+            run = self.trials(np.array([self.pool.index.get_loc(answer)]), rng).iloc[0]
+            if _meets(query, run):
+                return answer, runs + 1
+            keep &= candidates.index != answer
+        return None, self.verify_budget
+
+    def _bounds(self, pred: dict, row: object) -> dict[str, tuple[float, float]]:
+        """Each metric's predicted (lower, upper) at a truth row (an index label of the pool)."""
+        at = int(self.pool.index.get_loc(row))  # type: ignore[arg-type]  # a unique integer index
+        return {m: (float(p.lower[at]), float(p.upper[at])) for m, p in pred.items()}
 
     def model_scores(self, pred: dict, chosen: np.ndarray) -> dict[str, dict[str, float]]:
         """R² and MAPE of each metric's predictions on the configurations not sampled."""
@@ -190,3 +250,12 @@ class Evaluation:
                 "mape": float(mean_absolute_percentage_error(truth[keep], guess[keep])),
             }
         return out
+
+
+def _meets(query: HWRecommendationSpec, run: pd.Series) -> bool:
+    """Whether one measured run meets every constraint of ``query`` (the price is the platform's, always known)."""
+    for c in query.constraints:
+        value = float(run["cost_per_hour"] if c.metric == "cost_per_hour" else run.get(METRIC + c.metric, np.nan))
+        if not np.isfinite(value) or (c.max is not None and value > c.max) or (c.min is not None and value < c.min):
+            return False
+    return True

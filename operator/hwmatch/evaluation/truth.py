@@ -38,6 +38,8 @@ class GroundTruth:
     keys: list[str]
     #: (platform or "*", bare metric) -> sorted relative deviations of one run from its configuration's mean
     deviations: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    #: bare metric -> half a unit of the last digit the table prints for it (0: unknown, full precision)
+    resolution: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> "GroundTruth":
@@ -51,7 +53,8 @@ class GroundTruth:
         table["rows"] = grouped.size()
         table = table.reset_index()
         return cls(table=table[[*keys, *fixed, "rows", *metrics]], keys=keys,
-                   deviations=_run_deviations(frame, keys, metrics))
+                   deviations=_run_deviations(frame, keys, metrics),
+                   resolution={strip(c): printed_resolution(frame[c]) for c in metrics})
 
     @property
     def metrics(self) -> list[str]:
@@ -112,6 +115,30 @@ class GroundTruth:
     @cached_property
     def _known(self) -> dict[str, np.ndarray]:
         return {m: self.values(m).notna().to_numpy() for m in [*self.metrics, "cost_per_hour"]}
+
+
+#: Most decimals a printed table is taken to have; values needing more are full-precision floats.
+MAX_DECIMALS = 9
+
+
+def printed_resolution(values: pd.Series) -> float:
+    """Half a unit of the last decimal the column is printed with: ``0.005`` for ``12.34``, ``0.5`` for ``1200``.
+
+    The decimals are the most any value of the column needs to be written
+    exactly (a table printed with 2 decimals has no value needing 3). A
+    column of full-precision floats (more than :data:`MAX_DECIMALS`
+    decimals) has no printed resolution: 0. Integers printed without
+    decimals get 0.5 — the table cannot tell 1200 from 1200.4.
+    """
+    v = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    v = np.abs(v[np.isfinite(v)])
+    if not v.size:
+        return 0.0
+    for decimals in range(MAX_DECIMALS + 1):
+        scaled = v * 10.0**decimals
+        if np.all(np.abs(scaled - np.round(scaled)) <= np.maximum(1e-6, 4e-16 * scaled)):  # a digit, or float error
+            return 0.5 * 10.0**-decimals
+    return 0.0
 
 
 def _run_deviations(frame: pd.DataFrame, keys: list[str], metrics: list[str]) -> dict[tuple[str, str], np.ndarray]:

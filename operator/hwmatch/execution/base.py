@@ -17,7 +17,7 @@ from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialS
 @runtime_checkable
 class Executor(Protocol):
     def check(self, asset: AIAsset, sweep: BenchmarkSweep) -> None:
-        """Raise ValueError, naming the platform and the fix, when this executor cannot run the sweep.
+        """Raise InputError, naming the platform and the fix, when this executor cannot run the sweep.
 
         Called at the start of every run; it also ends the effect of an earlier :meth:`cancel`.
         """

@@ -30,9 +30,10 @@ from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
 from hwmatch.api import API_VERSION, AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus
+from hwmatch.api.errors import InputError
+from hwmatch.api.vocabulary import LABEL_ASSET, LABEL_PLATFORM, LABEL_SWEEP
 from hwmatch.execution import result
 from hwmatch.execution.environment import trial_variables
-from hwmatch.planning import LABEL_ASSET, LABEL_PLATFORM, LABEL_SWEEP
 
 LABEL_TRIAL = "hwmatch.dev/trial"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "hwmatch"}
@@ -53,9 +54,9 @@ def trial_labels(trial: BenchmarkTrial) -> dict[str, str]:
 
 
 def check_runnable(asset: AIAsset) -> None:
-    """Raise ValueError, naming the field, when ``asset`` cannot run as a Job."""
+    """Raise InputError, naming the field, when ``asset`` cannot run as a Job."""
     if not asset.spec.image:
-        raise ValueError(f"AIAsset {asset.metadata.name}: spec.image is required to run trials on Kubernetes; "
+        raise InputError(f"AIAsset {asset.metadata.name}: spec.image is required to run trials on Kubernetes; "
                          "set it to the benchmark image that holds spec.command")
 
 
@@ -67,7 +68,7 @@ def job_manifest(trial: BenchmarkTrial, asset: AIAsset, sweep: BenchmarkSweep) -
     """
     check_runnable(asset)
     if not trial.metadata.uid:
-        raise ValueError(f"trial {trial.metadata.name}: metadata.uid is needed for the Job's ownerReference; "
+        raise InputError(f"trial {trial.metadata.name}: metadata.uid is needed for the Job's ownerReference; "
                          "create the BenchmarkTrial first")
     platform = sweep.spec.platform(trial.spec.platform)
     labels = trial_labels(trial)

@@ -6,6 +6,14 @@ optional thread cap: the trial process is pinned there (through the launcher,
 MKL_NUM_THREADS and NUMEXPR_NUM_THREADS are set to ``threads`` (default: the
 number of CPUs), so "1 core" and "2 cores" are measured as such. Each trial is
 its own process group; on timeout or cancellation the whole group is killed.
+
+``PR_SET_PDEATHSIG`` covers the trial's direct child only: when ``hwmatch
+run`` is SIGKILLed, the trial's own children would live on and load the CPUs
+the next run measures. So every trial process carries ``HWMATCH_RUNNER``
+(the runner's pid and start time) in its environment, which its children
+inherit, and :meth:`LocalExecutor.check` — at the start of every run —
+kills each process whose runner is gone, with its process group
+(:func:`reap_orphans`).
 """
 
 from __future__ import annotations
@@ -22,11 +30,56 @@ from functools import cache
 from pathlib import Path
 from typing import IO, Any
 
+import psutil
+
 from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus, Platform
+from hwmatch.api.errors import InputError
 from hwmatch.execution import launch, result
 from hwmatch.execution.environment import trial_variables
 
 _READ_LIMIT = 1 << 20  # bytes of each stream read back: the result line and the tail are at the end
+#: The environment variable that names the run a trial process belongs to (``HOST:PID:START``).
+RUNNER_VARIABLE = "HWMATCH_RUNNER"
+
+
+def _me() -> str:
+    me = psutil.Process()
+    return f"{socket.gethostname()}:{me.pid}:{me.create_time():.3f}"
+
+
+def _alive(runner: str) -> bool:
+    """Whether the run named ``runner`` lives; one of another host (a container: another pid space) counts as alive."""
+    try:
+        host, pid, started = runner.rsplit(":", 2)
+        if host != socket.gethostname():
+            return True
+        return f"{psutil.Process(int(pid)).create_time():.3f}" == started
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return False
+
+
+def reap_orphans() -> list[int]:
+    """Kill every trial process (and its group) left by a run that is gone; returns their pids."""
+    killed = []
+    me = os.getpid()
+    for proc in psutil.process_iter(["pid"]):
+        if proc.pid == me:
+            continue
+        try:
+            runner = proc.environ().get(RUNNER_VARIABLE)
+        except (psutil.Error, OSError):
+            continue
+        if not runner or _alive(runner):
+            continue
+        try:
+            pgid = os.getpgid(proc.pid)
+            if pgid != os.getpgrp():
+                _kill_group(pgid)
+            proc.kill()
+            killed.append(proc.pid)
+        except (psutil.Error, OSError):
+            pass
+    return killed
 
 
 class LocalExecutor:
@@ -40,16 +93,17 @@ class LocalExecutor:
 
     def check(self, asset: AIAsset, sweep: BenchmarkSweep) -> None:
         self._cancelled.clear()
+        reap_orphans()
         available = os.sched_getaffinity(0)
         for i, p in enumerate(sweep.spec.platforms):
             where = f"sweep {sweep.metadata.name}: spec.platforms[{i}] ({p.name})"
             if p.node_selector or p.tolerations:
-                raise ValueError(
+                raise InputError(
                     f"{where} selects cluster nodes (nodeSelector/tolerations) and cannot run on this machine; "
                     "run the sweep on a cluster, or describe a local platform with `cpus`"
                 )
             if p.cpus is not None and not set(p.cpus) <= available:
-                raise ValueError(
+                raise InputError(
                     f"{where}: cpus {p.cpus} are not all available to this process "
                     f"(available: {sorted(available)}); use CPU ids from that list"
                 )
@@ -129,6 +183,7 @@ class LocalExecutor:
         env.update(asset.spec.env)
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         env.update(trial_variables(trial, platform.name, _threads(platform)))
+        env[RUNNER_VARIABLE] = _me()
         return env
 
     @staticmethod

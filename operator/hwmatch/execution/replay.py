@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus
+from hwmatch.api.errors import InputError
 from hwmatch.data.frame import INSTANCE, METRIC, PARAM, columns, strip, succeeded
 from hwmatch.execution.result import EXECUTOR_ERROR, failed
 from hwmatch.planning.space import Space
@@ -51,14 +52,14 @@ class ReplayTable:
 
     def __init__(self, frame: pd.DataFrame, asset: AIAsset, mode: ReplayMode = "nearest"):
         if mode not in ("nearest", "exact"):
-            raise ValueError(f"replay mode must be 'nearest' or 'exact' (got {mode!r})")
+            raise InputError(f"replay mode must be 'nearest' or 'exact' (got {mode!r})")
         self.mode: ReplayMode = mode
         self.space = Space(asset.spec.parameters)
         self.frame = succeeded(frame).reset_index(drop=True)
         self.params = [PARAM + n for n in self.space.names]
         missing = [c for c in self.params if c not in self.frame.columns]
         if missing:
-            raise ValueError(f"the table lacks parameter columns {missing} of asset {asset.metadata.name!r}")
+            raise InputError(f"the table lacks parameter columns {missing} of asset {asset.metadata.name!r}")
         self.instance = columns(self.frame, INSTANCE)
         self.metrics = columns(self.frame, METRIC)
         self._categorical = np.array([d.parameter.type == "categorical" for d in self.space.dimensions], dtype=bool)
@@ -91,7 +92,7 @@ class ReplayTable:
         query = {PARAM + k: v for k, v in parameters.items()} | {INSTANCE + k: v for k, v in (instance or {}).items()}
         missing = [c for c in [*self.params, *self.instance] if c not in query]
         if missing:
-            raise ValueError(f"trial lacks {[strip(c) for c in missing]}; give every parameter and instance feature")
+            raise InputError(f"trial lacks {[strip(c) for c in missing]}; give every parameter and instance feature")
         point = self._encode(pd.DataFrame({c: [query[c]] for c in [*self.params, *self.instance]}))[0]
         distance = self._distance(encoded, point)
         best = int(np.argmin(distance))
@@ -111,7 +112,7 @@ class ReplayTable:
         try:
             return self._by_platform[platform]
         except KeyError:
-            raise ValueError(f"the table has no platform {platform!r}; it has {self.platforms}") from None
+            raise InputError(f"the table has no platform {platform!r}; it has {self.platforms}") from None
 
     def _encode(self, rows: pd.DataFrame) -> np.ndarray:
         """Parameters on the unit cube (categoricals as level indices) and scaled instance features."""
@@ -163,13 +164,13 @@ class ReplayExecutor:
     def check(self, asset: AIAsset, sweep: BenchmarkSweep) -> None:
         unknown = [p.name for p in sweep.spec.platforms if p.name not in self.table.platforms]
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"platforms {unknown} of sweep {sweep.metadata.name!r} are not in the replayed table; "
                 f"it has {self.table.platforms}"
             )
         missing = [n for n in self.table.space.names if n not in {p.name for p in asset.spec.parameters}]
         if missing:
-            raise ValueError(f"asset {asset.metadata.name!r} lacks the table's parameters {missing}")
+            raise InputError(f"asset {asset.metadata.name!r} lacks the table's parameters {missing}")
 
     def run(self, trial: BenchmarkTrial, asset: AIAsset, sweep: BenchmarkSweep) -> BenchmarkTrialStatus:
         now = datetime.now(timezone.utc)

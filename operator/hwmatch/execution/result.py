@@ -15,24 +15,23 @@ from datetime import datetime, timezone
 from typing import Any
 
 from hwmatch.api import AIAsset, BenchmarkTrialStatus
+from hwmatch.api.errors import InputError
+from hwmatch.api.vocabulary import (  # noqa: F401  (the reasons, re-exported: result.OOM_KILLED)
+    CANCELLED,
+    COMMAND_NOT_FOUND,
+    CRASHED,
+    EXECUTOR_ERROR,
+    MISSING_METRICS,
+    NO_RESULT,
+    OOM_KILLED,
+    TIMEOUT,
+)
 
 #: Lines of output kept with a failed trial.
 TAIL_LINES = 20
 _MAX_LINE = 500
 
-# Reasons of failed trials (BenchmarkTrialStatus.reason).
-TIMEOUT = "Timeout"
-OOM_KILLED = "OOMKilled"
-CRASHED = "Crashed"
-NO_RESULT = "NoResult"
-MISSING_METRICS = "MissingMetrics"
-COMMAND_NOT_FOUND = "CommandNotFound"
-EXECUTOR_ERROR = "ExecutorError"
-#: An attempt stopped because the run was interrupted: not an outcome, the trial is released.
-CANCELLED = "Cancelled"
-
-
-class ResultError(ValueError):
+class ResultError(InputError):
     """The output holds no usable result."""
 
 
@@ -53,7 +52,7 @@ def parse_result(output: str) -> HarnessResult:
             continue
         try:
             doc = json.loads(line)
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON, or an integer too long to read (Python's digit limit)
             continue
         if isinstance(doc, dict) and "metrics" in doc:
             return _validate(doc)
@@ -64,13 +63,22 @@ def _validate(doc: dict[str, Any]) -> HarnessResult:
     metrics = doc["metrics"]
     if not isinstance(metrics, dict):
         raise ResultError(f"'metrics' must be an object of name -> number, got {type(metrics).__name__}")
-    bad = {k: v for k, v in metrics.items()
-           if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)}
+    bad = {k: (v if not isinstance(v, int) or abs(v) < 10**20 else f"an integer of {len(str(abs(v)))} digits")
+           for k, v in metrics.items() if not _finite(v)}
     if bad:
-        raise ResultError(f"metrics must be finite numbers; not so: {bad}")
-    host = doc.get("host") if isinstance(doc.get("host"), dict) else {}
-    measurement = {k: doc[k] for k in ("samples", "warmup", "started", "finished") if k in doc}
+        raise ResultError(f"metrics must be finite numbers that fit a float; not so: {bad}")
+    host: dict[str, Any] = doc["host"] if isinstance(doc.get("host"), dict) else {}
+    measurement: dict[str, Any] = {k: doc[k] for k in ("samples", "warmup", "started", "finished") if k in doc}
     return HarnessResult({k: float(v) for k, v in metrics.items()}, host, measurement)
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer beyond a float's range
+        return False
 
 
 def missing_metrics(asset: AIAsset, metrics: dict[str, float]) -> list[str]:

@@ -38,7 +38,8 @@ def parse_env(text: str | None) -> dict[str, object]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ParameterError(f"{ENV_VAR} is not valid JSON ({exc.msg} at char {exc.pos}); set it to an object like '{{\"batch_size\": 16}}'") from exc
+        raise ParameterError(f"{ENV_VAR} is not valid JSON ({exc.msg} at char {exc.pos}); "
+                             f"set it to an object like '{{\"batch_size\": 16}}'") from exc
     if not isinstance(value, dict):
         raise ParameterError(f"{ENV_VAR} must be a JSON object of name: value, got {type(value).__name__}")
     return value

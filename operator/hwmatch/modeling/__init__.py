@@ -1,22 +1,21 @@
-"""Surrogate models of an asset's metrics: features, model selection by CV, conformal intervals.
+"""MetricModel models of an asset's metrics: features, model selection by CV, conformal intervals.
 
 ``Surrogates(seed).fit(frame)`` learns every metric of a dataset frame;
-``.predict(candidates, confidence)`` gives value, lower and upper per metric;
+``.predict(candidates, level)`` gives value, lower and upper per metric;
 ``.scores()`` gives the held-out R² and MAPE the recommendation reports.
 """
 
 from hwmatch.modeling.features import FeatureEncoder
 from hwmatch.modeling.intervals import Conformal
-from hwmatch.modeling.surrogate import Prediction, Surrogate
-from hwmatch.modeling.surrogates import Surrogates, categorical_columns, clear_cache, fit_surrogates
+from hwmatch.modeling.metric_model import MetricModel, Prediction
+from hwmatch.modeling.surrogates import Surrogates, categorical_columns, clear_cache
 
 __all__ = [
     "Conformal",
     "FeatureEncoder",
     "Prediction",
-    "Surrogate",
+    "MetricModel",
     "Surrogates",
     "categorical_columns",
     "clear_cache",
-    "fit_surrogates",
 ]

@@ -24,8 +24,10 @@ import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.ensemble import ExtraTreesRegressor, HistGradientBoostingRegressor
 from sklearn.linear_model import RidgeCV
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+
+from hwmatch.api.errors import InputError
 
 Factory = Callable[[int, int], RegressorMixin]
 
@@ -69,17 +71,17 @@ class _RidgePoly(RegressorMixin):
     """Ridge on standardised polynomial features; degree 1 when there are too many inputs to expand."""
 
     def __init__(self) -> None:
-        self.pipeline_ = None
+        self.pipeline_: Pipeline | None = None
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "_RidgePoly":
         degree = 2 if X.shape[1] <= MAX_POLY_INPUTS else 1
-        self.pipeline_ = make_pipeline(
+        self.pipeline_ = pipeline = make_pipeline(
             StandardScaler(),
             PolynomialFeatures(degree=degree, include_bias=False),
             StandardScaler(),
             RidgeCV(alphas=np.logspace(-3, 3, 13)),
         )
-        self.pipeline_.fit(X, y)
+        pipeline.fit(X, y)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -104,5 +106,5 @@ DEFAULT_FAMILIES: tuple[str, ...] = tuple(FAMILIES)
 def check_families(names: tuple[str, ...]) -> tuple[str, ...]:
     unknown = [n for n in names if n not in FAMILIES]
     if unknown or not names:
-        raise ValueError(f"unknown model families {unknown or names}; choose from {list(FAMILIES)}")
+        raise InputError(f"unknown model families {unknown or names}; choose from {list(FAMILIES)}")
     return names

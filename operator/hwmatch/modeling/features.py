@@ -22,9 +22,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 
+from hwmatch.api.errors import InputError
 from hwmatch.data.frame import FEATURE, INSTANCE, PARAM, columns
 
 #: Categoricals with at most this many levels are one-hot encoded, others ordinal-coded.
@@ -77,7 +79,7 @@ class FeatureEncoder:
 
     def fit(self, frame: pd.DataFrame) -> "FeatureEncoder":
         if frame.empty:
-            raise ValueError("cannot fit a feature encoder on an empty frame: no succeeded trials to learn from")
+            raise InputError("cannot fit a feature encoder on an empty frame: no succeeded trials to learn from")
         self.columns_ = []
         for name in input_columns(frame):
             values = frame[name]

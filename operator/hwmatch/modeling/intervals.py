@@ -3,7 +3,7 @@
 Every training row has an out-of-fold residual ``r_i = z_i - ẑ_{-k(i)}(x_i)``:
 the error of a model that never saw that row's configuration (folds group
 repetitions of one configuration together, so measurement noise *and* model
-error are in it). The interval at confidence ``c`` is ``ẑ(x) ± q_c · σ(x)``
+error are in it). The two-sided interval at level ``c`` is ``ẑ(x) ± q_c · σ(x)``
 where ``q_c`` is the ``⌈(n+1)c⌉``-th smallest score ``|r_i| / σ(x_i)``:
 
 - plain: ``σ ≡ 1``, one width everywhere;
@@ -11,6 +11,16 @@ where ``q_c`` is the ``⌈(n+1)c⌉``-th smallest score ``|r_i| / σ(x_i)``:
   platforms get wide intervals and steady ones narrow intervals. ``σ`` of the
   calibration rows is itself cross-fitted (out of fold), so scores are not
   shrunk by the spread model having seen them.
+
+Below the finite-sample threshold, ``⌈(n+1)c⌉ > n`` (fewer than 9 rows at
+0.9, 19 at 0.95: :func:`rows_needed`), split conformal has no finite
+quantile: the interval that keeps its guarantee is unbounded, and it is
+reported as ``(-inf, +inf)``. A requirement that rests on such a bound cannot
+be shown to hold; the recommender says how many more trials would make it
+finite (``InsufficientData``) instead of reading the largest residual seen as
+if it were a ``c``-quantile — with 4 rows that "90 %" interval is a 60 % one
+at best. Only the adaptive sampler, which ranks where to measure and
+promises nothing, asks for ``capped`` widths (the largest score).
 
 The normalised variant is used when there are enough rows to learn a spread
 and it gives narrower intervals on average than the plain one at 0.9. The
@@ -27,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.ensemble import ExtraTreesRegressor
 
+from hwmatch.api.errors import InputError
 from hwmatch.modeling.families import TREE_ROWS
 
 #: Fewer calibration rows than this: no spread model (plain intervals).
@@ -48,23 +59,47 @@ def _spread_model(n_rows: int, seed: int) -> ExtraTreesRegressor:
     )
 
 
-def conformal_quantile(sorted_scores: np.ndarray, confidence: float) -> float:
-    """The ``⌈(n+1)c⌉``-th smallest score, capped at the largest one when there are too few rows.
+#: Rounding slack on ``(n+1)·c`` (``10 × 0.9`` is 9.000000000000002 in floating point).
+_RANK_SLACK = 1e-9
 
-    With ``n < c/(1-c)`` rows (9 at 0.9) the finite-sample guarantee would
-    need an infinite interval; the largest observed score is used instead,
-    and the interval is as wide as the worst error seen.
+
+def _rank(n: int, level: float) -> int:
+    return max(1, math.ceil((n + 1) * level - _RANK_SLACK))
+
+
+def rows_needed(level: float) -> int:
+    """The fewest calibration rows whose conformal quantile at ``level`` is finite: ``⌈(n+1)c⌉ <= n``.
+
+    9 at 0.9, 19 at 0.95, 99 at 0.99 (the smallest ``n >= c / (1 - c)``).
+    """
+    if not 0.0 < level < 1.0:
+        raise InputError(f"level must be in (0, 1) (got {level})")
+    n = max(1, math.floor(level / (1.0 - level) - _RANK_SLACK))
+    while _rank(n, level) > n:
+        n += 1
+    return n
+
+
+def conformal_quantile(sorted_scores: np.ndarray, level: float, capped: bool = False) -> float:
+    """The ``⌈(n+1)c⌉``-th smallest score; ``inf`` when that rank exceeds ``n`` (too few rows).
+
+    With fewer than :func:`rows_needed` rows the finite-sample guarantee
+    needs an unbounded interval, and that is what is returned. ``capped``
+    returns the largest score instead: a width to rank candidates by, not a
+    bound anything may rest on. No rows: ``inf`` (``0`` when capped).
     """
     n = sorted_scores.size
-    if n == 0:
-        return 0.0
-    k = min(n, max(1, math.ceil((n + 1) * confidence)))
+    k = _rank(n, level)
+    if k > n:
+        if not capped:
+            return math.inf
+        return float(sorted_scores[-1]) if n else 0.0
     return float(sorted_scores[k - 1])
 
 
 @dataclass
 class Conformal:
-    """Fitted interval half-widths; ``half_width(X, c)`` for any confidence."""
+    """Fitted interval half-widths; ``half_width(X, c)`` for any level."""
 
     scores: np.ndarray
     spread: ExtraTreesRegressor | None = None
@@ -94,10 +129,20 @@ class Conformal:
     def normalised(self) -> bool:
         return self.spread is not None
 
-    def half_width(self, X: np.ndarray, confidence: float) -> np.ndarray:
-        if not 0.0 < confidence < 1.0:
-            raise ValueError(f"confidence must be in (0, 1) (got {confidence})")
-        q = conformal_quantile(self.scores, confidence)
-        if self.spread is None:
+    @property
+    def rows(self) -> int:
+        """Calibration rows (out-of-fold residuals) the quantiles are read from."""
+        return int(self.scores.size)
+
+    def bounded(self, level: float) -> bool:
+        """Whether the interval at ``level`` is finite (enough calibration rows)."""
+        return self.rows >= rows_needed(level)
+
+    def half_width(self, X: np.ndarray, level: float, capped: bool = False) -> np.ndarray:
+        """Half-width per row of ``X`` at ``level``; ``inf`` below the finite-sample threshold unless ``capped``."""
+        if not 0.0 < level < 1.0:
+            raise InputError(f"level must be in (0, 1) (got {level})")
+        q = conformal_quantile(self.scores, level, capped)
+        if self.spread is None or not math.isfinite(q):
             return np.full(X.shape[0], q)
         return q * np.maximum(self.spread.predict(X), self.floor)

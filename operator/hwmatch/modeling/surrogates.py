@@ -1,7 +1,7 @@
 """All metrics of a dataset: one surrogate each, one shared encoder, retrained only on change.
 
 ``Surrogates(seed=7).fit(frame)`` learns every ``metric.*`` column from the
-succeeded rows; ``predict(candidates, confidence)`` answers every metric for a
+succeeded rows; ``predict(candidates, level)`` answers every metric for a
 candidate frame with one encoding pass. A fitted surrogate is kept in a small
 process-wide cache keyed by the content hash of its training rows (encoded
 inputs and target), the seed and the fitting settings, so an operator that
@@ -22,17 +22,20 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from hwmatch.api import ModelScore, Parameter
+from hwmatch.api.errors import InputError
 from hwmatch.data.frame import INSTANCE, METRIC, PARAM, columns, strip, succeeded
 from hwmatch.modeling.families import DEFAULT_FAMILIES, check_families
 from hwmatch.modeling.features import FeatureEncoder, input_columns
-from hwmatch.modeling.surrogate import Prediction, Surrogate
+from hwmatch.modeling.intervals import rows_needed
+from hwmatch.modeling.metric_model import MetricModel, Prediction
+from hwmatch.modeling.region import Region
 
 #: Fitted surrogates kept in memory (least recently used go first).
 CACHE_SIZE = 64
 #: Candidates are encoded and predicted in chunks of this many rows (bounded memory).
 PREDICT_CHUNK = 200_000
 
-_cache: "OrderedDict[tuple, Surrogate]" = OrderedDict()
+_cache: "OrderedDict[tuple, MetricModel]" = OrderedDict()
 _cache_lock = threading.Lock()
 
 
@@ -56,7 +59,7 @@ def _digest(*arrays: np.ndarray, text: str = "") -> str:
 
 
 class Surrogates:
-    """One :class:`Surrogate` per metric of a dataset frame, sharing one :class:`FeatureEncoder`.
+    """One :class:`MetricModel` per metric of a dataset frame, sharing one :class:`FeatureEncoder`.
 
     ``categorical`` names ``param.*``/``feature.*`` columns to treat as
     categorical even when numeric (see :func:`categorical_columns`);
@@ -77,7 +80,7 @@ class Surrogates:
         threads: int = 1,
     ) -> None:
         if folds < 2:
-            raise ValueError(f"folds must be >= 2 (got {folds})")
+            raise InputError(f"folds must be >= 2 (got {folds})")
         self.seed = seed
         self.families = check_families(tuple(families))
         self.folds = folds
@@ -85,9 +88,10 @@ class Surrogates:
         self.metrics = None if metrics is None else list(metrics)
         self.threads = threads
         self.encoder = FeatureEncoder(categorical=self.categorical)
-        self.models: dict[str, Surrogate] = {}
+        self.models: dict[str, MetricModel] = {}
         self.dataset_hash: str | None = None
         self.fitted_now: list[str] = []
+        self.region: Region | None = None
 
     def fit(self, frame: pd.DataFrame) -> "Surrogates":
         """Learn every metric from the succeeded rows of ``frame`` (cached by content)."""
@@ -100,13 +104,14 @@ class Surrogates:
         wanted = available if self.metrics is None else self.metrics
         missing = [m for m in wanted if m not in available]
         if missing:
-            raise ValueError(
+            raise InputError(
                 f"metrics {missing} have no succeeded measurements in the dataset; it has {available or 'none'}"
             )
         if not wanted:
-            raise ValueError("the dataset has no succeeded trials with metrics to learn from")
+            raise InputError("the dataset has no succeeded trials with metrics to learn from")
         self.encoder.fit(rows)
         X_all = self.encoder.transform(rows)
+        self.region = Region.fit(X_all, self.folds, self.seed)
         settings = f"{self.encoder.fingerprint()}|{self.families}|{self.folds}|{self.seed}"
         self.models, self.fitted_now, digests = {}, [], []
         for metric in wanted:
@@ -121,13 +126,13 @@ class Surrogates:
         self.dataset_hash = hashlib.sha256("".join(digests).encode()).hexdigest()[:16]
         return self
 
-    def _cached(self, digest: str, settings: str, metric: str, X: np.ndarray, y: np.ndarray) -> Surrogate:
+    def _cached(self, digest: str, settings: str, metric: str, X: np.ndarray, y: np.ndarray) -> MetricModel:
         key = (digest, settings)
         with _cache_lock:
             if key in _cache:
                 _cache.move_to_end(key)
                 return _cache[key]
-        model = Surrogate(families=self.families, folds=self.folds, seed=self.seed).fit(X, y)
+        model = MetricModel(families=self.families, folds=self.folds, seed=self.seed).fit(X, y)
         self.fitted_now.append(metric)
         with _cache_lock:
             _cache[key] = model
@@ -144,21 +149,28 @@ class Surrogates:
             if c.name not in candidates.columns and c.name.startswith((PARAM, INSTANCE))
         ]
         if missing:
-            raise ValueError(
+            raise InputError(
                 f"candidate rows lack the columns {missing} the models were trained on; "
                 f"they have {input_columns(candidates)}"
             )
         return self.encoder.transform(candidates)
 
     def predict(
-        self, candidates: pd.DataFrame, confidence: float = 0.9, metrics: Iterable[str] | None = None
+        self, candidates: pd.DataFrame, level: float = 0.9, metrics: Iterable[str] | None = None,
+        capped: bool = False,
     ) -> dict[str, Prediction]:
-        """Every metric (or ``metrics``) for each candidate row: value, lower, upper."""
+        """Every metric (or ``metrics``) for each candidate row: value, lower, upper.
+
+        Bounds are infinite for a metric with too few rows for ``level``
+        (:meth:`unbounded`); ``capped`` widths are for ranking where to sample only.
+        A candidate outside the sampled region has every half-width widened
+        by its :meth:`novelty`.
+        """
         self._check_fitted()
         parts: list[dict[str, Prediction]] = []
         for start in range(0, max(len(candidates), 1), PREDICT_CHUNK):
             chunk = candidates.iloc[start : start + PREDICT_CHUNK]
-            parts.append(self.predict_encoded(self.encode(chunk), confidence, metrics))
+            parts.append(self.predict_encoded(self.encode(chunk), level, metrics, capped))
         if len(parts) == 1:
             return parts[0]
         return {
@@ -167,16 +179,32 @@ class Surrogates:
         }
 
     def predict_encoded(
-        self, X: np.ndarray, confidence: float = 0.9, metrics: Iterable[str] | None = None
+        self, X: np.ndarray, level: float = 0.9, metrics: Iterable[str] | None = None, capped: bool = False,
     ) -> dict[str, Prediction]:
         """Like :meth:`predict` on an already encoded matrix."""
         self._check_fitted()
         names = list(self.models) if metrics is None else list(metrics)
         unknown = [m for m in names if m not in self.models]
         if unknown:
-            raise ValueError(f"no surrogate for metrics {unknown}; fitted: {list(self.models)}")
+            raise InputError(f"no surrogate for metrics {unknown}; fitted: {list(self.models)}")
+        widening = None if self.region is None else self.region.widening(X)
         with threadpool_limits(limits=self.threads):
-            return {m: self.models[m].predict(X, confidence) for m in names}
+            return {m: self.models[m].predict(X, level, capped, widening) for m in names}
+
+    def novelty(self, candidates: pd.DataFrame) -> np.ndarray:
+        """Per candidate: distance to the nearest trial over the reference (> 1: outside the sampled region).
+
+        Every interval of such a candidate is widened by that factor (:mod:`hwmatch.modeling.region`).
+        """
+        self._check_fitted()
+        if self.region is None:
+            return np.ones(len(candidates))
+        return self.region.novelty(self.encode(candidates))
+
+    def unbounded(self, level: float) -> dict[str, tuple[int, int]]:
+        """Metrics whose intervals at ``level`` are unbounded: ``metric -> (rows it has, rows needed)``."""
+        needed = rows_needed(level)
+        return {m: (model.rows, needed) for m, model in self.models.items() if not model.bounded(level)}
 
     def scores(self) -> dict[str, ModelScore]:
         """Held-out R² and MAPE per metric, as ``HWRecommendationStatus.models`` wants them."""
@@ -185,11 +213,3 @@ class Surrogates:
     def _check_fitted(self) -> None:
         if not self.models:
             raise RuntimeError("surrogates are not fitted; call fit(frame) first")
-
-
-def fit_surrogates(
-    frame: pd.DataFrame, seed: int = 0, parameters: Iterable[Parameter] = (), **options: object
-) -> Surrogates:
-    """Shorthand: surrogates for every metric of ``frame``, categoricals taken from the asset's ``parameters``."""
-    return Surrogates(seed=seed, categorical=categorical_columns(parameters), **options).fit(frame)  # type: ignore[arg-type]
-

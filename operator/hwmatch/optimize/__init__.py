@@ -5,7 +5,7 @@ Composable pieces, each usable alone:
 - :class:`CandidateSet` — platform × parameter grid (or the configurations a table holds);
 - :func:`build_problem` — predictions + spec -> requirements, objective, replicas, derived metrics;
 - :func:`solve` — CP-SAT (or numpy) choice of the best candidate;
-- :func:`answer` — a solved problem as ``HWRecommendationStatus`` (alternatives, Pareto front, why infeasible);
+- :func:`to_status` — a solved problem as ``HWRecommendationStatus`` (alternatives, Pareto front, why infeasible);
 - :func:`recommend` — all of it from a dataset frame.
 """
 
@@ -21,7 +21,7 @@ from hwmatch.optimize.problem import (
     build_problem,
     derived_metrics,
 )
-from hwmatch.optimize.recommend import answer, choice, recommend
+from hwmatch.optimize.recommend import choice, recommend, to_status
 from hwmatch.optimize.solver import Solution, alternatives, feasible_mask, solve
 
 __all__ = [
@@ -35,7 +35,7 @@ __all__ = [
     "Requirement",
     "Solution",
     "alternatives",
-    "answer",
+    "to_status",
     "build_problem",
     "choice",
     "derived_metrics",

@@ -20,6 +20,7 @@ import pandas as pd
 
 from hwmatch.api import Parameter, Platform
 from hwmatch.api.asset import Scalar
+from hwmatch.api.errors import InputError
 from hwmatch.data.frame import FEATURE, INSTANCE, PARAM, columns, names, platform_features, strip, succeeded
 from hwmatch.planning.space import Space
 
@@ -28,7 +29,7 @@ MAX_CANDIDATES = 2_000_000
 POWER_COLUMN = "power_watts"
 
 
-class RecommendationError(ValueError):
+class RecommendationError(InputError):
     """A recommendation request that cannot be answered as asked; the message names the field and the fix."""
 
 
@@ -163,6 +164,31 @@ class CandidateSet:
         for name, value in (instance or {}).items():
             frame[INSTANCE + name] = float(value)
         return cls(frame, [p.name for p in parameters])
+
+    @classmethod
+    def of_points(
+        cls,
+        parameters: Sequence[Parameter],
+        platforms: Sequence[PlatformInfo | Platform],
+        points: Sequence[Mapping[str, Scalar]],
+        instances: Sequence[Mapping[str, float]] = ({},),
+    ) -> "CandidateSet":
+        """Given parameter combinations on every platform × instance: rows ``point × instance × platform``.
+
+        What adaptive sampling scores: points drawn from a continuous space,
+        with the platform's features exactly as its training rows have them.
+        """
+        infos = _as_info(platforms)
+        block = _platform_block(infos)
+        rows = []
+        for point in points:
+            for instance in instances:
+                for i in range(len(infos)):
+                    row = block.iloc[i].to_dict()
+                    row |= {PARAM + name: point[name] for name in (p.name for p in parameters)}
+                    row |= {INSTANCE + name: float(v) for name, v in instance.items()}
+                    rows.append(row)
+        return cls(pd.DataFrame(rows, columns=None if rows else list(block.columns)), [p.name for p in parameters])
 
     @classmethod
     def observed(

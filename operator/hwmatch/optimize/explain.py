@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from hwmatch.api import Infeasibility
+from hwmatch.api import Infeasibility, describe_level
 from hwmatch.optimize.problem import Problem, Requirement
 
 
@@ -40,7 +40,7 @@ def _closest(problem: Problem, requirement: Requirement, among: np.ndarray, what
         return f"{requirement.metric} is unknown for every candidate" + (f" {what}" if what else "")
     best = pool[np.argmin(requirement.bound[pool]) if requirement.sense == "max" else np.argmax(requirement.bound[pool])]
     return (
-        f"the best predicted {requirement.metric} {requirement.bound_name} (confidence {problem.confidence:g})"
+        f"the best predicted {requirement.metric} {requirement.bound_name} ({describe_level(problem.level)} interval)"
         + (f" {what}" if what else "")
         + f" is {requirement.bound[best]:.4g} on {describe_candidate(problem, int(best))}"
     )

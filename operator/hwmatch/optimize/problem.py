@@ -7,9 +7,11 @@ an evaluation can ask many questions of one set of predictions.
 
 Conventions:
 
-- a requirement ``metric <= max`` is checked on the *upper* bound of the
-  metric's interval at the spec's confidence, ``metric >= min`` on the
-  *lower* bound: the requirement holds with that probability;
+- ``spec.confidence`` is *joint*: all requirements hold together with
+  that probability. Each is checked on one end of the metric's two-sided
+  interval at the per-bound :func:`interval_level` (``Problem.level``):
+  ``metric <= max`` on the *upper* end, ``metric >= min`` on the *lower*
+  end;
 - replicas: with a throughput target, each candidate gets the fewest
   replicas whose *lower-bound* throughput covers the load (every derived
   metric grows with replicas, so fewer is never worse), raised to a
@@ -32,7 +34,8 @@ from typing import Literal, Mapping
 import numpy as np
 
 from hwmatch.api import HWRecommendationSpec
-from hwmatch.modeling.surrogate import Prediction
+from hwmatch.api.errors import InputError
+from hwmatch.modeling.metric_model import Prediction
 from hwmatch.optimize.candidates import CandidateSet, RecommendationError
 
 THROUGHPUT_METRIC = "throughput_per_s"
@@ -81,7 +84,12 @@ class Problem:
     objective_label: str
     replicas: np.ndarray
     pareto_axes: dict[str, int]
+    #: The user's joint confidence: all requirements hold together with this probability.
     confidence: float
+    #: Two-sided level of every interval in ``metrics`` (:func:`interval_level` of the spec): what the bounds mean.
+    level: float
+    #: Per candidate, distance to the nearest trial over the reference (> 1: outside the sampled region), if known.
+    novelty: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.candidates)
@@ -121,17 +129,24 @@ class Problem:
 
 
 def interval_level(spec: HWRecommendationSpec) -> float:
-    """The two-sided interval level whose ends make every requirement hold *together* at the confidence.
+    """The per-bound level: the two-sided interval level whose ends make all requirements hold *together* at ``c``.
 
-    A requirement is one-sided (``max`` is checked on the upper end only,
-    ``min`` on the lower end, a throughput target on throughput's lower end).
-    With ``k`` of them, each is held at ``1 - (1 - c) / k`` (Bonferroni), so
+    This is the one rule that turns the user's joint confidence into the
+    level intervals are predicted at; the recommender, the evaluation and
+    the status (``PredictedValue.level``) all take it from here.
+
+    A requirement is one-sided: a constraint's ``max`` is checked on the
+    upper end only, its ``min`` on the lower end, a throughput target on
+    throughput's lower end. A constraint with both ``min`` and ``max`` is
+    two requirements: the value may leave the range on either side, and
+    each side must get its share of ``1 - c``. With ``k`` of them, each is held at ``1 - (1 - c) / k`` (Bonferroni), so
     all ``k`` hold together with probability ≥ ``c`` — what "the
     recommendation holds with confidence c" promises. That one-sided level is
     the end of the two-sided interval at ``1 - 2 (1 - c) / k``: for one
     requirement ``2c - 1``, for two ``c``.
     """
-    k = max(1, len(spec.constraints) + (1 if spec.throughput is not None else 0))
+    bounds = sum((c.min is not None) + (c.max is not None) for c in spec.constraints)
+    k = max(1, bounds + (1 if spec.throughput is not None else 0))
     return max(1.0 - 2.0 * (1.0 - spec.confidence) / k, 1e-6)
 
 
@@ -196,7 +211,8 @@ def _check_metric(name: str, field: str, metrics: Mapping[str, Prediction], pred
     hint = {
         "cost_per_hour": "set costPerHour on the platforms",
         "cost_per_1k_requests": f"set costPerHour on the platforms and give a throughput target or a {THROUGHPUT_METRIC} metric",
-        ENERGY_PER_REQUEST: f"measure {POWER_METRIC} or set powerWatts/tdpWatts on the platforms, and give a throughput target or a {THROUGHPUT_METRIC} metric",
+        ENERGY_PER_REQUEST: f"measure {POWER_METRIC} or set powerWatts/tdpWatts on the platforms, "
+                            f"and give a throughput target or a {THROUGHPUT_METRIC} metric",
     }.get(name)
     raise RecommendationError(
         f"{field}: {name!r} is not available"
@@ -240,14 +256,16 @@ def build_problem(
 ) -> Problem:
     """Requirements and objective of ``spec`` over ``candidates`` with their ``predictions``.
 
-    ``predictions`` must hold the bounds at ``spec.confidence``. ``goals``
+    ``predictions`` must hold the bounds at :func:`interval_level` of
+    ``spec`` (the problem records that level, and ``spec.confidence``, as
+    the joint confidence it answers at). ``goals``
     (metric -> ``minimize``/``maximize``, from the asset's metrics) add axes to
     the Pareto front.
     """
     n = len(candidates)
     bad = [m for m, p in predictions.items() if len(p) != n]
     if bad:
-        raise ValueError(f"predictions for {bad} do not have one value per candidate ({n})")
+        raise InputError(f"predictions for {bad} do not have one value per candidate ({n})")
     predicted = sorted(predictions)
     metrics: dict[str, Prediction] = dict(predictions)
     metrics.update(derived_metrics(candidates, predictions, spec))
@@ -288,5 +306,5 @@ def build_problem(
     axes.update({m: d for m, d in directions.items() if m not in in_objective})
     return Problem(
         candidates, metrics, requirements, objective, objective_value, label,
-        metrics["replicas"].value, axes, spec.confidence,
+        metrics["replicas"].value, axes, spec.confidence, interval_level(spec),
     )

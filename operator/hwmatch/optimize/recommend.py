@@ -1,7 +1,7 @@
 """From a dataset frame and a ``HWRecommendationSpec`` to a ``HWRecommendationStatus``.
 
 :func:`recommend` is the whole flow (fit or reuse surrogates, enumerate
-candidates, predict, build the problem, solve, explain); :func:`answer`
+candidates, predict, build the problem, solve, explain); :func:`to_status`
 turns a solved problem into the status, for callers that build problems
 themselves (an evaluation with predictions from a table).
 """
@@ -15,12 +15,14 @@ import pandas as pd
 
 from hwmatch.api import (
     Choice,
+    DataShortfall,
     HWRecommendationSpec,
     HWRecommendationStatus,
     Parameter,
     Platform,
     PredictedValue,
     SolverInfo,
+    describe_level,
     set_condition,
 )
 from hwmatch.data.frame import INSTANCE, PARAM, names, succeeded
@@ -28,8 +30,8 @@ from hwmatch.modeling.surrogates import Surrogates, categorical_columns
 from hwmatch.optimize.candidates import CandidateSet, PlatformInfo, RecommendationError, platforms_from_frame
 from hwmatch.optimize.explain import binding, describe_candidate, explain
 from hwmatch.optimize.pareto import problem_front
-from hwmatch.optimize.problem import Problem, build_problem, interval_level
-from hwmatch.optimize.solver import Method, Solution, alternatives, solve
+from hwmatch.optimize.problem import POWER_METRIC, THROUGHPUT_METRIC, Problem, Requirement, build_problem, interval_level
+from hwmatch.optimize.solver import Method, Solution, alternatives, best_of, solve
 
 #: Most points of the Pareto front reported in a status.
 PARETO_POINTS = 20
@@ -40,14 +42,21 @@ def _finite(x: float) -> float | None:
 
 
 def choice(problem: Problem, index: int) -> Choice:
-    """One candidate as the status reports it: platform, parameters, replicas, every predicted metric."""
+    """One candidate as the status reports it: platform, parameters, replicas, every predicted metric.
+
+    Each interval is stamped with the problem's per-bound level, the level
+    its predictions were made at, so the status says what its bounds mean.
+    """
     predicted = {}
     for name, p in problem.metrics.items():
         value = _finite(p.value[index])
         if value is None:
             continue
-        predicted[name] = PredictedValue(value=value, lower=_finite(p.lower[index]), upper=_finite(p.upper[index]))
+        lower, upper = _finite(p.lower[index]), _finite(p.upper[index])
+        level = problem.level if lower is not None and upper is not None else None
+        predicted[name] = PredictedValue(value=value, lower=lower, upper=upper, level=level)
     cost = problem.metrics.get("cost_per_hour")
+    novelty = None if problem.novelty is None else round(float(problem.novelty[index]), 3)
     return Choice(
         platform=str(problem.candidates.platform[index]),
         parameters=problem.candidates.parameters_of(index),
@@ -55,14 +64,73 @@ def choice(problem: Problem, index: int) -> Choice:
         predicted=predicted,
         cost_per_hour=None if cost is None else _finite(cost.value[index]),
         objective=_finite(problem.objective_value[index]),
+        novelty=novelty,
     )
 
 
-def answer(
-    problem: Problem, solution: Solution, alternatives_count: int = 3, pareto_points: int = PARETO_POINTS
+def shortfall(problem: Problem, unbounded: Mapping[str, tuple[int, int]]) -> DataShortfall | None:
+    """Why ``problem`` cannot be answered yet, if a requirement rests only on unbounded intervals.
+
+    ``unbounded`` maps each metric whose intervals are unbounded at the
+    problem's level to (rows it has, rows needed) (:meth:`Surrogates.unbounded`).
+    A requirement *rests* on them when its bound is finite for no candidate
+    (a derived one — replicas, cost — through throughput or power). The
+    suggested place to measure is the best candidate when those requirements
+    are read on point predictions and the others on their bounds: the one an
+    answer would most likely be, so a trial there (or ``hwmatch verify`` of a
+    later answer) is the most informative. ``None``: the problem's refusal is
+    not about data (it is Infeasible on bounded requirements).
+    """
+    known = np.isfinite(problem.objective)
+    if not known.any():  # the objective itself rests on them (a cost through replicas through throughput)
+        known = np.ones(len(problem), dtype=bool)
+    resting = [r for r in problem.requirements if not np.isfinite(r.bound[known]).any()]
+    if not resting or not unbounded:
+        return None
+    metrics = [r.metric for r in resting if r.metric in unbounded]
+    if any(r.metric not in unbounded for r in resting):  # derived: replicas and costs come from throughput, power
+        metrics += [m for m in (THROUGHPUT_METRIC, POWER_METRIC) if m in unbounded]
+    metrics = list(dict.fromkeys(metrics)) or sorted(unbounded)
+    have = min(unbounded[m][0] for m in metrics)
+    needed = max(unbounded[m][1] for m in metrics)
+    hopeful = known.copy()
+    resting_ids = {id(r) for r in resting}
+    for r in problem.requirements:
+        if id(r) in resting_ids:
+            point = problem.metrics[r.metric].value
+            if np.isfinite(point[known]).any():
+                hopeful &= Requirement(r.label, r.metric, r.sense, r.threshold, r.source, point).met
+        else:
+            hopeful &= r.met
+    best = best_of(problem, np.flatnonzero(hopeful if hopeful.any() else known))
+    message = (
+        f"not enough trials: {', '.join(r.label for r in resting)} cannot be shown to hold; "
+        f"{', '.join(metrics)} {'was' if len(metrics) == 1 else 'were'} learnt from {have} trial(s) and a finite "
+        f"bound ({describe_level(problem.level)} interval) needs {needed}. Run {needed - have} more succeeded trial(s)"
+    )
+    platform, parameters = None, {}
+    if best is not None:
+        platform, parameters = str(problem.candidates.platform[best]), problem.candidates.parameters_of(best)
+        message += f", first on {platform}: the best candidate by point prediction is {describe_candidate(problem, best)}"
+    return DataShortfall(metrics=metrics, trials=have, needed_trials=needed, more_trials=needed - have,
+                         platform=platform, parameters=parameters, message=message)
+
+
+def to_status(
+    problem: Problem, solution: Solution, alternatives_count: int = 3, pareto_points: int = PARETO_POINTS,
+    unbounded: Mapping[str, tuple[int, int]] | None = None,
 ) -> HWRecommendationStatus:
-    """The status for a solved problem: Ready with a choice, or Infeasible with the reason."""
+    """The status for a solved problem: Ready with a choice, Infeasible with the reason, or InsufficientData.
+
+    It records the problem's joint confidence; the per-bound level is on each interval (:func:`choice`).
+    ``unbounded`` (metric -> (rows, rows needed)) names the metrics too few
+    trials give finite bounds for: when no candidate is feasible because a
+    requirement rests on them, the phase is InsufficientData (:func:`shortfall`),
+    not Infeasible — the numbers may well be reachable, measuring more is the
+    fix — and Ready is False: nothing can be shown to hold.
+    """
     status = HWRecommendationStatus(
+        confidence=problem.confidence,
         solver=SolverInfo(
             status=solution.status,
             wall_time_ms=round(solution.wall_time_ms, 3),
@@ -70,6 +138,13 @@ def answer(
             feasible_candidates=int(solution.feasible.sum()),
         )
     )
+    short = None if solution.best is not None else shortfall(problem, unbounded or {})
+    if short is not None:
+        status.phase = "InsufficientData"
+        status.insufficient = short
+        status.conditions = set_condition(status.conditions, "Ready", "False", "InsufficientData", short.message)
+        status.conditions = set_condition(status.conditions, "Infeasible", "False", "InsufficientData", "")
+        return status
     if solution.best is None:
         status.phase = "Infeasible"
         status.infeasible = explain(problem, solution.core)
@@ -146,9 +221,11 @@ def recommend(
         instance=spec.instance,
         only=spec.platforms,
     )
-    predictions = surrogates.predict(candidates.frame, interval_level(spec))
+    level = interval_level(spec)
+    predictions = surrogates.predict(candidates.frame, level)
     problem = build_problem(candidates, predictions, spec, goals)
-    status = answer(problem, solve(problem, method, seed=seed), spec.alternatives)
+    problem.novelty = surrogates.novelty(candidates.frame)
+    status = to_status(problem, solve(problem, method, seed=seed), spec.alternatives, unbounded=surrogates.unbounded(level))
     status.models = surrogates.scores()
     status.dataset_hash = surrogates.dataset_hash
     return status

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from ortools.sat.python import cp_model
 
+from hwmatch.api.errors import InputError
 from hwmatch.optimize.pareto import pareto_front
 from hwmatch.optimize.problem import Problem
 
@@ -76,12 +77,12 @@ def solve(
     start = time.perf_counter()
     feasible = feasible_mask(problem)
     if method == "numpy":
-        best = best_of(problem, np.flatnonzero(feasible))
+        best: int | None = best_of(problem, np.flatnonzero(feasible))
         status = "OPTIMAL" if best is not None else "INFEASIBLE"
         elapsed = (time.perf_counter() - start) * 1e3
         return Solution(status, best, feasible, elapsed, "numpy", model_size=int(feasible.sum()))
     if method != "cp-sat":
-        raise ValueError(f"unknown method {method!r}; use 'cp-sat' or 'numpy'")
+        raise InputError(f"unknown method {method!r}; use 'cp-sat' or 'numpy'")
     pool = np.flatnonzero(feasible if presolve else np.isfinite(problem.objective))
     if presolve and pool.size:
         pool = np.sort(pool[pareto_front(problem.points(pool))])
@@ -93,7 +94,7 @@ def solve(
     assumptions: list[tuple[int, cp_model.IntVar]] = []
     if not presolve:
         met = problem.met()[pool]
-        for k, requirement in enumerate(problem.requirements):
+        for k in range(len(problem.requirements)):
             violating = np.flatnonzero(~met[:, k])
             if violating.size == 0:
                 continue
@@ -109,7 +110,7 @@ def solve(
     solver.parameters.max_time_in_seconds = time_limit_s
     code = solver.solve(model)
     status = solver.status_name(code)
-    best: int | None = None
+    best = None
     core: list[int] = []
     if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         chosen = np.flatnonzero(solver.boolean_values(pd.Series(x)).to_numpy())
@@ -135,12 +136,31 @@ def ranking(problem: Problem, feasible: np.ndarray) -> np.ndarray:
     return candidates[np.argsort(problem.rank(candidates), kind="stable")]
 
 
-def alternatives(problem: Problem, feasible: np.ndarray, best: int, count: int) -> list[int]:
-    """Runners-up: first the best candidate of each other platform, then the next best overall.
+#: Significant digits two candidates' predictions must differ in to be listed as distinct alternatives (as printed).
+DISTINCT_DIGITS = 4
+#: Runners-up looked at, in rank order, when filling the alternatives with distinct ones.
+ALTERNATIVES_SCAN = 10_000
 
-    Plain top-k would list near-copies of the winner (max_depth 20 instead of
-    22); the best of each other platform tells a user what choosing
-    differently costs.
+
+def signature(problem: Problem, index: int) -> tuple[object, ...]:
+    """What a reader tells candidates apart by: platform, replicas and every predicted value to 4 digits.
+
+    Two configurations with the same signature (max_depth 15 or 16 in one
+    leaf of a tree model) are one alternative as far as the models can say.
+    """
+    values = tuple(float(f"{problem.metrics[m].value[index]:.{DISTINCT_DIGITS}g}") for m in sorted(problem.metrics))
+    return (str(problem.candidates.platform[index]), float(problem.replicas[index]), values)
+
+
+def alternatives(problem: Problem, feasible: np.ndarray, best: int, count: int) -> list[int]:
+    """Runners-up: first the best candidate of each other platform, then the next best that differ in predictions.
+
+    Plain top-k would list near-copies of the winner (max_depth 15 and 16
+    instead of 14, with identical predictions); the best of each other
+    platform tells a user what choosing differently costs, and each further
+    runner-up differs from every one listed before it (and from the best) in
+    some prediction, to :data:`DISTINCT_DIGITS` digits (:func:`signature`).
+    Listed best first.
     """
     if count <= 0:
         return []
@@ -148,10 +168,13 @@ def alternatives(problem: Problem, feasible: np.ndarray, best: int, count: int) 
     order = order[order != best]
     platforms = problem.candidates.platform[order]
     firsts = np.unique(platforms, return_index=True)[1]
-    chosen = [int(order[j]) for j in sorted(firsts) if platforms[j] != problem.candidates.platform[best]]
-    for i in order[: count + len(chosen)]:
+    chosen = [int(order[j]) for j in sorted(firsts) if platforms[j] != problem.candidates.platform[best]][:count]
+    seen = {signature(problem, i) for i in [best, *chosen]}
+    for i in order[:ALTERNATIVES_SCAN]:
         if len(chosen) >= count:
             break
-        if int(i) not in chosen:
+        key = signature(problem, int(i))
+        if int(i) not in chosen and key not in seen:
             chosen.append(int(i))
-    return [int(i) for i in order[np.isin(order, chosen[:count])]]
+            seen.add(key)
+    return [int(i) for i in order[np.isin(order, chosen)]]

@@ -7,15 +7,7 @@ that also implements :class:`RoundSampler` is driven in rounds by
 sweep's dataset frame until it returns no trials).
 """
 
-from hwmatch.planning.planner import (
-    LABEL_ASSET,
-    LABEL_PLATFORM,
-    LABEL_SWEEP,
-    Planner,
-    canonical,
-    make_trial,
-    trial_id,
-)
+from hwmatch.planning.planner import Planner
 from hwmatch.planning.samplers import (
     GridSampler,
     LatinHypercubeSampler,

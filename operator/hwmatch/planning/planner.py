@@ -1,9 +1,10 @@
 """The planner: (sweep, asset) -> the BenchmarkTrials to run, with deterministic names.
 
-A trial's name is a hash of what it measures (sweep, platform, parameters,
-instance, repetition), so planning the same sweep again — after a crash, in a
-restarted operator, on another machine — names the same trials, and a store
-that already holds a result for a name never runs it again.
+A trial's name is a hash of what it measures (:func:`hwmatch.api.trial_id`:
+sweep, platform, parameters, instance, repetition), so planning the same
+sweep again — after a crash, in a restarted operator, on another machine —
+names the same trials, and a store that already holds a result for a name
+never runs it again.
 
 Order: repetition outermost, then combination, instance, and platform
 innermost, so a sweep stopped half-way has measured every platform on the
@@ -12,60 +13,17 @@ same combinations, and repetitions of one combination are spread in time.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialSpec, ObjectMeta, ObjectRef, Platform
+from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, Platform, canonical, make_trial
+from hwmatch.api.errors import InputError
+from hwmatch.api.sweep import plan_problems
 from hwmatch.data.frame import PARAM
 from hwmatch.planning.samplers import Point, RoundSampler, Sampler, get_sampler
 from hwmatch.planning.space import Space
-
-LABEL_ASSET = "hwmatch.dev/asset"
-LABEL_SWEEP = "hwmatch.dev/sweep"
-LABEL_PLATFORM = "hwmatch.dev/platform"
-#: Hex digits of the hash in a trial name; 40 bits keep collisions away at millions of trials.
-ID_HEX = 10
-_MAX_NAME = 63  # a DNS-1123 label: usable as a Job name and a label value
-
-
-def canonical(value: Any) -> str:
-    """Key-sorted compact JSON: the same value always gives the same text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def trial_id(sweep: str, platform: str, parameters: dict[str, Any], instance: dict[str, Any], repetition: int) -> str:
-    """``<sweep>-<10 hex>``: a DNS-1123 label naming the trial, stable across runs."""
-    digest = hashlib.sha256(
-        canonical({"sweep": sweep, "platform": platform, "parameters": parameters,
-                   "instance": instance, "repetition": repetition}).encode()
-    ).hexdigest()[:ID_HEX]
-    prefix = re.sub(r"[^a-z0-9-]", "-", sweep.lower())[: _MAX_NAME - ID_HEX - 1].strip("-")
-    return f"{prefix}-{digest}" if prefix else digest
-
-
-def make_trial(
-    asset: str, sweep: str, platform: str, parameters: dict[str, Any], instance: dict[str, float], repetition: int
-) -> BenchmarkTrial:
-    """A BenchmarkTrial (spec only) named by :func:`trial_id` and labelled with asset, sweep and platform."""
-    return BenchmarkTrial(
-        metadata=ObjectMeta(
-            name=trial_id(sweep, platform, parameters, instance, repetition),
-            labels={LABEL_ASSET: asset, LABEL_SWEEP: sweep, LABEL_PLATFORM: platform},
-        ),
-        spec=BenchmarkTrialSpec(
-            sweep_ref=ObjectRef(name=sweep),
-            asset_ref=ObjectRef(name=asset),
-            platform=platform,
-            parameters=parameters,
-            instance=instance,
-            repetition=repetition,
-        ),
-    )
 
 
 class Planner:
@@ -79,10 +37,13 @@ class Planner:
 
     def __init__(self, asset: AIAsset, sweep: BenchmarkSweep, sampler: Sampler | None = None):
         if sweep.spec.asset_ref.name != asset.metadata.name:
-            raise ValueError(
+            raise InputError(
                 f"sweep {sweep.metadata.name!r} refers to asset {sweep.spec.asset_ref.name!r}, "
                 f"not {asset.metadata.name!r}"
             )
+        problems = plan_problems(asset.spec.parameters, sweep.spec)
+        if problems:
+            raise InputError(f"sweep {sweep.metadata.name!r}: " + "; ".join(f"{where}: {why}" for where, why in problems))
         self.asset = asset
         self.sweep = sweep
         self.space = Space(asset.spec.parameters)

@@ -3,9 +3,11 @@
 ``sampler.sample(space, n, rng) -> list[dict]`` draws ``n`` combinations (the
 sweep's budget; ``None`` means "all" where that is finite, i.e. a grid).
 Samplers are looked up by :attr:`hwmatch.api.Sampling.strategy` in a registry
-that other modules extend with :func:`register` — the adaptive strategy
-(:mod:`hwmatch.planning.adaptive`) registers itself there and additionally
-implements :class:`RoundSampler`, which the planner drives in rounds.
+of factories, or of ``"module:Class"`` names imported on first use (as the
+built-in assets are): the adaptive strategy
+(``hwmatch.strategies.adaptive:AdaptiveSampler``) is named there, so planning
+never imports the modeling it needs, and it implements :class:`RoundSampler`,
+which the planner drives in rounds. :func:`register` adds more.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from hwmatch.api import AIAsset, BenchmarkSweep, Platform
+from hwmatch.api.errors import InputError
 from hwmatch.planning.space import DEFAULT_GRID_RESOLUTION, Space, Value
 
 Point = dict[str, Value]
@@ -64,7 +67,7 @@ class GridSampler:
 
     def __init__(self, resolution: int = DEFAULT_GRID_RESOLUTION):
         if resolution < 1:
-            raise ValueError(f"grid resolution must be >= 1 (got {resolution})")
+            raise InputError(f"grid resolution must be >= 1 (got {resolution})")
         self.resolution = resolution
 
     def sample(self, space: Space, n: int | None, rng: np.random.Generator) -> list[Point]:
@@ -98,34 +101,34 @@ class LatinHypercubeSampler:
 
 def _need_budget(n: int | None, strategy: str) -> int:
     if n is None:
-        raise ValueError(f"sampling strategy {strategy!r} needs a budget (spec.sampling.budget)")
+        raise InputError(f"sampling strategy {strategy!r} needs a budget (spec.sampling.budget)")
     if n < 1:
-        raise ValueError(f"budget must be >= 1 (got {n})")
+        raise InputError(f"budget must be >= 1 (got {n})")
     return n
 
 
 SamplerFactory = Callable[[], Sampler]
-_REGISTRY: dict[str, SamplerFactory] = {
+_REGISTRY: dict[str, SamplerFactory | str] = {
     "grid": GridSampler,
     "random": RandomSampler,
     "latin-hypercube": LatinHypercubeSampler,
+    "adaptive": "hwmatch.strategies.adaptive:AdaptiveSampler",
 }
 
 
-def register(strategy: str, factory: SamplerFactory) -> None:
-    """Make ``strategy`` (a :attr:`Sampling.strategy` value) available to the planner."""
+def register(strategy: str, factory: SamplerFactory | str) -> None:
+    """Make ``strategy`` (a :attr:`Sampling.strategy` value) available: a factory, or ``"module:Class"``."""
     _REGISTRY[strategy] = factory
 
 
 def get_sampler(strategy: str) -> Sampler:
-    """A new sampler for ``strategy``; ``adaptive`` registers itself when its module is imported."""
-    if strategy == "adaptive" and strategy not in _REGISTRY:
-        try:
-            importlib.import_module("hwmatch.planning.adaptive")
-        except ModuleNotFoundError as exc:
-            if exc.name != "hwmatch.planning.adaptive":
-                raise
+    """A new sampler for ``strategy``, importing its module first when it is registered by name."""
     try:
-        return _REGISTRY[strategy]()
+        factory = _REGISTRY[strategy]
     except KeyError:
-        raise ValueError(f"unknown sampling strategy {strategy!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+        raise InputError(f"unknown sampling strategy {strategy!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+    if isinstance(factory, str):
+        module, _, name = factory.partition(":")
+        factory = getattr(importlib.import_module(module), name)
+        _REGISTRY[strategy] = factory
+    return factory()

@@ -16,9 +16,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from hwmatch.api import Parameter
+from hwmatch.api.asset import DEFAULT_GRID_RESOLUTION as _API_GRID_RESOLUTION
+from hwmatch.api.errors import InputError
 
 #: Points per continuous range (no ``step``, no ``values``) in a grid.
-DEFAULT_GRID_RESOLUTION = 5
+DEFAULT_GRID_RESOLUTION = _API_GRID_RESOLUTION  # the API's, so its plan-size bound is this grid's
 #: Continuous float values are rounded to this many significant digits, so
 #: that trial ids, tables and manifests show stable, readable numbers.
 SIGNIFICANT_DIGITS = 6
@@ -73,13 +75,13 @@ class Dimension:
         if choices is not None:
             keys = [str(c) for c in choices]
             if str(value) not in keys:
-                raise ValueError(f"parameter {self.name!r}: {value!r} is not one of {choices}")
+                raise InputError(f"parameter {self.name!r}: {value!r} is not one of {choices}")
             return (keys.index(str(value)) + 0.5) / len(choices)
         r = self.parameter.range
         assert r is not None
         if r.max == r.min:
             return 0.5
-        x = float(value)  # type: ignore[arg-type]
+        x = float(value)
         if r.log:
             return (math.log(x) - math.log(r.min)) / (math.log(r.max) - math.log(r.min))
         return (x - r.min) / (r.max - r.min)
@@ -122,23 +124,20 @@ class Space:
     def decode(self, point: Sequence[float]) -> dict[str, Value]:
         """Parameter values at a point of the unit cube."""
         if len(point) != len(self.dimensions):
-            raise ValueError(f"point has {len(point)} coordinates; the space has {len(self.dimensions)}")
+            raise InputError(f"point has {len(point)} coordinates; the space has {len(self.dimensions)}")
         return {d.name: d.decode(u) for d, u in zip(self.dimensions, point)}
 
     def encode(self, values: dict[str, Any]) -> np.ndarray:
         """The unit-cube point of a parameter dict (every parameter must be given)."""
         missing = [d.name for d in self.dimensions if d.name not in values]
         if missing:
-            raise ValueError(f"parameters missing: {missing}")
+            raise InputError(f"parameters missing: {missing}")
         return np.array([d.encode(values[d.name]) for d in self.dimensions], dtype=float)
 
     def grid_axes(self, resolution: int = DEFAULT_GRID_RESOLUTION) -> list[list[Value]]:
         if resolution < 1:
-            raise ValueError(f"grid resolution must be >= 1 (got {resolution})")
+            raise InputError(f"grid resolution must be >= 1 (got {resolution})")
         return [d.grid(resolution) for d in self.dimensions]
-
-    def grid_size(self, resolution: int = DEFAULT_GRID_RESOLUTION) -> int:
-        return math.prod(len(axis) for axis in self.grid_axes(resolution))
 
     def grid(self, resolution: int = DEFAULT_GRID_RESOLUTION) -> list[dict[str, Value]]:
         """Every grid point, first parameter varying slowest (one empty point for an empty space)."""

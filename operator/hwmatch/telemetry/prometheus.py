@@ -6,20 +6,29 @@ plain objects, and errors a person can act on. An unreachable server is a
 flag (usually a wrong URL, or Prometheus not running yet: worth retrying);
 a query Prometheus refuses is a :class:`PrometheusQueryError` with
 Prometheus's own message and the query (a bad template: not worth retrying).
+
+``timeout`` is a total deadline for one query, not a limit on each read: a
+server that answers one byte every few seconds is cut off at the deadline
+(the request runs in a daemon thread that stops reading once it has passed).
 """
 
 from __future__ import annotations
 
+import json
 import math
+import threading
+import time as clock
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
+from hwmatch.api.errors import InputError, TemporaryError
+
 URL_FLAG = "--prometheus-url"
 
 
-class PrometheusError(RuntimeError):
+class PrometheusError(TemporaryError):
     """Any failure to get an answer from Prometheus."""
 
 
@@ -69,21 +78,21 @@ def parse_value(pair: list[Any]) -> tuple[float, float]:
 def parse_instant(data: dict[str, Any]) -> list[Sample]:
     """The ``data`` of an instant query's answer as samples: a vector's elements, or one unlabelled scalar."""
     kind = data.get("resultType")
-    result = data.get("result")
+    result: Any = data.get("result")
     if kind == "vector":
         return [Sample(dict(item.get("metric", {})), *parse_value(item["value"])) for item in result]
     if kind == "scalar":
         return [Sample({}, *parse_value(result))]
     if kind == "matrix":
-        raise ValueError("the query returns a range vector (matrix); an instant query needs an instant vector or a scalar, "
+        raise InputError("the query returns a range vector (matrix); an instant query needs an instant vector or a scalar, "
                          "e.g. wrap the range selector in increase(), rate() or avg_over_time()")
-    raise ValueError(f"unexpected resultType {kind!r} in Prometheus's answer")
+    raise InputError(f"unexpected resultType {kind!r} in Prometheus's answer")
 
 
 def parse_range(data: dict[str, Any]) -> list[Series]:
     """The ``data`` of a range query's answer (a matrix) as series."""
     if data.get("resultType") != "matrix":
-        raise ValueError(f"a range query answers a matrix, got resultType {data.get('resultType')!r}")
+        raise InputError(f"a range query answers a matrix, got resultType {data.get('resultType')!r}")
     return [
         Series(dict(item.get("metric", {})), [parse_value(p) for p in item.get("values", [])])
         for item in data["result"]
@@ -100,9 +109,9 @@ class PrometheusClient:
 
     def __init__(self, url: str, timeout: float = 10.0, session: requests.Session | None = None) -> None:
         if not url or "://" not in url:
-            raise ValueError(f"Prometheus URL {url!r} needs a scheme, e.g. http://prometheus:9090 (flag {URL_FLAG})")
+            raise InputError(f"Prometheus URL {url!r} needs a scheme, e.g. http://prometheus:9090 (flag {URL_FLAG})")
         if not timeout > 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+            raise InputError(f"timeout must be > 0 seconds, got {timeout}")
         self.url = url.rstrip("/")
         self.timeout = timeout
         self._session = session or requests.Session()
@@ -120,23 +129,48 @@ class PrometheusClient:
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[Series]:
         """Evaluate ``expr`` every ``step`` seconds from ``start`` to ``end`` (Unix seconds)."""
         if not step > 0:
-            raise ValueError(f"step must be > 0 seconds, got {step}")
+            raise InputError(f"step must be > 0 seconds, got {step}")
         if end < start:
-            raise ValueError(f"end ({end}) is before start ({start})")
+            raise InputError(f"end ({end}) is before start ({start})")
         params = {"query": expr, "start": _fmt_time(start), "end": _fmt_time(end), "step": _fmt_time(step)}
         return parse_range(self._get("query_range", params, expr))
 
+    def _post(self, url: str, params: dict[str, str]) -> tuple[requests.Response, bytes]:
+        """The response and its whole body, within ``timeout`` seconds in all (else :class:`PrometheusUnreachable`)."""
+        deadline = clock.monotonic() + self.timeout
+        outcome: dict[str, Any] = {}
+
+        def fetch() -> None:
+            try:
+                # POST form encoding keeps long queries out of URL length limits (the API accepts both).
+                response = self._session.post(url, data=params, timeout=self.timeout, stream=True)
+                chunks = []
+                for chunk in response.iter_content(65536):
+                    chunks.append(chunk)
+                    if clock.monotonic() > deadline:
+                        response.close()
+                        return
+                outcome["answer"] = (response, b"".join(chunks))
+            except BaseException as exc:  # handed to the caller
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=fetch, name="hwmatch-prometheus", daemon=True)
+        worker.start()
+        worker.join(self.timeout)
+        if "answer" in outcome:
+            return outcome["answer"]
+        error = outcome.get("error")
+        if error is None or isinstance(error, requests.Timeout):
+            raise PrometheusUnreachable(self.url, f"no complete answer within {self.timeout:g}s") from None
+        if isinstance(error, requests.RequestException):
+            raise PrometheusUnreachable(self.url, type(error).__name__ + ": " + _first_line(error)) from None
+        raise error
+
     def _get(self, endpoint: str, params: dict[str, str], expr: str) -> dict[str, Any]:
         url = f"{self.url}/api/v1/{endpoint}"
+        response, content = self._post(url, params)
         try:
-            # POST form encoding keeps long queries out of URL length limits (the API accepts both).
-            response = self._session.post(url, data=params, timeout=self.timeout)
-        except requests.Timeout:
-            raise PrometheusUnreachable(self.url, f"no answer within {self.timeout:g}s") from None
-        except requests.RequestException as exc:
-            raise PrometheusUnreachable(self.url, type(exc).__name__ + ": " + _first_line(exc)) from None
-        try:
-            body = response.json()
+            body = json.loads(content)
         except ValueError:
             body = None
         if isinstance(body, dict) and body.get("status") == "error":
@@ -145,16 +179,16 @@ class PrometheusClient:
         if response.status_code >= 500 or not isinstance(body, dict):
             raise PrometheusUnreachable(
                 self.url, f"HTTP {response.status_code} from {url} is not a Prometheus API answer (a wrong host or "
-                          f"path prefix, or a proxy in between): {response.text[:200]!r}"
+                          f"path prefix, or a proxy in between): {content[:200].decode(errors='replace')!r}"
             )
         if response.status_code >= 400 or body.get("status") != "success":
-            raise PrometheusQueryError(expr, f"HTTP {response.status_code}", response.text[:500])
+            raise PrometheusQueryError(expr, f"HTTP {response.status_code}", content[:500].decode(errors="replace"))
         return body["data"]
 
 
 def _fmt_time(t: float) -> str:
     if not math.isfinite(t):
-        raise ValueError(f"time must be finite Unix seconds, got {t}")
+        raise InputError(f"time must be finite Unix seconds, got {t}")
     return f"{t:.3f}"
 
 

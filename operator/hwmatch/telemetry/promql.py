@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from itertools import product
 
 from hwmatch.api.asset import METRIC_PRESETS, MetricSpec
+from hwmatch.api.errors import InputError
 
 #: Placeholders a template may use, and what each becomes.
 PLACEHOLDERS: dict[str, str] = {
@@ -43,7 +44,7 @@ PLACEHOLDERS: dict[str, str] = {
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-class TemplateError(ValueError):
+class TemplateError(InputError):
     """A metric's template uses a placeholder hwmatch does not know, or cannot be filled."""
 
 
@@ -117,11 +118,11 @@ class QueryContext:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.start) and math.isfinite(self.end)) or self.end < self.start:
-            raise ValueError(f"trial window end ({self.end}) must be a Unix time at or after start ({self.start})")
+            raise InputError(f"trial window end ({self.end}) must be a Unix time at or after start ({self.start})")
         if not self.resolution > 0:
-            raise ValueError(f"resolution must be > 0 seconds (the scrape interval), got {self.resolution}")
+            raise InputError(f"resolution must be > 0 seconds (the scrape interval), got {self.resolution}")
         if not self.namespace or not self.pod:
-            raise ValueError("namespace and pod must name the trial's pod")
+            raise InputError("namespace and pod must name the trial's pod")
 
     @property
     def duration_seconds(self) -> float:
@@ -211,7 +212,11 @@ def render(metric_name: str, template: str, context: QueryContext) -> str:
     expressions = []
     for choice in product(*(range(len(values[p])) for p in variant_names)):
         picked = {p: values[p][i] for p, i in zip(variant_names, choice)}
-        expressions.append(_PLACEHOLDER.sub(lambda m: picked.get(m[1], values[m[1]][0]), template))
+
+        def fill(m: re.Match[str], picked: dict[str, str] = picked) -> str:
+            return picked.get(m[1], values[m[1]][0])
+
+        expressions.append(_PLACEHOLDER.sub(fill, template))
     if len(expressions) == 1:
         return expressions[0]
     return " or ".join(f"({e})" for e in expressions)

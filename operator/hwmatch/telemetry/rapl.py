@@ -25,6 +25,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from hwmatch.api.errors import InputError
+
 POWERCAP = Path("/sys/class/powercap")
 _PACKAGE_DIR = re.compile(r"^intel-rapl:\d+$")
 
@@ -97,7 +99,7 @@ class RaplMeter:
         for zone in self.zones:
             key = zone.path.name
             if key not in before or key not in after:
-                raise ValueError(f"reading lacks zone {key}; take both readings from this meter")
+                raise InputError(f"reading lacks zone {key}; take both readings from this meter")
             delta = after[key] - before[key]
             if delta < 0:
                 delta += zone.max_energy_range_uj  # wrapped: counted up to the range, then on from 0
@@ -110,4 +112,4 @@ def _read_int(path: Path) -> int:
     try:
         return int(text)
     except ValueError:
-        raise ValueError(f"{path} holds {text!r}, not an integer") from None
+        raise InputError(f"{path} holds {text!r}, not an integer") from None

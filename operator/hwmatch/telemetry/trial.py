@@ -56,7 +56,7 @@ def trial_metrics(
     Raises :class:`~hwmatch.telemetry.promql.TemplateError` when a query uses an
     unknown placeholder (the asset is wrong: every trial would fail alike), and
     :class:`~hwmatch.telemetry.prometheus.PrometheusUnreachable` when the server
-    does not answer (worth retrying later), and a plain ``ValueError`` when the
+    does not answer (worth retrying later), and an ``InputError`` when the
     call itself is malformed (empty namespace or pod, ``end`` before ``start``,
     resolution <= 0): check those first. Everything that concerns one metric
     of this trial — no data, several series, NaN, a query Prometheus rejects,

@@ -11,7 +11,7 @@ from hwmatch.api.asset import Scalar
 from hwmatch.harness.assets.base import Asset
 from hwmatch.harness.assets.digits import SEED, load_split
 
-BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+BATCH_SIZES: list[Scalar] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
 
 
 class ForestAsset(Asset):

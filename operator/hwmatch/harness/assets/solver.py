@@ -52,7 +52,7 @@ def jobshop_model(shop: JobShop) -> Any:
     per_machine: dict[int, list[Any]] = {}
     ends = []
     for j, job in enumerate(shop.jobs):
-        previous_end = None
+        previous_end: Any = None
         for k, (machine, duration) in enumerate(job):
             start = model.new_int_var(0, horizon, f"s{j}_{k}")
             end = model.new_int_var(0, horizon, f"e{j}_{k}")

@@ -30,21 +30,28 @@ platforms (offline comparisons over a table's configurations use it);
 
 from __future__ import annotations
 
+from typing import Literal, Mapping
+
 import numpy as np
 import pandas as pd
 
-from hwmatch.api import AIAsset, BenchmarkSweep, Platform
-from hwmatch.data.frame import FEATURE, INSTANCE, METRIC, PARAM, columns, succeeded
+from hwmatch.api import AIAsset, BenchmarkSweep, Constraint, HWRecommendationSpec, Objective, ObjectRef, Platform
+from hwmatch.api.errors import InputError
+from hwmatch.api.vocabulary import canonical
+from hwmatch.data.frame import INSTANCE, METRIC, PARAM, columns, succeeded
 from hwmatch.modeling import Surrogates, categorical_columns
-from hwmatch.planning.planner import canonical
-from hwmatch.planning.samplers import LatinHypercubeSampler, Point, register
+from hwmatch.modeling.metric_model import Prediction
+from hwmatch.optimize.candidates import CandidateSet
+from hwmatch.optimize.problem import Requirement, interval_level
+from hwmatch.planning.samplers import LatinHypercubeSampler, Point
 from hwmatch.planning.space import Space
 
 #: Plausible queries scored per round.
 QUERIES = 48
 #: Random candidates drawn from a continuous space per round (when no candidate set is given).
 POOL = 2048
-#: Interval confidence used to judge "could be feasible / could be optimal".
+#: Joint confidence of the plausible queries: each judges "could be feasible / could be optimal" on
+#: intervals at the per-bound level a real request at this confidence gets (interval_level).
 CONFIDENCE = 0.9
 #: A pick damps the score of candidates closer than this many typical candidate spacings to it.
 RADIUS = 3.0
@@ -65,7 +72,7 @@ class AdaptiveSampler:
         folds: int = 3,
     ):
         if queries < 1 or pool < 1:
-            raise ValueError(f"queries and pool must be >= 1 (got {queries}, {pool})")
+            raise InputError(f"queries and pool must be >= 1 (got {queries}, {pool})")
         self.queries = queries
         self.pool = pool
         self.confidence = confidence
@@ -95,17 +102,9 @@ class AdaptiveSampler:
         if not points:
             return []
         instances = list(sweep.spec.instances) or [{}]
-        rows = []
-        for k, point in enumerate(points):
-            for instance in instances:
-                row = {"platform": platform.name, "cost_per_hour": platform.cost_per_hour, "_point": k}
-                row |= {PARAM + name: v for name, v in point.items()}
-                row |= {INSTANCE + name: v for name, v in instance.items()}
-                row |= {FEATURE + name: v for name, v in platform.features.items()}
-                rows.append(row)
-        candidates = pd.DataFrame(rows)
-        chosen = self.select(history, candidates.drop(columns="_point"), n * len(instances), rng, asset=asset)
-        picked = list(dict.fromkeys(int(candidates["_point"].iloc[i]) for i in chosen))
+        candidates = CandidateSet.of_points(asset.spec.parameters, [platform], points, instances).frame
+        chosen = self.select(history, candidates, n * len(instances), rng, asset=asset)
+        picked = list(dict.fromkeys(i // len(instances) for i in chosen))  # rows are point-major
         return [points[k] for k in picked[:n]]
 
     def select(
@@ -132,9 +131,8 @@ class AdaptiveSampler:
             seed=int(rng.integers(2**31)), families=self.families, folds=self.folds,
             categorical=categorical_columns(asset.spec.parameters), metrics=metrics,
         ).fit(rows)
-        pred = models.predict(candidates, self.confidence)
+        preds: dict[float, dict[str, Prediction]] = {}  # per interval level, as the queries need them
         spread = {m: _spread(rows[METRIC + m]) for m in metrics}
-        width = {m: (pred[m].upper - pred[m].lower) / spread[m] for m in metrics}
         instance_cols = columns(candidates, INSTANCE)
         instances = candidates[instance_cols].drop_duplicates() if instance_cols else None
         total = np.zeros(len(candidates))
@@ -144,48 +142,70 @@ class AdaptiveSampler:
                 row = instances.iloc[int(rng.integers(len(instances)))]
                 for c in instance_cols:
                     mask &= np.isclose(candidates[c].to_numpy(dtype=float), float(row[c]))
-            total[mask] += self._query_score(pred, width, goals, metrics, mask, rng)
+            query = self._query(asset, goals, metrics, rng)
+            level = interval_level(query)
+            if level not in preds:
+                preds[level] = models.predict(candidates, level, capped=True)  # ranks only
+            total[mask] += self._query_score(query, preds[level], spread, goals, mask, rng)
         return total / self.queries
 
-    def _query_score(
-        self,
-        pred: dict,
-        width: dict[str, np.ndarray],
-        goals: dict[str, str],
-        metrics: list[str],
-        mask: np.ndarray,
-        rng: np.random.Generator,
-    ) -> np.ndarray:
-        """One random query's score of the candidates under ``mask``."""
+    def _query(self, asset: AIAsset, goals: Mapping[str, str], metrics: list[str],
+               rng: np.random.Generator) -> HWRecommendationSpec:
+        """A plausible request: an objective among the metrics with a goal, up to two constrained others.
+
+        The bounds are placeholders until :meth:`_query_score` draws them from
+        the predictions; the number of constraints is what fixes the
+        per-bound interval level (:func:`~hwmatch.optimize.problem.interval_level`),
+        the same rule a real request follows at this joint confidence.
+        """
         objective = metrics[int(rng.integers(len(metrics)))]
         others = [m for m in metrics if m != objective]
         k = int(rng.integers(0, min(2, len(others)) + 1))
         constrained = [others[i] for i in rng.permutation(len(others))[:k]]
+        return HWRecommendationSpec(
+            asset_ref=ObjectRef(name=asset.metadata.name),
+            constraints=[Constraint(metric=m, **{"max" if goals[m] == "minimize" else "min": 0.0}) for m in constrained],
+            objective=Objective(minimize=objective) if goals[objective] == "minimize" else Objective(maximize=objective),
+            confidence=self.confidence,
+        )
+
+    def _query_score(
+        self,
+        query: HWRecommendationSpec,
+        pred: dict[str, Prediction],
+        spread: dict[str, float],
+        goals: Mapping[str, str],
+        mask: np.ndarray,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """One query's score of the candidates under ``mask`` (its bounds drawn between the predictions' deciles)."""
         maybe = np.ones(int(mask.sum()), dtype=bool)
         surely = np.ones_like(maybe)
         straddle = np.zeros(maybe.size)
-        for m in constrained:
+        for c in query.constraints:
+            m = c.metric
             value, lower, upper = pred[m].value[mask], pred[m].lower[mask], pred[m].upper[mask]
             lo, hi = np.quantile(value, [0.1, 0.9])
-            bound = rng.uniform(lo, hi)
-            if goals[m] == "minimize":
-                maybe &= lower <= bound
-                surely &= upper <= bound
-            else:
-                maybe &= upper >= bound
-                surely &= lower >= bound
-            straddle += _closeness(value, lower, upper, bound) * width[m][mask]
+            bound = float(rng.uniform(lo, hi))
+            sense: Literal["min", "max"] = "max" if c.max is not None else "min"
+            optimistic, pessimistic = (lower, upper) if sense == "max" else (upper, lower)
+            maybe &= Requirement(m, m, sense, bound, "query", optimistic).met  # the problem's own feasibility rule
+            surely &= Requirement(m, m, sense, bound, "query", pessimistic).met
+            straddle += _closeness(value, lower, upper, bound) * (upper - lower) / spread[m]
+        objective = next(iter(query.objective.terms()))
         sign = 1.0 if goals[objective] == "minimize" else -1.0
-        value = sign * pred[objective].value[mask]
-        optimistic = np.where(sign > 0, pred[objective].lower[mask], -pred[objective].upper[mask])
-        pessimistic = np.where(sign > 0, pred[objective].upper[mask], -pred[objective].lower[mask])
+        p = pred[objective]
+        value = sign * p.value[mask]
+        optimistic = np.where(sign > 0, p.lower[mask], -p.upper[mask])
+        pessimistic = np.where(sign > 0, p.upper[mask], -p.lower[mask])
         best = pessimistic[surely].min() if surely.any() else np.inf
         contender = maybe & (optimistic <= best)
         if np.isfinite(best):
             chance = np.clip((best - optimistic) / np.maximum(value - optimistic, 1e-12) / 2, 0.0, 1.0)
         else:
             chance = np.ones(maybe.size)
-        return maybe * straddle + contender * chance * width[objective][mask]
+        width = (p.upper[mask] - p.lower[mask]) / spread[objective]
+        return maybe * straddle + contender * chance * width
 
 
 def _closeness(value: np.ndarray, lower: np.ndarray, upper: np.ndarray, bound: float) -> np.ndarray:
@@ -248,5 +268,3 @@ def _greedy(scores: np.ndarray, X: np.ndarray, n: int, radius: float, rng: np.ra
         score = score * np.clip(distance / radius, 1e-6, 1.0)
     return chosen
 
-
-register("adaptive", AdaptiveSampler)

@@ -17,7 +17,9 @@ Fitting does, in order:
 
 Degenerate inputs are answered, not refused: a constant target gives a
 constant model with zero-width intervals; fewer than three distinct
-configurations give a mean model whose interval is the spread seen.
+configurations give a mean model whose interval is the spread seen. Either
+way, with fewer rows than the level's finite-sample threshold the interval is
+unbounded (:func:`hwmatch.modeling.intervals.rows_needed`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from sklearn.metrics import mean_absolute_percentage_error, r2_score
 from sklearn.model_selection import GroupKFold
 
 from hwmatch.api import ModelScore
+from hwmatch.api.errors import InputError
 from hwmatch.modeling.families import DEFAULT_FAMILIES, FAMILIES, check_families
 from hwmatch.modeling.intervals import Conformal
 
@@ -81,7 +84,7 @@ class _Constant(RegressorMixin):
 
 
 @dataclass
-class Surrogate:
+class MetricModel:
     """A fitted model of one metric with conformal intervals; create with :meth:`fit`."""
 
     families: tuple[str, ...] = DEFAULT_FAMILIES
@@ -95,12 +98,12 @@ class Surrogate:
     conformal_: Conformal | None = field(default=None, init=False, repr=False)
     nonnegative_: bool = field(default=False, init=False, repr=False)
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "Surrogate":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "MetricModel":
         y = np.asarray(y, dtype=float)
         if y.size == 0 or X.shape[0] != y.size:
-            raise ValueError(f"need as many target values as rows (got {y.size} values, {X.shape[0]} rows, at least 1)")
+            raise InputError(f"need as many target values as rows (got {y.size} values, {X.shape[0]} rows, at least 1)")
         if not np.all(np.isfinite(y)):
-            raise ValueError("target values must be finite; drop NaN/inf rows before fitting")
+            raise InputError("target values must be finite; drop NaN/inf rows before fitting")
         check_families(self.families)
         self.nonnegative_ = bool(np.all(y >= 0))
         if np.ptp(y) == 0:
@@ -132,7 +135,7 @@ class Surrogate:
         )
         return self
 
-    def _degenerate(self, X: np.ndarray, y: np.ndarray, family: str) -> "Surrogate":
+    def _degenerate(self, X: np.ndarray, y: np.ndarray, family: str) -> "MetricModel":
         """Constant or mean model: what a handful of configurations supports."""
         self.family, self.transform = family, "identity"
         center = float(np.mean(y))
@@ -144,16 +147,37 @@ class Surrogate:
         )
         return self
 
-    def predict(self, X: np.ndarray, confidence: float = 0.9) -> Prediction:
-        """Value and the interval that holds the measured metric with probability ``confidence``."""
+    @property
+    def rows(self) -> int:
+        """Calibration rows behind the intervals (the trials this metric was learnt from)."""
+        return 0 if self.conformal_ is None else self.conformal_.rows
+
+    def bounded(self, level: float) -> bool:
+        """Whether intervals at ``level`` are finite: enough rows for the conformal quantile."""
+        return self.conformal_ is not None and self.conformal_.bounded(level)
+
+    def predict(
+        self, X: np.ndarray, level: float = 0.9, capped: bool = False, widening: np.ndarray | None = None
+    ) -> Prediction:
+        """Value and the interval that holds the measured metric with probability ``level``.
+
+        Below the finite-sample threshold the interval is ``(-inf, +inf)``
+        (see :mod:`hwmatch.modeling.intervals`), even for a non-negative
+        metric: a finite-looking 0 would read as knowledge. ``capped`` gives
+        widths from the largest residual instead, for ranking only.
+        """
         if self.model_ is None or self.conformal_ is None:
             raise RuntimeError("this surrogate is not fitted; call fit(X, y) first")
         z = self.model_.predict(X)
-        half = self.conformal_.half_width(X, confidence)
+        half = self.conformal_.half_width(X, level, capped)
+        if widening is not None:
+            half = half * widening
+        finite = np.isfinite(half)
+        half = np.where(finite, half, 0.0)
         value, lower, upper = self._inverse(z), self._inverse(z - half), self._inverse(z + half)
         if self.nonnegative_:
             value, lower = np.maximum(value, 0.0), np.maximum(lower, 0.0)
-        return Prediction(value, lower, upper)
+        return Prediction(value, np.where(finite, lower, -np.inf), np.where(finite, upper, np.inf))
 
     def _forward(self, y: np.ndarray) -> np.ndarray:
         return np.log(y) if self.transform == "log" else y

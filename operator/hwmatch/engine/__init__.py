@@ -1,0 +1,28 @@
+"""The flows, independent of where trials run: one module per flow.
+
+- :mod:`~hwmatch.engine.sweeps`: run a sweep's trials locally through an
+  executor, with the sweep policy of :mod:`hwmatch.planning.schedule`;
+- :mod:`~hwmatch.engine.recommendations`: answer a ``HWRecommendation`` from
+  an asset's trials, wherever they are kept;
+- :mod:`~hwmatch.engine.verification`: run the recommended configuration and
+  compare what was predicted with what is measured.
+"""
+
+from hwmatch.engine.recommendations import answer, answer_stored, cannot_recommend
+from hwmatch.engine.sweeps import FileRun, NoProgress, Progress, SweepError, SweepRun, run_file, run_sweep
+from hwmatch.engine.verification import Check, verify
+
+__all__ = [
+    "Check",
+    "FileRun",
+    "NoProgress",
+    "Progress",
+    "SweepError",
+    "SweepRun",
+    "answer",
+    "answer_stored",
+    "cannot_recommend",
+    "run_file",
+    "run_sweep",
+    "verify",
+]
