@@ -39,7 +39,6 @@ NAMESPACED_ALLOWED = [
     ("delete", "jobs.batch", ""),
     ("watch", "jobs.batch", ""),
     ("list", "pods", ""),
-    ("get", "pods", "log"),
     ("create", "events", ""),
     ("patch", "events", ""),
 ]
@@ -50,6 +49,7 @@ NAMESPACED_DENIED = [
     ("create", "pods", ""),
     ("delete", "pods", ""),
     ("create", "pods", "exec"),
+    ("get", "pods", "log"),  # a failed trial's log tail is in its termination message
     ("delete", "benchmarksweeps.hwmatch.dev", ""),
     ("delete", "hwrecommendations.hwmatch.dev", ""),
     ("create", "aiassets.hwmatch.dev", ""),
