@@ -163,12 +163,24 @@ def test_sweep_runs_as_jobs_and_the_recommendation_is_answered(crds_installed, k
         assert len(jobs) == 8 and all(j.metadata.owner_references[0].kind == "BenchmarkTrial" for j in jobs)
 
         # The recommendation is solved from all four succeeded trials (retrained as they arrived).
+        # Each model learns from every succeeded trial that measured its metric: all 4 for the harness's
+        # metrics; a Prometheus metric a trial lacks (its Telemetry condition says why) cannot be learnt from it.
+        ok = [t for t in _trials(cluster, ns, sweep_name) if t["status"]["phase"] == "Succeeded"]
+
         def solved() -> dict | None:
             rec = _get(cluster, ns, "hwrecommendations", rec_name)
             models = rec.get("status", {}).get("models", {})
-            return rec if models and all(m["trainedOnTrials"] == 4 for m in models.values()) else None
+            want = {m: sum(1 for t in ok if m in t["status"]["metrics"]) for m in models}
+            done = models and all(s["trainedOnTrials"] == want[m] for m, s in models.items())
+            return rec if done and all(want[m] == 4 for m in ("accuracy", "latency_p99_ms") if m in want) else None
 
-        rec = wait_until("the recommendation to learn from every trial", solved, timeout=180, interval=2)
+        try:
+            rec = wait_until("the recommendation to learn from every trial", solved, timeout=180, interval=2)
+        except AssertionError as exc:  # say what it learnt from, and what each trial measured
+            status = _get(cluster, ns, "hwrecommendations", rec_name).get("status", {})
+            seen = {t["metadata"]["name"]: sorted(t["status"]["metrics"]) for t in ok}
+            raise AssertionError(f"{exc}; phase {status.get('phase')}, conditions {status.get('conditions')}, "
+                                 f"models {status.get('models')}; trials' metrics {seen}") from None
         status = rec["status"]
         assert status["phase"] == "Ready" and _condition(rec, "Ready")["status"] == "True"
         assert status["recommendation"]["platform"] == "local" and status["recommendation"]["replicas"] >= 1
