@@ -13,7 +13,7 @@ is missing and why in the trial's ``message`` and its ``Telemetry`` condition.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from hwmatch.api import AIAsset, BenchmarkTrialStatus, set_condition
@@ -28,6 +28,10 @@ UNREACHABLE_GRACE = 300.0
 #: reported missing: a scrape that ran late (a loaded target or server) or data that arrives through a
 #: remote write or federation lands after the first answer, and one early empty answer must not lose it.
 LATE_DATA_SCRAPES = 4
+#: Kubernetes writes a container's start and finish times in whole seconds (RFC 3339, no fraction), the
+#: finish rounded down: the trial ran within [started, finished + 1 s), and that is the window asked for.
+#: Without the second, a short trial's window could end before its last scrape and hold no sample at all.
+POD_TIME_RESOLUTION = timedelta(seconds=1)
 
 
 class TrialTelemetry:
@@ -49,12 +53,13 @@ class TrialTelemetry:
         from hwmatch.telemetry import PrometheusUnreachable, TemplateError, trial_metrics
 
         assert status.start_time is not None and status.completion_time is not None
-        since_end = (now - status.completion_time).total_seconds()
+        end = status.completion_time + POD_TIME_RESOLUTION
+        since_end = (now - end).total_seconds()
         if since_end < self.scrape_interval:
             return None  # the trial's last moments are not scraped yet
         try:
             found = trial_metrics(self.client, wanted, namespace, str(status.host.get("pod", "")),
-                                  status.start_time.timestamp(), status.completion_time.timestamp(),
+                                  status.start_time.timestamp(), end.timestamp(),
                                   node=status.host.get("node"), resolution=self.scrape_interval)
         except PrometheusUnreachable as exc:
             if since_end < UNREACHABLE_GRACE:
