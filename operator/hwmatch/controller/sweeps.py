@@ -135,7 +135,7 @@ class _Pass:
         phases = self._advance(trials)
         step = self._step(trials, phases, planner)
         if step.next_round:
-            data = TrialObjects(asset, [self.sweep], [self._read(trials[n][0]) for n in trials])
+            data = TrialObjects(asset, [self.sweep], [self._current(trial) for _, trial in trials.values()])
             for trial in planner.next_round(data.frame([self.name])):
                 if trial.metadata.name not in trials:
                     created = self._create_trial(trial)
@@ -246,9 +246,8 @@ class _Pass:
                 existing[trial.metadata.name] = self._create_trial(trial)
         return {n: (existing[n], BenchmarkTrial.model_validate(existing[n])) for n in order}
 
-    def _read(self, tobj: dict[str, Any]) -> BenchmarkTrial:
-        """A trial object with the status this pass wrote to it, if any."""
-        trial = BenchmarkTrial.model_validate(tobj)
+    def _current(self, trial: BenchmarkTrial) -> BenchmarkTrial:
+        """A trial as read at the start of the pass, with the status this pass wrote to it, if any."""
         written = self._written.get(trial.metadata.name)
         return trial if written is None else trial.model_copy(update={"status": written})
 

@@ -44,7 +44,7 @@ from hwmatch.api import (
     load_documents,
 )
 from hwmatch.api.vocabulary import CANCELLED, EXECUTOR_ERROR, FAILED, FINISHED, PENDING, RUNNING, SUCCEEDED
-from hwmatch.data.store import Store, StoreError, runner_alive, runner_id
+from hwmatch.data.store import Store, StoreError, TrialRow, runner_alive, runner_id
 from hwmatch.execution import Executor, result
 from hwmatch.planning import Planner
 from hwmatch.planning.schedule import Step, TrialState, attempts_left, sweep_step
@@ -243,24 +243,24 @@ class _LocalRun:
                    and s.phase in FINISHED)
         self.progress.start(self.sweep, max(self.planner.max_trials(), len(states)), done)
 
-    def _states(self, stored: dict | None = None) -> list[TrialState]:
-        """The planned trials as the policy sees them, from the store's rows."""
+    def _states(self, stored: dict[str, TrialRow] | None = None) -> list[TrialState]:
+        """The planned trials as the policy sees them, from the store's rows (read now unless given)."""
         stored = stored if stored is not None else self.store.states(self.sweep.metadata.name)
-        out = []
-        for name, trial in self.trials.items():
-            row = stored[name]
-            phase, reason, attempts, elsewhere = row.status, row.reason, row.attempts, False
-            if phase == RUNNING and row.runner != self.runner:
-                if runner_alive(row.runner):
-                    elsewhere = True
-                else:
-                    phase = PENDING  # its process is gone: a killed run's trial, to run again
-            if self.retry_failed:  # fresh retries: only this run's attempts count, earlier outcomes are forgotten
-                attempts -= self.before[name]
-                if phase == FAILED and attempts == 0:
-                    phase, reason = PENDING, None
-            out.append(TrialState(name, trial.spec.platform, phase, reason, attempts, elsewhere))
-        return out
+        return [self._state(name, stored[name]) for name in self.trials]
+
+    def _state(self, name: str, row: TrialRow) -> TrialState:
+        """One stored trial as the policy sees it."""
+        phase, reason, attempts, elsewhere = row.status, row.reason, row.attempts, False
+        if phase == RUNNING and row.runner != self.runner:
+            if runner_alive(row.runner):
+                elsewhere = True
+            else:
+                phase = PENDING  # its process is gone: a killed run's trial, to run again
+        if self.retry_failed:  # fresh retries: only this run's attempts count, earlier outcomes are forgotten
+            attempts -= self.before[name]
+            if phase == FAILED and attempts == 0:
+                phase, reason = PENDING, None
+        return TrialState(name, self.trials[name].spec.platform, phase, reason, attempts, elsewhere)
 
     def _step(self) -> Step:
         return sweep_step(self.sweep, self._states(), in_rounds=self.planner.in_rounds, now=result.now())
@@ -285,11 +285,12 @@ class _LocalRun:
     def _finish(self, trial: BenchmarkTrial, status: BenchmarkTrialStatus) -> None:
         """Commit an attempt; report the trial finished when the policy gives it no further attempt."""
         name = trial.metadata.name
-        status.attempts = self.store.states(self.sweep.metadata.name)[name].attempts + 1
+        row = self.store.states(self.sweep.metadata.name)[name]
+        status.attempts = row.attempts + 1
         self.store.finish(name, status)
         self.finished.append(name)
-        state = next(s for s in self._states() if s.name == name)
-        if attempts_left(state, self.sweep.spec.backoff_limit) > 0:
+        after = TrialRow(status.phase or FAILED, status.reason, status.attempts, None)  # the row as just written
+        if attempts_left(self._state(name, after), self.sweep.spec.backoff_limit) > 0:
             return  # it will be retried
         if status.phase == SUCCEEDED:
             self.report.succeeded += 1
@@ -308,12 +309,13 @@ class _LocalRun:
             pass  # the store cannot be written (disk full): the rows stay Running, taken over by the next run
 
     def _give_back(self) -> None:
+        stored = self.store.states(self.sweep.metadata.name)
         for future, trial in self.running.items():
             status = None if future.exception() else future.result()
             if status is None or status.reason == CANCELLED:
                 self.store.release(trial.metadata.name, self.runner)
             else:  # it ended on its own just before the interruption: keep it
-                status.attempts = self.store.states(self.sweep.metadata.name)[trial.metadata.name].attempts + 1
+                status.attempts = stored[trial.metadata.name].attempts + 1
                 self.store.finish(trial.metadata.name, status)
 
 
