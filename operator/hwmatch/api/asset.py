@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -13,9 +13,9 @@ from hwmatch.api.base import (
     IDENTIFIER_PATTERN,
     ApiModel,
     ObjectMeta,
+    SpecModel,
     StatusBase,
     check_label_name,
-    reject_non_finite,
 )
 
 ParameterType = Literal["int", "float", "categorical"]
@@ -197,7 +197,7 @@ class InstanceFeature(ApiModel):
     description: str | None = None
 
 
-class AIAssetSpec(ApiModel):
+class AIAssetSpec(SpecModel):
     image: str | None = Field(default=None, description="Container image of the benchmark (cluster runs).")
     command: list[str] = Field(min_length=1, description="Entry point; it reads HWMATCH_PARAMS and prints one JSON result.")
     args: list[str] = Field(default_factory=list)
@@ -216,11 +216,6 @@ class AIAssetSpec(ApiModel):
             ]
         }
     }
-
-    @model_validator(mode="before")
-    @classmethod
-    def _finite(cls, data: Any) -> Any:
-        return reject_non_finite(data)
 
     @field_validator("env")
     @classmethod

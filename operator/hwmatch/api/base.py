@@ -14,7 +14,7 @@ import re
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "hwmatch.dev"
@@ -61,6 +61,15 @@ def reject_non_finite(data: Any) -> Any:
     if bad:
         raise ValueError(f"non-finite number (NaN or infinity) at {', '.join(bad[:5])}; give a finite number")
     return data
+
+
+class SpecModel(ApiModel):
+    """Base of the kinds' specs: a manifest's numbers are finite (NaN and ±inf are refused with their path)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite(cls, data: Any) -> Any:
+        return reject_non_finite(data)
 
 
 #: Longest Kubernetes label value (and Job name part): names that become labels must fit.

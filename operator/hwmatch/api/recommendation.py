@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -13,8 +13,8 @@ from hwmatch.api.base import (
     ApiModel,
     ObjectMeta,
     ObjectRef,
+    SpecModel,
     StatusBase,
-    reject_non_finite,
 )
 
 #: Metrics the optimiser derives for every candidate, usable in constraints and objectives.
@@ -93,7 +93,7 @@ class Budget(ApiModel):
     max_cost_per_hour: float = Field(gt=0)
 
 
-class HWRecommendationSpec(ApiModel):
+class HWRecommendationSpec(SpecModel):
     asset_ref: ObjectRef
     sweep_refs: list[ObjectRef] = Field(
         default_factory=list, description="Sweeps whose trials to learn from (default: every sweep of the asset)."
@@ -113,11 +113,6 @@ class HWRecommendationSpec(ApiModel):
     fixed: dict[str, Scalar] = Field(default_factory=dict, description="Parameters fixed by the user.")
     alternatives: int = Field(default=3, ge=0, le=50, description="How many runner-up candidates to report.")
     resolution: int = Field(default=16, ge=2, le=1000, description="Points per continuous range in the candidate grid.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _finite(cls, data: Any) -> Any:
-        return reject_non_finite(data)
 
 
 class PredictedValue(ApiModel):

@@ -15,11 +15,11 @@ from hwmatch.api.base import (
     ApiModel,
     ObjectMeta,
     ObjectRef,
+    SpecModel,
     StatusBase,
     check_dns_label,
     check_label_name,
     parse_duration,
-    reject_non_finite,
 )
 
 #: At most this many parameter combinations per platform (``sampling.budget``).
@@ -128,7 +128,7 @@ class Sampling(ApiModel):
         return self
 
 
-class BenchmarkSweepSpec(ApiModel):
+class BenchmarkSweepSpec(SpecModel):
     asset_ref: ObjectRef
     platforms: list[Platform] = Field(min_length=1, max_length=64)
     sampling: Sampling = Field(default_factory=Sampling)
@@ -148,11 +148,6 @@ class BenchmarkSweepSpec(ApiModel):
             ]
         }
     }
-
-    @model_validator(mode="before")
-    @classmethod
-    def _finite(cls, data: Any) -> Any:
-        return reject_non_finite(data)
 
     @field_validator("trial_timeout")
     @classmethod
