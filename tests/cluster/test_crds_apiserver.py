@@ -94,8 +94,9 @@ def _with(doc: dict, path: list, value) -> dict:
     (_with(SWEEP, ["spec", "platforms"], [{"name": "p1"}, {"name": "p1"}]), "spec"),
     (_with(SWEEP, ["spec", "trialTimeout"], "ten minutes"), "spec.trialTimeout"),
     (_with(SWEEP, ["spec", "platforms", 0, "bogus"], 1), "bogus"),
+    (_with(SWEEP, ["spec", "sampling", "budget"], 10**9), "spec.sampling.budget"),
 ], ids=["range-min-gt-max", "values-and-range", "prometheus-no-query", "bad-type", "no-budget",
-        "duplicate-platform", "bad-duration", "unknown-field"])
+        "duplicate-platform", "bad-duration", "unknown-field", "budget-beyond-the-plan-limit"])
 def test_api_server_refuses_bad_manifests_naming_the_field(crds_installed, k8s_namespace, doc: dict, field: str) -> None:
     result = _apply(crds_installed, k8s_namespace, doc)
     assert result.returncode != 0

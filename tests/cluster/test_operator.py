@@ -125,10 +125,23 @@ def _example(image: str) -> list[dict]:
     return docs
 
 
+def _huge(image: str) -> list[dict]:
+    """An asset whose grid has 10**12 points, and a grid sweep of it: the API server cannot see the plan's size
+    (it depends on the asset), so the operator refuses it."""
+    asset = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "AIAsset", "metadata": {"name": "huge"},
+             "spec": {"image": image, "command": ["hwmatch-bench", "run", "sklearn-forest"],
+                      "metrics": [{"name": "accuracy", "goal": "maximize"}],
+                      "parameters": [{"name": f"p{i}", "type": "int", "values": list(range(10))} for i in range(12)]}}
+    sweep = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "BenchmarkSweep", "metadata": {"name": "huge"},
+             "spec": {"assetRef": {"name": "huge"}, "platforms": [{"name": "local", "nodeSelector": {"pool": "local"}}],
+                      "sampling": {"strategy": "grid"}}}
+    return [asset, sweep]
+
+
 def test_sweep_runs_as_jobs_and_the_recommendation_is_answered(crds_installed, k8s_namespace, prometheus_server,
                                                                hwmatch_images) -> None:
     cluster, ns = crds_installed, k8s_namespace
-    docs = _example(hwmatch_images.benchmark)
+    docs = _example(hwmatch_images.benchmark) + _huge(hwmatch_images.benchmark)
     sweep_name = next(d for d in docs if d["kind"] == "BenchmarkSweep")["metadata"]["name"]
     rec_name = next(d for d in docs if d["kind"] == "HWRecommendation")["metadata"]["name"]
     port = free_port()
@@ -139,7 +152,10 @@ def test_sweep_runs_as_jobs_and_the_recommendation_is_answered(crds_installed, k
         sweep = wait_until("the sweep to complete", lambda: (
             s := _get(cluster, ns, "benchmarksweeps", sweep_name)) and _condition(s, "Complete").get("status") == "True"
             and s, timeout=300, interval=2)
-        trials = _trials(cluster, ns, sweep_name)
+        # Results are recorded before their Prometheus metrics: the last trial's may still be on their way.
+        trials = wait_until("the Prometheus metrics of every succeeded trial", lambda: (
+            ts := _trials(cluster, ns, sweep_name)) and all(
+                _condition(t, "Telemetry").get("reason") != "Pending" for t in ts) and ts, timeout=60, interval=1)
         outcome = Counter((t["spec"]["platform"], t["status"]["phase"], t["status"].get("reason")) for t in trials)
         assert outcome == {("local", "Succeeded", None): 4, ("cpu-x86", "Failed", "NoResult"): 4,
                            ("gpu-h100", "Failed", "Unschedulable"): 4}, outcome
@@ -149,6 +165,10 @@ def test_sweep_runs_as_jobs_and_the_recommendation_is_answered(crds_installed, k
         assert status["platforms"]["local"]["succeeded"] == 4 and status["platforms"]["gpu-h100"]["failed"] == 4
         assert "NoResult: 4" in _condition(sweep, "Complete")["message"]
         assert status["startTime"] and status["completionTime"]
+        # The sweep beyond the plan limits was refused, Stalled (kstatus), without a trial, and did not stop the other.
+        huge = _get(cluster, ns, "benchmarksweeps", "huge")
+        assert huge["status"]["phase"] == "Failed" and _condition(huge, "Stalled")["status"] == "True"
+        assert "the grid has 1e+12 points" in _condition(huge, "Stalled")["message"] and not _trials(cluster, ns, "huge")
         local = next(t for t in trials if t["spec"]["platform"] == "local")
         assert local["status"]["host"]["node"] == "local-0" and 0 < local["status"]["metrics"]["accuracy"] <= 1
         # The Prometheus metric was read for the trial's window and merged with the harness's metrics.

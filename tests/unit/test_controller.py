@@ -379,3 +379,46 @@ def test_a_sweep_beyond_the_plan_limits_fails_without_planning(kube) -> None:
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert status["phase"] == "Failed" and failed["reason"] == "InvalidSpec", status
     assert "the grid has 1e+12 points; at most 100000" in failed["message"] and not kube.list(TRIALS, NS)
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")  # kstatus: needs a spec change
+    assert stalled["status"] == "True" and stalled["message"] == failed["message"]
+    # Once the asset is fixed, the sweep plans and runs, and is no longer Stalled.
+    doc["spec"]["parameters"] = [{"name": "x", "type": "int", "values": [1, 2, 3]}]
+    kube.put(ASSETS, doc)
+    _reconciler(kube, events).reconcile(NS, "toy-sweep")
+    status = kube.get(SWEEPS, NS, "toy-sweep")["status"]
+    assert status["phase"] == "Running" and len(kube.list(TRIALS, NS)) == 6
+    assert "Stalled" not in {c["type"] for c in status["conditions"]}
+
+
+class NotScrapedYet:
+    """Trial telemetry whose Prometheus has not scraped the trials' end for the first ``passes`` calls."""
+
+    def __init__(self, passes: int):
+        self.passes, self.calls = passes, 0
+        self.real = TrialTelemetry(StubPrometheus(7.0), scrape_interval=15.0)  # type: ignore[arg-type]
+
+    def __call__(self, asset, namespace, status, now):
+        self.calls += 1
+        return None if self.calls <= self.passes else self.real(asset, namespace, status, now)
+
+
+def test_a_result_is_recorded_before_its_prometheus_metrics_and_they_join_it_later(kube) -> None:
+    events = Events()
+    telemetry = NotScrapedYet(passes=1)
+    r = SweepReconciler(kube, events, telemetry, unschedulable_timeout=60, resync=30)
+    r.reconcile(NS, "toy-sweep")
+    first = next(iter(kube.jobs_by_name))
+    kube.finish(first, {"latency_ms": 5.0})
+    done = r.reconcile(NS, "toy-sweep")
+    trial = kube.get(TRIALS, NS, first)["status"]
+    # Prometheus has nothing yet: the result is recorded all the same, the metric marked pending, the next trial runs.
+    assert trial["phase"] == "Succeeded" and trial["metrics"] == {"latency_ms": 5.0}
+    (pending,) = [c for c in trial["conditions"] if c["type"] == "Telemetry"]
+    assert (pending["status"], pending["reason"]) == ("Unknown", "Pending") and done.requeue_after <= 5
+    assert done.succeeded == 1 and sum(kube.jobs_created.values()) == 4
+    done = r.reconcile(NS, "toy-sweep")  # Prometheus has scraped the end now
+    trial = kube.get(TRIALS, NS, first)["status"]
+    assert trial["metrics"] == {"latency_ms": 5.0, "energy_j": 7.0} and done.succeeded == 1  # new training data
+    (collected,) = [c for c in trial["conditions"] if c["type"] == "Telemetry"]
+    assert (collected["status"], collected["reason"]) == ("True", "Collected")
+    assert r.reconcile(NS, "toy-sweep").succeeded == 0 and telemetry.calls == 2  # read once, never again

@@ -9,7 +9,10 @@ it looks at what exists and moves it one step, whatever happened before:
    sweep;
 3. for each trial that has not ended: a finished Job (or a pod unschedulable
    past the timeout) becomes the trial's status — metrics, or the failure
-   reason, message and log tail, plus the Prometheus metrics of its pod;
+   reason, message and log tail; the Prometheus metrics of its pod are added
+   when Prometheus has them, in that pass or a later one (``Telemetry``
+   condition ``Unknown``/``Pending`` until then), so a slow Prometheus never
+   holds back a result;
 4. ask the sweep policy (:func:`hwmatch.planning.schedule.sweep_step`, the
    rules ``hwmatch run`` follows too) which trials start now and whether the
    next round is due, and start their Jobs (a Job retries its own pods up to
@@ -68,8 +71,10 @@ Emit = Callable[[Mapping[str, Any], str, str, str], None]
 Telemetry = Callable[[AIAsset, str, BenchmarkTrialStatus, datetime], "BenchmarkTrialStatus | None"]
 #: Seconds to the next pass while trials run (Job events usually come first; unschedulable pods do not send one).
 RUNNING_RESYNC = 10.0
-#: Seconds to the next pass while an ended trial waits for Prometheus to scrape its last moments.
+#: Seconds to the next pass while a recorded trial waits for Prometheus to scrape its last moments.
 TELEMETRY_RESYNC = 5.0
+#: The ``Telemetry`` condition's reason while a recorded trial's Prometheus metrics are still to be read.
+TELEMETRY_PENDING = "Pending"
 
 
 @dataclass
@@ -78,7 +83,7 @@ class SweepPass:
 
     requeue_after: float
     recorded: int = 0  # trial outcomes written
-    succeeded: int = 0  # of which Succeeded: new training data
+    succeeded: int = 0  # new training data: Succeeded outcomes, and Prometheus metrics read after a trial's outcome
     asset: str | None = None
 
 
@@ -193,6 +198,8 @@ class _Pass:
             if phase in FINISHED:
                 if job is not None and not job_finished(job):  # ended Unschedulable, the Job not yet deleted
                     self.kube.delete_job(self.ns, tid)
+                if trial.status is not None and _telemetry_pending(trial.status):
+                    self._collect(tobj, trial.status)
                 phases[tid] = phase
             elif job is None:
                 phases[tid] = PENDING
@@ -216,9 +223,7 @@ class _Pass:
         tid = trial.metadata.name
         outcome = job_outcome(job, pods, self.asset, self.now, self.r.unschedulable_timeout)
         if outcome is not None and outcome.phase == SUCCEEDED:
-            outcome = self.r.telemetry(self.asset, self.ns, outcome, self.now)
-            if outcome is None:
-                self.requeue = min(self.requeue, TELEMETRY_RESYNC)
+            outcome = self._telemetry(outcome)
         if outcome is None:
             since = unschedulable_since(pods)
             if since is not None:  # no event comes when the timeout passes: look again then
@@ -250,6 +255,31 @@ class _Pass:
         """A trial as read at the start of the pass, with the status this pass wrote to it, if any."""
         written = self._written.get(trial.metadata.name)
         return trial if written is None else trial.model_copy(update={"status": written})
+
+    def _telemetry(self, status: BenchmarkTrialStatus) -> BenchmarkTrialStatus:
+        """A Succeeded status with its Prometheus metrics, or marked ``Telemetry=Unknown`` to be read on a later pass.
+
+        The result is recorded first, whatever Prometheus does: a Prometheus that
+        answers slowly (each query has a total deadline) or has not scraped the
+        trial's end yet delays only the Prometheus metrics, never the trial's
+        result, its Job's clean-up or the next trials' start.
+        """
+        collected = self.r.telemetry(self.asset, self.ns, status, self.now)
+        if collected is not None:
+            return collected
+        self.requeue = min(self.requeue, TELEMETRY_RESYNC)
+        status.conditions = set_condition(status.conditions, "Telemetry", "Unknown", TELEMETRY_PENDING,
+                                          "the result is recorded; its Prometheus metrics are read once Prometheus "
+                                          "has scraped the trial's end")
+        return status
+
+    def _collect(self, tobj: dict[str, Any], status: BenchmarkTrialStatus) -> None:
+        """Read the Prometheus metrics of a recorded trial marked pending; they are new training data."""
+        status = status.model_copy(deep=True)
+        collected = self._telemetry(status)
+        if not _telemetry_pending(collected):
+            self._write_trial(tobj, collected)
+            self.succeeded += 1
 
     def _create_trial(self, trial: BenchmarkTrial) -> dict[str, Any]:
         body = trial.to_wire()
@@ -312,13 +342,20 @@ class _Pass:
     # -- the sweep's status -----------------------------------------------------------------------
 
     def _blocked(self, phase: str, reason: str, message: str) -> None:
-        """The sweep cannot run: say why in its Ready condition (and Failed, for a spec to fix)."""
+        """The sweep cannot run: say why in its Ready condition (and Failed and Stalled, for a spec to fix).
+
+        ``Stalled=True`` is kstatus's word for "no progress until someone changes
+        the spec": ``kubectl wait``, Argo CD and Flux read it as a failure rather
+        than waiting for ever; :func:`~hwmatch.planning.schedule.sweep_status`
+        drops it once the sweep runs again.
+        """
         status = self.old.model_copy(deep=True)
         status.phase = phase  # type: ignore[assignment]
         gen = self.sweep.metadata.generation
         status.conditions = set_condition(status.conditions, "Ready", "False", reason, message, gen)
         if phase == "Failed":
             status.conditions = set_condition(status.conditions, "Failed", "True", reason, message, gen)
+            status.conditions = set_condition(status.conditions, "Stalled", "True", reason, message, gen)
         self._commit(status, reason, message)
 
     def _write_status(self, step: Step) -> None:
@@ -343,6 +380,10 @@ class _Pass:
 
 def _reason(status: BenchmarkSweepStatus, type_: str) -> str | None:
     return next((c.reason for c in status.conditions if c.type == type_), None)
+
+
+def _telemetry_pending(status: BenchmarkTrialStatus) -> bool:
+    return any(c.type == "Telemetry" and c.reason == TELEMETRY_PENDING for c in status.conditions)
 
 
 def _running(tid: str, at: datetime) -> BenchmarkTrialStatus:

@@ -131,8 +131,8 @@ def sweep_status(
         total=total, succeeded=counts[SUCCEEDED], failed=counts[FAILED], running=counts[RUNNING],
         pending=counts[PENDING], progress=f"{finished}/{total}", platforms=per_platform,
         start_time=old.start_time, completion_time=old.completion_time if complete else None,
-        conditions=[c.model_copy() for c in old.conditions], observed_generation=gen,
-    )
+        conditions=[c.model_copy() for c in old.conditions if c.type != "Stalled"], observed_generation=gen,
+    )  # a sweep with trials to count makes progress: a Stalled condition of an earlier, invalid spec goes
     if status.start_time is None and (counts[RUNNING] or finished):
         status.start_time = now
     if complete and status.completion_time is None:
