@@ -5,13 +5,17 @@ API server's own authorizer answers): it may do exactly what the operator does
 (trials as Jobs, statuses, events, what kopf watches) and nothing unrelated
 (secrets, pods, deleting the user's objects, cluster administration). The
 operator pod itself is not expected to run (no image on these nodes): the
-operator is tested running in tests/cluster/test_operator.py.
+operator is tested running in tests/cluster/test_operator.py. The optional
+ValidatingAdmissionPolicy (admissionPolicy.enabled) is judged by the same API
+server: a sweep with a control-plane toleration, or an asset with an image not
+allowed, is refused in the namespaces the binding selects, and only there.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -194,4 +198,75 @@ def test_install_watching_some_namespaces(k8s_cluster, k8s_namespace: str, helm_
     finally:
         helm_cmd("uninstall", release, "--namespace", k8s_namespace, check=False)
         for ns in (watched, unwatched):
+            k8s_cluster.core.delete_namespace(ns)
+
+
+def _create(cluster, plural: str, namespace: str, body: dict) -> str | None:
+    """Create a hwmatch object; None when admitted, else the API server's refusal."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    api = client.CustomObjectsApi(cluster.api_client)
+    try:
+        api.create_namespaced_custom_object("hwmatch.dev", "v1alpha1", namespace, plural, body)
+    except ApiException as exc:
+        assert exc.status in {403, 422}, exc.body
+        return str(json.loads(exc.body)["message"])
+    return None
+
+
+def test_admission_policy_refuses_control_plane_sweeps_and_foreign_images(k8s_cluster, k8s_namespace: str,
+                                                                           helm_cmd) -> None:
+    """The chart's ValidatingAdmissionPolicy, judged by the API server itself, in the namespaces it selects only."""
+    release = "hwm-vap"
+    bound = k8s_cluster.create_namespace("hwm-bound")
+    free = k8s_cluster.create_namespace("hwm-free")
+
+    def asset(name: str, image: str) -> dict:
+        return {"apiVersion": "hwmatch.dev/v1alpha1", "kind": "AIAsset", "metadata": {"name": name},
+                "spec": {"image": image, "command": ["hwmatch-bench"], "metrics": [{"name": "latency_ms", "goal": "minimize"}],
+                         "parameters": [{"name": "x", "type": "int", "values": [1]}]}}
+
+    def sweep(name: str, **platform: object) -> dict:
+        return {"apiVersion": "hwmatch.dev/v1alpha1", "kind": "BenchmarkSweep", "metadata": {"name": name},
+                "spec": {"assetRef": {"name": "ok"}, "platforms": [
+                    {"name": "pool", "nodeSelector": {"pool": "cpu"}},
+                    {"name": "sneaky", **platform}]}}
+
+    control_plane = [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}]
+    try:
+        helm_cmd("install", release, str(CHART), "--namespace", k8s_namespace,
+                 "--set", "admissionPolicy.enabled=true",
+                 "--set", "admissionPolicy.namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=" + bound)
+        # The API server picks a new policy up within a second or so: ask until it refuses.
+        deadline = time.monotonic() + 60
+        while (refused := _create(k8s_cluster, "benchmarksweeps", bound, sweep("cp", tolerations=control_plane))) is None:
+            k8s_cluster.kubectl("delete", "benchmarksweep", "cp", "-n", bound, check=False)
+            assert time.monotonic() < deadline, "the policy was never enforced"
+            time.sleep(1)
+        assert "ValidatingAdmissionPolicy 'hwm-vap-hwmatch-sweep-placement'" in refused
+        assert "spec.platforms[].tolerations: platform sneaky tolerates a reserved taint" in refused
+        everything = _create(k8s_cluster, "benchmarksweeps", bound, sweep("all", tolerations=[{"operator": "Exists"}]))
+        assert everything is not None and "toleration without key" in everything
+        selected = _create(k8s_cluster, "benchmarksweeps", bound,
+                           sweep("m", nodeSelector={"node-role.kubernetes.io/master": ""}))
+        assert selected is not None and "spec.platforms[].nodeSelector: platform sneaky selects" in selected
+        assert _create(k8s_cluster, "benchmarksweeps", bound, sweep("fine", tolerations=[
+            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}])) is None
+        foreign = _create(k8s_cluster, "aiassets", bound, asset("foreign", "docker.io/library/python:3.11"))
+        assert foreign is not None and "spec.image: docker.io/library/python:3.11 is not allowed" in foreign
+        lookalike = _create(k8s_cluster, "aiassets", bound, asset("lookalike", "ghcr.io/hwmatch-evil/x:1"))
+        assert lookalike is not None and "admissionPolicy.allowedImages" in lookalike
+        assert _create(k8s_cluster, "aiassets", bound, asset("ok", "ghcr.io/hwmatch/benchmark:0.1.0")) is None
+        # An admitted object's metadata may still change (kopf's finalizer and annotations): only the spec is judged.
+        k8s_cluster.kubectl("annotate", "aiasset", "ok", "-n", bound, "hwmatch.dev/touched=yes")
+        # Outside the namespace selector the policy does not apply.
+        assert _create(k8s_cluster, "benchmarksweeps", free, sweep("cp", tolerations=control_plane)) is None
+        helm_cmd("uninstall", release, "--namespace", k8s_namespace, "--wait")
+        out = k8s_cluster.kubectl("get", "validatingadmissionpolicies", "-l", f"app.kubernetes.io/instance={release}",
+                                  "-o", "name").stdout
+        assert out.strip() == ""
+    finally:
+        helm_cmd("uninstall", release, "--namespace", k8s_namespace, check=False)
+        for ns in (bound, free):
             k8s_cluster.core.delete_namespace(ns)

@@ -92,8 +92,8 @@ def test_default_values_render_valid_manifests() -> None:
         "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "Deployment", "Service",
         "ServiceAccount",
     ]  # no ServiceMonitor: the API is not served (auto)
-    assert operator_args(docs) == ["operator", "--all-namespaces", "--scrape-interval=15", "--metrics-port=9090",
-                                  "--liveness-port=8080"]
+    assert operator_args(docs) == ["operator", "--all-namespaces", "--promql-tenancy=cluster", "--scrape-interval=15",
+                                  "--metrics-port=9090", "--liveness-port=8080"]
     pod = by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["image"] == "ghcr.io/hwmatch/hwmatch:0.1.0"
@@ -119,10 +119,12 @@ def test_other_values_render_valid_manifests() -> None:
         "metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=kps",
         "nodeSelector.kubernetes\\.io/arch=arm64", "tolerations[0].key=dedicated", "tolerations[0].operator=Exists",
         "podAnnotations.team=ml", "image.tag=dev", "fullnameOverride=hwm",
+        "operator.deniedNamespaces={monitoring,infra}", "operator.promqlTenancy=namespace",
     )
     validate(docs)
     assert operator_args(docs) == [
-        "operator", "--namespace=team-a", "--namespace=team-b", "--prometheus-url=http://prom.monitoring:9090",
+        "operator", "--namespace=team-a", "--namespace=team-b", "--deny-namespace=monitoring", "--deny-namespace=infra",
+        "--prometheus-url=http://prom.monitoring:9090", "--promql-tenancy=namespace",
         "--scrape-interval=15", "--metrics-port=9090", "--liveness-port=8080", "--verbose", "--resync=60",
     ]
     assert not by_kind(docs, "ServiceAccount")
@@ -154,6 +156,15 @@ def test_service_monitor_when_the_cluster_serves_it() -> None:
         ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
         ("operator.scrapeInterval=0", "/operator/scrapeInterval"),
         ("serviceAccount.create=false", "serviceAccount.name is required"),
+        ("operator.promqlTenancy=tenant", "/operator/promqlTenancy"),
+        ("operator.deniedNamespaces={Kube_System}", "/operator/deniedNamespaces/0"),
+        ("operator.watchNamespaces={kube-system}", "operator.watchNamespaces: kube-system is denied"),
+        ("admissionPolicy.allowedImages={ghcr.io/a\\,b'}", "/admissionPolicy/allowedImages/0"),
+        ("admissionPolicy.reservedNodeKeys={a b}", "/admissionPolicy/reservedNodeKeys/0"),
+        ("admissionPolicy.validationActions={Deny,Warn}", "/admissionPolicy/validationActions"),
+        ("admissionPolicy.validationActions={Block}", "/admissionPolicy/validationActions/0"),
+        ("admissionPolicy.enable=true", "'enable' not allowed"),
+        ("admissionPolicy.namespaceSelector.matchLabels.team=true", "/admissionPolicy/namespaceSelector/matchLabels/team"),
     ],
 )
 def test_bad_values_are_refused_naming_the_value(value: str, message: str) -> None:
@@ -170,12 +181,91 @@ def test_rendered_flags_are_the_operator_cli() -> None:
     if command is None:
         pytest.skip("`hwmatch operator` is not registered in this tree")
     renders = [
-        (render(), 15.0),  # values.yaml's operator.scrapeInterval
+        (render(), 15.0, [], "cluster"),  # values.yaml's operator.scrapeInterval
         (render("operator.watchNamespaces={a,b}", "operator.prometheusUrl=http://p:9090",
-                "operator.verbose=true", "operator.scrapeInterval=30"), 30.0),
+                "operator.verbose=true", "operator.scrapeInterval=30", "operator.deniedNamespaces={c}",
+                "operator.promqlTenancy=namespace"), 30.0, ["c"], "namespace"),
     ]
-    for docs, scrape_interval in renders:
+    for docs, scrape_interval, denied, tenancy in renders:
         args = operator_args(docs)
         ctx = command.make_context("operator", args[1:])
         assert ctx.params["metrics_port"] == 9090 and ctx.params["liveness_port"] == 8080
         assert ctx.params["scrape_interval"] == scrape_interval
+        assert ctx.params["deny_namespace"] == denied and ctx.params["promql_tenancy"] == tenancy
+
+
+# --- the optional ValidatingAdmissionPolicy ------------------------------------------------------
+
+ADMISSION_KINDS = ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
+
+
+def admission(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The policies and bindings, by kind and name."""
+    return {f"{d['kind']}/{d['metadata']['name']}": d for d in docs if d["kind"] in ADMISSION_KINDS}
+
+
+def test_admission_policy_is_off_by_default() -> None:
+    assert admission(render()) == {}
+
+
+def test_admission_policy_renders_valid_policies_and_bindings() -> None:
+    docs = render("admissionPolicy.enabled=true")
+    validate(docs)
+    found = admission(docs)
+    assert sorted(found) == [
+        "ValidatingAdmissionPolicy/rel-hwmatch-asset-images", "ValidatingAdmissionPolicy/rel-hwmatch-sweep-placement",
+        "ValidatingAdmissionPolicyBinding/rel-hwmatch-asset-images",
+        "ValidatingAdmissionPolicyBinding/rel-hwmatch-sweep-placement",
+    ]
+    images = found["ValidatingAdmissionPolicy/rel-hwmatch-asset-images"]["spec"]
+    assert images["matchConstraints"]["resourceRules"] == [{
+        "apiGroups": ["hwmatch.dev"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"],
+        "resources": ["aiassets"]}]
+    assert images["failurePolicy"] == "Fail"
+    # only a changed spec is judged: the operator's finalizer patches of older objects must pass
+    assert images["matchConditions"] == [
+        {"name": "spec-changed", "expression": "request.operation == 'CREATE' || object.spec != oldObject.spec"}]
+    assert images["variables"] == [{"name": "allowed", "expression": '["ghcr.io/hwmatch/"]'}]
+    (rule,) = images["validations"]
+    assert rule["expression"] == (
+        "!has(object.spec.image) || variables.allowed.exists(p, (p.endsWith('/') || p.endsWith(':') || "
+        "p.endsWith('@')) ? object.spec.image.startsWith(p) : object.spec.image == p)")
+    assert rule["reason"] == "Forbidden" and "admissionPolicy.allowedImages" in rule["messageExpression"]
+    placement = found["ValidatingAdmissionPolicy/rel-hwmatch-sweep-placement"]["spec"]
+    assert placement["matchConstraints"]["resourceRules"][0]["resources"] == ["benchmarksweeps"]
+    variables = {v["name"]: v["expression"] for v in placement["variables"]}
+    assert variables == {
+        "reserved": '["node-role.kubernetes.io/control-plane","node-role.kubernetes.io/master"]',
+        # a toleration without a key tolerates every taint, the control plane's too
+        "tolerating": "object.spec.platforms.filter(p, has(p.tolerations) && p.tolerations.exists(t, "
+                      "!has(t.key) || t.key == '' || t.key in variables.reserved)).map(p, p.name)",
+        "selecting": "object.spec.platforms.filter(p, has(p.nodeSelector) && "
+                     "variables.reserved.exists(k, k in p.nodeSelector)).map(p, p.name)",
+    }
+    assert [v["expression"] for v in placement["validations"]] == [
+        "size(variables.tolerating) == 0", "size(variables.selecting) == 0"]
+    for v in placement["validations"]:
+        assert v["messageExpression"].startswith("'spec.platforms[].") and v["message"].startswith("spec.platforms[].")
+    for name in ("asset-images", "sweep-placement"):
+        binding = found[f"ValidatingAdmissionPolicyBinding/rel-hwmatch-{name}"]["spec"]
+        assert binding == {"policyName": f"rel-hwmatch-{name}", "validationActions": ["Deny"],
+                           "matchResources": {"namespaceSelector": {}}}
+
+
+def test_admission_policy_values() -> None:
+    docs = render("admissionPolicy.enabled=true", "admissionPolicy.allowedImages={registry.example/ml/,docker.io/library/python:3.11}",
+                  "admissionPolicy.reservedNodeKeys={dedicated}", "admissionPolicy.validationActions={Warn,Audit}",
+                  extra=("--set-string", "admissionPolicy.namespaceSelector.matchLabels.hwmatch\\.dev/tenant=true"))
+    validate(docs)
+    found = admission(docs)
+    images = found["ValidatingAdmissionPolicy/rel-hwmatch-asset-images"]["spec"]
+    assert images["variables"][0]["expression"] == '["registry.example/ml/","docker.io/library/python:3.11"]'
+    placement = found["ValidatingAdmissionPolicy/rel-hwmatch-sweep-placement"]["spec"]
+    assert placement["variables"][0] == {"name": "reserved", "expression": '["dedicated"]'}
+    binding = found["ValidatingAdmissionPolicyBinding/rel-hwmatch-sweep-placement"]["spec"]
+    assert binding["validationActions"] == ["Warn", "Audit"]
+    assert binding["matchResources"] == {"namespaceSelector": {"matchLabels": {"hwmatch.dev/tenant": "true"}}}
+    # no images listed: images are not restricted, and only the placement policy is installed
+    unrestricted = admission(render("admissionPolicy.enabled=true", "admissionPolicy.allowedImages=null"))
+    assert sorted(unrestricted) == ["ValidatingAdmissionPolicy/rel-hwmatch-sweep-placement",
+                                    "ValidatingAdmissionPolicyBinding/rel-hwmatch-sweep-placement"]

@@ -64,3 +64,20 @@ app.kubernetes.io/component: operator
 {{- $mode := toString .Values.metrics.serviceMonitor.enabled }}
 {{- if or (eq $mode "true") (and (eq $mode "auto") (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor")) }}true{{ end }}
 {{- end }}
+
+{{/* The cluster's own namespaces: the operator never runs trials there (SYSTEM_NAMESPACES in controller/config.py). */}}
+{{- define "hwmatch.systemNamespaces" -}}
+kube-system,kube-public,kube-node-lease
+{{- end }}
+
+{{/*
+Refuse at install what the operator would refuse at start: watching a namespace where no trial may run.
+*/}}
+{{- define "hwmatch.checkNamespaces" -}}
+{{- $denied := concat (splitList "," (include "hwmatch.systemNamespaces" .)) .Values.operator.deniedNamespaces }}
+{{- range .Values.operator.watchNamespaces }}
+{{- if has . $denied }}
+{{- fail (printf "operator.watchNamespaces: %s is denied (trials never run in %s); watch the namespaces where your sweeps are instead" . (join ", " $denied)) }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -3,25 +3,39 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import Optional, cast
 
 import typer
 
 from hwmatch.api.errors import InputError
 from hwmatch.cli.app import app, fail
-from hwmatch.controller.config import DEFAULT_RESYNC, DEFAULT_SCRAPE_INTERVAL, DEFAULT_UNSCHEDULABLE_TIMEOUT
+from hwmatch.controller.config import (
+    DEFAULT_RESYNC,
+    DEFAULT_SCRAPE_INTERVAL,
+    DEFAULT_UNSCHEDULABLE_TIMEOUT,
+    PROMQL_TENANCIES,
+    SYSTEM_NAMESPACES,
+    PromqlTenancy,
+)
 
 
 @app.command("operator")
 def operator_command(
     namespace: list[str] = typer.Option([], "--namespace", "-n", help="A namespace to watch (repeatable)."),
     all_namespaces: bool = typer.Option(False, "--all-namespaces", "-A", help="Watch every namespace."),
+    deny_namespace: list[str] = typer.Option(
+        [], "--deny-namespace", metavar="NS",
+        help=f"Never run trials in NS (repeatable); {', '.join(SYSTEM_NAMESPACES)} are always denied."),
     prometheus_url: Optional[str] = typer.Option(
         None, "--prometheus-url", envvar="HWMATCH_PROMETHEUS_URL",
         help="Prometheus to read `source: prometheus` metrics from (without it they are reported missing)."),
     scrape_interval: float = typer.Option(
         DEFAULT_SCRAPE_INTERVAL, "--scrape-interval", metavar="SECONDS",
         help="Prometheus's scrape interval: a trial's window is rounded up to it, and read one interval after its end."),
+    promql_tenancy: str = typer.Option(
+        "cluster", "--promql-tenancy", metavar="|".join(PROMQL_TENANCIES),
+        help="What an asset's own PromQL query may read: cluster (any series), or namespace (presets, and queries "
+             "whose every selector has namespace=\"{namespace}\"; others are reported missing)."),
     metrics_port: int = typer.Option(9090, "--metrics-port", help="Port of the operator's own /metrics."),
     liveness_port: int = typer.Option(8080, "--liveness-port", help="Port of the liveness probe /healthz."),
     unschedulable_timeout: float = typer.Option(
@@ -46,6 +60,8 @@ def operator_command(
             namespaces=tuple(namespace), all_namespaces=all_namespaces, prometheus_url=prometheus_url,
             metrics_port=metrics_port, liveness_port=liveness_port,
             unschedulable_timeout=unschedulable_timeout, resync=resync, scrape_interval=scrape_interval,
+            denied_namespaces=tuple(deny_namespace),
+            promql_tenancy=cast(PromqlTenancy, promql_tenancy),  # OperatorConfig refuses other words, naming the flag
         )
     except InputError as exc:
         raise fail(str(exc)) from None

@@ -9,6 +9,10 @@ scrape still fills the window). A metric that cannot be had — no
 ``--prometheus-url``, no data for the pod, a rejected query — leaves the trial
 Succeeded with its harness metrics (they are valid data) and says which metric
 is missing and why in the trial's ``message`` and its ``Telemetry`` condition.
+
+Queries run under the operator's identity, which reads every namespace's series. With ``tenancy="namespace"``
+(``--promql-tenancy=namespace``) a metric whose own query could read beyond the trial's namespace is never
+sent: it is reported missing (reason ``QueryRefused``) with the selectors that lack the namespace.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from typing import TYPE_CHECKING
 
 from hwmatch.api import AIAsset, BenchmarkTrialStatus, set_condition
 from hwmatch.api.errors import InputError
+from hwmatch.controller.config import PromqlTenancy
 
 if TYPE_CHECKING:
+    from hwmatch.api.asset import MetricSpec
     from hwmatch.telemetry import PrometheusClient
 
 #: Seconds after a trial's end during which an unreachable Prometheus is asked again, before giving up.
@@ -37,9 +43,10 @@ POD_TIME_RESOLUTION = timedelta(seconds=1)
 class TrialTelemetry:
     """Adds the Prometheus metrics to a Succeeded trial's status (the :data:`~hwmatch.controller.sweeps.Telemetry` of a pass)."""
 
-    def __init__(self, client: "PrometheusClient | None", scrape_interval: float):
+    def __init__(self, client: "PrometheusClient | None", scrape_interval: float, tenancy: PromqlTenancy = "cluster"):
         self.client = client
         self.scrape_interval = scrape_interval
+        self.tenancy = tenancy
 
     def __call__(self, asset: AIAsset, namespace: str, status: BenchmarkTrialStatus,
                  now: datetime) -> BenchmarkTrialStatus | None:
@@ -57,10 +64,14 @@ class TrialTelemetry:
         since_end = (now - end).total_seconds()
         if since_end < self.scrape_interval:
             return None  # the trial's last moments are not scraped yet
+        pod, node = str(status.host.get("pod", "")), status.host.get("node")
         try:
-            found = trial_metrics(self.client, wanted, namespace, str(status.host.get("pod", "")),
-                                  status.start_time.timestamp(), end.timestamp(),
-                                  node=status.host.get("node"), resolution=self.scrape_interval)
+            refused = self._refused(wanted, namespace, pod, status.start_time.timestamp(), end.timestamp(), node)
+            allowed = [m for m in wanted if m.name not in refused]
+            if not allowed:
+                return _missing(status, "QueryRefused", refused)
+            found = trial_metrics(self.client, allowed, namespace, pod, status.start_time.timestamp(),
+                                  end.timestamp(), node=node, resolution=self.scrape_interval)
         except PrometheusUnreachable as exc:
             if since_end < UNREACHABLE_GRACE:
                 return None
@@ -72,11 +83,33 @@ class TrialTelemetry:
         if found.missing and since_end < LATE_DATA_SCRAPES * self.scrape_interval:
             return None  # the data may still come: ask again on a later pass
         status.metrics.update(found)
-        if found.missing:
-            return _missing(status, "MetricsMissing", found.missing)
+        if found.missing or refused:
+            return _missing(status, "MetricsMissing" if found.missing else "QueryRefused", {**found.missing, **refused})
         status.conditions = set_condition(status.conditions, "Telemetry", "True", "Collected",
                                           f"from Prometheus: {', '.join(sorted(found))}")
         return status
+
+    def _refused(self, wanted: "list[MetricSpec]", namespace: str, pod: str, start: float, end: float,
+                 node: str | None) -> dict[str, str]:
+        """The metrics the tenancy setting forbids to query for this trial, and why (none under ``cluster``).
+
+        Checked on the query as rendered for this trial, the same text :func:`trial_metrics` would send. A
+        query that cannot be rendered for want of the node is left to :func:`trial_metrics`, which says so.
+        """
+        if self.tenancy == "cluster":
+            return {}
+        from hwmatch.telemetry.promql import MissingContext, QueryContext, namespace_confinement
+
+        context = QueryContext(namespace, pod, start, end, node=node, resolution=self.scrape_interval)
+        refused = {}
+        for metric in wanted:
+            try:
+                why = namespace_confinement(metric, context)
+            except MissingContext:
+                continue
+            if why is not None:
+                refused[metric.name] = why
+        return refused
 
 
 def _missing(status: BenchmarkTrialStatus, reason: str, missing: dict[str, str]) -> BenchmarkTrialStatus:

@@ -234,3 +234,164 @@ def _quote(text: str) -> str:
 
 def _number(x: float) -> str:
     return f"{x:.3f}".rstrip("0").rstrip(".")
+
+
+# --- tenancy: what a user's query may read -------------------------------------------------------
+
+#: Labels that hold the namespace of the object a series is about: ``namespace`` (Kubernetes' exporters, and the
+#: target's own), ``exported_namespace`` (the exporter's ``namespace`` renamed by a scrape without honorLabels,
+#: as in ``{pod_selector}``'s second variant), Kepler's ``pod_namespace`` (>= 0.10) and ``container_namespace``.
+NAMESPACE_LABELS = frozenset({"namespace", "exported_namespace", "pod_namespace", "container_namespace"})
+
+#: Words of PromQL that are never a metric name outside braces (Prometheus matches them in any case): binary
+#: operators, aggregations, modifiers, the ``@`` preprocessors, and the number literals Inf and NaN.
+_KEYWORDS = frozenset({
+    "and", "or", "unless", "atan2", "bool", "offset", "start", "end", "inf", "nan",
+    "sum", "avg", "count", "min", "max", "group", "stddev", "stdvar", "topk", "bottomk", "count_values",
+    "quantile", "limitk", "limit_ratio",
+    "by", "without", "on", "ignoring", "group_left", "group_right",
+})
+#: Keywords that a parenthesised list of label names may follow (it is not an expression, and holds no selector).
+_LABEL_LIST_KEYWORDS = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right"})
+_MATCH_OPS = frozenset({"=", "!=", "=~", "!~"})
+_NAMESPACE_MATCHER = 'namespace="{namespace}" matcher'
+_TOKEN = re.compile(
+    r"(?P<space>\s+|#[^\n]*)"
+    r"|(?P<string>\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'|`[^`]*`)"
+    r"|(?P<number>\.?[0-9][0-9A-Za-z_.]*)"  # numbers and durations; Prometheus refuses a malformed one
+    r"|(?P<ident>[A-Za-z_:][A-Za-z0-9_:]*)"
+    r"|(?P<op>=~|!~|!=|==|>=|<=|[-+*/%^<>=,(){}\[\]@:])"
+)
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # string, number, ident or op
+    text: str
+    start: int
+    end: int
+
+
+class _Unreadable(Exception):
+    """The query is not PromQL this check can read (Prometheus would refuse most such queries too)."""
+
+    def __init__(self, query: str, at: int, what: str):
+        super().__init__(f"the query cannot be checked: {what} at character {at} ({query[at:at + 20]!r})")
+
+
+def _tokens(query: str) -> list[_Token]:
+    """The query's tokens; inside ``[...]`` a ``:`` is the subquery's colon, elsewhere it may start a metric name
+    (``job:requests:rate5m``), as in Prometheus's lexer."""
+    out: list[_Token] = []
+    pos, in_brackets = 0, False
+    while pos < len(query):
+        if in_brackets and query[pos] == ":":
+            out.append(_Token("op", ":", pos, pos + 1))
+            pos += 1
+            continue
+        m = _TOKEN.match(query, pos)
+        if m is None:
+            raise _Unreadable(query, pos, "an unexpected character")
+        if m.lastgroup != "space":
+            assert m.lastgroup is not None
+            out.append(_Token(m.lastgroup, m[0], m.start(), m.end()))
+            in_brackets = {"[": True, "]": False}.get(m[0], in_brackets)
+        pos = m.end()
+    return out
+
+
+def _string_content(token: _Token) -> str | None:
+    """A string literal's text when it has no escape sequence (namespaces and label names need none), else None."""
+    inner = token.text[1:-1]
+    return inner if token.kind == "string" and (token.text[0] == "`" or "\\" not in inner) else None
+
+
+def _selector_confined(query: str, tokens: list[_Token], i: int, namespace: str) -> tuple[bool, int]:
+    """Read the matchers of the ``{`` at ``tokens[i]``: whether one is ``<namespace label>="<namespace>"``,
+    and the index after the ``}``. Only ``matcher, matcher, ...`` is read; anything else (an ``or`` between
+    matchers, say) is :class:`_Unreadable`, so a form this check does not know is refused, never let through."""
+    confined = False
+    i += 1
+    while True:
+        if i >= len(tokens):
+            raise _Unreadable(query, len(query), "an unclosed {")
+        tok = tokens[i]
+        if tok.text == "}":
+            return confined, i + 1
+        after = tokens[i + 1] if i + 1 < len(tokens) else None
+        if tok.kind == "string" and after is not None and after.text in {",", "}"}:
+            i += 1  # a quoted metric name, {"metric.name"} (Prometheus 3)
+        elif tok.kind in {"ident", "string"} and after is not None and after.text in _MATCH_OPS:
+            value = tokens[i + 2] if i + 2 < len(tokens) else None
+            if value is None or value.kind != "string":
+                raise _Unreadable(query, after.end, "a label matcher without a quoted value")
+            label = tok.text if tok.kind == "ident" else _string_content(tok)
+            confined = confined or (label in NAMESPACE_LABELS and after.text == "="
+                                    and _string_content(value) == namespace)
+            i += 3
+        else:
+            raise _Unreadable(query, tok.start, "not a label matcher")
+        if i < len(tokens) and tokens[i].text == ",":
+            i += 1
+        elif i < len(tokens) and tokens[i].text != "}":
+            raise _Unreadable(query, tokens[i].start, "not a , or } after a label matcher")
+
+
+def unconfined_selectors(query: str, namespace: str) -> list[str]:
+    """The vector selectors of the PromQL ``query`` that may match series outside ``namespace``; empty when none.
+
+    A selector is confined when one of its matchers is ``L="namespace"`` with ``L`` one of
+    :data:`NAMESPACE_LABELS` (matchers are ANDed, so another matcher cannot widen it). Every selector must be,
+    not just one: ``x{namespace="a"} or y`` reads all of ``y``. The query is tokenised as Prometheus's lexer
+    does (strings, comments, keywords in any case); a bare word that is neither a keyword nor followed by ``(``
+    is a metric name, hence a selector. What cannot be read is one entry (refused, never let through).
+    """
+    try:
+        tokens = _tokens(query)
+        problems, i = [], 0
+        while i < len(tokens):
+            tok = tokens[i]
+            after = tokens[i + 1] if i + 1 < len(tokens) else None
+            word = tok.text.lower()
+            if tok.kind == "ident" and word in _LABEL_LIST_KEYWORDS and after is not None and after.text == "(":
+                i += 2
+                while i < len(tokens) and tokens[i].text != ")":
+                    if tokens[i].kind not in {"ident", "string"} and tokens[i].text != ",":
+                        raise _Unreadable(query, tokens[i].start, f"not a label name in {tok.text}(...)")
+                    i += 1
+                i += 1
+            elif tok.kind == "ident" and (word in _KEYWORDS or (after is not None and after.text == "(")):
+                i += 1  # an operator, aggregation, modifier or function
+            elif (tok.kind == "ident" and after is not None and after.text == "{") or tok.text == "{":
+                brace = i + 1 if tok.kind == "ident" else i
+                confined, i = _selector_confined(query, tokens, brace, namespace)
+                if not confined:
+                    problems.append(f"selector {query[tok.start:tokens[i - 1].end]} has no {_NAMESPACE_MATCHER}")
+            elif tok.kind == "ident":  # a bare metric name: every series of it
+                problems.append(f"selector {tok.text} has no {_NAMESPACE_MATCHER}")
+                i += 1
+            elif tok.text == "}":
+                raise _Unreadable(query, tok.start, "a } without its {")
+            else:
+                i += 1
+    except _Unreadable as exc:
+        return [str(exc)]
+    return problems
+
+
+def namespace_confinement(metric: MetricSpec, context: QueryContext) -> str | None:
+    """Why ``metric``'s query for this trial could read series of other namespaces, or None when it cannot.
+
+    The query runs under the operator's identity, which sees all of Prometheus; ``--promql-tenancy=namespace``
+    lets an asset read only its trial's namespace. Presets are the operator's own templates (pod- or
+    node-level, never another namespace's series): None. A user's query is checked as it is rendered for this
+    trial, i.e. exactly the text that would be sent. Raises :class:`TemplateError` as :func:`render` does.
+    """
+    if metric.preset is not None:
+        return None
+    problems = unconfined_selectors(render_metric(metric, context), context.namespace)
+    if not problems:
+        return None
+    return (f"refused (--promql-tenancy=namespace: a query may read only the trial's namespace): "
+            f"{'; '.join(problems)}; give every vector selector {_NAMESPACE_MATCHER} (or use {{pod_selector}}, "
+            "or a preset)")
