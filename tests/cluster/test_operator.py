@@ -10,6 +10,7 @@ whose nodes do not exist stays unschedulable (Unschedulable).
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections import Counter
 from contextlib import contextmanager
@@ -213,6 +214,31 @@ def test_sweep_runs_as_jobs_and_the_recommendation_is_answered(crds_installed, k
         assert "Succeeded" in out and "12/12" in out and "Ready" in out and "local" in out
         reasons = {e.reason for e in cluster.core.list_namespaced_event(ns).items}
         assert {"Started", "Completed", "NoResult", "Unschedulable", "Recommended"} <= reasons, reasons
+
+        # spec.verify: the chosen configuration runs as a verification Job on its pool, and predicted against
+        # measured is written into the status (Verified or Failed: the real run decides, the test reads both).
+        verified = copy.deepcopy(next(d for d in docs if d["kind"] == "HWRecommendation"))
+        verified["metadata"]["name"] = "verified"
+        verified["spec"]["verify"] = {"repetitions": 1, "rounds": 1}
+        _apply(cluster, ns, [verified])
+        rec = wait_until("the verification to end", lambda: (r := _get(cluster, ns, "hwrecommendations", "verified"))
+                         and r.get("status", {}).get("verification", {}).get("phase") in ("Verified", "Failed") and r,
+                         timeout=180, interval=2)
+        v = rec["status"]["verification"]
+        assert v["round"] == 1 and len(v["trials"]) == 1 and v["choice"]["platform"] == "local", v
+        checks = {c["metric"]: c for c in v["checks"]}
+        assert {"accuracy", "latency_p99_ms"} <= set(checks), v
+        accuracy = checks["accuracy"]
+        assert accuracy["predicted"]["value"] == v["choice"]["predicted"]["accuracy"]["value"]
+        assert len(accuracy["measured"]) == 1 and 0 < accuracy["measured"][0] <= 1
+        assert accuracy["met"] == (accuracy["measured"][0] >= 0.8)
+        assert (_condition(rec, "Verified")["status"] == "True") == (v["phase"] == "Verified"), rec["status"]
+        (run,) = [t for t in _custom(cluster).list_namespaced_custom_object(
+            GROUP, VERSION, ns, "benchmarktrials", label_selector="hwmatch.dev/recommendation=verified")["items"]]
+        assert run["status"]["phase"] == "Succeeded" and run["status"]["host"]["node"] == "local-0"
+        assert run["metadata"]["ownerReferences"][0]["kind"] == "HWRecommendation"
+        (job,) = cluster.batch.list_namespaced_job(ns, label_selector="hwmatch.dev/recommendation=verified").items
+        assert job.metadata.name == run["metadata"]["name"] and job.status.succeeded == 1
 
 
 def _restart_sweep(image: str) -> list[dict]:

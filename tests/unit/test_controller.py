@@ -227,7 +227,7 @@ def test_asset_ready_condition_names_what_is_missing(kube) -> None:
 
 def test_recommendation_waits_for_trials_then_solves_once_per_dataset(kube) -> None:
     events = Events()
-    rec = RecommendationReconciler(kube, events)
+    rec = RecommendationReconciler(kube, events, TrialTelemetry(None, 15.0), unschedulable_timeout=60, resync=30)
     rec.reconcile(NS, "toy-rec")
     status = kube.get(RECOMMENDATIONS, NS, "toy-rec")["status"]
     assert status["phase"] == "Pending" and status["conditions"][0]["reason"] == "WaitingForTrials"
@@ -422,3 +422,65 @@ def test_a_result_is_recorded_before_its_prometheus_metrics_and_they_join_it_lat
     (collected,) = [c for c in trial["conditions"] if c["type"] == "Telemetry"]
     assert (collected["status"], collected["reason"]) == ("True", "Collected")
     assert r.reconcile(NS, "toy-sweep").succeeded == 0 and telemetry.calls == 2  # read once, never again
+
+
+def _finish_all(kube: FakeKube, latency) -> int:
+    """End every running Job with the latency ``latency(platform, x, job)``; how many ended."""
+    ended = 0
+    for name, job in list(kube.jobs_by_name.items()):
+        if not job["status"]:
+            x = json.loads(next(e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
+                                if e["name"] == "HWMATCH_PARAMS"))["x"]
+            kube.finish(name, {"latency_ms": latency(job["metadata"]["labels"]["hwmatch.dev/platform"], x, job)})
+            ended += 1
+    return ended
+
+
+def _law(platform: str, x: int, job: dict) -> float:
+    return 40.0 * x / (1 if platform == "small" else 4)
+
+
+def test_spec_verify_runs_the_choice_as_jobs_and_a_broken_requirement_re_solves(kube) -> None:
+    events = Events()
+    doc = next(d for d in load_text(MANIFESTS) if d.resource.kind == "HWRecommendation").resource.to_wire()
+    doc["spec"]["verify"] = {"repetitions": 2, "rounds": 3}
+    kube.put(RECOMMENDATIONS, doc)
+    sweeps, recs = _reconciler(kube, Events()), RecommendationReconciler(kube, events, TrialTelemetry(None, 15.0),
+                                                                         unschedulable_timeout=60, resync=30)
+    for _ in range(6):
+        sweeps.reconcile(NS, "toy-sweep")
+        _finish_all(kube, _law)
+    assert recs.reconcile(NS, "toy-rec") <= 10  # verification runs: look again soon
+    rec = kube.get(RECOMMENDATIONS, NS, "toy-rec")
+    first = rec["status"]["verification"]
+    chosen = (rec["status"]["recommendation"]["platform"], rec["status"]["recommendation"]["parameters"])
+    assert first["phase"] == "Running" and first["round"] == 1 and len(first["trials"]) == 2
+    verified = next(c for c in rec["status"]["conditions"] if c["type"] == "Verified")
+    assert verified["status"] == "Unknown" and rec["status"]["phase"] == "Ready"
+    runs = [t for t in kube.list(TRIALS, NS) if t["metadata"]["name"] in first["trials"]]
+    assert all(t["metadata"]["ownerReferences"][0]["kind"] == "HWRecommendation" for t in runs)
+    assert all("hwmatch.dev/sweep" not in t["metadata"]["labels"] for t in runs)  # not in the sweep's plan
+    assert {j for j in kube.jobs_created if j in first["trials"]} == set(first["trials"])
+    recs.reconcile(NS, "toy-rec")  # nothing ended: no second Job for a run
+    assert max(kube.jobs_created.values()) == 1
+    sweeps.reconcile(NS, "toy-sweep")  # the sweep ignores the runs: its counts are its plan's
+    assert kube.get(SWEEPS, NS, "toy-sweep")["status"]["total"] == 6
+
+    # The chosen configuration is slow when it really runs: latency 500 ms breaks the 100 ms requirement.
+    assert _finish_all(kube, lambda p, x, job: 500.0) == 2
+    recs.reconcile(NS, "toy-rec")
+    rec = kube.get(RECOMMENDATIONS, NS, "toy-rec")
+    second = rec["status"]["verification"]
+    assert second["round"] == 2 and second["phase"] == "Running" and second["history"][0]["met"] is False
+    assert "latency_ms broken" in second["message"]
+    assert rec["status"]["models"]["latency_ms"]["trainedOnTrials"] == 8  # the runs joined the training data
+    assert (second["choice"]["platform"], second["choice"]["parameters"]) != chosen  # the re-solved choice
+    assert _finish_all(kube, _law) == 2
+    recs.reconcile(NS, "toy-rec")
+    rec = kube.get(RECOMMENDATIONS, NS, "toy-rec")
+    done = rec["status"]["verification"]
+    assert done["phase"] == "Verified" and done["round"] == 2 and [r["met"] for r in done["history"]] == [False, True]
+    assert all(c["met"] is not False for c in done["checks"]) and done["checks"][0]["metric"] == "latency_ms"
+    verified = next(c for c in rec["status"]["conditions"] if c["type"] == "Verified")
+    assert (verified["status"], verified["reason"]) == ("True", "RequirementsMet")
+    assert recs.reconcile(NS, "toy-rec") == 30 and len(kube.jobs_created) == 6 + 4  # verified: nothing more runs

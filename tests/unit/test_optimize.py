@@ -21,6 +21,7 @@ from hwmatch.optimize import (
     solve,
     to_status,
 )
+from hwmatch.optimize.solver import feasible_mask
 
 PLATFORMS = [
     PlatformInfo("cpu-small", cost_per_hour=0.10, power_watts=40, features={"vcpus": 2, "accelerator": "none"}),
@@ -333,6 +334,27 @@ def test_ties_on_the_objective_are_broken_by_the_other_goals() -> None:
     s = spec(objective={"minimize": "cost_per_hour"}, constraints=[{"metric": "accuracy", "min": 0.5}])
     problem = build_problem(candidates, predictions, s)
     assert solve(problem).best == solve(problem, "numpy").best == 1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_preferred_candidate_wins_ties_on_the_objective_and_nothing_else(seed: int) -> None:
+    # cost per hour with one replica: every configuration of a platform ties on it
+    s = spec(objective={"minimize": "cost_per_hour"}, constraints=[{"metric": "accuracy", "min": 0.85}])
+    candidates = CandidateSet.grid(PARAMETERS, PLATFORMS, resolution=6)
+    problem = build_problem(candidates, synthetic(candidates, seed), s)
+    plain = solve(problem, "numpy").best
+    assert plain is not None
+    feasible = np.flatnonzero(feasible_mask(problem))
+    tied = [int(i) for i in feasible if problem.objective[i] == problem.objective[plain] and i != plain]
+    worse = [int(i) for i in feasible if problem.objective[i] > problem.objective[plain]]
+    assert tied and worse, "the case needs a tie and a worse candidate"
+    rng = np.random.default_rng(seed)
+    for chosen, expected in [(int(rng.choice(tied)), None), (int(rng.choice(worse)), plain)]:
+        problem.preferred = np.zeros(len(problem), dtype=bool)
+        problem.preferred[chosen] = True
+        want = chosen if expected is None else expected  # a tie goes to the preferred one; a worse one loses
+        for method, presolve in [("cp-sat", True), ("cp-sat", False), ("numpy", True)]:
+            assert solve(problem, method, presolve=presolve).best == want, (method, presolve)  # type: ignore[arg-type]
 
 
 def _dataset(seed: int = 0) -> pd.DataFrame:

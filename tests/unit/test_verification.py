@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus, HWRecommendation, load_text
+from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus, HWRecommendation, Verify, load_text
 from hwmatch.api.vocabulary import LABEL_VERIFICATION
 from hwmatch.data.store import Store
-from hwmatch.engine import answer_stored, run_sweep, verify
+from hwmatch.engine import answer_stored, run_sweep, verify, verify_spec
 from hwmatch.execution import result
 
 MANIFESTS = """
@@ -82,14 +82,14 @@ def test_every_predicted_metric_is_checked_and_throughput_is_predicted_for_the_r
     checks, _ = verify(store, rec, Law(memory_scale=3.0), repetitions=2)  # memory far off its prediction
     by_metric = {c.metric: c for c in checks}
     latency = by_metric["latency_ms"]
-    assert latency.required and latency.ok and latency.inside is True
+    assert latency.met is True and latency.inside is True
     served = by_metric[f"{best.replicas} × throughput_per_s"]
     per_replica = best.predicted["throughput_per_s"]
     assert served.predicted is not None and served.predicted.value == pytest.approx(best.replicas * per_replica.value)
     assert served.predicted.lower == pytest.approx(best.replicas * per_replica.lower)
-    assert served.ok and served.inside is True
+    assert served.met is True and served.inside is True
     memory = by_metric["memory_mb"]  # not constrained, still checked against its interval
-    assert not memory.required and memory.ok and memory.inside is False
+    assert memory.met is None and memory.inside is False
 
 
 def test_verification_runs_join_the_training_data_but_not_the_plan(solved) -> None:
@@ -122,3 +122,70 @@ def test_a_store_written_before_verification_runs_opens(tmp_path: Path) -> None:
     with Store(path) as store:
         (trial,) = store.trials()
         assert LABEL_VERIFICATION not in trial.metadata.labels and list(store.states("s")) == ["t"]
+
+
+class Slow(Law):
+    """The Law, except that every run on ``platforms`` takes 1 s: the latency requirement (100 ms) breaks there."""
+
+    def __init__(self, *platforms: str) -> None:
+        super().__init__()
+        self.platforms, self.runs = platforms, 0
+
+    def run(self, trial: BenchmarkTrial, asset: AIAsset, sweep: BenchmarkSweep) -> BenchmarkTrialStatus:
+        self.runs += 1
+        out = super().run(trial, asset, sweep)
+        if trial.spec.platform in self.platforms:
+            out.metrics["latency_ms"] = 1000.0
+        return out
+
+
+def _asking(store: Store, rec: HWRecommendation, repetitions: int, rounds: int) -> HWRecommendation:
+    spec = rec.spec.model_copy(update={"verify": Verify(repetitions=repetitions, rounds=rounds)})
+    return answer_stored(store, HWRecommendation(metadata=rec.metadata, spec=spec))
+
+
+def _verified(rec: HWRecommendation) -> tuple[str, str]:
+    condition = next(c for c in rec.status.conditions if c.type == "Verified")
+    return rec.status.verification.phase, condition.status
+
+
+def test_spec_verify_runs_the_choice_and_a_second_run_of_the_request_runs_nothing_again(solved) -> None:
+    store, rec = solved
+    law = Slow()
+    done = verify_spec(store, _asking(store, rec, 2, 3), law)
+    v = done.status.verification
+    assert _verified(done) == ("Verified", "True") and v.round == 1 and law.runs == 2
+    assert (v.choice.platform, v.choice.parameters) == (rec.status.recommendation.platform,
+                                                       rec.status.recommendation.parameters)
+    assert [c.metric for c in v.checks][:1] == ["latency_ms"] and all(c.met is not False for c in v.checks)
+    assert v.history[0].intervals == sum(c.inside is not None for c in v.checks)
+    assert sorted(v.trials) == sorted(t.metadata.name for t in store.verifications(asset="law"))
+    # solved again with its own runs, the answer stays the verified choice (it wins ties on the objective)
+    best = done.status.recommendation
+    assert (best.platform, best.parameters) == (v.choice.platform, v.choice.parameters)
+    again = verify_spec(store, _asking(store, rec, 2, 3), law)  # `hwmatch run` again: the verification is kept
+    assert law.runs == 2 and again.status.verification == v
+
+
+def test_a_broken_requirement_is_learnt_from_and_the_re_solved_choice_is_verified(solved) -> None:
+    store, rec = solved
+    chosen = rec.status.recommendation.platform
+    law = Slow(chosen)
+    done = verify_spec(store, _asking(store, rec, 2, 3), law)
+    first, *later = done.status.verification.history
+    assert (first.round, first.platform, first.met) == (1, chosen, False)
+    # the two runs joined the training data: the next answer avoids the platform they were slow on
+    assert later and all(r.platform != chosen for r in later) and later[-1].met is True
+    assert _verified(done) == ("Verified", "True") and done.status.recommendation.platform != chosen
+    assert law.runs == 2 * len(done.status.verification.history) == len(store.verifications(asset="law"))
+    assert done.status.models["latency_ms"].trained_on_trials == 32 + law.runs  # solved again after the last round
+
+
+def test_verification_stops_when_its_rounds_are_spent(solved) -> None:
+    store, rec = solved
+    law = Slow("one", "two")  # no choice holds
+    done = verify_spec(store, _asking(store, rec, 1, 2), law)
+    v = done.status.verification
+    assert _verified(done) == ("Failed", "False") and v.round == 2 and law.runs == 2
+    assert [r.met for r in v.history] == [False, False] and "rounds are spent" in v.message
+    assert next(c for c in v.checks if c.metric == "latency_ms").measured == [1000.0]

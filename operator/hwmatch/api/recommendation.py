@@ -93,6 +93,17 @@ class Budget(ApiModel):
     max_cost_per_hour: float = Field(gt=0)
 
 
+class Verify(ApiModel):
+    """Measure the chosen configuration before trusting it; on a broken requirement, learn from the runs and re-solve."""
+
+    repetitions: int = Field(default=3, ge=1, le=20, description="Runs of the chosen configuration in each round.")
+    rounds: int = Field(
+        default=3, ge=1, le=10,
+        description="Most choices verified. When a round's runs break a requirement, they join the training data, the "
+        "recommendation is solved again and its new choice is verified, until one holds or the rounds are spent.",
+    )
+
+
 class HWRecommendationSpec(SpecModel):
     asset_ref: ObjectRef
     sweep_refs: list[ObjectRef] = Field(
@@ -113,6 +124,9 @@ class HWRecommendationSpec(SpecModel):
     fixed: dict[str, Scalar] = Field(default_factory=dict, description="Parameters fixed by the user.")
     alternatives: int = Field(default=3, ge=0, le=50, description="How many runner-up candidates to report.")
     resolution: int = Field(default=16, ge=2, le=1000, description="Points per continuous range in the candidate grid.")
+    verify: Verify | None = Field(
+        default=None, description="Run the chosen configuration as verification trials and report predicted against "
+        "measured in status.verification (the operator as Jobs, hwmatch run locally).")
 
 
 class PredictedValue(ApiModel):
@@ -185,6 +199,49 @@ class DataShortfall(ApiModel):
     message: str = ""
 
 
+class VerificationCheck(ApiModel):
+    """One metric of a verified choice: its requirement's bounds, what was predicted, what each run measured."""
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+    predicted: PredictedValue | None = None
+    measured: list[float] = Field(default_factory=list)
+    met: bool | None = Field(default=None, description="Every run meets the bounds; unset for an unconstrained metric.")
+    inside: bool | None = Field(
+        default=None, description="Every run lies in the predicted interval; unset without a finite interval.")
+
+
+VerificationPhase = Literal["Running", "Verified", "Failed"]
+
+
+class VerificationRound(ApiModel):
+    """One verified choice: where it ran, how it went."""
+
+    round: int = Field(ge=1)
+    platform: str
+    parameters: dict[str, Scalar] = Field(default_factory=dict)
+    replicas: int = 1
+    met: bool | None = Field(default=None, description="Every requirement held in every run; unset while running.")
+    intervals_held: int = 0
+    intervals: int = Field(default=0, description="Predicted intervals compared with a measurement in this round.")
+
+
+class Verification(ApiModel):
+    """``spec.verify``'s progress: the round now (or last) verified, its checks, and the rounds before it."""
+
+    phase: VerificationPhase
+    reason: str = Field(
+        default="Verifying", description="Verifying, RequirementsMet, RequirementBroken, RunFailed, RoundsSpent, "
+        "NoAnswer (re-solved, nothing feasible), ChoiceChanged (the answer moved on, rounds spent).")
+    round: int = Field(ge=1, description="Rounds taken so far (each verifies one choice).")
+    choice: Choice = Field(description="The choice this round verifies, with the predictions made when it was chosen.")
+    trials: list[str] = Field(default_factory=list, description="This round's verification BenchmarkTrials.")
+    checks: list[VerificationCheck] = Field(default_factory=list)
+    history: list[VerificationRound] = Field(default_factory=list, description="Every round so far, this one last.")
+    message: str = ""
+
+
 RecommendationPhase = Literal["Pending", "Ready", "Infeasible", "InsufficientData", "Failed"]
 
 
@@ -204,6 +261,8 @@ class HWRecommendationStatus(StatusBase):
     insufficient: DataShortfall | None = Field(
         default=None, description="Phase InsufficientData: which metrics lack trials, how many more, and where.")
     dataset_hash: str | None = None
+    verification: Verification | None = Field(
+        default=None, description="spec.verify: predicted against measured for the chosen configuration, per round.")
 
     def interval_levels(self) -> list[float]:
         """The distinct levels of the intervals this status reports (one for an answer; none if it predates levels)."""

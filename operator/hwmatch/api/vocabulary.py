@@ -42,6 +42,8 @@ LABEL_SWEEP = "hwmatch.dev/sweep"
 LABEL_PLATFORM = "hwmatch.dev/platform"
 #: ``"true"`` on a trial that verified a recommendation (``hwmatch verify``): training data, not part of its sweep's plan.
 LABEL_VERIFICATION = "hwmatch.dev/verification"
+#: On a verification trial in a cluster: the HWRecommendation (``spec.verify``) whose choice it measures.
+LABEL_RECOMMENDATION = "hwmatch.dev/recommendation"
 
 #: Hex digits of the hash in a trial name; 40 bits keep collisions away at millions of trials.
 ID_HEX = 10

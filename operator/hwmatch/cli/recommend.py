@@ -11,11 +11,12 @@ import yaml
 from rich.markup import escape
 from rich.table import Table
 
-from hwmatch.api import Choice, HWRecommendation, PredictedValue, interval_caption, load_documents
+from hwmatch.api import Choice, HWRecommendation, PredictedValue, VerificationCheck, interval_caption, load_documents
 from hwmatch.cli.app import app, console, fail, open_existing, reported, store_option
 from hwmatch.data.store import Store
-from hwmatch.engine import Check, answer_stored
+from hwmatch.engine import answer_stored
 from hwmatch.engine import verify as verify_choice
+from hwmatch.execution.base import Executor
 
 
 def _values(choice: Choice) -> str:
@@ -92,6 +93,38 @@ def answer_all(db: Store, recommendations: Sequence[HWRecommendation], output: s
     return solved
 
 
+def verify_all(db: Store, recommendations: Sequence[HWRecommendation], executor: Executor) -> list[HWRecommendation]:
+    """``spec.verify`` of each answered recommendation that asks for it: the rounds, and the last one's checks."""
+    from hwmatch.engine import verify_spec
+
+    out = []
+    for rec in recommendations:
+        if rec.spec.verify is None or rec.status is None or rec.status.recommendation is None:
+            out.append(rec)
+            continue
+        choice = rec.status.recommendation
+        with console.status(f"verifying {rec.metadata.name}: {choice.platform} ×{rec.spec.verify.repetitions}…"):
+            verified = verify_spec(db, rec, executor)
+        out.append(verified)
+        v = verified.status.verification if verified.status else None
+        if v is None:
+            continue
+        for r in v.history[:-1]:
+            tried = Choice(platform=r.platform, parameters=r.parameters, replicas=r.replicas)
+            console.print(escape(f"{rec.metadata.name}: round {r.round}: {r.platform} {_values(tried)}: "
+                                 f"{'requirements held' if r.met else 'a requirement broke'}; "
+                                 f"{r.intervals_held} of {r.intervals} intervals held"), highlight=False)
+        print_checks(verified, v.choice, v.checks, title=f"{rec.metadata.name}: verification round {v.round}, {v.phase}")
+        console.print(("[green]" if v.phase == "Verified" else "[red]") + escape(v.message) + "[/]", highlight=False)
+        if not _same_choice(v.choice, verified.status.recommendation if verified.status else None):
+            print_recommendation(verified)  # re-solved with the runs: the answer now
+    return out
+
+
+def _same_choice(a: Choice, b: Choice | None) -> bool:
+    return b is not None and (a.platform, a.parameters, a.replicas) == (b.platform, b.parameters, b.replicas)
+
+
 @app.command()
 def recommend(
     files: list[Path] = typer.Argument(..., help="Manifest files with HWRecommendations.", show_default=False),
@@ -159,21 +192,12 @@ def verify(
             with console.status(f"running {rec.metadata.name}'s choice on {best.platform} ×{repetitions}…"):
                 with reported():
                     checks, _ = verify_choice(db, rec, LocalExecutor(), repetitions)
-            table = Table("metric", "bound", escape("predicted [interval]"), "measured (each run)", "requirement",
-                          "interval", title=escape(f"{rec.metadata.name}: {best.platform} ×{best.replicas} {_values(best)}"),
-                          caption=escape(f"predicted {interval_caption(rec.spec, rec.status)}"))
-            for c in checks:
-                broken |= not c.ok
-                missed += c.inside is False
-                table.add_row(escape(c.metric), _bound(c), escape(_prediction(c.predicted)),
-                              ", ".join(f"{m:.4g}" for m in c.measured),
-                              ("[green]✓ met[/]" if c.ok else "[red]✗ broken[/]") if c.required else "",
-                              {True: "[green]inside[/]", False: "[red]✗ outside[/]", None: "-"}[c.inside])
-            console.print(table)
+            outside = print_checks(rec, best, checks)
             held = sum(c.inside is True for c in checks)
-            console.print(f"{held} of {held + sum(c.inside is False for c in checks)} predicted intervals held; "
-                          f"the {repetitions} run(s) are stored as verification trials and join the training data",
-                          highlight=False)
+            console.print(f"{held} of {held + outside} predicted intervals held; the {repetitions} run(s) are stored "
+                          "as verification trials and join the training data", highlight=False)
+            missed += outside
+            broken |= any(c.met is False for c in checks)
     if missed:
         console.print(f"[yellow]{missed} measured metric(s) outside the predicted interval: "
                       "the models are wrong there; re-solving learns from these runs[/]")
@@ -181,8 +205,24 @@ def verify(
         raise typer.Exit(1)
 
 
-def _bound(check: Check) -> str:
-    if not check.required:
+def print_checks(rec: HWRecommendation, choice: Choice, checks: Sequence[VerificationCheck], title: str = "") -> int:
+    """Predicted against measured, one row per metric; how many measured metrics fell outside their interval."""
+    assert rec.status is not None
+    table = Table("metric", "bound", escape("predicted [interval]"), "measured (each run)", "requirement",
+                  "interval", title=escape(title or f"{rec.metadata.name}: {choice.platform} ×{choice.replicas} "
+                                                    f"{_values(choice)}"),
+                  caption=escape(f"predicted {interval_caption(rec.spec, rec.status)}"))
+    for c in checks:
+        table.add_row(escape(c.metric), _bound(c), escape(_prediction(c.predicted)),
+                      ", ".join(f"{m:.4g}" for m in c.measured),
+                      {True: "[green]✓ met[/]", False: "[red]✗ broken[/]", None: ""}[c.met],
+                      {True: "[green]inside[/]", False: "[red]✗ outside[/]", None: "-"}[c.inside])
+    console.print(table)
+    return sum(c.inside is False for c in checks)
+
+
+def _bound(check: VerificationCheck) -> str:
+    if check.met is None:
         return ""
     bounds = [f">= {check.min:g}"] if check.min is not None else []
     bounds += [f"<= {check.max:g}"] if check.max is not None else []

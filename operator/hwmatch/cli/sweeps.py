@@ -19,7 +19,7 @@ from rich.table import Table
 from hwmatch.api import BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus
 from hwmatch.api.vocabulary import FAILED, PHASES, RUNNING, SUCCEEDED
 from hwmatch.cli.app import app, console, err_console, fail, open_existing, reported, store_option
-from hwmatch.cli.recommend import answer_all
+from hwmatch.cli.recommend import answer_all, verify_all
 from hwmatch.data.store import Store
 from hwmatch.engine import FileRun, SweepRun, run_file
 from hwmatch.execution.base import Executor
@@ -115,7 +115,7 @@ def run(
     replay_mode: str = typer.Option("nearest", "--replay-mode",
                                     help="nearest: the closest measured row; exact: only measured configurations."),
 ) -> None:
-    """Run the sweeps in FILES on this machine, then solve their HWRecommendations.
+    """Run the sweeps in FILES on this machine, then solve their HWRecommendations (and verify them: spec.verify).
 
     Trials already finished in the store are kept, not rerun: a run killed at any point resumes where it stopped.
     With --replay, trials are answered from published tables (see `hwmatch import`): sampling strategies compared
@@ -132,8 +132,9 @@ def run(
             if outcome.runs:
                 print_summary(outcome, db)
             if outcome.recommendations:
-                solved = answer_all(db, outcome.recommendations)
-                if any(r.status and r.status.phase == "Failed" for r in solved):
+                solved = verify_all(db, answer_all(db, outcome.recommendations), executor)
+                if any(r.status and (r.status.phase == "Failed" or (
+                        r.status.verification and r.status.verification.phase == "Failed")) for r in solved):
                     raise typer.Exit(1)
     except KeyboardInterrupt:
         err_console.print(escape(f"interrupted: finished trials are kept in {store}; run the same command again to resume"))

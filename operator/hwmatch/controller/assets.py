@@ -8,7 +8,7 @@ from hwmatch.api import AIAsset, AIAssetStatus, set_condition
 from hwmatch.api.errors import InputError
 from hwmatch.controller.kube import ASSETS, Kube
 from hwmatch.controller.objects import InvalidObject, parse
-from hwmatch.controller.sweeps import Emit
+from hwmatch.controller.trials import Emit
 from hwmatch.execution.kubernetes import check_runnable
 
 

@@ -48,12 +48,12 @@ class Context:
             from hwmatch.telemetry import PrometheusClient
 
             prometheus = PrometheusClient(config.prometheus_url)
+        telemetry = TrialTelemetry(prometheus, config.scrape_interval)
         return cls(
             config=config, connection=connection, kube=kube, signals=Signals(loop),
             assets=AssetReconciler(kube, emit, prometheus=prometheus is not None),
-            sweeps=SweepReconciler(kube, emit, TrialTelemetry(prometheus, config.scrape_interval),
-                                   config.unschedulable_timeout, config.resync),
-            recommendations=RecommendationReconciler(kube, emit),
+            sweeps=SweepReconciler(kube, emit, telemetry, config.unschedulable_timeout, config.resync),
+            recommendations=RecommendationReconciler(kube, emit, telemetry, config.unschedulable_timeout, config.resync),
         )
 
     def close(self) -> None:

@@ -7,8 +7,10 @@
   depends on changes (:class:`~hwmatch.controller.signals.Signals`) or the
   resync interval passes. Nothing polls in a tight loop: a sweep wakes on its
   Jobs' watch events (and every 10 s while trials run, for unschedulable
-  pods), a recommendation when its sweep records results.
-- ``Job`` (labelled by hwmatch): a watch event wakes the Job's sweep.
+  pods), a recommendation when its sweep records results (and every 10 s
+  while its verification runs).
+- ``Job`` (labelled by hwmatch): a watch event wakes the Job's sweep, or for a
+  verification run (``spec.verify``) its recommendation.
 
 kopf keeps no state in the objects beyond its finalizer
 (``hwmatch.dev/operator``, so daemons stop before an object goes); all
@@ -25,7 +27,7 @@ from typing import Any, Callable
 import kopf
 
 from hwmatch.api import GROUP, VERSION
-from hwmatch.api.vocabulary import LABEL_SWEEP
+from hwmatch.api.vocabulary import LABEL_RECOMMENDATION, LABEL_SWEEP
 from hwmatch.controller import metrics
 from hwmatch.controller.context import Context
 from hwmatch.controller.kube import ASSETS, RECOMMENDATIONS, SWEEPS
@@ -115,8 +117,7 @@ async def recommendation_daemon(namespace: str, name: str, spec: kopf.Spec, memo
         return [("recommendation", namespace, name), ("asset", namespace, asset), ("trials", namespace, asset)]
 
     def step() -> float:
-        ctx.recommendations.reconcile(namespace, name)
-        return ctx.config.resync
+        return ctx.recommendations.reconcile(namespace, name)
 
     await _loop(ctx, stopped, logger, "HWRecommendation", keys, step)
 
@@ -141,4 +142,7 @@ async def recommendation_event(type: str | None, namespace: str, name: str, meta
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_SWEEP: kopf.PRESENT, **MANAGED_BY}, registry=registry)
 async def job_event(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
-    memo.context.signals.bump(("sweep", namespace, labels[LABEL_SWEEP]))
+    if LABEL_RECOMMENDATION in labels:  # a verification run (spec.verify): its recommendation follows it
+        memo.context.signals.bump(("recommendation", namespace, labels[LABEL_RECOMMENDATION]))
+    else:
+        memo.context.signals.bump(("sweep", namespace, labels[LABEL_SWEEP]))

@@ -11,26 +11,42 @@ re-solve after one more trial refits only what changed.
 What was solved is remembered in the annotation ``hwmatch.dev/solved-for``
 (a hash of the spec's generation, the platforms and the succeeded trials): a
 pass whose inputs are unchanged — a resync, a failed trial, a restarted
-operator — does nothing.
+operator — does not solve again.
+
+With ``spec.verify`` a pass also moves the verification on: it records the
+runs whose Jobs ended (before solving, so the answer learns from them), asks
+:func:`hwmatch.engine.verification_step` — the policy ``hwmatch run`` follows
+too — what the round needs, and starts those runs as Jobs with
+:class:`~hwmatch.controller.trials.TrialJobs`, the mechanism sweeps use.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
 
-from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, HWRecommendation, HWRecommendationStatus, set_condition
-from hwmatch.api.vocabulary import LABEL_ASSET, canonical
+from hwmatch.api import (
+    AIAsset,
+    BenchmarkSweep,
+    BenchmarkTrial,
+    BenchmarkTrialStatus,
+    HWRecommendation,
+    HWRecommendationStatus,
+    set_condition,
+)
+from hwmatch.api.vocabulary import FINISHED, LABEL_ASSET, LABEL_RECOMMENDATION, PENDING, canonical
 from hwmatch.controller import metrics
 from hwmatch.controller.kube import ASSETS, RECOMMENDATIONS, SWEEPS, TRIALS, Kube
 from hwmatch.controller.objects import InvalidObject, invalid, parse
-from hwmatch.controller.sweeps import Emit
+from hwmatch.controller.trials import RUNNING_RESYNC, Emit, Telemetry, TrialJobs, TrialObject
 from hwmatch.data.cluster import TrialObjects
 from hwmatch.data.frame import succeeded
-from hwmatch.engine import answer
+from hwmatch.engine import SweepError, answer, verification_step
+from hwmatch.engine.verification import judge_round, verification_condition
 
 SOLVED_FOR = "hwmatch.dev/solved-for"
 
@@ -38,56 +54,67 @@ SOLVED_FOR = "hwmatch.dev/solved-for"
 class RecommendationReconciler:
     """The reconcile pass of a HWRecommendation (see the module docstring)."""
 
-    def __init__(self, kube: Kube, emit: Emit, seed: int = 0):
-        self.kube, self.emit, self.seed = kube, emit, seed
+    def __init__(self, kube: Kube, emit: Emit, telemetry: Telemetry, unschedulable_timeout: float, resync: float,
+                 seed: int = 0):
+        self.kube, self.emit, self.telemetry, self.seed = kube, emit, telemetry, seed
+        self.unschedulable_timeout, self.resync = unschedulable_timeout, resync
 
-    def reconcile(self, namespace: str, name: str) -> str | None:
-        """Solve if the inputs changed; the asset it depends on (to wake this on its changes), when known."""
+    def reconcile(self, namespace: str, name: str) -> float:
+        """Solve if the inputs changed, and move ``spec.verify`` on; seconds until the next pass is due."""
         obj = self.kube.get(RECOMMENDATIONS, namespace, name)
         if obj is None or obj["metadata"].get("deletionTimestamp"):
-            return None
+            return self.resync
         with metrics.RECONCILE_SECONDS.labels("HWRecommendation").time():
             try:
                 rec = parse(obj, HWRecommendation)
             except InvalidObject as exc:
                 invalid(self.kube, self.emit, RECOMMENDATIONS, obj, str(exc))
-                return None
-            self._reconcile(obj, rec, namespace)
-            return rec.spec.asset_ref.name
+                return self.resync
+            return self._reconcile(obj, rec, namespace)
 
-    def _reconcile(self, obj: dict[str, Any], rec: HWRecommendation, ns: str) -> None:
+    def _reconcile(self, obj: dict[str, Any], rec: HWRecommendation, ns: str) -> float:
         asset_name = rec.spec.asset_ref.name
         asset_obj = self.kube.get(ASSETS, ns, asset_name)
         if asset_obj is None:
             self._waiting(obj, rec, "AssetNotFound", f"spec.assetRef: no AIAsset {asset_name!r} in namespace {ns}")
-            return
+            return self.resync
         try:
             asset = parse(asset_obj, AIAsset)
             sweeps = [parse(o, BenchmarkSweep) for o in self.kube.list(SWEEPS, ns)
                       if o.get("spec", {}).get("assetRef", {}).get("name") == asset_name]
         except InvalidObject as exc:
             self._waiting(obj, rec, "InvalidInput", str(exc))
-            return
+            return self.resync
+        verifying = _Verifying(self, obj, rec, asset, sweeps) if rec.spec.verify is not None else None
+        if verifying is not None:
+            verifying.advance()  # runs that ended are recorded and judged before solving: the answer learns from them
         trials = [BenchmarkTrial.model_validate(o) for o in self.kube.list(TRIALS, ns, {LABEL_ASSET: asset_name})]
         wanted = [r.name for r in rec.spec.sweep_refs]
         known = {s.metadata.name for s in sweeps}
         data = TrialObjects(asset, sweeps, trials)
         rows = succeeded(data.frame(wanted))
         key = _fingerprint(rec, [s for s in sweeps if not wanted or s.metadata.name in wanted], rows)
-        if rec.metadata.annotations.get(SOLVED_FOR) == key and rec.status is not None:
-            return
-        if rows.empty and all(w in known for w in wanted):
+        current = verifying.rec if verifying is not None else rec  # with the judged verification, if any
+        fresh = not (rec.metadata.annotations.get(SOLVED_FOR) == key and rec.status is not None)
+        if not fresh:
+            solved = current
+        elif rows.empty and all(w in known for w in wanted):
             scope = ", ".join(wanted or sorted(known)) or "none yet"
             self._waiting(obj, rec, "WaitingForTrials",
                           f"no succeeded trials of AIAsset {asset_name} yet (sweeps: {scope})")
-            return
-        started = time.perf_counter()
-        solved = answer(rec, asset, sweeps, data.frame, seed=self.seed, where=f"in namespace {ns}")
-        metrics.SOLVE_SECONDS.observe(time.perf_counter() - started)
+            return self.resync
+        else:
+            started = time.perf_counter()
+            solved = answer(current, asset, sweeps, data.frame, seed=self.seed, where=f"in namespace {ns}")
+            metrics.SOLVE_SECONDS.observe(time.perf_counter() - started)
+            assert solved.status is not None
+            metrics.SOLVES.labels(ns, solved.status.phase or "").inc()
         assert solved.status is not None
-        metrics.SOLVES.labels(ns, solved.status.phase or "").inc()
+        requeue = self.resync if verifying is None else verifying.step(solved)
         self._write(obj, rec, solved.status)
-        self.kube.annotate(RECOMMENDATIONS, ns, rec.metadata.name, {SOLVED_FOR: key})
+        if fresh:
+            self.kube.annotate(RECOMMENDATIONS, ns, rec.metadata.name, {SOLVED_FOR: key})
+        return requeue
 
     def _waiting(self, obj: dict[str, Any], rec: HWRecommendation, reason: str, message: str) -> None:
         """Not answerable (yet): phase Pending, Ready=False with the reason; an earlier answer is withdrawn."""
@@ -114,6 +141,70 @@ class RecommendationReconciler:
         if after != before and ready is not None:
             self.emit(obj, "Normal" if status.phase == "Ready" else "Warning",
                       "Recommended" if status.phase == "Ready" else ready.reason, ready.message)
+
+
+class _Verifying:
+    """``spec.verify`` in one pass: the policy is :func:`hwmatch.engine.verification_step`, the runs are Jobs.
+
+    A round's runs are ``BenchmarkTrial`` objects owned by the
+    recommendation, labelled ``hwmatch.dev/verification`` and
+    ``hwmatch.dev/recommendation`` (not with their sweep: they are not in its
+    plan), with ``spec.sweepRef`` naming the sweep of their platform, so they
+    join that sweep's training data like the local store's verification trials.
+    """
+
+    def __init__(self, owner: RecommendationReconciler, obj: dict[str, Any], rec: HWRecommendation, asset: AIAsset,
+                 sweeps: list[BenchmarkSweep]):
+        self.obj, self.sweeps = obj, sweeps
+        self.rec = rec.model_copy(deep=True)  # its status gets the judged verification; the read one stays as read
+        self.ns = obj["metadata"]["namespace"]
+        self.kube = owner.kube
+        self.labels = {LABEL_RECOMMENDATION: rec.metadata.name}
+        self.jobs = TrialJobs(owner.kube, owner.emit, owner.telemetry, owner.unschedulable_timeout, self.ns, asset,
+                              datetime.now(timezone.utc))
+        self.resync = owner.resync
+        self.trials: dict[str, TrialObject] = {}
+        self.phases: dict[str, str] = {}
+        self.runs: dict[str, BenchmarkTrialStatus] = {}  # the ended runs by name
+
+    def advance(self) -> None:
+        """Record the outcomes of this recommendation's verification runs whose Jobs ended; judge an ended round.
+
+        The judged verification goes into the recommendation's status before
+        it is solved again, so a verified choice wins a tie in that solve.
+        """
+        self.trials = {o["metadata"]["name"]: (o, BenchmarkTrial.model_validate(o))
+                       for o in self.kube.list(TRIALS, self.ns, self.labels)}
+        self.phases = self.jobs.advance(self.trials, self.labels)
+        ended = {n: self.jobs.written.get(n, t.status) for n, (_, t) in self.trials.items()
+                 if self.phases[n] in FINISHED}
+        self.runs = {n: s for n, s in ended.items() if s is not None}
+        if self.rec.status is not None:
+            self.rec.status.verification = judge_round(self.rec, self.runs)
+
+    def step(self, solved: HWRecommendation) -> float:
+        """Set ``solved.status.verification`` (and its Verified condition) and start the round's runs; the requeue."""
+        assert solved.status is not None
+        try:
+            step = verification_step(solved, self.sweeps, self.runs)
+        except SweepError as exc:  # the platform's sweep is gone: nothing to run the choice on
+            solved.status.conditions = set_condition(solved.status.conditions, "Verified", "False", "CannotVerify",
+                                                     str(exc), self.rec.metadata.generation)
+            return self.resync
+        solved.status.verification = step.verification
+        verification_condition(solved.status, self.rec.metadata.generation)
+        sweeps = {s.metadata.name: s for s in self.sweeps}
+        for trial in step.trials:
+            name = trial.metadata.name
+            if name not in self.trials:
+                tobj = self.jobs.create(trial, self.obj)
+                self.trials[name] = (tobj, BenchmarkTrial.model_validate(tobj))
+                self.phases[name] = PENDING
+            if self.phases[name] == PENDING:
+                tobj, parsed = self.trials[name]
+                self.phases[name] = self.jobs.start(tobj, parsed, sweeps[parsed.spec.sweep_ref.name])
+        running = step.verification is not None and step.verification.phase == "Running"
+        return min(self.resync, self.jobs.requeue, RUNNING_RESYNC if running else self.resync)
 
 
 def _fingerprint(rec: HWRecommendation, sweeps: list[BenchmarkSweep], rows: pd.DataFrame) -> str:

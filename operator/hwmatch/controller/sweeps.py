@@ -21,60 +21,30 @@ it looks at what exists and moves it one step, whatever happened before:
    platform, progress, conditions (Ready, Running, Complete, Failed),
    start/completion time, observedGeneration — and Kubernetes Events on transitions.
 
-Restart safety follows from the names: a trial's Job is named like the trial,
-so a pass never starts a second Job for it, and a trial whose status is
-Succeeded or Failed is never started again; a Job that ended while no
-operator ran is read on the next pass. The status is written before a Job is
-cleaned up, so no finished result is lost between the two.
+Starting a trial's Job and reading its outcome is the mechanism of
+:class:`~hwmatch.controller.trials.TrialJobs` (restart safety, the order of
+result, clean-up and Prometheus metrics are explained there); this module is
+the sweep's policy around it.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
-from kubernetes.client.rest import ApiException
-
-from hwmatch.api import (
-    AIAsset,
-    BenchmarkSweep,
-    BenchmarkSweepStatus,
-    BenchmarkTrial,
-    BenchmarkTrialStatus,
-    Document,
-    set_condition,
-)
+from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkSweepStatus, BenchmarkTrial, Document, set_condition
 from hwmatch.api.errors import InputError
 from hwmatch.api.manifest import check_references
-from hwmatch.api.vocabulary import FAILED, FINISHED, LABEL_ASSET, LABEL_SWEEP, PENDING, RUNNING, SUCCEEDED, phase_of
+from hwmatch.api.vocabulary import FAILED, LABEL_ASSET, LABEL_SWEEP, PENDING, RUNNING, SUCCEEDED
 from hwmatch.controller import metrics
 from hwmatch.controller.kube import ASSETS, SWEEPS, TRIALS, Kube
 from hwmatch.controller.objects import InvalidObject, invalid, parse
+from hwmatch.controller.trials import RUNNING_RESYNC, Emit, Telemetry, TrialJobs, TrialObject
 from hwmatch.data.cluster import TrialObjects
-from hwmatch.execution import result
-from hwmatch.execution.kubernetes import (
-    LABEL_TRIAL,
-    check_runnable,
-    job_finished,
-    job_manifest,
-    job_outcome,
-    unschedulable_since,
-)
+from hwmatch.execution.kubernetes import check_runnable
 from hwmatch.planning import Planner
 from hwmatch.planning.schedule import Step, TrialState, sweep_step
-
-#: Posts a Kubernetes Event: (object, type Normal|Warning, reason, message).
-Emit = Callable[[Mapping[str, Any], str, str, str], None]
-#: Adds the Prometheus metrics to a Succeeded trial's status; None to ask again later (see telemetry.py).
-Telemetry = Callable[[AIAsset, str, BenchmarkTrialStatus, datetime], "BenchmarkTrialStatus | None"]
-#: Seconds to the next pass while trials run (Job events usually come first; unschedulable pods do not send one).
-RUNNING_RESYNC = 10.0
-#: Seconds to the next pass while a recorded trial waits for Prometheus to scrape its last moments.
-TELEMETRY_RESYNC = 5.0
-#: The ``Telemetry`` condition's reason while a recorded trial's Prometheus metrics are still to be read.
-TELEMETRY_PENDING = "Pending"
 
 
 @dataclass
@@ -123,10 +93,7 @@ class _Pass:
         self.name = self.sweep.metadata.name
         self.old = self.sweep.status or BenchmarkSweepStatus()
         self.now = now()
-        self.recorded = self.succeeded = 0
-        self.requeue = owner.resync
-        self._written: dict[str, BenchmarkTrialStatus] = {}  # trial statuses this pass wrote
-        self.asset: AIAsset  # set by run() once the asset resolves
+        self.jobs: TrialJobs  # set by run() once the asset resolves
 
     # -- the pass ----------------------------------------------------------------------------
 
@@ -134,30 +101,32 @@ class _Pass:
         asset = self._asset()
         if asset is None:
             return SweepPass(requeue_after=self.r.resync, asset=self.sweep.spec.asset_ref.name)
-        self.asset = asset
+        self.jobs = jobs = TrialJobs(self.kube, self.r.emit, self.r.telemetry, self.r.unschedulable_timeout, self.ns,
+                                     asset, self.now)
         planner = Planner(asset, self.sweep)
         trials = self._trials(planner)
-        phases = self._advance(trials)
+        phases = jobs.advance(trials, {LABEL_SWEEP: self.name})
         step = self._step(trials, phases, planner)
         if step.next_round:
-            data = TrialObjects(asset, [self.sweep], [self._current(trial) for _, trial in trials.values()])
+            data = TrialObjects(asset, [self.sweep], [jobs.current(trial) for _, trial in trials.values()])
             for trial in planner.next_round(data.frame([self.name])):
                 if trial.metadata.name not in trials:
-                    created = self._create_trial(trial)
+                    created = jobs.create(trial, self.obj)
                     trials[trial.metadata.name] = (created, BenchmarkTrial.model_validate(created))
                     phases[trial.metadata.name] = PENDING
             step = self._step(trials, phases, planner)
         for name in step.start:
             tobj, trial = trials[name]
-            phases[name] = self._start(tobj, trial, asset)
+            phases[name] = jobs.start(tobj, trial, self.sweep)
         if step.start:
             step = self._step(trials, phases, planner)
         self._write_status(step)
-        if self.recorded:
+        if jobs.recorded:
             self._count_asset_trials(asset)
+        requeue = min(self.r.resync, jobs.requeue)
         if any(p == RUNNING for p in phases.values()):
-            self.requeue = min(self.requeue, RUNNING_RESYNC)
-        return SweepPass(requeue_after=self.requeue, recorded=self.recorded, succeeded=self.succeeded,
+            requeue = min(requeue, RUNNING_RESYNC)
+        return SweepPass(requeue_after=requeue, recorded=jobs.recorded, succeeded=jobs.succeeded,
                          asset=asset.metadata.name)
 
     def _asset(self) -> AIAsset | None:
@@ -184,62 +153,18 @@ class _Pass:
             return None
         return asset
 
-    def _advance(self, trials: Mapping[str, tuple[dict[str, Any], BenchmarkTrial]]) -> dict[str, str]:
-        """Record the outcome of every trial whose Job ended; the trials' phases after that."""
-        jobs = {j["metadata"]["labels"][LABEL_TRIAL]: j for j in self.kube.jobs(self.ns, {LABEL_SWEEP: self.name})
-                if LABEL_TRIAL in j["metadata"].get("labels", {})}
-        pods: dict[str, list[dict[str, Any]]] = {}
-        for pod in self.kube.pods(self.ns, {LABEL_SWEEP: self.name}):
-            pods.setdefault(pod["metadata"].get("labels", {}).get(LABEL_TRIAL, ""), []).append(pod)
-        phases: dict[str, str] = {}
-        for tid, (tobj, trial) in trials.items():
-            phase = phase_of(trial)
-            job = jobs.get(tid)
-            if phase in FINISHED:
-                if job is not None and not job_finished(job):  # ended Unschedulable, the Job not yet deleted
-                    self.kube.delete_job(self.ns, tid)
-                if trial.status is not None and _telemetry_pending(trial.status):
-                    self._collect(tobj, trial.status)
-                phases[tid] = phase
-            elif job is None:
-                phases[tid] = PENDING
-            else:
-                phases[tid] = self._follow(tobj, trial, job, pods.get(tid, []))
-        return phases
-
-    def _step(self, trials: Mapping[str, tuple[dict[str, Any], BenchmarkTrial]], phases: Mapping[str, str],
-              planner: Planner) -> Step:
+    def _step(self, trials: Mapping[str, TrialObject], phases: Mapping[str, str], planner: Planner) -> Step:
         """The sweep policy's decision for the trials as they are now."""
         states = []
         for tid, (_, trial) in trials.items():
-            status = self._written.get(tid, trial.status)
+            status = self.jobs.written.get(tid, trial.status)
             reason = status.reason if status is not None else None
             states.append(TrialState(tid, trial.spec.platform, phases[tid], reason))
         return sweep_step(self.sweep, states, in_rounds=planner.in_rounds, series=True, previous=self.old, now=self.now)
 
-    def _follow(self, tobj: dict[str, Any], trial: BenchmarkTrial, job: dict[str, Any],
-                pods: list[dict[str, Any]]) -> str:
-        """A trial with a Job: record its outcome if it has one, else keep it Running; its phase."""
-        tid = trial.metadata.name
-        outcome = job_outcome(job, pods, self.asset, self.now, self.r.unschedulable_timeout)
-        if outcome is not None and outcome.phase == SUCCEEDED:
-            outcome = self._telemetry(outcome)
-        if outcome is None:
-            since = unschedulable_since(pods)
-            if since is not None:  # no event comes when the timeout passes: look again then
-                left = self.r.unschedulable_timeout - (self.now - since).total_seconds()
-                self.requeue = min(self.requeue, max(left, 0.5))
-            if trial.status is None or trial.status.phase != RUNNING:  # its Job was made by an interrupted pass
-                self._write_trial(tobj, _running(tid, self.now))
-            return RUNNING
-        self._record(tobj, trial, outcome)
-        if not job_finished(job):
-            self.kube.delete_job(self.ns, tid)
-        return outcome.phase or FAILED
-
     # -- trials --------------------------------------------------------------------------------
 
-    def _trials(self, planner: Planner) -> dict[str, tuple[dict[str, Any], BenchmarkTrial]]:
+    def _trials(self, planner: Planner) -> dict[str, TrialObject]:
         """The sweep's trials in plan order (later rounds' after the first), created where missing."""
         existing = {o["metadata"]["name"]: o for o in self.kube.list(TRIALS, self.ns, {LABEL_SWEEP: self.name})}
         planned = planner.plan()
@@ -248,90 +173,8 @@ class _Pass:
             order += [n for n in existing if n not in set(order)]
         for trial in planned:
             if trial.metadata.name not in existing:
-                existing[trial.metadata.name] = self._create_trial(trial)
+                existing[trial.metadata.name] = self.jobs.create(trial, self.obj)
         return {n: (existing[n], BenchmarkTrial.model_validate(existing[n])) for n in order}
-
-    def _current(self, trial: BenchmarkTrial) -> BenchmarkTrial:
-        """A trial as read at the start of the pass, with the status this pass wrote to it, if any."""
-        written = self._written.get(trial.metadata.name)
-        return trial if written is None else trial.model_copy(update={"status": written})
-
-    def _telemetry(self, status: BenchmarkTrialStatus) -> BenchmarkTrialStatus:
-        """A Succeeded status with its Prometheus metrics, or marked ``Telemetry=Unknown`` to be read on a later pass.
-
-        The result is recorded first, whatever Prometheus does: a Prometheus that
-        answers slowly (each query has a total deadline) or has not scraped the
-        trial's end yet delays only the Prometheus metrics, never the trial's
-        result, its Job's clean-up or the next trials' start.
-        """
-        collected = self.r.telemetry(self.asset, self.ns, status, self.now)
-        if collected is not None:
-            return collected
-        self.requeue = min(self.requeue, TELEMETRY_RESYNC)
-        status.conditions = set_condition(status.conditions, "Telemetry", "Unknown", TELEMETRY_PENDING,
-                                          "the result is recorded; its Prometheus metrics are read once Prometheus "
-                                          "has scraped the trial's end")
-        return status
-
-    def _collect(self, tobj: dict[str, Any], status: BenchmarkTrialStatus) -> None:
-        """Read the Prometheus metrics of a recorded trial marked pending; they are new training data."""
-        status = status.model_copy(deep=True)
-        collected = self._telemetry(status)
-        if not _telemetry_pending(collected):
-            self._write_trial(tobj, collected)
-            self.succeeded += 1
-
-    def _create_trial(self, trial: BenchmarkTrial) -> dict[str, Any]:
-        body = trial.to_wire()
-        body["metadata"] = {
-            "name": trial.metadata.name,
-            "labels": trial.metadata.labels,
-            "ownerReferences": [{
-                "apiVersion": self.obj["apiVersion"], "kind": "BenchmarkSweep", "name": self.name,
-                "uid": self.obj["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True,
-            }],
-        }
-        return self.kube.create(TRIALS, self.ns, body)
-
-    def _start(self, tobj: dict[str, Any], trial: BenchmarkTrial, asset: AIAsset) -> str:
-        """Create the trial's Job and mark it Running; a Job the API refuses fails the trial (it would every time)."""
-        tid = trial.metadata.name
-        trial.metadata.uid = tobj["metadata"]["uid"]
-        try:
-            created = self.kube.create_job(self.ns, job_manifest(trial, asset, self.sweep))
-        except ApiException as exc:
-            if exc.status is None or exc.status >= 500 or exc.status in (401, 403, 429):
-                raise  # the API server or our permissions, not the trial: try again next pass
-            at = self.now
-            self._record(tobj, trial, result.failed(result.EXECUTOR_ERROR, f"the API server refused the trial's Job: "
-                                                    f"{exc.status} {_api_message(exc)}", at, at, {"executor": "kubernetes"},
-                                                    None))
-            return FAILED
-        if created:
-            metrics.JOBS_CREATED.labels(self.ns, self.name, trial.spec.platform).inc()
-        self._write_trial(tobj, _running(tid, self.now))
-        return RUNNING
-
-    def _record(self, tobj: dict[str, Any], trial: BenchmarkTrial, status: BenchmarkTrialStatus) -> None:
-        """Write a trial's final status, count it, and say so in an Event on the trial."""
-        self._write_trial(tobj, status)
-        self.recorded += 1
-        platform = trial.spec.platform
-        metrics.TRIALS.labels(self.ns, self.name, platform, status.phase, status.reason or "").inc()
-        if status.start_time and status.completion_time:
-            metrics.TRIAL_SECONDS.labels(platform).observe((status.completion_time - status.start_time).total_seconds())
-        if status.phase == SUCCEEDED:
-            self.succeeded += 1
-            declared = [m.name for m in self.asset.spec.metrics if m.name in status.metrics]
-            shown = ", ".join(f"{k}={status.metrics[k]:.4g}" for k in declared)
-            self.r.emit(tobj, "Normal", "Succeeded", f"{shown}{'; ' + status.message if status.message else ''}")
-        else:
-            self.r.emit(tobj, "Warning", status.reason or "Failed", status.message or "")
-
-    def _write_trial(self, tobj: dict[str, Any], status: BenchmarkTrialStatus) -> None:
-        status.observed_generation = tobj["metadata"].get("generation")
-        self.kube.replace_status(TRIALS, self.ns, tobj["metadata"]["name"], status.to_wire())
-        self._written[tobj["metadata"]["name"]] = status
 
     def _count_asset_trials(self, asset: AIAsset) -> None:
         trials = [BenchmarkTrial.model_validate(o)
@@ -380,18 +223,3 @@ class _Pass:
 
 def _reason(status: BenchmarkSweepStatus, type_: str) -> str | None:
     return next((c.reason for c in status.conditions if c.type == type_), None)
-
-
-def _telemetry_pending(status: BenchmarkTrialStatus) -> bool:
-    return any(c.type == "Telemetry" and c.reason == TELEMETRY_PENDING for c in status.conditions)
-
-
-def _running(tid: str, at: datetime) -> BenchmarkTrialStatus:
-    return BenchmarkTrialStatus(phase="Running", start_time=at, host={"executor": "kubernetes", "job": tid})
-
-
-def _api_message(exc: ApiException) -> str:
-    try:
-        return str(json.loads(exc.body or "").get("message", exc.reason))
-    except (TypeError, ValueError, AttributeError):
-        return str(exc.reason)

@@ -32,6 +32,10 @@ def answer_stored(store: Store, recommendation: HWRecommendation, seed: int = 0)
             f"spec.assetRef: no AIAsset {recommendation.spec.asset_ref.name!r} in the store (known: {known})"))})
     else:
         name = asset.metadata.name
+        stored = next((r for r in store.recommendations(asset=name) if r.metadata.name == recommendation.metadata.name
+                       and r.spec == recommendation.spec), None)
+        if recommendation.status is None and stored is not None:  # the same request again: keep its verification
+            recommendation = recommendation.model_copy(update={"status": stored.status})
         solved = answer(recommendation, asset, store.sweeps(asset=name),
                         lambda sweeps: store.frame(asset=name, sweeps=sweeps or None), seed=seed)
     store.put_recommendation(solved)
@@ -51,11 +55,18 @@ def answer(
     cluster's. A request that cannot be answered at all (no data, an unknown
     metric) gets phase Failed with the reason in its Ready condition rather
     than an exception, as a controller writes it; ``where`` says where the
-    sweeps were looked for, in that message.
+    sweeps were looked for, in that message. The status's ``verification``
+    (``spec.verify``'s rounds) is kept from the previous answer to the same
+    spec, and a verified choice wins a tie on the objective, so learning from
+    its own runs does not trade it for a near-copy by a shift in predictions.
     """
     from hwmatch.optimize import RecommendationError, recommend  # scikit-learn and OR-Tools: load on use
 
     spec = recommendation.spec
+    generation = recommendation.metadata.generation
+    old = recommendation.status
+    verification = old.verification if old is not None and old.observed_generation == generation else None
+    verified = [verification.choice] if verification is not None and verification.phase == "Verified" else []
     try:
         if spec.sweep_refs:
             wanted = {r.name for r in spec.sweep_refs}
@@ -68,10 +79,11 @@ def answer(
         declared = {METRIC + m.name for m in asset.spec.metrics}
         rows = rows.drop(columns=[c for c in rows.columns if c.startswith(METRIC) and c not in declared])
         goals = {m.name: m.goal for m in asset.spec.metrics if m.goal}
-        status = recommend(rows, asset.spec.parameters, platforms or None, spec, seed=seed, goals=goals)
+        status = recommend(rows, asset.spec.parameters, platforms or None, spec, seed=seed, goals=goals,
+                           prefer=verified)
     except InputError as exc:  # the request or its data, as the message says; anything else is a bug
         status = cannot_recommend(recommendation, exc)
-    generation = recommendation.metadata.generation
+    status.verification = verification  # spec.verify's rounds so far: a re-solve is one of its steps
     status.observed_generation = generation
     for condition in status.conditions:
         condition.observed_generation = generation

@@ -1,131 +1,339 @@
 """Verifying a recommendation: run the chosen configuration, compare every metric with what was predicted.
 
-Each repetition is a real trial of the asset's command through an executor.
-Two questions are answered per metric, and they differ:
+Each run is a real trial of the asset's command. Two questions are answered
+per metric (:func:`judge`), and they differ:
 
-- does the *requirement* hold (``Check.ok``): every measured value meets the
+- does the *requirement* hold (``met``): every measured value meets the
   constraint's bounds; a throughput target is checked as replicas ×
   measured throughput;
-- did the *prediction* hold (``Check.inside``): every measured value lies in
-  the predicted interval — for every predicted metric, constrained or not,
-  since a requirement met by luck with a missed interval still says the
-  model is wrong there.
+- did the *prediction* hold (``inside``): every measured value lies in the
+  predicted interval — for every predicted metric, constrained or not, since
+  a requirement met by luck with a missed interval still says the model is
+  wrong there.
 
-The runs are kept in the store as verification trials of the sweep whose
-platform they ran on (:meth:`hwmatch.data.store.Store.add_verification`):
-they join that sweep's training data, so the next answer learns from them,
-without becoming part of the sweep's plan.
+Runs are kept as verification trials of the sweep whose platform they ran on
+(locally :meth:`hwmatch.data.store.Store.add_verification`, in a cluster
+``BenchmarkTrial`` objects labelled ``hwmatch.dev/verification``): they join
+that sweep's training data, so the next answer learns from them, without
+becoming part of the sweep's plan.
+
+``spec.verify`` makes this a loop, the same for ``hwmatch run`` and the
+operator (:func:`judge_round` and :func:`verification_step` are the policy,
+the drivers only run trials and solve): verify the choice; judge the round
+once its runs have ended; solve again with the runs (a verified choice wins
+a tie on the objective); when a requirement broke, verify the new choice, for
+at most ``rounds`` rounds.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 from hwmatch.api import (
+    BenchmarkSweep,
     BenchmarkTrial,
     BenchmarkTrialStatus,
+    Choice,
     HWRecommendation,
+    HWRecommendationStatus,
     PredictedValue,
+    Verification,
+    VerificationCheck,
+    VerificationRound,
+    set_condition,
 )
-from hwmatch.api.vocabulary import SUCCEEDED, make_trial, trial_id
+from hwmatch.api.base import ConditionStatus
+from hwmatch.api.vocabulary import (
+    LABEL_ASSET,
+    LABEL_PLATFORM,
+    LABEL_RECOMMENDATION,
+    LABEL_VERIFICATION,
+    SUCCEEDED,
+    make_trial,
+    trial_id,
+)
 from hwmatch.data.store import Store
 from hwmatch.engine.sweeps import NoProgress, Progress, SweepError
 from hwmatch.execution import Executor
 
 
-@dataclass
-class Check:
-    """One metric of a recommendation, predicted against measured (how it reads is the CLI's business).
+def judge(recommendation: HWRecommendation, choice: Choice, measured: Sequence[Mapping[str, float]]) -> list[VerificationCheck]:
+    """Predicted against measured for one choice's runs (their metrics), constraints first.
 
-    ``min``/``max`` are the requirement's bounds, both ``None`` for a metric
-    that was predicted but not constrained.
+    Then a throughput target, as replicas × measured throughput against
+    replicas × the per-replica prediction, then every other metric that was
+    both predicted and measured.
     """
+    from hwmatch.optimize import THROUGHPUT_METRIC
 
-    metric: str
-    min: float | None
-    max: float | None
-    predicted: PredictedValue | None
-    measured: list[float]
+    def check(metric: str, low: float | None, high: float | None, predicted: PredictedValue | None,
+              values: list[float]) -> VerificationCheck:
+        met = None if low is None and high is None else all(
+            (low is None or m >= low) and (high is None or m <= high) for m in values)
+        inside = None if predicted is None or predicted.lower is None or predicted.upper is None else all(
+            predicted.lower <= m <= predicted.upper for m in values)
+        return VerificationCheck(metric=metric, min=low, max=high, predicted=predicted, measured=values, met=met,
+                                 inside=inside)
 
-    @property
-    def required(self) -> bool:
-        """Whether a requirement constrains this metric."""
-        return self.min is not None or self.max is not None
-
-    @property
-    def ok(self) -> bool:
-        """Every measured value meets the bounds (true for an unconstrained metric)."""
-        return all((self.min is None or m >= self.min) and (self.max is None or m <= self.max) for m in self.measured)
-
-    @property
-    def inside(self) -> bool | None:
-        """Every measured value lies in the predicted interval; ``None`` without one (unbounded, or not predicted)."""
-        p = self.predicted
-        if p is None or p.lower is None or p.upper is None:
-            return None
-        return all(p.lower <= m <= p.upper for m in self.measured)
+    common = set.intersection(*(set(m) for m in measured)) if measured else set()
+    checks: list[VerificationCheck] = []
+    constrained = set()
+    for c in recommendation.spec.constraints:
+        if c.metric not in common:
+            continue  # a derived metric (cost): nothing to measure
+        constrained.add(c.metric)
+        checks.append(check(c.metric, c.min, c.max, choice.predicted.get(c.metric), [m[c.metric] for m in measured]))
+    target = recommendation.spec.throughput
+    if target is not None and THROUGHPUT_METRIC in common:
+        checks.append(check(f"{choice.replicas} × {THROUGHPUT_METRIC}", target.requests_per_second, None,
+                            _scaled(choice.predicted.get(THROUGHPUT_METRIC), choice.replicas),
+                            [choice.replicas * m[THROUGHPUT_METRIC] for m in measured]))
+    for metric, predicted in choice.predicted.items():
+        if metric not in constrained and metric in common:
+            checks.append(check(metric, None, None, predicted, [m[metric] for m in measured]))
+    return checks
 
 
 def verify(
     store: Store, recommendation: HWRecommendation, executor: Executor, repetitions: int = 1,
     progress: Progress | None = None, keep: bool = True,
-) -> tuple[list[Check], list[BenchmarkTrialStatus]]:
-    """Run the recommended configuration on its platform; check every requirement and every predicted interval.
+) -> tuple[list[VerificationCheck], list[BenchmarkTrialStatus]]:
+    """Run the recommended configuration on its platform ``repetitions`` times; :func:`judge` the runs.
 
-    The checks list the constraints first (a throughput target as replicas ×
-    measured throughput, against replicas × the per-replica prediction), then
-    every other metric that was both predicted and measured. With ``keep``
-    (the default) each run is stored as a verification trial that joins the
-    training data.
+    With ``keep`` (the default) each run is stored as a verification trial
+    that joins the training data. Raises :class:`SweepError` when a run fails.
     """
-    from hwmatch.optimize import THROUGHPUT_METRIC
-
-    status = recommendation.status
-    if status is None or status.recommendation is None:
-        raise SweepError(f"{recommendation.metadata.name}: nothing to verify (phase {status.phase if status else 'unsolved'})")
-    best = status.recommendation
-    asset = store.asset(recommendation.spec.asset_ref.name)
-    sweep = next((s for s in store.sweeps(asset=recommendation.spec.asset_ref.name)
-                  if best.platform in {p.name for p in s.spec.platforms}), None)
-    if asset is None or sweep is None:
-        raise SweepError(f"{recommendation.metadata.name}: asset or platform {best.platform!r} is no longer in the store")
-    executor.check(asset, sweep)
-    progress = progress or NoProgress()
-    earlier = len(store.verifications(asset=asset.metadata.name))
-    results: list[BenchmarkTrialStatus] = []
+    best, sweep = _choice(store, recommendation)
+    earlier = len(store.verifications(asset=recommendation.spec.asset_ref.name))
+    trials = []
     for rep in range(repetitions):
         # named like a sweep trial of a "<sweep>-verify" series: unique per run, never a planned trial's name
-        trial = make_trial(asset.metadata.name, sweep.metadata.name, best.platform, best.parameters,
-                           recommendation.spec.instance, earlier + rep)
-        trial.metadata.name = trial_id(f"{sweep.metadata.name}-verify", best.platform, best.parameters,
-                                       recommendation.spec.instance, earlier + rep)
+        trial = _trial(recommendation, best, sweep, f"{sweep.metadata.name}-verify", earlier + rep)
+        trials.append(trial)
+    results = _run(store, recommendation, sweep, trials, executor, progress, keep)
+    failed = next((r for r in results if r.phase != SUCCEEDED), None)
+    if failed is not None:
+        raise SweepError(f"the verification run failed: {failed.reason}: {failed.message}")
+    return judge(recommendation, best, [r.metrics for r in results]), results
+
+
+# -- spec.verify: the loop ----------------------------------------------------------------------
+
+
+@dataclass
+class VerifyStep:
+    """What :func:`verification_step` decided: the status's ``verification``, and the trials its round needs."""
+
+    verification: Verification | None
+    trials: list[BenchmarkTrial]
+
+
+def judge_round(recommendation: HWRecommendation, runs: Mapping[str, BenchmarkTrialStatus]) -> Verification | None:
+    """The status's verification, with a round whose runs have all ended judged; unchanged otherwise.
+
+    Called before the recommendation is solved again with the round's runs:
+    a verified choice then wins a tie on the objective in that solve
+    (:func:`~hwmatch.engine.answer`), and :func:`verification_step` decides
+    on the answer that learnt from the runs whether another round is due.
+    All requirements met in every run is ``Verified``; a failed run, or a
+    requirement broken, ``Failed`` (``RunFailed``, ``RequirementBroken``).
+    """
+    status = recommendation.status
+    current = status.verification if status is not None else None
+    if current is None or current.phase != "Running" or not all(n in runs for n in current.trials):
+        return current
+    ended = [runs[n] for n in current.trials]
+    failed = next((r for r in ended if r.phase != SUCCEEDED), None)
+    checks = [] if failed is not None else judge(recommendation, current.choice, [r.metrics for r in ended])
+    met = failed is None and all(c.met is not False for c in checks)
+    held = sum(c.inside is True for c in checks)
+    compared = held + sum(c.inside is False for c in checks)
+    history = [*current.history[:-1], current.history[-1].model_copy(update={
+        "met": met, "intervals_held": held, "intervals": compared})]
+    done = current.model_copy(update={"checks": checks, "history": history, "phase": "Failed"})
+    if met:
+        return done.model_copy(update={"phase": "Verified", "reason": "RequirementsMet", "message": (
+            f"round {current.round}: every requirement held in {len(ended)} run(s); {held} of {compared} predicted "
+            "intervals held")})
+    if failed is not None:
+        return done.model_copy(update={"reason": "RunFailed", "message": (
+            f"round {current.round}: a verification run failed: {failed.reason}: {failed.message}")})
+    broken = ", ".join(c.metric for c in checks if c.met is False)
+    return done.model_copy(update={"reason": "RequirementBroken", "message": (
+        f"round {current.round}: {broken} broken in the runs; they joined the training data")})
+
+
+def verification_step(
+    recommendation: HWRecommendation, sweeps: Sequence[BenchmarkSweep], runs: Mapping[str, BenchmarkTrialStatus],
+) -> VerifyStep:
+    """The next step of ``spec.verify`` for a recommendation solved from every finished run.
+
+    ``recommendation.status`` is the answer, its ``verification`` the one
+    :func:`judge_round` returned; ``runs`` the finished verification runs by
+    name. A round's trials are named by the recommendation, the round and the
+    run, so a restarted driver finds the runs it started. A new round starts
+    on the current choice when there was none, after a broken requirement,
+    or when the answer moved away from a verified choice (new trials), while
+    ``spec.verify.rounds`` remain.
+    """
+    spec, status = recommendation.spec.verify, recommendation.status
+    if spec is None or status is None:
+        return VerifyStep(None, [])
+    previous = judge_round(recommendation, runs)
+    if previous is not None and previous.phase == "Running":
+        return VerifyStep(previous, _round_trials(recommendation, previous.choice, sweeps, previous.round))
+    choice = status.recommendation
+    if previous is None:
+        return _start(recommendation, choice, sweeps, None) if choice is not None else VerifyStep(None, [])
+    if previous.reason in ("RequirementBroken", "NoAnswer"):  # verify what the runs taught the answer
+        if choice is None:
+            return VerifyStep(previous if previous.reason == "NoAnswer" else previous.model_copy(update={
+                "reason": "NoAnswer", "message": f"{previous.message}; re-solved with them, the recommendation is "
+                                                 f"{status.phase}: nothing left to verify"}), [])
+        if previous.round >= spec.rounds:
+            return VerifyStep(previous.model_copy(update={"reason": "RoundsSpent", "message": (
+                f"{previous.message}; the {spec.rounds} round(s) of spec.verify.rounds are spent")}), [])
+        return _start(recommendation, choice, sweeps, previous)
+    if previous.reason == "RequirementsMet" and choice is not None and not _same(previous.choice, choice):
+        if previous.round >= spec.rounds:
+            return VerifyStep(previous.model_copy(update={"reason": "ChoiceChanged", "message": (
+                f"{previous.message}; the answer has moved to {choice.platform} {_values(choice)} since (new trials), "
+                f"which is not verified: the {spec.rounds} round(s) of spec.verify.rounds are spent")}), [])
+        return _start(recommendation, choice, sweeps, previous)
+    return VerifyStep(previous, [])  # verified and still the answer, or ended for good (RunFailed, RoundsSpent, ...)
+
+
+def _start(recommendation: HWRecommendation, choice: Choice, sweeps: Sequence[BenchmarkSweep],
+           previous: Verification | None) -> VerifyStep:
+    """Round N+1 (1 without a previous one) on ``choice``."""
+    round_ = previous.round + 1 if previous is not None else 1
+    trials = _round_trials(recommendation, choice, sweeps, round_)
+    history = [*(previous.history if previous else []),
+               VerificationRound(round=round_, platform=choice.platform, parameters=choice.parameters,
+                                 replicas=choice.replicas)]
+    message = f"round {round_}: {len(trials)} run(s) of {choice.platform} {_values(choice)}"
+    if previous is not None:
+        message = f"{previous.message}; {message}"
+    return VerifyStep(Verification(phase="Running", reason="Verifying", round=round_, choice=choice,
+                                   trials=[t.metadata.name for t in trials], history=history, message=message), trials)
+
+
+def verification_condition(status: HWRecommendationStatus, generation: int | None) -> None:
+    """The ``Verified`` condition of a status with a ``verification``: Unknown while it runs, then True or False.
+
+    True only while the verified choice is still the answer (``RequirementsMet``).
+    """
+    v = status.verification
+    if v is None:
+        return
+    value: ConditionStatus = "Unknown" if v.phase == "Running" else "True" if v.reason == "RequirementsMet" else "False"
+    status.conditions = set_condition(status.conditions, "Verified", value, v.reason, v.message, generation)
+
+
+def verify_spec(store: Store, recommendation: HWRecommendation, executor: Executor,
+                progress: Progress | None = None) -> HWRecommendation:
+    """``spec.verify`` locally: verify, and on a broken requirement re-solve and verify again, within the rounds.
+
+    ``recommendation`` is as :func:`~hwmatch.engine.answer_stored` answered it
+    (its ``verification`` kept from an earlier run of the same request). Runs
+    already in the store (an interrupted ``hwmatch run``) are not run again.
+    Returns the recommendation as last solved, with its verification.
+    """
+    from hwmatch.engine.recommendations import answer_stored
+
+    name = recommendation.spec.asset_ref.name
+    current = recommendation
+    sweeps = store.sweeps(asset=name)
+    while True:
+        status = current.status
+        assert status is not None
+        runs = {t.metadata.name: t.status for t in store.verifications(asset=name) if t.status is not None}
+        judged = judge_round(current, runs)
+        if judged is not status.verification:  # a round ended: solve again with its runs (a verified choice wins ties)
+            status.verification = judged
+            current = answer_stored(store, current)
+            assert current.status is not None
+            status = current.status
+        step = verification_step(current, sweeps, runs)
+        status.verification = step.verification
+        verification_condition(status, current.metadata.generation)
+        store.put_recommendation(current)
+        if not step.trials:
+            return current
+        todo = [t for t in step.trials if t.metadata.name not in runs]
+        _run(store, current, _sweep_of(current, sweeps, step.trials[0].spec.platform), todo, executor, progress, True)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _run(store: Store, recommendation: HWRecommendation, sweep: BenchmarkSweep, trials: list[BenchmarkTrial],
+         executor: Executor, progress: Progress | None, keep: bool) -> list[BenchmarkTrialStatus]:
+    """Run verification trials one after the other through ``executor``; with ``keep``, store each."""
+    asset = store.asset(recommendation.spec.asset_ref.name)
+    if asset is None:
+        raise SweepError(f"{recommendation.metadata.name}: asset {recommendation.spec.asset_ref.name!r} is no longer "
+                         "in the store")
+    executor.check(asset, sweep)
+    progress = progress or NoProgress()
+    results = []
+    for trial in trials:
         progress.trial_started(trial)
         outcome = executor.run(trial, asset, sweep)
         progress.trial_finished(trial, outcome)
         results.append(outcome)
         if keep:
             store.add_verification(BenchmarkTrial(metadata=trial.metadata, spec=trial.spec, status=outcome))
-    if any(r.phase != SUCCEEDED for r in results):
-        failed = next(r for r in results if r.phase != SUCCEEDED)
-        raise SweepError(f"the verification run failed: {failed.reason}: {failed.message}")
-    measured = results[0].metrics
-    checks: list[Check] = []
-    constrained = set()
-    for c in recommendation.spec.constraints:
-        if c.metric not in measured:
-            continue  # a derived metric (cost): nothing to measure
-        constrained.add(c.metric)
-        checks.append(Check(c.metric, c.min, c.max, best.predicted.get(c.metric), [r.metrics[c.metric] for r in results]))
-    target = recommendation.spec.throughput
-    if target is not None and THROUGHPUT_METRIC in measured:
-        served = [best.replicas * r.metrics[THROUGHPUT_METRIC] for r in results]
-        checks.append(Check(f"{best.replicas} × {THROUGHPUT_METRIC}", target.requests_per_second, None,
-                            _scaled(best.predicted.get(THROUGHPUT_METRIC), best.replicas), served))
-    for metric, predicted in best.predicted.items():
-        if metric in constrained or metric not in measured:
-            continue
-        checks.append(Check(metric, None, None, predicted, [r.metrics[metric] for r in results]))
-    return checks, results
+    return results
+
+
+def _choice(store: Store, recommendation: HWRecommendation) -> tuple[Choice, BenchmarkSweep]:
+    status = recommendation.status
+    if status is None or status.recommendation is None:
+        raise SweepError(f"{recommendation.metadata.name}: nothing to verify (phase {status.phase if status else 'unsolved'})")
+    best = status.recommendation
+    return best, _sweep_of(recommendation, store.sweeps(asset=recommendation.spec.asset_ref.name), best.platform)
+
+
+def _sweep_of(recommendation: HWRecommendation, sweeps: Sequence[BenchmarkSweep], platform: str) -> BenchmarkSweep:
+    """The sweep a verification run on ``platform`` belongs to (among ``spec.sweepRefs``, when given)."""
+    wanted = {r.name for r in recommendation.spec.sweep_refs}
+    found = next((s for s in sweeps if (not wanted or s.metadata.name in wanted)
+                  and platform in {p.name for p in s.spec.platforms}), None)
+    if found is None:
+        raise SweepError(f"{recommendation.metadata.name}: no sweep of asset {recommendation.spec.asset_ref.name!r} "
+                         f"has platform {platform!r} any more")
+    return found
+
+
+def _round_trials(recommendation: HWRecommendation, choice: Choice, sweeps: Sequence[BenchmarkSweep],
+                  round_: int) -> list[BenchmarkTrial]:
+    """A round's verification trials, named by recommendation, round and run (stable across restarts)."""
+    assert recommendation.spec.verify is not None
+    sweep = _sweep_of(recommendation, sweeps, choice.platform)
+    n = recommendation.spec.verify.repetitions
+    return [_trial(recommendation, choice, sweep, f"{recommendation.metadata.name}-verify", (round_ - 1) * n + rep)
+            for rep in range(n)]
+
+
+def _trial(recommendation: HWRecommendation, choice: Choice, sweep: BenchmarkSweep, series: str,
+           index: int) -> BenchmarkTrial:
+    """A verification trial of ``sweep``: not labelled with the sweep (it is not in its plan), but with the request."""
+    asset = recommendation.spec.asset_ref.name
+    trial = make_trial(asset, sweep.metadata.name, choice.platform, choice.parameters, recommendation.spec.instance, index)
+    trial.metadata.name = trial_id(series, choice.platform, choice.parameters, recommendation.spec.instance, index)
+    trial.metadata.labels = {LABEL_ASSET: asset, LABEL_PLATFORM: choice.platform, LABEL_VERIFICATION: "true",
+                             LABEL_RECOMMENDATION: recommendation.metadata.name}
+    return trial
+
+
+def _same(a: Choice, b: Choice) -> bool:
+    return (a.platform, a.parameters, a.replicas) == (b.platform, b.parameters, b.replicas)
+
+
+def _values(choice: Choice) -> str:
+    return " ".join(f"{k}={v}" for k, v in choice.parameters.items()) + f" ×{choice.replicas}"
 
 
 def _scaled(predicted: PredictedValue | None, factor: int) -> PredictedValue | None:

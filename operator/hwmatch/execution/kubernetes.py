@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 
 from hwmatch.api import API_VERSION, AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus
 from hwmatch.api.errors import InputError
-from hwmatch.api.vocabulary import LABEL_ASSET, LABEL_PLATFORM, LABEL_SWEEP
+from hwmatch.api.vocabulary import LABEL_ASSET, LABEL_PLATFORM, LABEL_RECOMMENDATION, LABEL_SWEEP, LABEL_VERIFICATION
 from hwmatch.execution import result
 from hwmatch.execution.environment import trial_variables
 
@@ -47,10 +47,11 @@ NONROOT_UID = 65532
 
 
 def trial_labels(trial: BenchmarkTrial) -> dict[str, str]:
-    """The labels of a trial's Job and pods: asset, sweep, platform, trial."""
+    """The labels of a trial's Job and pods: asset, sweep, platform, trial (and a verification run's recommendation)."""
     spec = trial.spec
+    verification = {k: v for k, v in trial.metadata.labels.items() if k in (LABEL_VERIFICATION, LABEL_RECOMMENDATION)}
     return {LABEL_ASSET: spec.asset_ref.name, LABEL_SWEEP: spec.sweep_ref.name, LABEL_PLATFORM: spec.platform,
-            LABEL_TRIAL: trial.metadata.name}
+            LABEL_TRIAL: trial.metadata.name, **verification}
 
 
 def check_runnable(asset: AIAsset) -> None:

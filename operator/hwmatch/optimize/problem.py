@@ -90,6 +90,9 @@ class Problem:
     level: float
     #: Per candidate, distance to the nearest trial over the reference (> 1: outside the sampled region), if known.
     novelty: np.ndarray | None = None
+    #: Per candidate, True for a configuration measured to hold (a verified choice): among candidates equal on the
+    #: objective it comes first, before the tie-break by predicted goals (see :meth:`rank`).
+    preferred: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.candidates)
@@ -106,9 +109,14 @@ class Problem:
         Candidates equal on the objective (every configuration of a platform
         costs the same with one replica) are ordered by the goals the user
         also cares about; only candidates equal on all of them share a rank.
-        Unknown values rank last.
+        Unknown values rank last. A :attr:`preferred` candidate comes first
+        among those equal on the objective: a tie-break by predictions must
+        not move an answer away from a configuration measured to hold, when
+        learning from those very measurements shifts the predictions a little.
         """
         points = self.points(among)
+        if self.preferred is not None:
+            points = np.insert(points, 1, (~self.preferred[among]).astype(float), axis=1)
         order = np.lexsort(points.T[::-1])
         stacked = points[order]
         new = np.ones(len(order), dtype=bool)

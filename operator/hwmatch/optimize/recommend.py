@@ -191,6 +191,7 @@ def recommend(
     goals: Mapping[str, str] | None = None,
     method: Method = "cp-sat",
     surrogates: Surrogates | None = None,
+    prefer: Sequence[Choice] = (),
 ) -> HWRecommendationStatus:
     """The recommendation for ``spec`` learnt from ``frame`` (the dataset of the asset's trials).
 
@@ -203,6 +204,9 @@ def recommend(
     scheduled, an image that crashed there) is left out: its predictions would
     rest on its features alone, with intervals calibrated on other platforms.
     Naming it in ``spec.platforms`` asks for that extrapolation explicitly.
+
+    ``prefer`` are configurations measured to hold (a verified choice): one
+    of them wins a tie on the objective (:attr:`Problem.preferred`).
     """
     rows = succeeded(frame)
     if rows.empty:
@@ -225,7 +229,22 @@ def recommend(
     predictions = surrogates.predict(candidates.frame, level)
     problem = build_problem(candidates, predictions, spec, goals)
     problem.novelty = surrogates.novelty(candidates.frame)
+    if prefer:
+        problem.preferred = _matching(candidates, prefer)
     status = to_status(problem, solve(problem, method, seed=seed), spec.alternatives, unbounded=surrogates.unbounded(level))
     status.models = surrogates.scores()
     status.dataset_hash = surrogates.dataset_hash
     return status
+
+
+def _matching(candidates: CandidateSet, choices: Sequence[Choice]) -> np.ndarray:
+    """Which candidates are one of ``choices`` (same platform and parameters; replicas are sized anew)."""
+    frame = candidates.frame
+    mask = np.zeros(len(frame), dtype=bool)
+    for c in choices:
+        hit = frame["platform"] == c.platform
+        for name, value in c.parameters.items():
+            column = PARAM + name
+            hit = hit & (frame[column] == value) if column in frame else hit & False
+        mask |= hit.to_numpy(dtype=bool)
+    return mask

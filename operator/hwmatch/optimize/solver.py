@@ -85,7 +85,10 @@ def solve(
         raise InputError(f"unknown method {method!r}; use 'cp-sat' or 'numpy'")
     pool = np.flatnonzero(feasible if presolve else np.isfinite(problem.objective))
     if presolve and pool.size:
-        pool = np.sort(pool[pareto_front(problem.points(pool))])
+        kept = pareto_front(problem.points(pool))
+        if problem.preferred is not None:  # may win an objective tie although dominated on the other goals
+            kept = np.union1d(kept, np.flatnonzero(problem.preferred[pool]))
+        pool = np.sort(pool[kept])
     if pool.size == 0:
         return Solution("INFEASIBLE", None, feasible, (time.perf_counter() - start) * 1e3, "cp-sat")
     model = cp_model.CpModel()

@@ -1,0 +1,201 @@
+"""Trials as Jobs, whoever plans them: start a trial's Job, read its outcome, write the trial's status.
+
+The mechanism under two policies: a sweep's plan
+(:mod:`~hwmatch.controller.sweeps`) and a recommendation's verification rounds
+(:mod:`~hwmatch.controller.recommendations`, ``spec.verify``). One
+:class:`TrialJobs` serves one reconcile pass in one namespace; it counts what
+it recorded (new training data wakes the recommendations) and when the pass
+should look again.
+
+Restart safety follows from the names: a trial's Job is named like the trial,
+so a pass never starts a second Job for it, and a trial whose status is
+Succeeded or Failed is never started again; a Job that ended while no
+operator ran is read on the next pass. A trial's status is written before its
+Job is cleaned up, so no finished result is lost between the two, and the
+result is written before its Prometheus metrics are read (``Telemetry``
+``Unknown``/``Pending`` until then), so a slow Prometheus never holds it back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import Any, Callable, Mapping
+
+from kubernetes.client.rest import ApiException
+
+from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus, set_condition
+from hwmatch.api.vocabulary import FAILED, FINISHED, PENDING, RUNNING, SUCCEEDED, phase_of
+from hwmatch.controller import metrics
+from hwmatch.controller.kube import TRIALS, Kube
+from hwmatch.execution import result
+from hwmatch.execution.kubernetes import (
+    LABEL_TRIAL,
+    job_finished,
+    job_manifest,
+    job_outcome,
+    unschedulable_since,
+)
+
+#: Posts a Kubernetes Event: (object, type Normal|Warning, reason, message).
+Emit = Callable[[Mapping[str, Any], str, str, str], None]
+#: Adds the Prometheus metrics to a Succeeded trial's status; None to ask again later (see telemetry.py).
+Telemetry = Callable[[AIAsset, str, BenchmarkTrialStatus, datetime], "BenchmarkTrialStatus | None"]
+#: Seconds to the next pass while trials run (Job events usually come first; unschedulable pods do not send one).
+RUNNING_RESYNC = 10.0
+#: Seconds to the next pass while a recorded trial waits for Prometheus to scrape its last moments.
+TELEMETRY_RESYNC = 5.0
+#: The ``Telemetry`` condition's reason while a recorded trial's Prometheus metrics are still to be read.
+TELEMETRY_PENDING = "Pending"
+
+#: A trial object as read (the wire dict, for its uid and generation) and parsed.
+TrialObject = tuple[dict[str, Any], BenchmarkTrial]
+
+
+class TrialJobs:
+    """One pass's trials as Jobs in ``namespace``, all of ``asset`` (see the module docstring)."""
+
+    def __init__(self, kube: Kube, emit: Emit, telemetry: Telemetry, unschedulable_timeout: float, namespace: str,
+                 asset: AIAsset, now: datetime):
+        self.kube, self.emit, self.telemetry = kube, emit, telemetry
+        self.unschedulable_timeout, self.ns, self.asset, self.now = unschedulable_timeout, namespace, asset, now
+        self.recorded = 0  # trial outcomes written
+        self.succeeded = 0  # new training data: Succeeded outcomes, and Prometheus metrics read after an outcome
+        self.requeue = math.inf  # seconds until something here is due without an event (an unschedulable timeout)
+        self.written: dict[str, BenchmarkTrialStatus] = {}  # trial statuses this pass wrote
+
+    def create(self, trial: BenchmarkTrial, owner: Mapping[str, Any]) -> dict[str, Any]:
+        """The trial's object, owned by ``owner`` (a sweep, a recommendation); the existing one if it is there."""
+        body = trial.to_wire()
+        body["metadata"] = {
+            "name": trial.metadata.name,
+            "labels": trial.metadata.labels,
+            "ownerReferences": [{
+                "apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
+                "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True,
+            }],
+        }
+        return self.kube.create(TRIALS, self.ns, body)
+
+    def advance(self, trials: Mapping[str, TrialObject], labels: Mapping[str, str]) -> dict[str, str]:
+        """Record the outcome of every trial whose Job ended (Jobs and pods found by ``labels``); the phases after that."""
+        jobs = {j["metadata"]["labels"][LABEL_TRIAL]: j for j in self.kube.jobs(self.ns, labels)
+                if LABEL_TRIAL in j["metadata"].get("labels", {})}
+        pods: dict[str, list[dict[str, Any]]] = {}
+        for pod in self.kube.pods(self.ns, labels):
+            pods.setdefault(pod["metadata"].get("labels", {}).get(LABEL_TRIAL, ""), []).append(pod)
+        phases: dict[str, str] = {}
+        for tid, (tobj, trial) in trials.items():
+            phase = phase_of(trial)
+            job = jobs.get(tid)
+            if phase in FINISHED:
+                if job is not None and not job_finished(job):  # ended Unschedulable, the Job not yet deleted
+                    self.kube.delete_job(self.ns, tid)
+                if trial.status is not None and telemetry_pending(trial.status):
+                    self._collect(tobj, trial.status)
+                phases[tid] = phase
+            elif job is None:
+                phases[tid] = PENDING
+            else:
+                phases[tid] = self._follow(tobj, trial, job, pods.get(tid, []))
+        return phases
+
+    def start(self, tobj: dict[str, Any], trial: BenchmarkTrial, sweep: BenchmarkSweep) -> str:
+        """Create the trial's Job and mark it Running; a Job the API refuses fails the trial (it would every time)."""
+        tid = trial.metadata.name
+        trial.metadata.uid = tobj["metadata"]["uid"]
+        try:
+            created = self.kube.create_job(self.ns, job_manifest(trial, self.asset, sweep))
+        except ApiException as exc:
+            if exc.status is None or exc.status >= 500 or exc.status in (401, 403, 429):
+                raise  # the API server or our permissions, not the trial: try again next pass
+            at = self.now
+            self._record(tobj, trial, result.failed(result.EXECUTOR_ERROR, f"the API server refused the trial's Job: "
+                                                    f"{exc.status} {_api_message(exc)}", at, at, {"executor": "kubernetes"},
+                                                    None))
+            return FAILED
+        if created:
+            metrics.JOBS_CREATED.labels(self.ns, trial.spec.sweep_ref.name, trial.spec.platform).inc()
+        self.write(tobj, _running(tid, self.now))
+        return RUNNING
+
+    def current(self, trial: BenchmarkTrial) -> BenchmarkTrial:
+        """A trial as read at the start of the pass, with the status this pass wrote to it, if any."""
+        written = self.written.get(trial.metadata.name)
+        return trial if written is None else trial.model_copy(update={"status": written})
+
+    def write(self, tobj: dict[str, Any], status: BenchmarkTrialStatus) -> None:
+        status.observed_generation = tobj["metadata"].get("generation")
+        self.kube.replace_status(TRIALS, self.ns, tobj["metadata"]["name"], status.to_wire())
+        self.written[tobj["metadata"]["name"]] = status
+
+    def _follow(self, tobj: dict[str, Any], trial: BenchmarkTrial, job: dict[str, Any],
+                pods: list[dict[str, Any]]) -> str:
+        """A trial with a Job: record its outcome if it has one, else keep it Running; its phase."""
+        tid = trial.metadata.name
+        outcome = job_outcome(job, pods, self.asset, self.now, self.unschedulable_timeout)
+        if outcome is not None and outcome.phase == SUCCEEDED:
+            outcome = self._telemetry(outcome)
+        if outcome is None:
+            since = unschedulable_since(pods)
+            if since is not None:  # no event comes when the timeout passes: look again then
+                left = self.unschedulable_timeout - (self.now - since).total_seconds()
+                self.requeue = min(self.requeue, max(left, 0.5))
+            if trial.status is None or trial.status.phase != RUNNING:  # its Job was made by an interrupted pass
+                self.write(tobj, _running(tid, self.now))
+            return RUNNING
+        self._record(tobj, trial, outcome)
+        if not job_finished(job):
+            self.kube.delete_job(self.ns, tid)
+        return outcome.phase or FAILED
+
+    def _telemetry(self, status: BenchmarkTrialStatus) -> BenchmarkTrialStatus:
+        """A Succeeded status with its Prometheus metrics, or marked ``Telemetry=Unknown`` to be read on a later pass."""
+        collected = self.telemetry(self.asset, self.ns, status, self.now)
+        if collected is not None:
+            return collected
+        self.requeue = min(self.requeue, TELEMETRY_RESYNC)
+        status.conditions = set_condition(status.conditions, "Telemetry", "Unknown", TELEMETRY_PENDING,
+                                          "the result is recorded; its Prometheus metrics are read once Prometheus "
+                                          "has scraped the trial's end")
+        return status
+
+    def _collect(self, tobj: dict[str, Any], status: BenchmarkTrialStatus) -> None:
+        """Read the Prometheus metrics of a recorded trial marked pending; they are new training data."""
+        collected = self._telemetry(status.model_copy(deep=True))
+        if not telemetry_pending(collected):
+            self.write(tobj, collected)
+            self.succeeded += 1
+
+    def _record(self, tobj: dict[str, Any], trial: BenchmarkTrial, status: BenchmarkTrialStatus) -> None:
+        """Write a trial's final status, count it, and say so in an Event on the trial."""
+        self.write(tobj, status)
+        self.recorded += 1
+        platform = trial.spec.platform
+        metrics.TRIALS.labels(self.ns, trial.spec.sweep_ref.name, platform, status.phase, status.reason or "").inc()
+        if status.start_time and status.completion_time:
+            metrics.TRIAL_SECONDS.labels(platform).observe((status.completion_time - status.start_time).total_seconds())
+        if status.phase == SUCCEEDED:
+            self.succeeded += 1
+            declared = [m.name for m in self.asset.spec.metrics if m.name in status.metrics]
+            shown = ", ".join(f"{k}={status.metrics[k]:.4g}" for k in declared)
+            self.emit(tobj, "Normal", "Succeeded", f"{shown}{'; ' + status.message if status.message else ''}")
+        else:
+            self.emit(tobj, "Warning", status.reason or "Failed", status.message or "")
+
+
+def telemetry_pending(status: BenchmarkTrialStatus) -> bool:
+    """Whether a recorded trial's Prometheus metrics are still to be read."""
+    return any(c.type == "Telemetry" and c.reason == TELEMETRY_PENDING for c in status.conditions)
+
+
+def _running(tid: str, at: datetime) -> BenchmarkTrialStatus:
+    return BenchmarkTrialStatus(phase="Running", start_time=at, host={"executor": "kubernetes", "job": tid})
+
+
+def _api_message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "").get("message", exc.reason))
+    except (TypeError, ValueError, AttributeError):
+        return str(exc.reason)
