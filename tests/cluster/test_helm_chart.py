@@ -37,6 +37,7 @@ NAMESPACED_ALLOWED = [
     ("create", "benchmarktrials.hwmatch.dev", ""),
     ("patch", "benchmarktrials.hwmatch.dev", "status"),
     ("update", "benchmarksweeps.hwmatch.dev", "finalizers"),
+    ("update", "hwrecommendations.hwmatch.dev", "finalizers"),  # it owns its verification trials
     ("get", "hwrecommendations.hwmatch.dev", ""),
     ("patch", "hwrecommendations.hwmatch.dev", "status"),
     ("create", "jobs.batch", ""),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import json
 import uuid
 from collections import Counter
@@ -14,7 +15,7 @@ import pytest
 
 from hwmatch.api import BenchmarkTrialStatus, load_text
 from hwmatch.controller.assets import AssetReconciler
-from hwmatch.controller.config import OperatorConfig
+from hwmatch.controller.config import OperatorConfig, namespace_refusal
 from hwmatch.controller.kube import ASSETS, RECOMMENDATIONS, SWEEPS, TRIALS
 from hwmatch.controller.recommendations import SOLVED_FOR, RecommendationReconciler
 from hwmatch.controller.signals import Signals
@@ -54,6 +55,8 @@ spec:
   objective: {minimize: cost_per_hour}
 """
 NS = "ns"
+#: The operator's namespace rule with its defaults (the system namespaces denied).
+REFUSAL = functools.partial(namespace_refusal, OperatorConfig(namespaces=(NS,)))
 
 
 class FakeKube:
@@ -149,7 +152,8 @@ class Events(list):
 
 
 def _reconciler(kube: FakeKube, events: Events, telemetry: TrialTelemetry | None = None) -> SweepReconciler:
-    return SweepReconciler(kube, events, telemetry or TrialTelemetry(None, 15.0), unschedulable_timeout=60, resync=30)
+    return SweepReconciler(kube, events, telemetry or TrialTelemetry(None, 15.0), unschedulable_timeout=60, resync=30,
+                           refusal=REFUSAL)
 
 
 def _phases(kube: FakeKube) -> Counter:
@@ -227,7 +231,8 @@ def test_asset_ready_condition_names_what_is_missing(kube) -> None:
 
 def test_recommendation_waits_for_trials_then_solves_once_per_dataset(kube) -> None:
     events = Events()
-    rec = RecommendationReconciler(kube, events, TrialTelemetry(None, 15.0), unschedulable_timeout=60, resync=30)
+    rec = RecommendationReconciler(kube, events, TrialTelemetry(None, 15.0), unschedulable_timeout=60, resync=30,
+                                   refusal=REFUSAL)
     rec.reconcile(NS, "toy-rec")
     status = kube.get(RECOMMENDATIONS, NS, "toy-rec")["status"]
     assert status["phase"] == "Pending" and status["conditions"][0]["reason"] == "WaitingForTrials"
@@ -405,7 +410,7 @@ class NotScrapedYet:
 def test_a_result_is_recorded_before_its_prometheus_metrics_and_they_join_it_later(kube) -> None:
     events = Events()
     telemetry = NotScrapedYet(passes=1)
-    r = SweepReconciler(kube, events, telemetry, unschedulable_timeout=60, resync=30)
+    r = SweepReconciler(kube, events, telemetry, unschedulable_timeout=60, resync=30, refusal=REFUSAL)
     r.reconcile(NS, "toy-sweep")
     first = next(iter(kube.jobs_by_name))
     kube.finish(first, {"latency_ms": 5.0})
@@ -446,7 +451,8 @@ def test_spec_verify_runs_the_choice_as_jobs_and_a_broken_requirement_re_solves(
     doc["spec"]["verify"] = {"repetitions": 2, "rounds": 3}
     kube.put(RECOMMENDATIONS, doc)
     sweeps, recs = _reconciler(kube, Events()), RecommendationReconciler(kube, events, TrialTelemetry(None, 15.0),
-                                                                         unschedulable_timeout=60, resync=30)
+                                                                         unschedulable_timeout=60, resync=30,
+                                                                         refusal=REFUSAL)
     for _ in range(6):
         sweeps.reconcile(NS, "toy-sweep")
         _finish_all(kube, _law)
@@ -484,3 +490,14 @@ def test_spec_verify_runs_the_choice_as_jobs_and_a_broken_requirement_re_solves(
     verified = next(c for c in rec["status"]["conditions"] if c["type"] == "Verified")
     assert (verified["status"], verified["reason"]) == ("True", "RequirementsMet")
     assert recs.reconcile(NS, "toy-rec") == 30 and len(kube.jobs_created) == 6 + 4  # verified: nothing more runs
+
+
+def test_a_sweep_in_a_system_namespace_is_refused_before_anything_is_created(kube) -> None:
+    events = Events()
+    for key in list(kube.objects):
+        kube.objects[key]["metadata"]["namespace"] = "kube-system"
+    _reconciler(kube, events).reconcile("kube-system", "toy-sweep")
+    status = kube.get(SWEEPS, NS, "toy-sweep")["status"]
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert status["phase"] == "Failed" and stalled["reason"] == "NamespaceDenied" and "kube-system" in stalled["message"]
+    assert not kube.list(TRIALS, NS) and not kube.jobs_created and events[-1][2] == "NamespaceDenied"

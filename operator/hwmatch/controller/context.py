@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 from typing import Any, Mapping, cast
 
@@ -10,7 +11,7 @@ import kopf
 from kubernetes import client
 
 from hwmatch.controller.assets import AssetReconciler
-from hwmatch.controller.config import OperatorConfig
+from hwmatch.controller.config import OperatorConfig, namespace_refusal
 from hwmatch.controller.kube import Kube, load_configuration
 from hwmatch.controller.recommendations import RecommendationReconciler
 from hwmatch.controller.signals import Signals
@@ -48,12 +49,14 @@ class Context:
             from hwmatch.telemetry import PrometheusClient
 
             prometheus = PrometheusClient(config.prometheus_url)
-        telemetry = TrialTelemetry(prometheus, config.scrape_interval)
+        telemetry = TrialTelemetry(prometheus, config.scrape_interval, tenancy=config.promql_tenancy)
+        refusal = functools.partial(namespace_refusal, config)
         return cls(
             config=config, connection=connection, kube=kube, signals=Signals(loop),
             assets=AssetReconciler(kube, emit, prometheus=prometheus is not None),
-            sweeps=SweepReconciler(kube, emit, telemetry, config.unschedulable_timeout, config.resync),
-            recommendations=RecommendationReconciler(kube, emit, telemetry, config.unschedulable_timeout, config.resync),
+            sweeps=SweepReconciler(kube, emit, telemetry, config.unschedulable_timeout, config.resync, refusal=refusal),
+            recommendations=RecommendationReconciler(kube, emit, telemetry, config.unschedulable_timeout, config.resync,
+                                                     refusal=refusal),
         )
 
     def close(self) -> None:

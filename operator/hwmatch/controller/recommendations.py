@@ -42,7 +42,7 @@ from hwmatch.api.vocabulary import FINISHED, LABEL_ASSET, LABEL_RECOMMENDATION, 
 from hwmatch.controller import metrics
 from hwmatch.controller.kube import ASSETS, RECOMMENDATIONS, SWEEPS, TRIALS, Kube
 from hwmatch.controller.objects import InvalidObject, invalid, parse
-from hwmatch.controller.trials import RUNNING_RESYNC, Emit, Telemetry, TrialJobs, TrialObject
+from hwmatch.controller.trials import RUNNING_RESYNC, Emit, Refusal, Telemetry, TrialJobs, TrialObject
 from hwmatch.data.cluster import TrialObjects
 from hwmatch.data.frame import succeeded
 from hwmatch.engine import SweepError, answer, verification_step
@@ -54,9 +54,9 @@ SOLVED_FOR = "hwmatch.dev/solved-for"
 class RecommendationReconciler:
     """The reconcile pass of a HWRecommendation (see the module docstring)."""
 
-    def __init__(self, kube: Kube, emit: Emit, telemetry: Telemetry, unschedulable_timeout: float, resync: float,
-                 seed: int = 0):
-        self.kube, self.emit, self.telemetry, self.seed = kube, emit, telemetry, seed
+    def __init__(self, kube: Kube, emit: Emit, telemetry: Telemetry, unschedulable_timeout: float, resync: float, *,
+                 refusal: Refusal, seed: int = 0):
+        self.kube, self.emit, self.telemetry, self.refusal, self.seed = kube, emit, telemetry, refusal, seed
         self.unschedulable_timeout, self.resync = unschedulable_timeout, resync
 
     def reconcile(self, namespace: str, name: str) -> float:
@@ -163,6 +163,7 @@ class _Verifying:
         self.jobs = TrialJobs(owner.kube, owner.emit, owner.telemetry, owner.unschedulable_timeout, self.ns, asset,
                               datetime.now(timezone.utc))
         self.resync = owner.resync
+        self.denied = owner.refusal(self.ns)
         self.trials: dict[str, TrialObject] = {}
         self.phases: dict[str, str] = {}
         self.runs: dict[str, BenchmarkTrialStatus] = {}  # the ended runs by name
@@ -186,8 +187,10 @@ class _Verifying:
         """Set ``solved.status.verification`` (and its Verified condition) and start the round's runs; the requeue."""
         assert solved.status is not None
         try:
+            if self.denied is not None:
+                raise SweepError(self.denied)
             step = verification_step(solved, self.sweeps, self.runs)
-        except SweepError as exc:  # the platform's sweep is gone: nothing to run the choice on
+        except SweepError as exc:  # a denied namespace, or the platform's sweep is gone: nothing to run the choice on
             solved.status.conditions = set_condition(solved.status.conditions, "Verified", "False", "CannotVerify",
                                                      str(exc), self.rec.metadata.generation)
             return self.resync

@@ -3,7 +3,9 @@
 One pass (:meth:`SweepReconciler.reconcile`) is idempotent and level-based —
 it looks at what exists and moves it one step, whatever happened before:
 
-1. resolve the asset and check the pair (references, an image to run);
+1. refuse a namespace the operator must not run trials in (kube-system and
+   the others of ``--deny-namespace``); resolve the asset and check the pair
+   (references, an image to run);
 2. plan the trials with :class:`~hwmatch.planning.Planner` (deterministic
    names) and create the missing ``BenchmarkTrial`` objects, owned by the
    sweep;
@@ -40,7 +42,7 @@ from hwmatch.api.vocabulary import FAILED, LABEL_ASSET, LABEL_SWEEP, PENDING, RU
 from hwmatch.controller import metrics
 from hwmatch.controller.kube import ASSETS, SWEEPS, TRIALS, Kube
 from hwmatch.controller.objects import InvalidObject, invalid, parse
-from hwmatch.controller.trials import RUNNING_RESYNC, Emit, Telemetry, TrialJobs, TrialObject
+from hwmatch.controller.trials import RUNNING_RESYNC, Emit, Refusal, Telemetry, TrialJobs, TrialObject
 from hwmatch.data.cluster import TrialObjects
 from hwmatch.execution.kubernetes import check_runnable
 from hwmatch.planning import Planner
@@ -64,8 +66,9 @@ def now() -> datetime:
 class SweepReconciler:
     """The reconcile pass of a BenchmarkSweep (see the module docstring)."""
 
-    def __init__(self, kube: Kube, emit: Emit, telemetry: Telemetry, unschedulable_timeout: float, resync: float):
-        self.kube, self.emit, self.telemetry = kube, emit, telemetry
+    def __init__(self, kube: Kube, emit: Emit, telemetry: Telemetry, unschedulable_timeout: float, resync: float, *,
+                 refusal: Refusal):
+        self.kube, self.emit, self.telemetry, self.refusal = kube, emit, telemetry, refusal
         self.unschedulable_timeout, self.resync = unschedulable_timeout, resync
 
     def reconcile(self, namespace: str, name: str) -> SweepPass:
@@ -130,7 +133,11 @@ class _Pass:
                          asset=asset.metadata.name)
 
     def _asset(self) -> AIAsset | None:
-        """The sweep's asset when the pair can run; else None, with the reason in the sweep's status."""
+        """The sweep's asset when the pair can run here; else None, with the reason in the sweep's status."""
+        denied = self.r.refusal(self.ns)
+        if denied is not None:  # before anything is read, planned or created
+            self._blocked("Failed", "NamespaceDenied", denied)
+            return None
         name = self.sweep.spec.asset_ref.name
         obj = self.kube.get(ASSETS, self.ns, name)
         if obj is None:

@@ -49,6 +49,8 @@ TELEMETRY_RESYNC = 5.0
 #: The ``Telemetry`` condition's reason while a recorded trial's Prometheus metrics are still to be read.
 TELEMETRY_PENDING = "Pending"
 
+#: Why no trial may run in a namespace, or None when they may (:func:`hwmatch.controller.config.namespace_refusal`).
+Refusal = Callable[[str], "str | None"]
 #: A trial object as read (the wire dict, for its uid and generation) and parsed.
 TrialObject = tuple[dict[str, Any], BenchmarkTrial]
 
