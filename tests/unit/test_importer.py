@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -180,3 +183,31 @@ def test_real_tables(mapping: str, pattern: str, rows: dict[str, int] | None) ->
         assert frame[f"metric.{metric.name}"].notna().any(), metric.name
     for parameter in imported.asset.spec.parameters:
         assert frame[f"param.{parameter.name}"].map(parameter.contains).all(), parameter.name
+
+
+#: Rows of the import whose memory is bounded, and the bound on its peak RSS above the interpreter's floor.
+#: The import adds ~50 MiB at this size (bench/import_memory.py; ~0.5 KiB a row at 1M rows); one BenchmarkTrial
+#: object per row held at once, as before the import streamed its trials into the store, added ~370 MiB.
+BOUNDED_ROWS = 50_000
+BOUNDED_GROWTH_MIB = 150
+
+
+def _bench(name: str) -> ModuleType:
+    """A script of bench/ as a module (registered, so its dataclasses resolve their module)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_import_memory_is_bounded(tmp_path: Path) -> None:
+    bench = _bench("import_memory")
+    csv, mapping = bench.write_table(tmp_path, BOUNDED_ROWS)
+    floor = bench.peak_of(bench.floor_argv())
+    peak = bench.peak_of(bench.import_argv(csv, mapping, tmp_path / "s.db"))
+    assert peak.mib - floor.mib < BOUNDED_GROWTH_MIB, (
+        f"hwmatch import of {BOUNDED_ROWS} rows peaked {peak.mib - floor.mib:.0f} MiB above the floor "
+        f"({floor.mib:.0f} MiB); something holds an object per row")
+    with Store(tmp_path / "s.db") as store:
+        assert sum(n for by_status in store.counts("import-generated").values() for n in by_status.values()) == BOUNDED_ROWS

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Sequence, cast
+from typing import Iterator, Literal, Sequence, cast
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,8 @@ from hwmatch.data.store import Store
 MAX_LISTED_VALUES = 64
 #: The metric a per-run price becomes (a constant per platform).
 COST_PER_RUN = "cost_per_run"
+#: Rows turned into Python values at a time (trial ids, trials): a million rows' cells boxed at once cost hundreds of MiB.
+CHUNK_ROWS = 10_000
 
 
 class SourceColumn(ApiModel):
@@ -272,6 +274,17 @@ def import_tables(mapping: ImportMapping, paths: Sequence[str | Path]) -> Import
     """Read ``paths`` as ``mapping`` says; the result is deterministic for the same files."""
     if not paths:
         raise TableError("no tables given")
+    frame, skipped = _read_tables(mapping, paths)
+    frame, sources = _finish(mapping, frame)
+    return Imported(_asset(mapping, frame), _platforms(mapping, frame), frame, mapping, sources, skipped)
+
+
+def _read_tables(mapping: ImportMapping, paths: Sequence[str | Path]) -> tuple[pd.DataFrame, list[str]]:
+    """The main tables' rows in one frame in a stable order, the joins' metrics attached; and the skipped-cell notes.
+
+    A function of its own so that the tables as read, the per-file parts and the unsorted frame are freed
+    before :func:`_finish` adds its columns: at a million rows that lowers the import's peak by ~90 MiB.
+    """
     join_tables: dict[int, list[pd.DataFrame]] = {i: [] for i in range(len(mapping.joins))}
     parts: list[pd.DataFrame] = []
     for path in sorted(Path(p) for p in paths):
@@ -293,8 +306,7 @@ def import_tables(mapping: ImportMapping, paths: Sequence[str | Path]) -> Import
         if not frame[METRIC + metric.name].notna().any():
             raise TableError(f"metric {metric.name!r} has no numeric value in any table "
                              f"({', '.join(sorted({Path(p).name for p in paths}))}); fix the column or the mapping")
-    frame, sources = _finish(mapping, frame)
-    return Imported(_asset(mapping, frame), _platforms(mapping, frame), frame, mapping, sources, skipped)
+    return frame.sort_values(["platform", "source", "row"], kind="stable").reset_index(drop=True), skipped
 
 
 def _read_main(mapping: ImportMapping, table: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -412,7 +424,7 @@ def _apply_join(frame: pd.DataFrame, join: Join, table: pd.DataFrame) -> pd.Data
 
 
 def _finish(mapping: ImportMapping, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Identity, repetition, price and platform features: the shared frame schema."""
+    """Identity, repetition, price and platform features: the shared frame schema (built on ``frame`` in place)."""
     bad = sorted({str(p) for p in frame["platform"].unique()
                   if not re.match(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", str(p))})
     if bad:
@@ -420,7 +432,6 @@ def _finish(mapping: ImportMapping, frame: pd.DataFrame) -> tuple[pd.DataFrame, 
     params = [c for c in frame.columns if c.startswith(PARAM)]
     instance = [c for c in frame.columns if c.startswith(INSTANCE)]
     metrics = [c for c in frame.columns if c.startswith(METRIC)]
-    frame = frame.sort_values(["platform", "source", "row"], kind="stable").reset_index(drop=True)
     group = ["platform", *params, *instance]
     frame["repetition"] = frame.groupby(group, sort=False, dropna=False).cumcount()
     frame["asset"] = mapping.asset
@@ -446,12 +457,20 @@ def _finish(mapping: ImportMapping, frame: pd.DataFrame) -> tuple[pd.DataFrame, 
 
 def _trial_ids(sweep: str, frame: pd.DataFrame, params: list[str], instance: list[str]) -> list[str]:
     """The planner's trial names, so an imported trial is named as a planned one measuring the same thing."""
-    p_values = frame[params].to_numpy(dtype=object)
-    i_values = frame[instance].to_numpy(dtype=object)
-    return [
-        trial_id(sweep, platform, _as_dict(params, p), _as_dict(instance, i), int(rep))
-        for platform, p, i, rep in zip(frame["platform"], p_values, i_values, frame["repetition"])
-    ]
+    out: list[str] = []
+    for rows in _chunks(len(frame)):
+        chunk = frame.iloc[rows]
+        p_values = chunk[params].to_numpy(dtype=object)
+        i_values = chunk[instance].to_numpy(dtype=object)
+        out.extend(trial_id(sweep, platform, _as_dict(params, p), _as_dict(instance, i), int(rep))
+                   for platform, p, i, rep in zip(chunk["platform"], p_values, i_values, chunk["repetition"]))
+    return out
+
+
+def _chunks(n: int) -> Iterator[slice]:
+    """``n`` rows as slices of :data:`CHUNK_ROWS`, so only one slice at a time is held as Python objects."""
+    for start in range(0, n, CHUNK_ROWS):
+        yield slice(start, start + CHUNK_ROWS)
 
 
 def _as_dict(cols: list[str], values: np.ndarray) -> dict[str, object]:
@@ -519,22 +538,26 @@ def sweep_of(imported: Imported) -> BenchmarkSweep:
     )
 
 
-def trials_of(imported: Imported) -> list[BenchmarkTrial]:
-    """Every imported row as a Succeeded BenchmarkTrial (NaN metrics left out)."""
+def trials_of(imported: Imported) -> Iterator[BenchmarkTrial]:
+    """Every imported row as a Succeeded BenchmarkTrial (NaN metrics left out), made one at a time.
+
+    A generator: a trial object costs some 6 KiB, so a list of a million-row table's trials took 5.5 GiB;
+    :meth:`Store.add_trials` writes each as it comes.
+    """
     frame = imported.frame
     params, instance, metrics = (columns(frame, prefix) for prefix in (PARAM, INSTANCE, METRIC))
-    p_values, i_values, m_values = (frame[c].to_numpy(dtype=object) for c in (params, instance, metrics))
-    out = []
-    for k, (platform, rep, source) in enumerate(zip(frame["platform"], frame["repetition"], imported.sources)):
-        trial = make_trial(imported.mapping.asset, imported.mapping.sweep, platform,
-                           _as_dict(params, p_values[k]), cast(dict[str, float], _as_dict(instance, i_values[k])), int(rep))
-        trial.status = BenchmarkTrialStatus(
-            phase="Succeeded",
-            metrics={strip(c): float(v) for c, v in zip(metrics, m_values[k]) if not np.isnan(v)},
-            host={"importedFrom": str(source)},
-        )
-        out.append(trial)
-    return out
+    for rows in _chunks(len(frame)):
+        chunk = frame.iloc[rows]
+        p_values, i_values, m_values = (chunk[c].to_numpy(dtype=object) for c in (params, instance, metrics))
+        for k, (platform, rep, source) in enumerate(zip(chunk["platform"], chunk["repetition"], imported.sources[rows])):
+            trial = make_trial(imported.mapping.asset, imported.mapping.sweep, platform, _as_dict(params, p_values[k]),
+                               cast(dict[str, float], _as_dict(instance, i_values[k])), int(rep))
+            trial.status = BenchmarkTrialStatus(
+                phase="Succeeded",
+                metrics={strip(c): float(v) for c, v in zip(metrics, m_values[k]) if not np.isnan(v)},
+                host={"importedFrom": str(source)},
+            )
+            yield trial
 
 
 def save(imported: Imported, store: Store) -> int:

@@ -373,14 +373,17 @@ class Store:
             return self._db.total_changes - before
 
     def add_trials(self, trials: Iterable[BenchmarkTrial]) -> int:
-        """Insert or replace whole trials (spec and status), e.g. imported results. Returns how many were written."""
-        rows = [_trial_row(t) for t in trials]
+        """Insert or replace whole trials (spec and status), e.g. imported results. Returns how many were written.
+
+        Each row is made as SQLite takes it, so an iterator of a million trials (an import) is never held at once.
+        """
         with self._transaction():
+            before = self._db.total_changes
             self._db.executemany(
                 f"INSERT OR REPLACE INTO trials ({', '.join(_TRIAL_COLUMNS)}) VALUES ({', '.join('?' * len(_TRIAL_COLUMNS))})",
-                rows,
+                (_trial_row(t) for t in trials),
             )
-        return len(rows)
+            return self._db.total_changes - before
 
     def add_verification(self, trial: BenchmarkTrial) -> None:
         """Keep a finished verification run (spec and status) as training data of its sweep, outside its plan."""

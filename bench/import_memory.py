@@ -1,0 +1,146 @@
+"""Peak memory and wall time of ``hwmatch import`` on a generated table, against reading the same CSV alone.
+
+A benchmark table of ``--rows`` rows (three platforms in a column, three integer
+and one categorical parameter, an instance feature, three metrics with some
+"not measured" zeros and repeated configurations) and its mapping are written
+to a temporary directory. Each case then runs in a child process of its own,
+and its peak resident set (``ru_maxrss`` of that child alone, from ``wait4``) and
+wall time are printed:
+
+- floor: the interpreter with hwmatch's CLI loaded, reading nothing;
+- baseline: ``pandas.read_csv`` of the same file alone (on that floor), the
+  least any import of it must hold;
+- ``hwmatch import`` of the file into a fresh store.
+
+Per million rows is the growth above the floor, scaled: what a larger table
+adds. Nothing here asserts a figure; ``tests/unit/test_importer.py`` bounds
+the growth of a small import.
+
+Run: ``.venv/bin/python bench/import_memory.py [--rows 1000000] [--seed 0]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+PLATFORMS = ["pc", "vm", "g100"]
+MAPPING = {
+    "asset": "generated",
+    "platform": {"column": "device"},
+    "parameters": [
+        {"name": "var_0", "type": "int"},
+        {"name": "var_1", "type": "int"},
+        {"name": "batch", "column": "batch_size", "type": "int"},
+        {"name": "engine", "type": "categorical"},
+    ],
+    "instance": [{"name": "size"}],
+    "metrics": [
+        {"name": "time_s", "column": "time", "goal": "minimize", "unit": "s"},
+        {"name": "memory_mb", "column": "memory", "goal": "minimize", "unit": "MB"},
+        {"name": "power_w", "column": "power", "goal": "minimize", "unit": "W", "missing": [0]},
+    ],
+    "platforms": {
+        "pc": {"pricePerRun": 7, "features": {"cores": 8, "hpc": 0}},
+        "vm": {"pricePerRun": 38, "features": {"cores": 4, "hpc": 0}},
+        "g100": {"pricePerRun": 22, "features": {"cores": 48, "hpc": 1}},
+    },
+}
+
+
+@dataclass(frozen=True)
+class Peak:
+    """One child process: its peak resident set and its wall time."""
+
+    mib: float
+    wall_s: float
+
+
+def write_table(directory: Path, rows: int, seed: int = 0) -> tuple[Path, Path]:
+    """A generated benchmark table of ``rows`` rows and its mapping in ``directory``: (csv, mapping)."""
+    rng = np.random.default_rng(seed)
+    table = pd.DataFrame({
+        "device": rng.choice(PLATFORMS, rows),
+        "var_0": rng.integers(4, 54, rows),
+        "var_1": rng.integers(4, 54, rows),
+        "batch_size": rng.choice([1, 8, 32, 128], rows),
+        "engine": rng.choice(["onnx", "tvm", "torch"], rows),
+        "size": rng.choice([224.0, 512.0, 1024.0], rows),
+        "time": rng.lognormal(0.0, 1.0, rows).round(6),
+        "memory": rng.integers(100, 4000, rows),
+        "power": np.where(rng.random(rows) < 0.2, 0.0, rng.normal(60.0, 10.0, rows).round(2)),
+    })
+    csv, mapping = directory / "generated.csv", directory / "generated.yaml"
+    table.to_csv(csv, index=False)
+    mapping.write_text(yaml.safe_dump(MAPPING, sort_keys=False))
+    return csv, mapping
+
+
+#: Runs its arguments as a child and prints the child's exit status, ru_maxrss (KiB) and wall time. A child's
+#: ru_maxrss starts at its parent's resident set (Linux carries it over fork and exec), so the measured command
+#: is started from this small interpreter, not from the caller (a bench holding the table, or pytest).
+LAUNCHER = """import os, subprocess, sys, time
+begin = time.perf_counter()
+child = subprocess.Popen(sys.argv[1:], stdout=sys.stderr)
+_, status, usage = os.wait4(child.pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss, time.perf_counter() - begin)
+"""
+
+
+def peak_of(argv: list[str]) -> Peak:
+    """Run ``argv`` as a child of :data:`LAUNCHER` and read that child's own peak resident set and wall time."""
+    done = subprocess.run([sys.executable, "-c", LAUNCHER, *argv], capture_output=True, text=True, check=True)
+    status, kib, wall = done.stdout.split()
+    if status != "0":
+        raise RuntimeError(f"{argv[0]} exited {status}:\n{done.stderr[-2000:]}")
+    return Peak(int(kib) / 1024, float(wall))  # Linux reports KiB
+
+
+def floor_argv() -> list[str]:
+    return [sys.executable, "-c", "import hwmatch.cli"]
+
+
+def read_csv_argv(csv: Path) -> list[str]:
+    return [sys.executable, "-c", "import sys, hwmatch.cli, pandas; pandas.read_csv(sys.argv[1])", str(csv)]  # on the floor
+
+
+def import_argv(csv: Path, mapping: Path, store: Path) -> list[str]:
+    return [str(Path(sys.executable).with_name("hwmatch")), "import", str(csv), "--mapping", str(mapping), "--store", str(store)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the generated table")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="hwmatch-import-") as tmp:
+        directory = Path(tmp)
+        csv, mapping = write_table(directory, args.rows, args.seed)
+        size_mib = csv.stat().st_size / 2**20
+        floor = peak_of(floor_argv())
+        baseline = peak_of(read_csv_argv(csv))
+        imported = peak_of(import_argv(csv, mapping, directory / "store.db"))
+
+    millions = args.rows / 1e6
+    print(f"import of a generated table: {args.rows} rows, {size_mib:.1f} MiB of CSV; each case in a child process")
+    print(f"{'case':<40} {'peak MiB':>9} {'wall s':>8} {'MiB/M rows above floor':>23} {'x baseline':>11}")
+    for name, peak in [("python + hwmatch, nothing read (floor)", floor),
+                       ("pandas.read_csv alone (baseline)", baseline), ("hwmatch import", imported)]:
+        growth = (peak.mib - floor.mib) / millions
+        print(f"{name:<40} {peak.mib:>9.0f} {peak.wall_s:>8.1f} {growth:>23.0f} {peak.mib / baseline.mib:>10.2f}x")
+    ratio = (imported.mib - floor.mib) / max(baseline.mib - floor.mib, 1.0)
+    print(f"hwmatch import holds {ratio:.1f}x what read_csv alone holds above the floor "
+          f"({(imported.mib - floor.mib) / millions:.0f} vs {(baseline.mib - floor.mib) / millions:.0f} MiB per million rows)")
+
+
+if __name__ == "__main__":
+    main()
