@@ -17,7 +17,14 @@ matplotlib.use("Agg")  # no display: files only
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from hwmatch.api import Choice, HWRecommendation, HWRecommendationStatus, interval_caption, joint_confidence  # noqa: E402
+from hwmatch.api import (  # noqa: E402
+    Choice,
+    HWRecommendation,
+    HWRecommendationStatus,
+    PredictedValue,
+    interval_caption,
+    joint_confidence,
+)
 from hwmatch.api.errors import InputError  # noqa: E402
 from hwmatch.data.frame import METRIC, PARAM, strip  # noqa: E402
 
@@ -137,9 +144,53 @@ def write_report(frame: pd.DataFrame, solved: list[Solved], out_dir: str | Path)
                          "pass -o with a writable directory") from None
 
 
+def _verification(status: HWRecommendationStatus) -> str:
+    """The rounds of measuring the choice (``hwmatch verify``, ``spec.verify``) and the last round's checks."""
+    v = status.verification
+    assert v is not None
+    held, compared = sum(r.intervals_held for r in v.history), sum(r.intervals for r in v.history)
+    rows = "".join(
+        f"<tr><td>{r.round}</td><td>{html.escape(r.platform)}</td><td>{r.replicas}</td>"
+        f"<td>{html.escape(', '.join(f'{k}={x}' for k, x in r.parameters.items()))}</td>"
+        f"<td class='{'ok' if r.met else 'bad'}'>{'met' if r.met else 'running' if r.met is None else 'broken'}</td>"
+        f"<td>{r.intervals_held} of {r.intervals}</td></tr>" for r in v.history)
+    checks = "".join(
+        f"<tr><td>{html.escape(c.metric)}</td><td>{_bound(c.min, c.max)}</td><td>{_interval(c.predicted)}</td>"
+        f"<td>{html.escape(', '.join(f'{m:.4g}' for m in c.measured))}</td>"
+        f"<td class='{'' if c.met is None else 'ok' if c.met else 'bad'}'>"
+        f"{'' if c.met is None else 'met' if c.met else 'broken'}</td>"
+        f"<td class='{'' if c.inside is None else 'ok' if c.inside else 'bad'}'>"
+        f"{'-' if c.inside is None else 'inside' if c.inside else 'outside'}</td></tr>" for c in v.checks)
+    return (f"<h3 class='{'ok' if v.reason == 'RequirementsMet' else 'bad'}'>Verified by measurement: "
+            f"{html.escape(v.phase)} ({html.escape(v.reason)})</h3><p>{html.escape(v.message)}. Over all "
+            f"{len(v.history)} round(s), {held} of {compared} predicted intervals held the measured values.</p>"
+            "<table><tr><th>round</th><th>platform</th><th>replicas</th><th>parameters</th><th>requirements</th>"
+            f"<th>intervals held</th></tr>{rows}</table>"
+            + (f"<table><caption>round {v.round}: predicted when chosen against measured</caption><tr><th>metric</th>"
+               "<th>bound</th><th>predicted [interval]</th><th>measured (each run)</th><th>requirement</th>"
+               f"<th>interval</th></tr>{checks}</table>" if checks else ""))
+
+
+def _bound(low: float | None, high: float | None) -> str:
+    return " and ".join(([] if low is None else [f"≥ {low:g}"]) + ([] if high is None else [f"≤ {high:g}"]))
+
+
+def _interval(p: PredictedValue | None) -> str:
+    if p is None:
+        return "-"
+    return f"{p.value:.4g}" + (f" [{p.lower:.4g}, {p.upper:.4g}]" if p.lower is not None and p.upper is not None else "")
+
+
 def _write_report(frame: pd.DataFrame, solved: list[Solved], out: Path) -> Path:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>hwmatch report</title><style>{_CSS}</style></head><body>",
              "<h1>hwmatch report</h1>"]
+    verified = [item.status.verification for item in solved if item.status.verification]
+    if verified:
+        held = sum(r.intervals_held for v in verified for r in v.history)
+        compared = sum(r.intervals for v in verified for r in v.history)
+        rounds = sum(len(v.history) for v in verified)
+        parts.append(f"<p>Verifications so far: {rounds} round(s) over {len(verified)} recommendation(s); "
+                     f"{held} of {compared} predicted intervals held the measured values.</p>")
     metrics = [strip(c) for c in frame.columns if c.startswith(METRIC)]
     if len(metrics) >= 2:
         pair = ("latency_p99_ms", "accuracy") if {"latency_p99_ms", "accuracy"} <= set(metrics) else tuple(metrics[:2])
@@ -182,6 +233,8 @@ def _write_report(frame: pd.DataFrame, solved: list[Solved], out: Path) -> Path:
             )
             parts.append("<h3>Models (held-out folds)</h3><table><tr><th>metric</th><th>family</th><th>R²</th>"
                          f"<th>MAPE</th><th>trials</th></tr>{rows}</table>")
+        if status.verification:
+            parts.append(_verification(status))
         if status.solver:
             parts.append(f"<p>Solver: {html.escape(status.solver.status)} in {status.solver.wall_time_ms:.1f} ms over "
                          f"{status.solver.candidates} candidates ({status.solver.feasible_candidates} feasible).</p>")

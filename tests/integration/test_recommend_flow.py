@@ -124,6 +124,11 @@ def test_run_recommends_the_known_optimum_and_verify_confirms_it(workdir: Path) 
     page = (workdir / "report" / "index.html").read_text()
     assert "law-prod" in page and "Recommended" in page
     assert (workdir / "report" / "pareto-law-prod.png").stat().st_size > 1000
+    # the verification is kept with the answer, and the report says how many intervals held
+    v = solved_status(store)["verification"]
+    held, compared = v["history"][0]["intervalsHeld"], v["history"][0]["intervals"]
+    assert v["reason"] == "RequirementsMet" and compared >= 2 and len(v["checks"][0]["measured"]) == 2
+    assert f"Verifications so far: 1 round(s) over 1 recommendation(s); {held} of {compared} predicted" in page
 
 
 def test_unreachable_requirement_is_explained(workdir: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus, HWRecommendation, Verify, load_text
 from hwmatch.api.vocabulary import LABEL_VERIFICATION
 from hwmatch.data.store import Store
-from hwmatch.engine import answer_stored, run_sweep, verify, verify_spec
+from hwmatch.engine import answer_stored, run_sweep, verification_step, verify, verify_spec
 from hwmatch.execution import result
 
 MANIFESTS = """
@@ -79,8 +79,11 @@ def solved(tmp_path: Path) -> tuple[Store, HWRecommendation]:
 def test_every_predicted_metric_is_checked_and_throughput_is_predicted_for_the_replicas(solved) -> None:
     store, rec = solved
     best = rec.status.recommendation
-    checks, _ = verify(store, rec, Law(memory_scale=3.0), repetitions=2)  # memory far off its prediction
-    by_metric = {c.metric: c for c in checks}
+    done = verify(store, rec, Law(memory_scale=3.0), repetitions=2)  # memory far off its prediction
+    v = done.status.verification
+    assert (v.phase, v.reason, v.round, len(v.trials)) == ("Verified", "RequirementsMet", 1, 2)
+    assert store.recommendations()[0].status.verification == v  # kept with the answer, for the report
+    by_metric = {c.metric: c for c in v.checks}
     latency = by_metric["latency_ms"]
     assert latency.met is True and latency.inside is True
     served = by_metric[f"{best.replicas} × throughput_per_s"]
@@ -95,8 +98,8 @@ def test_every_predicted_metric_is_checked_and_throughput_is_predicted_for_the_r
 def test_verification_runs_join_the_training_data_but_not_the_plan(solved) -> None:
     store, rec = solved
     before = store.states("law-sweep"), store.counts("law-sweep"), len(store.frame(asset="law"))
-    verify(store, rec, Law(), repetitions=2)
-    verify(store, rec, Law(), repetitions=1)  # a second verification adds, never overwrites
+    again = verify(store, verify(store, rec, Law(), repetitions=2), Law(), repetitions=1)  # adds, never overwrites
+    assert [(r.round, r.met) for r in again.status.verification.history] == [(1, True), (2, True)]
     kept = store.verifications(asset="law")
     assert len(kept) == 3 and len({t.metadata.name for t in kept}) == 3
     assert all(t.metadata.labels[LABEL_VERIFICATION] == "true" and t.status.phase == "Succeeded" for t in kept)
@@ -189,3 +192,20 @@ def test_verification_stops_when_its_rounds_are_spent(solved) -> None:
     assert _verified(done) == ("Failed", "False") and v.round == 2 and law.runs == 2
     assert [r.met for r in v.history] == [False, False] and "rounds are spent" in v.message
     assert next(c for c in v.checks if c.metric == "latency_ms").measured == [1000.0]
+
+
+def test_a_verified_choice_resized_by_what_its_runs_taught_stays_verified_while_its_runs_cover_the_target(solved) -> None:
+    store, rec = solved
+    done = verify_spec(store, _asking(store, rec, 2, 1), Slow())
+    v = done.status.verification
+    runs = {t.metadata.name: t.status for t in store.verifications(asset="law")}
+    served = min(next(c for c in v.checks if "×" in c.metric).measured) / v.choice.replicas  # per replica, worst run
+    sweeps = store.sweeps(asset="law")
+    for replicas in (v.choice.replicas + 1, v.choice.replicas - 1):
+        moved = done.status.model_copy(deep=True)
+        moved.recommendation = v.choice.model_copy(update={"replicas": replicas})
+        step = verification_step(done.model_copy(update={"status": moved}), sweeps, runs)
+        covered = replicas * served >= 1000  # the request's 1000 req/s, judged on the runs' own measurements
+        assert not step.trials  # no round left (rounds: 1): nothing runs either way
+        assert step.verification.reason == ("RequirementsMet" if covered else "ChoiceChanged"), step.verification
+        assert step.verification.choice.replicas == (replicas if covered else v.choice.replicas)

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hwmatch.api import Choice, HWRecommendation, PredictedValue, VerificationCheck, interval_caption, load_documents
-from hwmatch.cli.app import app, console, fail, open_existing, reported, store_option
+from hwmatch.cli.app import app, console, err_console, fail, open_existing, reported, store_option
 from hwmatch.data.store import Store
 from hwmatch.engine import answer_stored
 from hwmatch.engine import verify as verify_choice
@@ -191,13 +191,20 @@ def verify(
             best = rec.status.recommendation
             with console.status(f"running {rec.metadata.name}'s choice on {best.platform} ×{repetitions}…"):
                 with reported():
-                    checks, _ = verify_choice(db, rec, LocalExecutor(), repetitions)
-            outside = print_checks(rec, best, checks)
-            held = sum(c.inside is True for c in checks)
+                    done = verify_choice(db, rec, LocalExecutor(), repetitions)
+            v = done.status.verification if done.status else None
+            assert v is not None
+            if v.reason == "RunFailed":
+                err_console.print(escape(f"{rec.metadata.name}: {v.message}"), highlight=False)
+                broken = True
+                continue
+            outside = print_checks(done, best, v.checks, title=f"{rec.metadata.name}: verification round {v.round}, "
+                                                               f"{best.platform} ×{best.replicas} {_values(best)}")
+            held = sum(c.inside is True for c in v.checks)
             console.print(f"{held} of {held + outside} predicted intervals held; the {repetitions} run(s) are stored "
                           "as verification trials and join the training data", highlight=False)
             missed += outside
-            broken |= any(c.met is False for c in checks)
+            broken |= any(c.met is False for c in v.checks)
     if missed:
         console.print(f"[yellow]{missed} measured metric(s) outside the predicted interval: "
                       "the models are wrong there; re-solving learns from these runs[/]")

@@ -97,25 +97,28 @@ def judge(recommendation: HWRecommendation, choice: Choice, measured: Sequence[M
 
 def verify(
     store: Store, recommendation: HWRecommendation, executor: Executor, repetitions: int = 1,
-    progress: Progress | None = None, keep: bool = True,
-) -> tuple[list[VerificationCheck], list[BenchmarkTrialStatus]]:
-    """Run the recommended configuration on its platform ``repetitions`` times; :func:`judge` the runs.
+    progress: Progress | None = None,
+) -> HWRecommendation:
+    """One round of verification of the stored answer: ``repetitions`` runs of its choice, judged; kept in the store.
 
-    With ``keep`` (the default) each run is stored as a verification trial
-    that joins the training data. Raises :class:`SweepError` when a run fails.
+    The round is the next one of the status's ``verification`` (its
+    ``history`` counts every verification of the request, ``spec.verify``'s
+    rounds and these alike), the runs are verification trials that join the
+    training data, and the recommendation is returned, and stored, with the
+    judged round (:func:`judge_round`). A failed run is reason ``RunFailed``.
     """
     best, sweep = _choice(store, recommendation)
-    earlier = len(store.verifications(asset=recommendation.spec.asset_ref.name))
-    trials = []
-    for rep in range(repetitions):
-        # named like a sweep trial of a "<sweep>-verify" series: unique per run, never a planned trial's name
-        trial = _trial(recommendation, best, sweep, f"{sweep.metadata.name}-verify", earlier + rep)
-        trials.append(trial)
-    results = _run(store, recommendation, sweep, trials, executor, progress, keep)
-    failed = next((r for r in results if r.phase != SUCCEEDED), None)
-    if failed is not None:
-        raise SweepError(f"the verification run failed: {failed.reason}: {failed.message}")
-    return judge(recommendation, best, [r.metrics for r in results]), results
+    status = recommendation.status
+    assert status is not None  # _choice checked it
+    started = _start(recommendation, best, [sweep], status.verification, repetitions)
+    results = _run(store, recommendation, sweep, started.trials, executor, progress, keep=True)
+    running = status.model_copy(update={"verification": started.verification})
+    runs = {t.metadata.name: r for t, r in zip(started.trials, results)}
+    running.verification = judge_round(recommendation.model_copy(update={"status": running}), runs)
+    verification_condition(running, recommendation.metadata.generation)
+    done = recommendation.model_copy(update={"status": running})
+    store.put_recommendation(done)
+    return done
 
 
 # -- spec.verify: the loop ----------------------------------------------------------------------
@@ -182,7 +185,8 @@ def verification_step(
         return VerifyStep(None, [])
     previous = judge_round(recommendation, runs)
     if previous is not None and previous.phase == "Running":
-        return VerifyStep(previous, _round_trials(recommendation, previous.choice, sweeps, previous.round))
+        return VerifyStep(previous, _round_trials(recommendation, previous.choice, sweeps, previous.round,
+                                                  len(previous.trials)))
     choice = status.recommendation
     if previous is None:
         return _start(recommendation, choice, sweeps, None) if choice is not None else VerifyStep(None, [])
@@ -196,6 +200,9 @@ def verification_step(
                 f"{previous.message}; the {spec.rounds} round(s) of spec.verify.rounds are spent")}), [])
         return _start(recommendation, choice, sweeps, previous)
     if previous.reason == "RequirementsMet" and choice is not None and not _same(previous.choice, choice):
+        resized = _resized(recommendation, previous, choice, runs)
+        if resized is not None:
+            return VerifyStep(resized, [])
         if previous.round >= spec.rounds:
             return VerifyStep(previous.model_copy(update={"reason": "ChoiceChanged", "message": (
                 f"{previous.message}; the answer has moved to {choice.platform} {_values(choice)} since (new trials), "
@@ -205,10 +212,13 @@ def verification_step(
 
 
 def _start(recommendation: HWRecommendation, choice: Choice, sweeps: Sequence[BenchmarkSweep],
-           previous: Verification | None) -> VerifyStep:
-    """Round N+1 (1 without a previous one) on ``choice``."""
+           previous: Verification | None, repetitions: int | None = None) -> VerifyStep:
+    """Round N+1 (1 without a previous one) on ``choice``: ``repetitions`` runs (default ``spec.verify``'s)."""
     round_ = previous.round + 1 if previous is not None else 1
-    trials = _round_trials(recommendation, choice, sweeps, round_)
+    if repetitions is None:
+        assert recommendation.spec.verify is not None
+        repetitions = recommendation.spec.verify.repetitions
+    trials = _round_trials(recommendation, choice, sweeps, round_, repetitions)
     history = [*(previous.history if previous else []),
                VerificationRound(round=round_, platform=choice.platform, parameters=choice.parameters,
                                  replicas=choice.replicas)]
@@ -307,14 +317,12 @@ def _sweep_of(recommendation: HWRecommendation, sweeps: Sequence[BenchmarkSweep]
     return found
 
 
-def _round_trials(recommendation: HWRecommendation, choice: Choice, sweeps: Sequence[BenchmarkSweep],
-                  round_: int) -> list[BenchmarkTrial]:
+def _round_trials(recommendation: HWRecommendation, choice: Choice, sweeps: Sequence[BenchmarkSweep], round_: int,
+                  repetitions: int) -> list[BenchmarkTrial]:
     """A round's verification trials, named by recommendation, round and run (stable across restarts)."""
-    assert recommendation.spec.verify is not None
     sweep = _sweep_of(recommendation, sweeps, choice.platform)
-    n = recommendation.spec.verify.repetitions
-    return [_trial(recommendation, choice, sweep, f"{recommendation.metadata.name}-verify", (round_ - 1) * n + rep)
-            for rep in range(n)]
+    series = f"{recommendation.metadata.name}-verify-{round_}"
+    return [_trial(recommendation, choice, sweep, series, rep) for rep in range(repetitions)]
 
 
 def _trial(recommendation: HWRecommendation, choice: Choice, sweep: BenchmarkSweep, series: str,
@@ -326,6 +334,28 @@ def _trial(recommendation: HWRecommendation, choice: Choice, sweep: BenchmarkSwe
     trial.metadata.labels = {LABEL_ASSET: asset, LABEL_PLATFORM: choice.platform, LABEL_VERIFICATION: "true",
                              LABEL_RECOMMENDATION: recommendation.metadata.name}
     return trial
+
+
+def _resized(recommendation: HWRecommendation, verified: Verification, choice: Choice,
+             runs: Mapping[str, BenchmarkTrialStatus]) -> Verification | None:
+    """The verification carried to ``choice`` when only its replicas changed and the runs still meet every requirement.
+
+    Learning from the runs moves the throughput prediction, and with it the
+    replicas a target needs; the configuration measured is the same, and a
+    throughput target is judged as replicas × what each run measured, so the
+    round's own runs answer for the new count without running again.
+    """
+    if (choice.platform, choice.parameters) != (verified.choice.platform, verified.choice.parameters):
+        return None
+    ended = [runs[n] for n in verified.trials if n in runs]
+    if len(ended) < len(verified.trials) or any(r.phase != SUCCEEDED for r in ended):
+        return None
+    checks = judge(recommendation, choice, [r.metrics for r in ended])
+    if any(c.met is False for c in checks):
+        return None
+    return verified.model_copy(update={"choice": choice, "checks": checks, "message": (
+        f"{verified.message}; resized from ×{verified.choice.replicas} to ×{choice.replicas} by what the runs taught, "
+        "their measurements still meet every requirement")})
 
 
 def _same(a: Choice, b: Choice) -> bool:
