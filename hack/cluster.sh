@@ -430,7 +430,14 @@ EOF
     nodes_at_least() { [[ "$("${KUBECTL[@]}" get nodes -o name | wc -l)" -ge "$1" ]]; }
     wait_for "$((nodes + 1)) nodes registered" 90 kubelet nodes_at_least "$((nodes + 1))"
     address_node
-    wait_for "nodes Ready" 90 kubelet "${KUBECTL[@]}" wait --for=condition=Ready node --all --timeout=5s
+    # One list per try: `kubectl wait node --all` asks node by node and runs out of its timeout on a few
+    # hundred nodes although all are Ready.
+    all_ready() {
+        local states
+        states="$("${KUBECTL[@]}" get nodes -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}')" || return 1
+        [[ -n "$states" ]] && ! grep -qv '^True$' <<<"$states"
+    }
+    wait_for "nodes Ready" 90 kubelet all_ready
     for c in kube-controller-manager kube-scheduler; do
         pid_of "$c" >/dev/null || { tail -n 25 "$DIR/logs/$c.log" >&2; die "$c exited (log: $DIR/logs/$c.log)"; }
     done
