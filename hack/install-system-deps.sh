@@ -5,7 +5,7 @@
 #   the real node: containerd, runc, the CNI plugins, podman, buildah,
 #   mmdebstrap (the images' base from Debian's packages), a static busybox (the
 #   pause image), iproute2; shellcheck (actionlint checks the workflow's
-#   scripts with it); then the control plane, the kubelet and actionlint
+#   scripts with it); chromium (the report's browser test); then the control plane, the kubelet and actionlint
 #   themselves (hack/build.sh, Go module proxy, cached).
 # Safe to run again: installs only what is missing. Needs root (or sudo) for apt.
 # Without the Go toolchain the build is skipped and the cluster tests skip
@@ -26,6 +26,8 @@ done
 [[ -x /usr/lib/cni/bridge ]] || need+=(containernetworking-plugins)
 [[ -x /bin/busybox ]] && ! ldd /bin/busybox >/dev/null 2>&1 || need+=(busybox-static)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+# the report's browser test (Playwright drives Debian's chromium; no browser download)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 
 if ((${#need[@]})); then
     SUDO=()
