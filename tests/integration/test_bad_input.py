@@ -163,7 +163,12 @@ TABLES: list[tuple[str, str, bytes | str, list[str]]] = [
     ("binary", "t.csv", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, ["t.csv", "not"]),
     ("fake-parquet", "t.parquet", "machine,bits\nfast,4\n", ["t.parquet", "not a readable Parquet"]),
     ("ragged", "t.csv", GOOD + "fast,4,10,1.0,0.1,7,8\n", ["t.csv", "not a readable CSV"]),
-    ("string-instance", "t.csv", GOOD.replace("fast,8,20,", "fast,8,big,"), ["t.csv", "instance feature 'size'", "'big'"]),
+    ("string-instance", "t.csv", GOOD.replace("fast,8,20,", "fast,8,big,"),
+     ["t.csv", "instance feature 'size'", "'big'", "type: categorical"]),
+    ("grouped-parameter", "t.csv", GOOD.replace("fast,8,20,", 'fast,"1,024",20,'),
+     ["t.csv", "parameter 'bits'", "row 4", "'1,024'", "numbers: {thousands"]),
+    ("free-text-platform", "t.csv", GOOD.replace("slow,", "Slow Box (2x),"),
+     ["'Slow Box (2x)'", "platform.rename", "platform.normalize: true"]),
     ("empty-platform", "t.csv", GOOD.replace("slow,8,10", ",8,10"), ["t.csv", "no platform", "row 3"]),
     ("all-nan-metric", "t.csv", "machine,bits,size,time,error\nfast,4,10,x,0.1\nslow,8,10,,0.2\n",
      ["time_s", "no numeric value"]),
@@ -193,9 +198,44 @@ def test_bad_metric_cells_are_counted_and_reported(tmp_path: Path) -> None:
                                  "--store", str(tmp_path / "store.db")])
     output = _clean(result)
     assert result.exit_code == 0, output
-    assert "metric 'time_s': 1 non-numeric cell(s) (the first, row 5: 'oops') and 1 infinite value(s) skipped" in output
+    assert ("metric 'time_s' (column 'time'): 1 non-numeric cell(s) (the first, row 5: 'oops') and 1 infinite value(s) "
+            "skipped") in output
     frame = Store(tmp_path / "store.db").frame("kernel")
     assert frame["metric.time_s"].isna().sum() == 2 and np.isfinite(frame["metric.time_s"].dropna()).all()
+
+
+def test_grouped_numbers_are_reported_or_read_as_the_mapping_says(tmp_path: Path) -> None:
+    (tmp_path / "mapping.yaml").write_text(MAPPING)
+    (tmp_path / "t.csv").write_text(GOOD + 'slow,4,20,"1,500.5",0.3\n')
+    args = ["import", str(tmp_path / "t.csv"), "-m", str(tmp_path / "mapping.yaml"), "--store", str(tmp_path / "s.db")]
+    output = _clean(result := runner.invoke(app, args))
+    assert result.exit_code == 0, output
+    assert "metric 'time_s' (column 'time'): 1 non-numeric cell(s) (the first, row 5: '1,500.5'" in output
+    assert "numbers: {thousands: ..., decimal: ...}" in output
+    (tmp_path / "mapping.yaml").write_text(MAPPING + "numbers: {thousands: ','}\n")
+    output = _clean(result := runner.invoke(app, args))
+    assert result.exit_code == 0 and "warning" not in output, output
+    assert 1500.5 in Store(tmp_path / "s.db").frame("kernel")["metric.time_s"].tolist()
+
+
+LONG_MAPPING = """
+asset: kernel
+platform: {column: machine}
+pivot: {column: unit, value: value}
+metrics:
+  - {name: time_s, goal: minimize, units: {s: 1, ms: 0.001}}
+"""
+
+
+def test_a_long_table_with_an_unknown_unit_names_file_row_and_column(tmp_path: Path) -> None:
+    (tmp_path / "mapping.yaml").write_text(LONG_MAPPING)
+    (tmp_path / "t.csv").write_text("machine,unit,value\nfast,s,1.0\nfast,ms,900\nslow,minutes,2\n")
+    for command in (["import", "--store", str(tmp_path / "s.db")], ["evaluate"]):
+        result = runner.invoke(app, [command[0], str(tmp_path / "t.csv"), "-m", str(tmp_path / "mapping.yaml"),
+                                     *command[1:]])
+        output = _clean(result)
+        assert result.exit_code == 1, output
+        assert "t.csv: row 4: 'unit' is 'minutes', which no metric lists in its units" in " ".join(output.split())
 
 
 def test_markup_in_table_values_is_shown_as_written(tmp_path: Path) -> None:

@@ -211,3 +211,212 @@ def test_import_memory_is_bounded(tmp_path: Path) -> None:
         f"({floor.mib:.0f} MiB); something holds an object per row")
     with Store(tmp_path / "s.db") as store:
         assert sum(n for by_status in store.counts("import-generated").values() for n in by_status.values()) == BOUNDED_ROWS
+
+
+# -- long tables, numbers as published, names --------------------------------------------------------------
+
+LONG = {
+    "asset": "long",
+    "numbers": {"thousands": ","},
+    "where": [{"column": "Division", "keep": ["closed"]}],
+    "platform": {"column": "System", "rename": {"Big Box (8x, liquid)": "big-box"}, "normalize": True},
+    "parameters": [{"name": "n", "column": "Accelerators", "type": "int"}],
+    "instance": [{"name": "model", "column": "Model", "type": "categorical", "rename": {"ResNet": "resnet50"},
+                  "normalize": True}],
+    "pivot": {"column": "Units", "value": "Result", "by": ["ID"]},
+    "metrics": [
+        {"name": "throughput", "goal": "maximize", "units": {"samples/s": 1, "queries/s": 1}},
+        {"name": "energy_mj", "goal": "minimize", "units": {"mJ per stream": 1, "J per stream": 1000}},
+    ],
+}
+LONG_TABLE = """\
+ID,Division,System,Accelerators,Model,Units,Result
+a1,closed,Small Node,1,ResNet,samples/s,"4,115.42"
+a1,closed,Small Node,1,ResNet,J per stream,0.5
+a2,closed,SMALL node ,1,resnet-50,samples/s,4000
+a2,closed,SMALL node ,1,resnet-50,mJ per stream,480
+b1,closed,"Big Box (8x, liquid)",8,BERT-99,queries/s,"12,000"
+b1,open,"Big Box (8x, liquid)",8,BERT-99,queries/s,99
+"""
+
+
+def write_long(tmp_path: Path, text: str = LONG_TABLE, doc: dict | None = None) -> tuple[object, list[Path]]:
+    (tmp_path / "long.csv").write_text(text)
+    return parse_mapping(yaml.safe_load(yaml.safe_dump(doc or LONG))), [tmp_path / "long.csv"]
+
+
+def test_long_table_is_pivoted_by_unit(tmp_path: Path) -> None:
+    imported = import_tables(*write_long(tmp_path))
+    frame = imported.frame.set_index(["platform", "repetition"])
+    assert sorted(frame.index) == [("big-box", 0), ("small-node", 0), ("small-node", 1)]
+    # one submission (by: ID) is one trial: its throughput and its energy, J converted to mJ
+    assert frame.loc[("small-node", 0), ["metric.throughput", "metric.energy_mj"]].tolist() == [4115.42, 500.0]
+    assert frame.loc[("small-node", 1), ["metric.throughput", "metric.energy_mj"]].tolist() == [4000.0, 480.0]
+    assert frame.loc[("big-box", 0), "metric.throughput"] == 12000.0  # the open-division row is left out
+    assert np.isnan(frame.loc[("big-box", 0), "metric.energy_mj"])
+    # ResNet (renamed) and resnet-50 (normalised) are one name; the trials hold its index in the asset's values
+    assert imported.asset.spec.instance_features[0].values == ["bert99", "resnet50"]
+    assert frame.loc[("small-node", 0), "instance.model"] == 1.0 and frame.loc[("big-box", 0), "instance.model"] == 0.0
+    assert imported.left_out == ["long.csv: where[0] ('Division' keep ['closed']) left out 1 of 6 row(s)"]
+    assert imported.skipped == []
+
+
+def test_long_table_without_by_pairs_the_kth_rows(tmp_path: Path) -> None:
+    doc = yaml.safe_load(yaml.safe_dump(LONG))
+    doc["pivot"].pop("by")
+    frame = import_tables(*write_long(tmp_path, doc=doc)).frame
+    small = frame[frame["platform"] == "small-node"].sort_values("repetition")
+    assert small["metric.throughput"].tolist() == [4115.42, 4000.0] and small["metric.energy_mj"].tolist() == [500, 480]
+
+
+def test_an_unknown_unit_is_an_error_naming_file_row_and_value_or_is_skipped_and_counted(tmp_path: Path) -> None:
+    text = LONG_TABLE + "a1,closed,Small Node,1,ResNet,Watts,700\n"
+    with pytest.raises(TableError, match=r"long\.csv: row 8: 'Units' is 'Watts', which no metric lists in its units"):
+        import_tables(*write_long(tmp_path, text))
+    doc = yaml.safe_load(yaml.safe_dump(LONG))
+    doc["pivot"]["unknown"] = "skip"
+    imported = import_tables(*write_long(tmp_path, text, doc))
+    assert "long.csv: 1 row(s) whose 'Units' no metric lists ('Watts') left out (pivot.unknown: skip)" in imported.left_out
+    assert len(imported.frame) == 3
+
+
+def test_an_unreadable_number_is_reported_not_dropped(tmp_path: Path) -> None:
+    doc = yaml.safe_load(yaml.safe_dump(LONG))
+    doc.pop("numbers")  # the table groups thousands, the mapping does not say so
+    imported = import_tables(*write_long(tmp_path, doc=doc))
+    assert imported.skipped == [
+        "long.csv: metric 'throughput' (column 'Result'): 2 non-numeric cell(s) (the first, row 2: '4,115.42'; if the "
+        "tables group thousands or write a decimal comma, say so in numbers: {thousands: ..., decimal: ...}) skipped "
+        "(stored as missing)"]
+    # digits must come in groups of three: a table read with the wrong separators does not give wrong numbers
+    imported = import_tables(*write_long(tmp_path, LONG_TABLE.replace('"4,115.42"', '"41,15"')))
+    assert "1 non-numeric cell(s) (the first, row 2: '41,15'" in imported.skipped[0]
+    assert imported.frame["metric.throughput"].notna().sum() == 2
+
+
+@pytest.mark.parametrize(("numbers", "cells", "values"), [
+    ({"thousands": ","}, ["1,024", "-2,048.5", "3.5", "12"], [1024, -2048.5, 3.5, 12]),
+    ({"thousands": ".", "decimal": ","}, ["1.024", "2.048,5", "3,5", "12"], [1024, 2048.5, 3.5, 12]),
+    ({"thousands": " "}, ["1 024", "2\u00a0048.5", "3.5", "12"], [1024, 2048.5, 3.5, 12]),
+    ({"decimal": ","}, ["1024", "2048,5", "3,5", "1.5"], [1024, 2048.5, 3.5, np.nan]),  # a point is unreadable here
+])
+def test_numbers_as_tables_write_them(tmp_path: Path, numbers: dict, cells: list[str], values: list[float]) -> None:
+    pd.DataFrame({"t": cells}).to_csv(tmp_path / "run_pc.csv", index=False)
+    mapping = parse_mapping({"asset": "a", "platform": {"fromFile": r"run_(?P<platform>\w+)\.csv"}, "numbers": numbers,
+                             "metrics": [{"name": "t", "goal": "minimize"}]})
+    imported = import_tables(mapping, [tmp_path / "run_pc.csv"])
+    np.testing.assert_allclose(imported.frame["metric.t"], values)
+    assert len(imported.skipped) == int(np.isnan(values).sum())
+
+
+def test_unreadable_parameters_and_instance_features_are_errors_with_the_fix(tmp_path: Path) -> None:
+    pd.DataFrame({"n": ["1,024", "2"], "size": ["1", "2"], "t": [1.0, 2.0]}).to_csv(tmp_path / "run_pc.csv", index=False)
+    doc = {"asset": "a", "platform": {"fromFile": r"run_(?P<platform>\w+)\.csv"},
+           "parameters": [{"name": "n", "type": "int"}], "instance": [{"name": "size"}],
+           "metrics": [{"name": "t", "goal": "minimize"}]}
+    with pytest.raises(TableError, match=r"run_pc\.csv: parameter 'n' \(column 'n'\) must be numeric, but 1 cell\(s\) "
+                                         r"are not \(the first, row 2: '1,024'\); if the tables group thousands"):
+        import_tables(parse_mapping(doc), [tmp_path / "run_pc.csv"])
+    frame = import_tables(parse_mapping({**doc, "numbers": {"thousands": ","}}), [tmp_path / "run_pc.csv"]).frame
+    assert frame["param.n"].tolist() == [1024, 2]
+
+
+def test_categorical_instance_values_fix_the_codes(tmp_path: Path) -> None:
+    doc = yaml.safe_load(yaml.safe_dump(LONG))
+    doc["instance"][0]["values"] = ["resnet50", "bert99"]
+    imported = import_tables(*write_long(tmp_path, doc=doc))
+    assert imported.asset.spec.instance_features[0].values == ["resnet50", "bert99"]
+    assert sorted(imported.frame["instance.model"]) == [0.0, 0.0, 1.0]
+    doc["instance"][0]["values"] = ["resnet50"]
+    with pytest.raises(TableError, match=r"long\.csv: row 6: instance feature 'model' is 'bert99', which its values "
+                                         r"\['resnet50'\] do not list"):
+        import_tables(*write_long(tmp_path, doc=doc))
+
+
+def test_platform_names(tmp_path: Path) -> None:
+    doc = yaml.safe_load(yaml.safe_dump(LONG))
+    doc["platform"] = {"column": "System"}
+    with pytest.raises(TableError, match=r"not DNS-1123 labels; give them names in platform.rename, or set "
+                                         r"platform.normalize: true"):
+        import_tables(*write_long(tmp_path, doc=doc))
+    with pytest.raises(TableError, match=r"long\.csv: row 3: platform '\(\?\)' \(column 'System'\) normalises to "
+                                         r"nothing; give it a name in platform.rename"):
+        import_tables(*write_long(tmp_path, LONG_TABLE.replace("J per stream", "(?)", 1).replace(
+            "a1,closed,Small Node,1,ResNet,(?)", "a1,closed,(?),1,ResNet,J per stream")))
+
+
+def test_row_filters(tmp_path: Path) -> None:
+    doc = yaml.safe_load(yaml.safe_dump(LONG))
+    doc["where"] = [{"column": "System", "matches": "(?i)small"}, {"column": "ID", "drop": ["a2"]}]
+    imported = import_tables(*write_long(tmp_path, doc=doc))
+    assert len(imported.frame) == 1 and imported.left_out == [
+        "long.csv: where[0] ('System' matches '(?i)small') left out 2 of 6 row(s)",
+        "long.csv: where[1] ('ID' drop ['a2']) left out 2 of 4 row(s)"]
+    doc["where"] = [{"column": "Division", "keep": ["preview"]}]
+    with pytest.raises(TableError, match=r"the row filters \(where\) leave no row in any table"):
+        import_tables(*write_long(tmp_path, doc=doc))
+    doc["where"] = [{"column": "Category", "keep": ["edge"]}]
+    with pytest.raises(TableError, match=r"long\.csv: where\[0\] reads column 'Category', which the table lacks"):
+        import_tables(*write_long(tmp_path, doc=doc))
+
+
+@pytest.mark.parametrize(
+    ("change", "where", "words"),
+    [
+        (lambda m: m.pop("pivot"), "<document>", "metrics[0].units reads a long table; add pivot"),
+        (lambda m: m["metrics"][0].update(column="Result"), "<document>", "give units, and no column or factor"),
+        (lambda m: m["metrics"][1]["units"].update({"samples/s": 1}), "<document>", "unit 'samples/s' is listed by"),
+        (lambda m: m["metrics"][1]["units"].update({"W": 0}), "metrics[1].units", "positive finite"),
+        (lambda m: m["parameters"][0].update(normalize=True), "parameters[0]", "give the column type: categorical"),
+        (lambda m: m["instance"][0].update(type="numeric"), "instance[0]", "give the column type: categorical"),
+        (lambda m: m.update(numbers={"thousands": ".", "decimal": "."}), "numbers", "must differ"),
+        (lambda m: m["where"][0].update(drop=["open"]), "where[0]", "exactly one of 'keep', 'drop' or 'matches'"),
+        (lambda m: m["platform"].update(normalize=False, rename={"Big Box": "Big Box"}), "platform", "DNS-1123"),
+        (lambda m: m["pivot"].update(unknown="ignore"), "pivot.unknown", "'error' or 'skip'"),
+    ],
+)
+def test_bad_long_mapping_names_the_field(change, where: str, words: str) -> None:
+    doc = yaml.safe_load(yaml.safe_dump(LONG))
+    change(doc)
+    with pytest.raises(ManifestError) as exc:
+        parse_mapping(doc, "m.yaml")
+    text = str(exc.value)
+    assert f": {where}: " in text and words in text, text
+
+
+def test_the_long_example_is_what_its_script_writes(tmp_path: Path) -> None:
+    script = importlib.util.spec_from_file_location("long_format", EXAMPLES / "long-format.py")
+    assert script is not None and script.loader is not None
+    module = importlib.util.module_from_spec(script)
+    script.loader.exec_module(module)
+    module.write(tmp_path / "again.csv")
+    assert (tmp_path / "again.csv").read_text() == (EXAMPLES / "long-format.csv").read_text()
+
+
+@pytest.mark.timeout(300)
+def test_the_long_example_imports_and_evaluates(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from hwmatch.cli import app
+
+    runner = CliRunner()
+    table, mapping = str(EXAMPLES / "long-format.csv"), str(EXAMPLES / "long-format.yaml")
+    result = runner.invoke(app, ["import", table, "-m", mapping, "--store", str(tmp_path / "s.db")])
+    assert result.exit_code == 0, result.output
+    assert "441 trials" in result.output and "instance scenario: 0=offline, 1=server, 2=singlestream" in result.output
+    assert "warning" not in result.output  # every Result cell was read
+    with Store(tmp_path / "s.db") as store:
+        frame = store.frame("inference-long")
+    assert sorted(frame["platform"].unique()) == ["acme-tower-t8", "borealis-edge-node-e2", "cirrus-c7", "dorado-d4",
+                                                  "ember-workstation-w1"]
+    assert frame["param.software"].unique().tolist() == ["tensorflux", "openrt"]
+    assert frame["metric.throughput"].max() > 10_000  # "32,115.42": thousands separators read
+    borealis = frame[frame["platform"] == "borealis-edge-node-e2"]["metric.latency_ms"].dropna()
+    assert 1 < borealis.median() < 100  # its latency is written in µs: converted to ms
+    result = runner.invoke(app, ["evaluate", table, "-m", mapping, "--budget", "10%,20%", "--queries", "40", "--no-hada"],
+                           terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "inference-long: recommendation quality" in result.output and "40 queries" in result.output, result.output
+    models = result.output[result.output.index("surrogates on unseen configurations"):]
+    assert all(m in models for m in ("throughput", "latency_ms", "power_w", "energy_mj")), result.output
+    assert len([line for line in models.splitlines() if line.strip().startswith(("10%", "20%"))]) == 4  # × 2 strategies

@@ -195,6 +195,11 @@ class InstanceFeature(ApiModel):
 
     name: str = Field(pattern=IDENTIFIER_PATTERN, max_length=63)
     description: str | None = None
+    values: list[str] | None = Field(
+        default=None, min_length=1, max_length=1000,
+        description="A categorical feature's names (a model, a scenario): trials, sweeps and recommendations give "
+        "the index of the name in this list (0, 1, ...), as instance values are numbers.",
+    )
 
 
 class AIAssetSpec(SpecModel):

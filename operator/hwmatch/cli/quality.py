@@ -40,6 +40,8 @@ def import_(
         written = save(imported, db)
     for note in imported.skipped:
         err_console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False, soft_wrap=True)
+    for note in imported.left_out:
+        err_console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
     frame = imported.frame
     table = Table("platform", "trials", "cost/h", *(escape(c.split(".", 1)[1]) for c in columns(frame, METRIC)),
                   box=None)
@@ -50,6 +52,10 @@ def import_(
     console.print(table)
     space = ", ".join(f"{p.name} ({p.describe_space()[:40]})" for p in imported.asset.spec.parameters)
     console.print(f"asset [bold]{escape(imported.asset.metadata.name)}[/]: {escape(space)}")
+    for feature in imported.asset.spec.instance_features:
+        if feature.values is not None:  # trials hold the index of the name: show which is which
+            codes = ", ".join(f"{i}={name}" for i, name in enumerate(feature.values))
+            console.print(f"instance {escape(feature.name)}: {escape(codes)}", highlight=False, soft_wrap=True)
     console.print(f"[green]✓[/] {written} trials in {escape(str(store))} (sweep {escape(imported.mapping.sweep)})")
 
 
