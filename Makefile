@@ -19,7 +19,7 @@ install: $(STAMP)
 ## demo: the main job, end to end on this machine (sweep, learn, recommend, report)
 demo: install
 	$(BIN)/hwmatch run examples/local-demo.yaml
-	$(BIN)/hwmatch report -o hwmatch-report
+	$(BIN)/hwmatch report --out hwmatch-report
 	@echo "Next: $(BIN)/hwmatch verify   # re-run the recommended configuration, predicted against measured"
 
 ## system-deps: Debian packages (Prometheus, containerd, runc, podman, buildah, mmdebstrap, ...) and the
@@ -51,8 +51,8 @@ test-fast: install
 
 ## crds: the CRDs from the API models, in crds/ and in the Helm chart
 crds: install
-	$(BIN)/hwmatch crds -o crds
-	$(BIN)/hwmatch crds -o charts/hwmatch/crds
+	$(BIN)/hwmatch crds --out crds
+	$(BIN)/hwmatch crds --out charts/hwmatch/crds
 
 ## chart: regenerate the chart's CRDs from the API models (like crds/) and lint the chart with the built helm
 chart: crds

@@ -314,9 +314,9 @@ STORES = [
     ("foreign-schema", _foreign, ["trials"], ["store.db", "not an hwmatch store", "lacks"]),
     ("foreign-schema-run", _foreign, ["run", "{dir}/m.yaml"], ["store.db", "not an hwmatch store"]),
     ("corrupt-json-row", _corrupt_row, ["trials"], ["store.db", "assets row 'kernel' is damaged"]),
-    ("corrupt-json-row-export", _corrupt_row, ["export", "-o", "{dir}/out.csv"], ["assets row 'kernel' is damaged"]),
+    ("corrupt-json-row-export", _corrupt_row, ["export", "--out", "{dir}/out.csv"], ["assets row 'kernel' is damaged"]),
     ("a-directory", _directory, ["run", "{dir}/m.yaml"], ["store.db", "is a directory"]),
-    ("report-o-a-file", _store, ["report", "-o", "{dir}/m.yaml"], ["m.yaml", "is a file", "-o names a directory"]),
+    ("report-o-a-file", _store, ["report", "--out", "{dir}/m.yaml"], ["m.yaml", "is a file", "-o names a directory"]),
 ]
 
 
@@ -384,8 +384,8 @@ def test_read_only_file_system(tmp_path: Path, mount) -> None:
     cases = [
         (["run", str(tmp_path / "m.yaml")], [str(store), "read-only"]),
         (["run", str(tmp_path / "m.yaml"), "--store", str(out / "new" / "store.db")], ["new", "writable"]),
-        (["export", "-o", str(out / "d.csv")], ["d.csv", "cannot write", "writable directory"]),
-        (["report", "-o", str(out / "report")], ["report", "cannot write the report", "writable directory"]),
+        (["export", "--out", str(out / "d.csv")], ["d.csv", "cannot write", "writable directory"]),
+        (["report", "--out", str(out / "report")], ["report", "cannot write the report", "writable directory"]),
     ]
     for args, expected in cases:
         if "--store" not in args:
@@ -434,7 +434,7 @@ def test_markup_and_huge_numbers_in_results_are_trial_failures(tmp_path: Path) -
 
 MISUSE = [
     ("recommend-no-recommendation", ["recommend", "{dir}/sweep[bold].yaml"], "sweep[bold].yaml: no HWRecommendation"),
-    ("trials-bad-status", ["trials", "--status", "[/x]", "--store", "{dir}/store.db"], "--status '[/x]'"),
+    ("trials-bad-sort", ["trials", "--sort", "[/x]", "--store", "{dir}/store.db"], "--sort '[/x]': no such column"),
     ("run-nothing-to-run", ["run", "{dir}/sweep[bold].yaml", "--store", "{dir}/store.db"],
      "sweep[bold].yaml: nothing to run"),
     ("evaluate-bad-budget", ["evaluate", "{dir}/t.csv", "-m", "{dir}/mapping.yaml", "--budget", "[/x]"],

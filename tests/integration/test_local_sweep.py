@@ -204,7 +204,7 @@ def test_cli_errors_are_clear(tmp_path):
     out = runner.invoke(app, ["trials", "--store", str(tmp_path / "none.db")])
     assert out.exit_code == 1 and "no store at" in flat(out)
 
-    out = runner.invoke(app, ["export", "-o", str(tmp_path / "x.xlsx"), "--store", str(tmp_path / "s.db")])
+    out = runner.invoke(app, ["export", "--out", str(tmp_path / "x.xlsx"), "--store", str(tmp_path / "s.db")])
     assert out.exit_code == 1 and "*.parquet or *.csv" in flat(out)
 
 
@@ -231,7 +231,7 @@ def test_export_writes_the_dataset(tmp_path):
     db = str(tmp_path / "s.db")
     runner = CliRunner()
     assert runner.invoke(app, ["run", str(sweep), "--store", db]).exit_code == 0
-    out = runner.invoke(app, ["export", "-o", str(tmp_path / "d.csv"), "--asset", "sleeper", "--store", db])
+    out = runner.invoke(app, ["export", "--out", str(tmp_path / "d.csv"), "--asset", "sleeper", "--store", db])
     assert out.exit_code == 0, out.output
     lines = (tmp_path / "d.csv").read_text().splitlines()
     assert lines[0] == ("trial_id,asset,sweep,platform,repetition,status,reason,cost_per_hour,"

@@ -62,7 +62,7 @@ def test_import_then_evaluate_synthetic(tmp_path: Path) -> None:
     assert len(frame) == 288 and set(frame["platform"]) == {"fast", "slow"}
 
     args = ["evaluate", *map(str, tables), "-m", str(tmp_path / "mapping.yaml"), "--budget", "50%",
-            "--queries", "30", "--seed", "1", "--confidence", "0.8,0.95", "--json"]
+            "--queries", "30", "--seed", "1", "--confidence", "0.8,0.95", "-o", "json"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
@@ -80,7 +80,7 @@ def test_import_then_evaluate_synthetic(tmp_path: Path) -> None:
     assert best["models"]["time_s"]["r2"] > 0.9
     assert json.loads(runner.invoke(app, args).output) == doc  # a function of the seed
 
-    table = runner.invoke(app, args[:-1])
+    table = runner.invoke(app, args[:-2])
     assert table.exit_code == 0 and "hada-dt" in table.output and "adaptive" in table.output
 
 
@@ -100,7 +100,7 @@ def test_evaluate_public_edge_table() -> None:
     if not files:
         pytest.skip(f"public datasets not present at {DATASETS} (see its README)")
     result = runner.invoke(app, ["evaluate", *map(str, files), "-m", str(ROOT / "examples/import/edge-imagenet.yaml"),
-                                 "--budget", "50%", "--queries", "20", "--strategies", "random", "--json"])
+                                 "--budget", "50%", "--queries", "20", "--strategies", "random", "-o", "json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
     assert {r["method"] for r in doc["results"]} == {"hwmatch", "hada-dt"}
@@ -181,7 +181,7 @@ def test_run_replays_a_sweep_from_tables(tmp_path: Path) -> None:
 def test_closed_loop_spends_replayed_runs_and_reports_coverage(tmp_path: Path) -> None:
     tables = write_synthetic(tmp_path)
     base = ["evaluate", *map(str, tables), "-m", str(tmp_path / "mapping.yaml"), "--budget", "10%", "--queries", "30",
-            "--seed", "1", "--strategies", "random", "--no-hada", "--json"]
+            "--seed", "1", "--strategies", "random", "--no-hada", "-o", "json"]
     open_loop = json.loads(runner.invoke(app, base).output)["results"][0]
     result = runner.invoke(app, [*base, "--verify-budget", "3"])
     assert result.exit_code == 0, result.output

@@ -115,11 +115,11 @@ def test_run_recommends_the_known_optimum_and_verify_confirms_it(workdir: Path) 
     assert best["predicted"]["latency_p99_ms"]["upper"] <= 4.0
     assert any(c["type"] == "Ready" and c["status"] == "True" for c in status["conditions"])
 
-    verify = hwmatch("verify", "--store", str(store), "-n", "2", cwd=workdir)
+    verify = hwmatch("verify", "--store", str(store), "-r", "2", cwd=workdir)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert verify.stdout.count("✓ met") == 2
 
-    report = hwmatch("report", "--store", str(store), "-o", str(workdir / "report"), cwd=workdir)
+    report = hwmatch("report", "--store", str(store), "--out", str(workdir / "report"), cwd=workdir)
     assert report.returncode == 0, report.stderr
     page = (workdir / "report" / "index.html").read_text()
     assert "law-prod" in page and "Run <b>two</b>" in page  # the answer in words, first
@@ -194,5 +194,5 @@ def test_four_trial_demo_says_not_enough_trials_instead_of_a_confident_answer(wo
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "InsufficientData")
     assert "nothing to verify" in hwmatch("verify", "--store", str(store), cwd=workdir).stdout
-    assert hwmatch("report", "--store", str(store), "-o", str(workdir / "report"), cwd=workdir).returncode == 0
+    assert hwmatch("report", "--store", str(store), "--out", str(workdir / "report"), cwd=workdir).returncode == 0
     assert "No answer yet: not enough trials" in (workdir / "report" / "index.html").read_text()

@@ -120,7 +120,7 @@ def test_presets_give_the_known_energy_and_power(prometheus_server, exporter: st
                      "spec:\n  command: [x]\n  metrics:\n"
                      "    - {name: gpu_w, source: prometheus, preset: dcgm-power}\n")
     cli = CliRunner().invoke(app, ["telemetry", str(asset), "-n", NS, "--pod", EXPORTED_POD, "--start", str(start),
-                                   "--end", str(end), "--resolution", "1", "--prometheus-url", prom.url])
+                                   "--end", str(end), "--scrape-interval", "1", "--prometheus-url", prom.url])
     assert cli.exit_code == 0, cli.output
     assert cli.output.split()[-3:] == ["gpu_w", "80", "W"]
 

@@ -194,11 +194,11 @@ def test_recommend_verify_and_report_print_the_level_and_the_joint_confidence(tm
         (stored,) = store.recommendations()
     assert stored.status.confidence == 0.9 and stored.status.interval_levels() == [pytest.approx(0.8)]
 
-    verified = runner.invoke(app, ["verify", "--store", str(db), "-n", "1"])
+    verified = runner.invoke(app, ["verify", "--store", str(db), "-r", "1"])
     assert verified.exit_code == 0, verified.output
     assert CAPTION in _flat(verified.output)
 
-    reported = runner.invoke(app, ["report", "--store", str(db), "-o", str(tmp_path / "report")])
+    reported = runner.invoke(app, ["report", "--store", str(db), "--out", str(tmp_path / "report")])
     assert reported.exit_code == 0, reported.output
     page = (tmp_path / "report" / "index.html").read_text()
     assert f"<caption>{CAPTION}</caption>" in page

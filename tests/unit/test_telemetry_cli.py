@@ -30,7 +30,7 @@ def run(tmp_path: Path, *args: str, asset: str = ASSET):
 
 def test_without_prometheus_it_prints_the_promql(tmp_path: Path) -> None:
     result = run(tmp_path, "-n", "bench", "--pod", "t-1", "--start", "1700000000",
-                 "--end", "2023-11-14T22:13:50+00:00", "--resolution", "30")
+                 "--end", "2023-11-14T22:13:50+00:00", "--scrape-interval", "30")
     assert result.exit_code == 0, result.output
     assert 'cpu_s: sum(increase(cpu{pod="t-1"}[30s]))' in result.output
     assert 'DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{exported_namespace="bench",exported_pod="t-1"}[30s]' in result.output

@@ -10,24 +10,91 @@ opening an existing store are here too, so command modules never import each oth
 from __future__ import annotations
 
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from hwmatch import __version__
 from hwmatch.api import HwmatchError, ManifestError
 from hwmatch.data.store import DEFAULT_PATH, Store
 
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: ``hwmatch --help`` lists the commands in this order, under these headings: the everyday ones first.
+PANELS = {
+    "Start here": ("run", "trials", "recommend", "get", "verify", "report"),
+    "Data": ("import", "export", "evaluate"),
+    "Manifests and Kubernetes": ("validate", "crds", "operator", "telemetry"),
+}
+
+
+def _plain_help(params: list[Any]) -> list[Any]:
+    """Help without Python placeholders: a flag shows no ``<bool>``, an argument its name (``FILES...``)."""
+    for p in params:
+        if isinstance(p, TyperOption) and (p.is_flag or p.count) and p.metavar is None:
+            p.metavar = ""
+        elif isinstance(p, TyperArgument) and p.metavar is None and p.name:
+            p.metavar = p.name.upper() + ("..." if p.nargs != 1 else "")
+            if hasattr(p, "display_type_rich"):  # typer >= 0.20 would add <list[Path]>: the name says enough
+                setattr(p, "display_type_rich", lambda ctx: None)  # noqa: B010  (an instance's own method)
+    return params
+
+
+class Command(TyperCommand):
+    """A command whose help reads ``hwmatch run [OPTIONS] FILES...``: no ``{files}``, no ``<bool>``."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_help(super().get_params(ctx))
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for p in self.get_params(ctx):
+            if isinstance(p, TyperArgument):
+                name = p.metavar or (p.name or "").upper()
+                pieces.append(name if p.required else f"[{name}]")
+        return pieces
+
+
+class Group(TyperGroup):
+    """``hwmatch`` itself: its commands in the order and under the headings of :data:`PANELS`."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_help(super().get_params(ctx))
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        order = [n for names in PANELS.values() for n in names]
+        return sorted(super().list_commands(ctx), key=lambda n: order.index(n) if n in order else len(order))
+
+
 app = typer.Typer(
     name="hwmatch",
-    help="Find the right hardware, and the right settings, for an AI asset: benchmark, learn, match.",
+    cls=Group,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def command(name: str | None = None) -> Callable[[F], F]:
+    """``@command()`` registers a command on :data:`app`: the help style of :class:`Command`, its heading in PANELS."""
+
+    def register(function: F) -> F:
+        return app.command(name, cls=Command, rich_help_panel=panel_of(name or function.__name__))(function)
+
+    return register
+
+
+def panel_of(name: str) -> str | None:
+    """The heading of ``hwmatch --help`` that lists the command ``name``."""
+    return next((p for p, names in PANELS.items() if name in names), None)
+
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -44,7 +111,12 @@ def main(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    """Find the right hardware, and the right settings, for an AI asset: benchmark, learn, match."""
+    """Find the right hardware, and the right settings, for an AI asset: benchmark, learn, match.
+
+    Start here: `hwmatch run examples/local-demo.yaml` (sweep, learn, recommend), then `hwmatch trials` and `hwmatch report`.
+
+    Every command and its flags: docs/cli.md.
+    """
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -74,6 +146,40 @@ def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)  # messages quote regexes and intervals: [...] is not markup
+
+
+class Listing(str, Enum):
+    """``-o`` of a listing (``hwmatch trials``), as kubectl's: a table fit to the terminal, every column, or data."""
+
+    table = "table"
+    wide = "wide"
+    csv = "csv"
+    json = "json"
+    yaml = "yaml"
+
+
+class Document(str, Enum):
+    """``-o`` of a resource (``recommend``, ``get``): the table a person reads, or the resource as written."""
+
+    table = "table"
+    yaml = "yaml"
+    json = "json"
+
+
+class Figures(str, Enum):
+    """``-o`` of a command that prints figures (``evaluate``): tables for a person, or JSON."""
+
+    table = "table"
+    json = "json"
+
+
+def renamed(old: str, new: str, value: T | None, current: T) -> T:
+    """A flag's old spelling, still accepted (a hidden option): its value, with a warning that names the new one."""
+    if value is None or value is False:
+        return current
+    err_console.print(Text.assemble(("warning:", "yellow"), f" {old} is now {new}; the old spelling will go"),
+                      highlight=False, soft_wrap=True)
+    return value
 
 
 def store_option() -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.markup import escape
@@ -10,10 +11,10 @@ from rich.table import Table
 
 from hwmatch.api import HwmatchError, ManifestError, load_documents
 from hwmatch.api.crd import render_all, write_all
-from hwmatch.cli.app import app, console, err_console, reported
+from hwmatch.cli.app import command, console, err_console, renamed, reported
 
 
-@app.command()
+@command()
 def validate(
     files: list[Path] = typer.Argument(..., help="Manifest files (multi-document YAML).", show_default=False),
 ) -> None:
@@ -35,16 +36,18 @@ def validate(
     console.print(f"[green]✓[/] {len(documents)} resource(s) valid.")
 
 
-@app.command()
+@command()
 def crds(
-    output: Path = typer.Option(Path("crds"), "-o", "--output", help="Directory to write the CRD YAML files into."),
+    out: Path = typer.Option(Path("crds"), "--out", metavar="DIR", help="Directory to write the CRD YAML files into."),
     check: bool = typer.Option(False, "--check", help="Only check that the files are up to date; exit 1 if not."),
+    old_output: Optional[Path] = typer.Option(None, "-o", "--output", hidden=True),
 ) -> None:
     """Generate the CustomResourceDefinitions from the API models."""
+    output = renamed("-o/--output DIR", "--out DIR", old_output, out)
     if check:
         stale = [n for n, text in render_all().items() if not (output / n).exists() or (output / n).read_text() != text]
         if stale:
-            err_console.print(f"out of date: {', '.join(stale)}; run `hwmatch crds -o {output}`")
+            err_console.print(f"out of date: {', '.join(stale)}; run `hwmatch crds --out {output}`")
             raise typer.Exit(1)
         console.print(f"[green]✓[/] {output} is up to date.")
         return

@@ -3,25 +3,35 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional, cast
+from enum import Enum
+from typing import Optional
 
 import typer
 
 from hwmatch.api.errors import InputError
-from hwmatch.cli.app import app, fail
+from hwmatch.cli.app import command, fail
 from hwmatch.controller.config import (
     DEFAULT_RESYNC,
     DEFAULT_SCRAPE_INTERVAL,
     DEFAULT_UNSCHEDULABLE_TIMEOUT,
     PROMQL_TENANCIES,
     SYSTEM_NAMESPACES,
-    PromqlTenancy,
 )
 
 
-@app.command("operator")
+class Tenancy(str, Enum):
+    """``--promql-tenancy``: what an asset's own PromQL query may read."""
+
+    cluster = "cluster"
+    namespace = "namespace"
+
+
+assert tuple(t.value for t in Tenancy) == PROMQL_TENANCIES, "Tenancy follows hwmatch.controller.config"
+
+
+@command("operator")
 def operator_command(
-    namespace: list[str] = typer.Option([], "--namespace", "-n", help="A namespace to watch (repeatable)."),
+    namespace: list[str] = typer.Option([], "--namespace", "-n", metavar="NS", help="A namespace to watch (repeatable)."),
     all_namespaces: bool = typer.Option(False, "--all-namespaces", "-A", help="Watch every namespace."),
     deny_namespace: list[str] = typer.Option(
         [], "--deny-namespace", metavar="NS",
@@ -32,8 +42,8 @@ def operator_command(
     scrape_interval: float = typer.Option(
         DEFAULT_SCRAPE_INTERVAL, "--scrape-interval", metavar="SECONDS",
         help="Prometheus's scrape interval: a trial's window is rounded up to it, and read one interval after its end."),
-    promql_tenancy: str = typer.Option(
-        "cluster", "--promql-tenancy", metavar="|".join(PROMQL_TENANCIES),
+    promql_tenancy: Tenancy = typer.Option(
+        Tenancy.cluster, "--promql-tenancy", case_sensitive=False,
         help="What an asset's own PromQL query may read: cluster (any series), or namespace (presets, and queries "
              "whose every selector has namespace=\"{namespace}\"; others are reported missing)."),
     metrics_port: int = typer.Option(9090, "--metrics-port", help="Port of the operator's own /metrics."),
@@ -61,7 +71,7 @@ def operator_command(
             metrics_port=metrics_port, liveness_port=liveness_port,
             unschedulable_timeout=unschedulable_timeout, resync=resync, scrape_interval=scrape_interval,
             denied_namespaces=tuple(deny_namespace),
-            promql_tenancy=cast(PromqlTenancy, promql_tenancy),  # OperatorConfig refuses other words, naming the flag
+            promql_tenancy=promql_tenancy.value,
         )
     except InputError as exc:
         raise fail(str(exc)) from None

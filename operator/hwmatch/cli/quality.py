@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from threadpoolctl import threadpool_limits
 
-from hwmatch.cli.app import app, console, err_console, fail, reported, store_option
+from hwmatch.cli.app import Figures, command, console, err_console, fail, renamed, reported, store_option
 from hwmatch.data.frame import METRIC, columns
 from hwmatch.data.importer import Imported, import_tables, load_mapping, save
 from hwmatch.data.store import Store
@@ -28,7 +28,7 @@ def _load(tables: list[Path], mapping: Path) -> Imported:
         raise fail(str(exc)) from None
 
 
-@app.command("import")
+@command("import")
 def import_(
     tables: list[Path] = typer.Argument(..., help="CSV or Parquet files of benchmark results.", show_default=False),
     mapping: Path = typer.Option(..., "--mapping", "-m", help="YAML mapping: platform, parameters, metrics, prices."),
@@ -76,27 +76,34 @@ def parse_shares(text: str, option: str = "--budget", low: float = 0.0, high: fl
     return out
 
 
-@app.command()
+@command()
 def evaluate(
     files: Optional[list[Path]] = typer.Argument(None, help="Benchmark tables (or give each with --table).",
                                                  show_default=False),
-    tables: Optional[list[Path]] = typer.Option(None, "--table", "-t", help="A benchmark table (repeatable)."),
+    tables: Optional[list[Path]] = typer.Option(None, "--table", "-t", metavar="PATH",
+                                                help="A benchmark table (repeatable)."),
     mapping: Path = typer.Option(..., "--mapping", "-m", help="YAML mapping of the tables."),
     budget: str = typer.Option("5%,10%,20%", "--budget", help="Shares of each platform's configurations to train on."),
-    queries: int = typer.Option(200, "--queries", "-n", min=1, help="Random requirement queries."),
+    queries: int = typer.Option(200, "--queries", "-q", min=1, help="Random requirement queries."),
     confidence: str = typer.Option("0.95", "--confidence",
                                    help="Constraints hold at this level; several (0.8,0.9,0.95) trace the trade-off."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the queries and the samples."),
     strategies: Optional[str] = typer.Option(None, "--strategies", show_default="random,adaptive",
                                              help="Sampling strategies to compare."),
     hada: bool = typer.Option(True, "--hada/--no-hada", help="Include the HADA-like decision-tree baseline."),
-    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+    output: Figures = typer.Option(Figures.table, "-o", "--output", case_sensitive=False,
+                                   help="table, or json: every figure."),
     verify_budget: int = typer.Option(0, "--verify-budget", min=0,
                                       help="Closed loop: measured runs (replayed from the table) each query may spend "
                                            "verifying its answer before answering."),
+    old_json: bool = typer.Option(False, "--json", hidden=True),
+    old_n: Optional[int] = typer.Option(None, "-n", min=1, hidden=True),
 ) -> None:
     """Score recommendations against a published table: feasible rate, regret, false "no solution", model fit."""
     from hwmatch.evaluation.run import STRATEGIES, Evaluation
+
+    as_json = renamed("--json", "-o json", old_json, False)
+    queries = renamed("-n (queries)", "-q/--queries; -n is a namespace in hwmatch, as in kubectl", old_n, queries)
 
     chosen = STRATEGIES if strategies is None else tuple(s.strip() for s in strategies.split(",") if s.strip())
     unknown = [s for s in chosen if s not in STRATEGIES]
@@ -110,7 +117,7 @@ def evaluate(
     imported = _load(given, mapping)
     with threadpool_limits(1), reported():  # many small fits: threads only contend
         results = Evaluation(imported, queries, levels, seed, verify_budget).run(shares, chosen, hada)
-    if as_json:
+    if output is Figures.json or as_json:
         doc = {"asset": imported.asset.metadata.name, "queries": queries, "confidences": levels, "seed": seed,
                "verify_budget": verify_budget,
                "results": [r.as_dict() for r in results]}

@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Optional, Sequence
 
 import typer
 import yaml
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
 from hwmatch.api import Choice, HWRecommendation, PredictedValue, VerificationCheck, interval_caption, load_documents
-from hwmatch.cli.app import app, console, err_console, fail, open_existing, reported, store_option
+from hwmatch.cli.app import (
+    Command,
+    Document,
+    Group,
+    app,
+    command,
+    console,
+    err_console,
+    fail,
+    open_existing,
+    panel_of,
+    renamed,
+    reported,
+    store_option,
+)
 from hwmatch.data.store import Store
 from hwmatch.engine import answer_stored
 from hwmatch.engine import verify as verify_choice
@@ -23,19 +39,44 @@ def _values(choice: Choice) -> str:
     return " ".join(f"{k}={v}" for k, v in choice.parameters.items())
 
 
-def _predicted(choice: Choice, metric: str) -> str:
+def _number(x: float, digits: int) -> str:
+    """``digits`` significant digits, but whole numbers below ten million in full (3266, not 3.27e+03)."""
+    if digits <= math.log10(abs(x) or 1) < 7:
+        return f"{x:.0f}"
+    return f"{x:.{digits}g}"
+
+
+def _predicted(choice: Choice, metric: str, times: int = 1) -> str:
+    """``value`` over ``[lower, upper]`` (``times`` each: the throughput of every replica together)."""
     p = choice.predicted.get(metric)
     if p is None:
         return "-"
     if p.lower is not None and p.upper is not None:
-        interval = f"\n[{p.lower:.3g}, {p.upper:.3g}]"
+        interval = f"\n[{_number(p.lower * times, 3)}, {_number(p.upper * times, 3)}]"
     else:  # a bound the data cannot give (too few trials for this level) is not printed as a number
         interval = "\n[unbounded]" if p.lower is None and p.upper is None else ""
-    return f"{p.value:.4g}{interval}"
+    return f"{_number(p.value * times, 4)}{interval}"
+
+
+def _requirement(rec: HWRecommendation, metric: str) -> str:
+    """What the request asks of ``metric``: its bounds, and minimize or maximize when the objective names it."""
+    asked = [f">= {c.min:g}" for c in rec.spec.constraints if c.metric == metric and c.min is not None]
+    asked += [f"<= {c.max:g}" for c in rec.spec.constraints if c.metric == metric and c.max is not None]
+    weight = rec.spec.objective.terms().get(metric)
+    if weight is not None:
+        asked.append("minimize" if weight > 0 else "maximize")
+    return ", ".join(asked)
 
 
 def print_recommendation(rec: HWRecommendation) -> None:
-    """The answer as a person reads it: the choice, why, the runners-up, and how good the models are."""
+    """The answer as a person reads it: the choices, what each is predicted to measure, why, and the models.
+
+    Two narrow tables instead of one wide one, so that an 80-column terminal
+    wraps them between words: the choices (platform, replicas, cost, parameters)
+    and the predictions (a row per metric the request names, a column per choice).
+    """
+    from hwmatch.optimize import THROUGHPUT_METRIC
+
     status = rec.status
     assert status is not None
     spec = rec.spec
@@ -50,15 +91,24 @@ def print_recommendation(rec: HWRecommendation) -> None:
         return
     rows = [("best", status.recommendation)] + [(f"#{i + 2}", c) for i, c in enumerate(status.alternatives)]
     priced = any(c.cost_per_hour is not None for _, c in rows)  # no price on any platform: no empty column
-    table = Table(title=title, title_style="bold green", show_lines=True,
-                  caption=escape(f"predicted {interval_caption(spec, status)}"))
-    for header in ["", "platform", "×", "parameters", *(["cost/h"] if priced else []), *shown]:
-        table.add_column(escape(header), overflow="fold")  # long metric names wrap instead of ending in "…"
+    choices = Table(title=title, title_style="bold green", box=box.SIMPLE_HEAD, title_justify="left")
+    for header in ["", "platform", "replicas", *(["cost/h"] if priced else []), "parameters"]:
+        choices.add_column(header, justify="right" if header in ("replicas", "cost/h") else "left")
     for label, c in rows:
-        cost = ["" if c.cost_per_hour is None else f"{c.cost_per_hour:.4g}"] if priced else []
-        table.add_row(label, escape(c.platform), str(c.replicas), escape(_values(c).replace(" ", "\n")), *cost,
-                      *(escape(_predicted(c, m)) for m in shown))
-    console.print(table)
+        cost = ["-" if c.cost_per_hour is None else f"{c.cost_per_hour:.4g}"] if priced else []
+        choices.add_row(label, escape(c.platform), str(c.replicas), *cost, escape(_values(c)))
+    console.print(choices)
+    predicted = Table(box=box.SIMPLE_HEAD, caption=escape(f"predicted {interval_caption(spec, status)}"),
+                      title="predicted", title_justify="left")
+    predicted.add_column("metric", no_wrap=True)  # the other columns wrap, between words, to make room for it
+    for header in ["required", *(label for label, _ in rows)]:
+        predicted.add_column(header)
+    for m in shown:
+        predicted.add_row(escape(m), escape(_requirement(rec, m)), *(escape(_predicted(c, m)) for _, c in rows))
+    if spec.throughput is not None:  # the load to serve: every replica together
+        predicted.add_row(escape(THROUGHPUT_METRIC), f">= {spec.throughput.requests_per_second:g} with all replicas",
+                          *(escape(_predicted(c, THROUGHPUT_METRIC, c.replicas)) for _, c in rows))
+    console.print(predicted)
     outside = [f"{label} ({c.novelty:.2g}× the calibrated distance)" for label, c in rows
                if c.novelty is not None and c.novelty > 1]
     if outside:
@@ -77,20 +127,26 @@ def print_recommendation(rec: HWRecommendation) -> None:
                       f"{status.solver.feasible_candidates}/{status.solver.candidates} candidates feasible")
 
 
-def answer_all(db: Store, recommendations: Sequence[HWRecommendation], output: str = "table") -> list[HWRecommendation]:
+def answer_all(db: Store, recommendations: Sequence[HWRecommendation], output: Document = Document.table
+               ) -> list[HWRecommendation]:
     """Answer and print each recommendation; the answers are kept in the store."""
     solved = []
     for rec in recommendations:
         with console.status(f"learning and solving {rec.metadata.name}…"):
             answered = answer_stored(db, rec)
         solved.append(answered)
-        if output == "table":
+        if output is Document.table:
             print_recommendation(answered)
-    if output in ("yaml", "json"):
-        docs = [r.model_dump(by_alias=True, exclude_none=True, mode="json") for r in solved]
-        console.print(yaml.safe_dump_all(docs, sort_keys=False) if output == "yaml" else json.dumps(docs, indent=2),
-                      highlight=False, markup=False, soft_wrap=True)
+    if output is not Document.table:
+        print_documents(solved, output)
     return solved
+
+
+def print_documents(recommendations: Sequence[HWRecommendation], output: Document) -> None:
+    """``-o yaml`` or ``-o json``: the recommendations as written (spec and status), for scripts and kubectl users."""
+    docs = [r.model_dump(by_alias=True, exclude_none=True, mode="json") for r in recommendations]
+    console.print(yaml.safe_dump_all(docs, sort_keys=False) if output is Document.yaml else json.dumps(docs, indent=2),
+                  highlight=False, markup=False, soft_wrap=True)
 
 
 def verify_all(db: Store, recommendations: Sequence[HWRecommendation], executor: Executor) -> list[HWRecommendation]:
@@ -125,15 +181,17 @@ def _same_choice(a: Choice, b: Choice | None) -> bool:
     return b is not None and (a.platform, a.parameters, a.replicas) == (b.platform, b.parameters, b.replicas)
 
 
-@app.command()
+@command()
 def recommend(
     files: list[Path] = typer.Argument(..., help="Manifest files with HWRecommendations.", show_default=False),
     store: Path = store_option(),
-    output: str = typer.Option("table", "-o", "--output", help="table, yaml or json (the status as written)."),
+    output: Document = typer.Option(Document.table, "-o", "--output", case_sensitive=False,
+                                    help="table, or yaml or json: the recommendation as written."),
 ) -> None:
-    """Solve the HWRecommendations in FILES against the stored trials and print the answers."""
-    if output not in ("table", "yaml", "json"):
-        raise fail(f"--output {output!r}: use table, yaml or json")
+    """Solve the HWRecommendations in FILES against the stored trials and print the answers.
+
+    A stored answer is shown again, without its file, by `hwmatch get recommendation NAME`.
+    """
     with reported():
         documents = load_documents(files)
     recs = [d.resource for d in documents if isinstance(d.resource, HWRecommendation)]
@@ -145,29 +203,68 @@ def recommend(
         raise typer.Exit(1)
 
 
-@app.command()
+get = typer.Typer(name="get", cls=Group, no_args_is_help=True,
+                  help="Show stored resources without their files, as `kubectl get` shows a cluster's.")
+app.add_typer(get, rich_help_panel=panel_of("get"))
+
+
+@get.command("recommendation", cls=Command)
+def get_recommendation(
+    names: Optional[list[str]] = typer.Argument(None, help="Recommendations to show (default: every stored one)."),
+    store: Path = store_option(),
+    output: Document = typer.Option(Document.table, "-o", "--output", case_sensitive=False,
+                                    help="table, or yaml or json: the recommendation as written."),
+) -> None:
+    """Show stored recommendations as `hwmatch recommend` printed them: nothing is solved again."""
+    with reported(), open_existing(store, readonly=True) as db:
+        stored = db.recommendations()
+    recs = [r for r in stored if not names or r.metadata.name in names]
+    missing = sorted(set(names or ()) - {r.metadata.name for r in recs})
+    if missing or not recs:
+        raise fail(f"no stored recommendation{' named ' + ', '.join(missing) if missing else ''} in {store} "
+                   f"(stored: {', '.join(r.metadata.name for r in stored) or 'none'}); "
+                   "solve one with `hwmatch recommend FILE` or `hwmatch run FILE`")
+    if output is not Document.table:
+        print_documents(recs, output)
+        return
+    for rec in recs:
+        if rec.status is None:
+            console.print(escape(f"{rec.metadata.name}: not solved yet"), highlight=False)
+        else:
+            print_recommendation(rec)
+
+
+for _plural in ("recommendations", "hwrecommendation", "hwrecommendations"):  # as kubectl spells the kind
+    get.command(_plural, cls=Command, hidden=True)(get_recommendation)
+
+
+@command()
 def report(
     store: Path = store_option(),
-    output: Path = typer.Option(Path("hwmatch-report"), "-o", "--output", help="Directory for index.html and the plots."),
-    asset: Optional[str] = typer.Option(None, "--asset", help="Only this asset."),
+    out: Path = typer.Option(Path("hwmatch-report"), "--out", metavar="DIR",
+                             help="Directory for index.html and the plots."),
+    asset: Optional[str] = typer.Option(None, "--asset", metavar="NAME", help="Only this asset."),
+    old_output: Optional[Path] = typer.Option(None, "-o", "--output", hidden=True),
 ) -> None:
     """Write an HTML report: the trials, the model scores, the recommendations and their Pareto fronts."""
     from hwmatch.report import Solved, write_report
 
+    out = renamed("-o/--output DIR", "--out DIR", old_output, out)
     with reported():
         with open_existing(store, readonly=True) as db:
             recs = db.recommendations(asset=asset)
             frame = db.frame(asset=asset)
         solved = [Solved(r, r.status) for r in recs if r.status is not None]
-        page = write_report(frame, solved, output)
+        page = write_report(frame, solved, out)
     console.print(f"wrote {page} ({len(frame)} trials, {len(solved)} recommendation(s))", markup=False)
 
 
-@app.command()
+@command()
 def verify(
     names: Optional[list[str]] = typer.Argument(None, help="Recommendations to verify (default: all solved ones)."),
     store: Path = store_option(),
-    repetitions: int = typer.Option(3, "--repetitions", "-n", min=1, help="Runs of the recommended configuration."),
+    repetitions: int = typer.Option(3, "--repetitions", "-r", min=1, help="Runs of the recommended configuration."),
+    old_n: Optional[int] = typer.Option(None, "-n", min=1, hidden=True),
 ) -> None:
     """Re-run each recommended configuration on its platform; print predicted against measured for every metric.
 
@@ -177,6 +274,8 @@ def verify(
     """
     from hwmatch.execution import LocalExecutor
 
+    repetitions = renamed("-n (repetitions)", "-r/--repetitions; -n is a namespace in hwmatch, as in kubectl",
+                          old_n, repetitions)
     broken, missed = False, 0
     with reported(), open_existing(store) as db:
         recs = [r for r in db.recommendations() if not names or r.metadata.name in names]

@@ -2,39 +2,62 @@
 
 from __future__ import annotations
 
+import csv
 import glob
 import json
 import signal
 from collections import Counter
+from enum import Enum
 from pathlib import Path
 from types import FrameType
 from typing import Any, Optional
 
 import typer
+import yaml
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Column as TableColumn
 from rich.table import Table
 
 from hwmatch.api import BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus
-from hwmatch.api.vocabulary import FAILED, PHASES, RUNNING, SUCCEEDED
-from hwmatch.cli.app import app, console, err_console, fail, open_existing, reported, store_option
+from hwmatch.api.vocabulary import FAILED, ID_HEX, PENDING, RUNNING, SUCCEEDED
+from hwmatch.cli import listing
+from hwmatch.cli.app import (
+    Listing,
+    command,
+    console,
+    err_console,
+    fail,
+    open_existing,
+    renamed,
+    reported,
+    store_option,
+)
+from hwmatch.cli.listing import Column
 from hwmatch.cli.recommend import answer_all, verify_all
+from hwmatch.data.frame import INSTANCE, METRIC, PARAM
 from hwmatch.data.store import Store
 from hwmatch.engine import FileRun, SweepRun, run_file
 from hwmatch.execution.base import Executor
 
-STATUS_STYLE = {SUCCEEDED: "green", FAILED: "red", RUNNING: "yellow"}
-
 
 class RichProgress:
-    """A rich progress bar per sweep: trials done / total, ETA, and the trial that started last."""
+    """A rich progress bar per sweep: trials done / total, elapsed, ETA, and the trial that started last.
+
+    The sweep's name and the trial's text are the columns that give way on a narrow terminal (ending in "…"):
+    at 80 columns the bar, the count, the elapsed time and the ETA are all still there.
+    """
 
     def __init__(self, console: Console):
         self.bar = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[current]}"),
-            console=console, transient=False,
+            TextColumn("[bold]{task.description}", table_column=TableColumn(no_wrap=True, overflow="ellipsis",
+                                                                            max_width=24)),
+            BarColumn(bar_width=16), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[current]}", table_column=TableColumn(no_wrap=True, overflow="ellipsis", ratio=1)),
+            console=console, transient=False, expand=True,
         )
         self.task: Any = None
         self.failed = 0
@@ -71,7 +94,14 @@ class RichProgress:
             "waiting for it to finish (one runner per sweep), then running what it left"), highlight=False)
 
 
-def _executor(store: Store, patterns: list[str] | None, mapping: Path | None, mode: str) -> Executor:
+class ReplayMode(str, Enum):
+    """``--replay-mode``: how a replayed trial is answered from the tables."""
+
+    nearest = "nearest"
+    exact = "exact"
+
+
+def _executor(store: Store, patterns: list[str] | None, mapping: Path | None, mode: ReplayMode) -> Executor:
     """The local executor, or a replay of the tables ``patterns`` name (their asset is put in ``store``)."""
     if not patterns:
         if mapping is not None:
@@ -81,8 +111,6 @@ def _executor(store: Store, patterns: list[str] | None, mapping: Path | None, mo
         return LocalExecutor()
     if mapping is None:
         raise fail("--replay needs --mapping: the YAML that says how the tables read (see examples/import/)")
-    if mode not in ("nearest", "exact"):
-        raise fail(f"--replay-mode: {mode!r} is not a mode; choose nearest or exact")
     from hwmatch.data.importer import TableError, import_tables, load_mapping
     from hwmatch.execution.replay import ReplayExecutor, ReplayTable
 
@@ -97,23 +125,24 @@ def _executor(store: Store, patterns: list[str] | None, mapping: Path | None, mo
     except TableError as exc:
         raise fail(f"--replay: {exc}") from None
     store.put_asset(imported.asset)
-    return ReplayExecutor(ReplayTable(imported.frame, imported.asset, mode))  # type: ignore[arg-type]  # checked above
+    return ReplayExecutor(ReplayTable(imported.frame, imported.asset, "exact" if mode is ReplayMode.exact else "nearest"))
 
 
-@app.command()
+@command()
 def run(
     files: list[Path] = typer.Argument(..., help="Manifest files with AIAssets, BenchmarkSweeps and HWRecommendations.",
                                        show_default=False),
     store: Path = store_option(),
-    sweep: Optional[list[str]] = typer.Option(None, "--sweep", help="Run only this sweep (repeatable)."),
+    sweep: Optional[list[str]] = typer.Option(None, "--sweep", metavar="NAME", help="Run only this sweep (repeatable)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed trials again (with fresh retries)."),
     replay: Optional[list[str]] = typer.Option(
-        None, "--replay", help="Answer trials from these benchmark tables instead of running them: a path or a quoted "
+        None, "--replay", metavar="TABLE", help="Answer trials from these benchmark tables instead of running them: a path or a quoted "
                                "glob ('tables/saxpy_*.csv'), repeatable.",
     ),
     mapping: Optional[Path] = typer.Option(None, "--mapping", "-m", help="YAML mapping of the --replay tables."),
-    replay_mode: str = typer.Option("nearest", "--replay-mode",
-                                    help="nearest: the closest measured row; exact: only measured configurations."),
+    replay_mode: ReplayMode = typer.Option(ReplayMode.nearest, "--replay-mode", case_sensitive=False,
+                                           help="nearest: the closest measured row; exact: only measured "
+                                                "configurations."),
 ) -> None:
     """Run the sweeps in FILES on this machine, then solve their HWRecommendations (and verify them: spec.verify).
 
@@ -148,16 +177,26 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def print_summary(outcome: FileRun, db: Store) -> None:
-    """One row per sweep and platform: outcomes, the first metric's median, failure reasons."""
-    table = Table("sweep", "platform", "succeeded", "failed", "not run", "median", "failures", title="sweeps")
+    """One row per sweep and platform: outcomes, the first metric's median, failure reasons.
+
+    Narrow enough for 80 columns: the median's metric is named in the title when every sweep shares it.
+    """
+    firsts = {}
     for report in outcome.runs:
         asset = db.asset(report.asset)
-        metric = asset.spec.metrics[0].name if asset else None
+        firsts[report.sweep] = asset.spec.metrics[0].name if asset else None
+    shared = next(iter(firsts.values())) if len(set(firsts.values())) == 1 else None
+    table = Table("sweep", "platform", "ok", "failed", "not run", "median", "failures", box=box.SIMPLE_HEAD,
+                  title=escape(f"sweeps (median {shared})" if shared else "sweeps"))
+    for report in outcome.runs:
+        metric = firsts[report.sweep]
         frame = db.frame(asset=report.asset, sweeps=[report.sweep])
         for platform, counts in report.counts.items():
             rows = frame[(frame["platform"] == platform) & (frame["status"] == SUCCEEDED)]
             column = f"metric.{metric}"
-            median = f"{metric} {rows[column].median():.4g}" if metric and column in rows and len(rows) else "-"
+            median = "-"
+            if metric and column in rows and len(rows):
+                median = f"{rows[column].median():.4g}" if shared else f"{metric} {rows[column].median():.4g}"
             reasons = Counter(frame[(frame["platform"] == platform) & (frame["status"] == FAILED)]["reason"])
             table.add_row(
                 escape(report.sweep), escape(platform), str(counts.get(SUCCEEDED, 0)), str(counts.get(FAILED, 0)),
@@ -178,36 +217,72 @@ def _sentence(report: SweepRun) -> str:
             f"in {report.elapsed_s:.1f}s")
 
 
-@app.command()
+class Phase(str, Enum):
+    """``--status``: a trial's phase (any case)."""
+
+    pending = PENDING
+    running = RUNNING
+    succeeded = SUCCEEDED
+    failed = FAILED
+
+
+#: The columns of ``hwmatch trials`` before the metrics, and whether the compact table shows them.
+_FIXED = (Column("trial"), Column("sweep", optional=True), Column("platform"), Column("status"),
+          Column("reason", optional=True), Column("rep", right=True, optional=True),
+          Column("tries", right=True, optional=True))
+_COMPACT = ("trial", "platform", "status")
+_NUMERIC = ("rep", "tries")
+
+
+@command()
 def trials(
-    sweep: Optional[str] = typer.Option(None, "--sweep", help="Only this sweep."),
-    asset: Optional[str] = typer.Option(None, "--asset", help="Only this asset."),
-    status: Optional[str] = typer.Option(None, "--status", help="Only this status: Pending, Running, Succeeded, Failed."),
+    sweep: Optional[list[str]] = typer.Option(None, "--sweep", metavar="NAME", help="Only this sweep (repeatable)."),
+    asset: Optional[str] = typer.Option(None, "--asset", metavar="NAME", help="Only this asset."),
+    status: Optional[list[Phase]] = typer.Option(None, "--status", case_sensitive=False, metavar="PHASE",
+                                                 help="Only this status: pending, running, succeeded or failed "
+                                                      "(repeatable)."),
+    output: Listing = typer.Option(Listing.table, "-o", "--output",
+                                   help="table: one line per trial, fit to the terminal; wide: every column; "
+                                        "csv, json or yaml: the data."),
+    sort: Optional[str] = typer.Option(None, "--sort", metavar="COLUMN",
+                                       help="Order by this column (a metric, platform, status...); -COLUMN descending."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N", help="Only the first N trials."),
     logs: bool = typer.Option(False, "--logs", help="Also print the log tail of failed trials."),
     store: Path = store_option(),
 ) -> None:
-    """List the stored trials: platform, parameters, status, and the metrics their asset declares."""
-    if status is not None and status.capitalize() not in PHASES:
-        raise fail(f"--status {status!r}: use one of Pending, Running, Succeeded, Failed")
+    """List the stored trials, one line each: id, platform, status, the metrics their asset declares, parameters.
+
+    The table fits the terminal: metrics that do not fit are left out (it says which) and parameters end in "…";
+    -o wide shows every column, and each trial's whole name.
+    """
+    if logs and output not in (Listing.table, Listing.wide):
+        raise fail(f"--logs prints log tails under a table; with -o {output.value} drop --logs "
+                   "(json and yaml carry each trial's status.logTail)")
     with reported(), open_existing(store, readonly=True) as db:
-        rows = db.trials(sweep=sweep, asset=asset, status=status.capitalize() if status else None)
+        rows = db.trials(sweep=sweep or None, asset=asset, status=[s.value for s in status] if status else None)
         declared = {a.metadata.name: [m.name for m in a.spec.metrics] for a in db.assets()}
-    table = Table(box=None)
-    table.add_column("trial", no_wrap=True)
-    for name in ("platform", "parameters", "rep", "status", "reason", "tries", "metrics"):
-        table.add_column(name)
-    for t in rows:
-        s = t.status or BenchmarkTrialStatus()
-        phase = s.phase or PHASES[0]
-        table.add_row(
-            escape(t.metadata.name), escape(t.spec.platform), escape(_kv({**t.spec.instance, **t.spec.parameters})),
-            str(t.spec.repetition), f"[{STATUS_STYLE.get(phase, 'dim')}]{escape(phase)}[/]", escape(s.reason or ""),
-            str(s.attempts),
-            escape(_kv({k: float(f"{v:.4g}") for k, v in s.metrics.items()
-                        if k in declared.get(t.spec.asset_ref.name, s.metrics)})),
-        )
-    console.print(table)
-    console.print(f"{len(rows)} trial(s)")
+    metrics = _metric_columns(rows, declared, every=output is not Listing.table)
+    names = [c.name for c in _FIXED] + ["parameters"] + metrics
+    if sort is not None:
+        rows = _sorted(rows, sort, names)
+    total = len(rows)
+    rows = rows[:limit] if limit else rows
+    if output in (Listing.json, Listing.yaml, Listing.csv):
+        _write_data(rows, metrics, output)
+        return
+    columns = [*(c for c in _FIXED if output is Listing.wide or c.name in _COMPACT),
+               *(Column(m, right=True, optional=True) for m in metrics),
+               Column("parameters", min_width=24)]
+    cells = [_cells(t, columns) for t in rows]
+    if output is Listing.table:  # a name is its sweep's prefix and an id: the id is enough to tell trials apart
+        for row in cells:
+            row[0] = _id(row[0])
+    shown, widths, left_out = listing.fit(columns, cells, None if output is Listing.wide else console.width)
+    listing.write(console.file, listing.lines(columns, cells, shown, widths))
+    console.print(f"{len(rows)} of {total} trial(s)" if len(rows) < total else f"{total} trial(s)", highlight=False)
+    if left_out:
+        console.print(escape(f"not shown at {console.width} columns: {', '.join(left_out)}; -o wide shows every column"),
+                      style="dim", highlight=False)
     if logs:
         for t in rows:
             if t.status and t.status.phase == FAILED:
@@ -216,16 +291,99 @@ def trials(
                 console.print(t.status.log_tail or "(no output)", highlight=False, markup=False)
 
 
-@app.command()
+def _metric_columns(rows: list[BenchmarkTrial], declared: dict[str, list[str]], every: bool) -> list[str]:
+    """The metrics the trials' assets declare, in their order; ``every``: then any other metric a trial reported."""
+    assets = dict.fromkeys(t.spec.asset_ref.name for t in rows)
+    names = list(dict.fromkeys(m for a in assets for m in declared.get(a, ())))
+    if every or not names:
+        names += [m for m in dict.fromkeys(k for t in rows if t.status for k in t.status.metrics) if m not in names]
+    return names
+
+
+def _value(trial: BenchmarkTrial, column: str) -> str | float | None:
+    """The value of ``column`` for ``trial``: what ``--sort`` compares and the cells show."""
+    s = trial.status or BenchmarkTrialStatus()
+    if column == "trial":
+        return trial.metadata.name
+    if column == "sweep":
+        return trial.spec.sweep_ref.name
+    if column == "platform":
+        return trial.spec.platform
+    if column == "status":
+        return s.phase or PENDING
+    if column == "reason":
+        return s.reason or ""
+    if column == "rep":
+        return trial.spec.repetition
+    if column == "tries":
+        return s.attempts
+    if column == "parameters":
+        return _kv({**trial.spec.instance, **trial.spec.parameters})
+    return s.metrics.get(column)
+
+
+def _id(name: str) -> str:
+    """The hash that ends a trial's name (:func:`~hwmatch.api.vocabulary.trial_id`); other names whole."""
+    tail = name.rsplit("-", 1)[-1]
+    return tail if len(tail) == ID_HEX and all(c in "0123456789abcdef" for c in tail) and tail != name else name
+
+
+def _cells(trial: BenchmarkTrial, columns: list[Column]) -> list[str]:
+    out = []
+    for c in columns:
+        value = _value(trial, c.name)
+        out.append("-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value))
+    return out
+
+
+def _sorted(rows: list[BenchmarkTrial], sort: str, names: list[str]) -> list[BenchmarkTrial]:
+    """``rows`` ordered by the column ``sort`` names (``-name``: descending); trials without a value last."""
+    column, descending = (sort[1:], True) if sort.startswith("-") else (sort, False)
+    if column not in names:
+        raise fail(f"--sort {sort!r}: no such column; choose one of {', '.join(names)} (-COLUMN for descending)")
+    values: list[tuple[Any, BenchmarkTrial]] = [(_value(t, column), t) for t in rows]  # one type in a column
+    present = sorted(((v, t) for v, t in values if v is not None), key=lambda pair: pair[0], reverse=descending)
+    return [t for _, t in present] + [t for v, t in values if v is None]
+
+
+def _write_data(rows: list[BenchmarkTrial], metrics: list[str], output: Listing) -> None:
+    """``-o csv``: one row per trial, a column per parameter and metric; json and yaml: the trials as resources."""
+    out = console.file
+    if output is Listing.csv:
+        params = list(dict.fromkeys(k for t in rows for k in t.spec.parameters))
+        instance = list(dict.fromkeys(k for t in rows for k in t.spec.instance))
+        writer = csv.writer(out, lineterminator="\n")
+        fixed = [c.name for c in _FIXED]
+        writer.writerow([*fixed, "asset", *(f"{PARAM}{k}" for k in params), *(f"{INSTANCE}{k}" for k in instance),
+                         *(f"{METRIC}{m}" for m in metrics)])
+        for t in rows:
+            metric = (t.status or BenchmarkTrialStatus()).metrics
+            writer.writerow([*(_value(t, c) for c in fixed), t.spec.asset_ref.name,
+                             *(t.spec.parameters.get(k, "") for k in params), *(t.spec.instance.get(k, "") for k in instance),
+                             *(metric.get(m, "") for m in metrics)])
+        return
+    docs = (t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in rows)
+    if output is Listing.json:
+        out.write(json.dumps(list(docs), indent=2) + "\n")
+    else:
+        yaml.safe_dump_all(docs, out, sort_keys=False)
+
+
+@command()
 def export(
-    output: Path = typer.Option(..., "-o", "--output", help="FILE.parquet or FILE.csv.", show_default=False),
-    asset: Optional[str] = typer.Option(None, "--asset", help="Only this asset's trials."),
-    sweep: Optional[list[str]] = typer.Option(None, "--sweep", help="Only these sweeps (repeatable)."),
+    out: Optional[Path] = typer.Option(None, "--out", metavar="FILE", help="FILE.parquet or FILE.csv.",
+                                       show_default=False),
+    asset: Optional[str] = typer.Option(None, "--asset", metavar="NAME", help="Only this asset's trials."),
+    sweep: Optional[list[str]] = typer.Option(None, "--sweep", metavar="NAME", help="Only these sweeps (repeatable)."),
     store: Path = store_option(),
+    old_output: Optional[Path] = typer.Option(None, "-o", "--output", hidden=True),
 ) -> None:
     """Write the dataset: one row per finished trial with its platform, features, parameters and metrics."""
     from hwmatch.data.export import export as write
 
+    output = renamed("-o/--output FILE", "--out FILE", old_output, out)
+    if output is None:
+        raise fail("no file to write: give --out FILE.parquet or --out FILE.csv")
     with reported(), open_existing(store, readonly=True) as db:
         count = write(db, output, asset=asset, sweeps=sweep or None)
     if count == 0:

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from hwmatch.api import AIAsset, ManifestError, load_files
 from hwmatch.api.errors import HwmatchError, InputError
-from hwmatch.cli.app import app, console, fail
+from hwmatch.cli.app import command, console, fail, renamed
 from hwmatch.telemetry import (
     DEFAULT_RESOLUTION_S,
     PRESETS,
@@ -56,17 +56,19 @@ def _asset(files: list[Path], name: Optional[str]) -> AIAsset:
     return assets[0]
 
 
-@app.command("telemetry")
+@command("telemetry")
 def telemetry_command(
     files: list[Path] = typer.Argument(..., help="Manifest files holding the AIAsset.", show_default=False),
-    namespace: str = typer.Option(..., "--namespace", "-n", help="Namespace of the trial's pod."),
-    pod: str = typer.Option(..., "--pod", help="Name of the trial's pod."),
-    start: str = typer.Option(..., "--start", help="Window start: Unix seconds or ISO 8601."),
-    end: str = typer.Option(..., "--end", help="Window end: Unix seconds or ISO 8601."),
-    node: Optional[str] = typer.Option(None, "--node", help="Node the pod ran on (node-level metrics such as rapl-energy)."),
-    asset_name: Optional[str] = typer.Option(None, "--asset", help="The AIAsset, when the files hold several."),
-    resolution: float = typer.Option(DEFAULT_RESOLUTION_S, "--resolution", metavar="SECONDS",
-                                     help="Prometheus's scrape interval: the window is rounded up to it."),
+    namespace: str = typer.Option(..., "--namespace", "-n", metavar="NS", help="Namespace of the trial's pod."),
+    pod: str = typer.Option(..., "--pod", metavar="NAME", help="Name of the trial's pod."),
+    start: str = typer.Option(..., "--start", metavar="TIME", help="Window start: Unix seconds or ISO 8601."),
+    end: str = typer.Option(..., "--end", metavar="TIME", help="Window end: Unix seconds or ISO 8601."),
+    node: Optional[str] = typer.Option(None, "--node", metavar="NAME",
+                                       help="Node the pod ran on (node-level metrics such as rapl-energy)."),
+    asset_name: Optional[str] = typer.Option(None, "--asset", metavar="NAME", help="The AIAsset, when the files hold several."),
+    scrape_interval: float = typer.Option(DEFAULT_RESOLUTION_S, "--scrape-interval", metavar="SECONDS",
+                                          help="Prometheus's scrape interval: the window is rounded up to it."),
+    old_resolution: Optional[float] = typer.Option(None, "--resolution", hidden=True),
     prometheus_url: Optional[str] = typer.Option(
         None, "--prometheus-url", envvar="HWMATCH_PROMETHEUS_URL",
         help="Prometheus to ask; without it only the PromQL is printed."),
@@ -77,6 +79,7 @@ def telemetry_command(
 
     Exit status 1 when a metric has no value, so it can gate a script.
     """
+    resolution = renamed("--resolution", "--scrape-interval (as in `hwmatch operator`)", old_resolution, scrape_interval)
     asset = _asset(files, asset_name)
     metrics = [m for m in asset.spec.metrics if m.source == "prometheus"]
     if not metrics:

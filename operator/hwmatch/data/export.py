@@ -26,7 +26,7 @@ def write_frame(frame: pd.DataFrame, path: str | Path) -> Path:
         else:
             _arrow_safe(frame).to_parquet(path, index=False)
     except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}; pass -o with a path in a writable directory"
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}; pass --out with a path in a writable directory"
                          ) from None
     return path
 
