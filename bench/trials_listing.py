@@ -1,0 +1,73 @@
+"""Wall time of ``hwmatch trials`` on a store of generated trials, against printing the same columns plainly.
+
+A table of ``--rows`` rows (bench/import_memory.py's generator) is imported into
+a temporary store; then, each in a child process with stdout to /dev/null:
+
+- floor: Python reads the same rows with ``sqlite3`` and ``json.loads`` and
+  prints id, platform, status, metrics and parameters, one line each;
+- ``Store.trials()`` alone: reading the trials as models, which every listing does first;
+- ``hwmatch trials`` (the compact table, fit to 80 columns), ``-o csv`` and ``--limit 20``.
+
+The ratio is each against the floor; what ``hwmatch trials`` takes above
+``Store.trials()`` is the listing itself. Nothing here asserts a figure: the
+machine is shared. Run: ``.venv/bin/python bench/trials_listing.py [--rows 100000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from import_memory import import_argv, write_table  # noqa: E402  (the generator next door)
+
+FLOOR = """import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+out = []
+for name, platform, status, params, metrics in db.execute(
+        "SELECT id, platform, status, parameters, metrics FROM trials ORDER BY rowid"):
+    m = json.loads(metrics)
+    out.append(f"{name[-10:]:<10}  {platform:<8}  {status:<9}  " + "  ".join(f"{v:>10.4g}" for v in m.values())
+               + "  " + " ".join(f"{k}={v}" for k, v in json.loads(params).items()))
+sys.stdout.write("\\n".join(out) + "\\n")
+"""
+
+
+def wall(argv: list[str]) -> float:
+    """Seconds ``argv`` takes, its output thrown away (at 80 columns, as a terminal of that size would)."""
+    begin = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, check=True, env={**os.environ, "COLUMNS": "80"})
+    return time.perf_counter() - begin
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000, help="trials in the store")
+    args = parser.parse_args()
+    hwmatch = str(Path(sys.executable).with_name("hwmatch"))
+    with tempfile.TemporaryDirectory(prefix="hwmatch-trials-") as tmp:
+        directory = Path(tmp)
+        csv, mapping = write_table(directory, args.rows)
+        store = directory / "store.db"
+        subprocess.run(import_argv(csv, mapping, store), stdout=subprocess.DEVNULL, check=True)
+        floor = wall([sys.executable, "-c", FLOOR, str(store)])
+        read = ("import sys; from pathlib import Path; from hwmatch.data.store import Store; "
+                "Store(Path(sys.argv[1]), readonly=True).trials()")
+        cases = [("Store.trials() alone", wall([sys.executable, "-c", read, str(store)])),
+                 ("hwmatch trials", wall([hwmatch, "trials", "--store", str(store)])),
+                 ("hwmatch trials -o csv", wall([hwmatch, "trials", "-o", "csv", "--store", str(store)])),
+                 ("hwmatch trials --limit 20", wall([hwmatch, "trials", "--limit", "20", "--store", str(store)]))]
+    print(f"hwmatch trials on {args.rows} stored trials; each case in a child process, stdout to /dev/null")
+    print(f"{'case':<32} {'wall s':>8} {'x floor':>8}")
+    print(f"{'plain print of the columns':<32} {floor:>8.2f} {1.0:>7.1f}x")
+    for name, seconds in cases:
+        print(f"{name:<32} {seconds:>8.2f} {seconds / floor:>7.1f}x")
+
+
+if __name__ == "__main__":
+    main()
