@@ -59,7 +59,7 @@ def write_report(frame: pd.DataFrame, solved: list[Solved], out_dir: str | Path)
     """Write ``index.html`` (self-contained) into ``out_dir``; return the page's path."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise InputError(f"cannot write the report into {out}: it is a file; -o names a directory "
+        raise InputError(f"cannot write the report into {out}: it is a file; --out names a directory "
                          "(index.html goes into it)")
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -68,7 +68,7 @@ def write_report(frame: pd.DataFrame, solved: list[Solved], out_dir: str | Path)
         return page
     except OSError as exc:
         raise InputError(f"cannot write the report into {out}: {exc.strerror or exc}; "
-                         "pass -o with a writable directory") from None
+                         "pass --out with a writable directory") from None
 
 
 def render(frame: pd.DataFrame, solved: Sequence[Solved]) -> str:

@@ -316,7 +316,7 @@ STORES = [
     ("corrupt-json-row", _corrupt_row, ["trials"], ["store.db", "assets row 'kernel' is damaged"]),
     ("corrupt-json-row-export", _corrupt_row, ["export", "--out", "{dir}/out.csv"], ["assets row 'kernel' is damaged"]),
     ("a-directory", _directory, ["run", "{dir}/m.yaml"], ["store.db", "is a directory"]),
-    ("report-o-a-file", _store, ["report", "--out", "{dir}/m.yaml"], ["m.yaml", "is a file", "-o names a directory"]),
+    ("report-o-a-file", _store, ["report", "--out", "{dir}/m.yaml"], ["m.yaml", "is a file", "--out names a directory"]),
 ]
 
 
