@@ -242,7 +242,7 @@ for _plural in ("recommendations", "hwrecommendation", "hwrecommendations"):  # 
 def report(
     store: Path = store_option(),
     out: Path = typer.Option(Path("hwmatch-report"), "--out", metavar="DIR",
-                             help="Directory for index.html and the plots."),
+                             help="Directory for index.html (one self-contained page)."),
     asset: Optional[str] = typer.Option(None, "--asset", metavar="NAME", help="Only this asset."),
     old_output: Optional[Path] = typer.Option(None, "-o", "--output", hidden=True),
 ) -> None:
