@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install demo test test-fast crds chart validate cluster-build cluster-up cluster-down system-deps bench clean \
-	images push kind-up kind-down
+	images push kind-up kind-down loadgen
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ demo: install
 ## locally built control plane, kubelet and actionlint the tests use
 system-deps:
 	bash hack/install-system-deps.sh
+
+## loadgen: vegeta, the serving trials' load generator (Go module proxy, cached in ~/.cache/hwmatch/bin);
+## system-deps builds it too. Serving runs find it through HWMATCH_VEGETA=$$(bash hack/vegeta.sh)
+loadgen:
+	bash hack/vegeta.sh
 
 ## cluster-build: the control plane and the kubelet (Go module proxy, cached in ~/.cache/hwmatch/k8s)
 cluster-build:

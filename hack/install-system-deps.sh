@@ -6,7 +6,8 @@
 #   mmdebstrap (the images' base from Debian's packages), a static busybox (the
 #   pause image), iproute2; shellcheck (actionlint checks the workflow's
 #   scripts with it); chromium (the report's browser test); then the control plane, the kubelet and actionlint
-#   themselves (hack/build.sh, Go module proxy, cached).
+#   themselves (hack/build.sh, Go module proxy, cached), and vegeta, the serving trials' load
+#   generator (hack/vegeta.sh, the same way).
 # Safe to run again: installs only what is missing. Needs root (or sudo) for apt.
 # Without the Go toolchain the build is skipped and the cluster tests skip
 # themselves, saying why; this script still exits 0.
@@ -74,11 +75,13 @@ wait_for_base() {
 
 if ! command -v go >/dev/null 2>&1; then
     log "the Go toolchain (go) is not installed: the control plane cannot be built,"
-    log "so the cluster tests (pytest -m cluster) will be SKIPPED. Install Go >= 1.26 to run them."
+    log "so the cluster tests (pytest -m cluster) will be SKIPPED, and so will the serving tests (no vegeta)."
+    log "Install Go >= 1.26 to run them."
     wait_for_base
     exit 0
 fi
 bash "$HACK/build.sh" >/dev/null
 bash "$HACK/build.sh" --kubelet >/dev/null
 bash "$HACK/build.sh" --actionlint >/dev/null
+bash "$HACK/vegeta.sh" >/dev/null  # the serving trials' load generator
 wait_for_base

@@ -485,3 +485,26 @@ def test_alternatives_differ_in_predictions_not_only_in_a_parameter() -> None:
     assert len(set(keys)) == len(keys), keys  # no two alternatives predicted alike
     assert {c.platform for c in listed} == {"cpu-small", "cpu-large"}  # the best of the other platform is there
     assert len(status.alternatives) == 4
+
+
+def test_a_serving_asset_gets_replicas_from_the_highest_rate_per_replica_under_the_slo() -> None:
+    # One platform, a rate parameter: the rows a serving sweep gives (latency grows with the rate; past 400/s the
+    # server saturates and achieves less than offered). The surrogate's throughput may overshoot the offered rate.
+    rates = Parameter(name="requests_per_second", type="int", values=[100, 200, 400, 800])
+    candidates = CandidateSet.grid([rates], PLATFORMS[:1])
+    offered = np.array([100.0, 200.0, 400.0, 800.0])
+    achieved = np.array([104.0, 210.0, 440.0, 450.0])
+    p99 = np.array([3.0, 5.0, 18.0, 900.0])
+    predictions = {"throughput_per_s": Prediction(achieved, achieved, achieved),
+                   "offered_rate_per_s": Prediction(offered, offered, offered),
+                   "latency_p99_ms": Prediction(p99, p99, p99)}
+    s = spec(throughput={"requestsPerSecond": 1700}, constraints=[{"metric": "latency_p99_ms", "max": 20}],
+             objective={"minimize": "cost_per_hour"})
+    problem = build_problem(candidates, predictions, s)
+    # a replica is counted on for its offered rate at most: 1700/100, 1700/200, 1700/400 (not 1700/440: 4), and
+    # 1700/450 at 800/s, where it achieves less than offered
+    assert problem.replicas.tolist() == [17, 9, 5, 4]
+    solution = solve(problem)
+    best = candidates.parameters_of(solution.best)["requests_per_second"]
+    assert best == 400  # the highest rate whose p99 meets 20 ms; 800/s needs fewer replicas but breaks the SLO
+    assert to_status(problem, solution).recommendation.replicas == 5

@@ -7,15 +7,18 @@ import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 
 from hwmatch.api.base import (
     API_VERSION,
+    DURATION_PATTERN,
     IDENTIFIER_PATTERN,
     ApiModel,
     ObjectMeta,
     SpecModel,
     StatusBase,
     check_label_name,
+    parse_duration,
 )
 
 ParameterType = Literal["int", "float", "categorical"]
@@ -190,6 +193,85 @@ class MetricSpec(ApiModel):
         return self
 
 
+#: A serving trial's offered rate (requests/s), a metric: a replica is never sized beyond the rate it was measured at.
+OFFERED_RATE_METRIC = "offered_rate_per_s"
+#: The units a server's latency histogram may be kept in, and their size in milliseconds.
+LATENCY_UNITS_MS = {"seconds": 1000.0, "milliseconds": 1.0, "microseconds": 0.001}
+_PATH = r"^/[^\s]*$"
+
+
+class ServingRequest(ApiModel):
+    """The one request the load generator sends, again and again, at the trial's rate."""
+
+    method: Literal["GET", "POST", "PUT"] = Field(default="POST", description="HTTP method.")
+    path: str = Field(pattern=_PATH, max_length=2048, description="Path (and query) on the server, e.g. /v1/predict.")
+    content_type: str = Field(default="application/json", max_length=255, description="Content-Type of the body.")
+    body: str | None = Field(default=None, max_length=1 << 20, description="The request body, sent as written.")
+
+
+class ServingLoad(ApiModel):
+    """How a serving trial loads the server: one constant, open-loop rate per trial, read from a parameter.
+
+    The rate is a parameter of the asset, not a list here: the planner then
+    makes one trial — one row of the dataset — per rate, and the surrogates
+    learn latency as a function of the load, like any other parameter.
+    """
+
+    rate_parameter: str = Field(
+        default="requests_per_second", pattern=IDENTIFIER_PATTERN, max_length=63,
+        description="The parameter (in spec.parameters) whose value is a trial's offered rate, in requests per second; "
+                    "the server does not receive it.",
+    )
+    duration: str = Field(default="10s", pattern=DURATION_PATTERN, description="Measured phase of a trial, e.g. 10s.")
+    warmup: str = Field(default="2s", pattern=DURATION_PATTERN,
+                        description="Load at the same rate before the measured phase, not recorded.")
+    request_timeout: str = Field(default="5s", pattern=DURATION_PATTERN,
+                                 description="A response slower than this counts as an error.")
+
+    @property
+    def duration_seconds(self) -> float:
+        return parse_duration(self.duration)
+
+    @property
+    def warmup_seconds(self) -> float:
+        return parse_duration(self.warmup)
+
+    @property
+    def request_timeout_seconds(self) -> float:
+        return parse_duration(self.request_timeout)
+
+    @model_validator(mode="after")
+    def _positive(self) -> "ServingLoad":
+        for name in ("duration", "request_timeout"):
+            if parse_duration(getattr(self, name)) <= 0:
+                raise ValueError(f"load.{to_camel(name)} must be longer than 0, got {getattr(self, name)!r}")
+        return self
+
+
+class ServingSpec(ApiModel):
+    """A model server: a trial starts it with the parameters, loads it at one rate, and measures it from both sides."""
+
+    port: int = Field(ge=1, le=65535, description="The port the server listens on (also given as $HWMATCH_SERVING_PORT).")
+    readiness_path: str = Field(default="/healthz", pattern=_PATH, max_length=2048,
+                                description="Answers 200 once the server can serve.")
+    readiness_timeout: str = Field(default="2m", pattern=DURATION_PATTERN, description="Longest wait for readiness.")
+    metrics_path: str = Field(default="/metrics", pattern=_PATH, max_length=2048,
+                              description="Where Prometheus scrapes the server.")
+    latency_histogram: str | None = Field(
+        default=None, pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$", max_length=255,
+        description="The server's request latency histogram (a Prometheus histogram's name, without _bucket): "
+                    "server-side percentiles come from it.",
+    )
+    latency_unit: Literal["seconds", "milliseconds", "microseconds"] = Field(
+        default="seconds", description="The unit of the histogram's le buckets.")
+    request: ServingRequest
+    load: ServingLoad = Field(default_factory=ServingLoad)
+
+    @property
+    def readiness_timeout_seconds(self) -> float:
+        return parse_duration(self.readiness_timeout)
+
+
 class InstanceFeature(ApiModel):
     """An input that describes the problem instance (not chosen by the user), e.g. a data size."""
 
@@ -210,6 +292,8 @@ class AIAssetSpec(SpecModel):
     parameters: list[Parameter] = Field(default_factory=list, max_length=64)
     metrics: list[MetricSpec] = Field(min_length=1, max_length=64)
     instance_features: list[InstanceFeature] = Field(default_factory=list, max_length=64)
+    serving: ServingSpec | None = Field(
+        default=None, description="A model server benchmarked under load (docs/serving.md); without it, a batch trial.")
 
     model_config = ApiModel.model_config | {
         "json_schema_extra": {
@@ -242,6 +326,23 @@ class AIAssetSpec(SpecModel):
     def _unique_metrics(cls, value: list[MetricSpec]) -> list[MetricSpec]:
         _check_unique([m.name for m in value], "metric")
         return value
+
+    @model_validator(mode="after")
+    def _rate_parameter(self) -> "AIAssetSpec":
+        if self.serving is None:
+            return self
+        name = self.serving.load.rate_parameter
+        field = "spec.serving.load.rateParameter"
+        found = next((p for p in self.parameters if p.name == name), None)
+        if found is None:
+            raise ValueError(f"{field}: {name!r} is not in spec.parameters; add the offered rates as a parameter, "
+                             f"e.g. {{name: {name}, type: int, values: [20, 100, 200]}}")
+        lowest = found.range.min if found.range is not None else min(
+            (float(v) for v in found.values or [] if not isinstance(v, (str, bool))), default=0.0)
+        if found.type == "categorical" or lowest <= 0:
+            raise ValueError(f"{field}: parameter {name!r} must be an int or float parameter of positive rates "
+                             f"(requests per second); it is {found.type} in {found.describe_space()}")
+        return self
 
     def parameter(self, name: str) -> Parameter:
         for p in self.parameters:

@@ -59,6 +59,10 @@ def check_runnable(asset: AIAsset) -> None:
     if not asset.spec.image:
         raise InputError(f"AIAsset {asset.metadata.name}: spec.image is required to run trials on Kubernetes; "
                          "set it to the benchmark image that holds spec.command")
+    if asset.spec.serving is not None:
+        raise InputError(f"AIAsset {asset.metadata.name}: spec.serving (a model server under load) runs only on this "
+                         "machine for now (hwmatch run, docs/serving.md): a Job would run the server until the trial "
+                         "timeout; run the sweep locally, or drop spec.serving")
 
 
 def job_manifest(trial: BenchmarkTrial, asset: AIAsset, sweep: BenchmarkSweep) -> dict[str, Any]:

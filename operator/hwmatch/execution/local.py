@@ -18,6 +18,7 @@ kills each process whose runner is gone, with its process group
 
 from __future__ import annotations
 
+import math
 import os
 import platform as pyplatform
 import signal
@@ -36,10 +37,13 @@ from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialS
 from hwmatch.api.errors import InputError
 from hwmatch.execution import launch, result
 from hwmatch.execution.environment import trial_variables
+from hwmatch.execution.loadgen import find_vegeta
 
-_READ_LIMIT = 1 << 20  # bytes of each stream read back: the result line and the tail are at the end
 #: The environment variable that names the run a trial process belongs to (``HOST:PID:START``).
 RUNNER_VARIABLE = "HWMATCH_RUNNER"
+#: Where serving trials read their server's histogram, and how often that Prometheus scrapes (docs/serving.md).
+PROMETHEUS_URL_VARIABLE = "HWMATCH_PROMETHEUS_URL"
+SCRAPE_INTERVAL_VARIABLE = "HWMATCH_SCRAPE_INTERVAL"
 
 
 def _me() -> str:
@@ -85,8 +89,24 @@ def reap_orphans() -> list[int]:
 class LocalExecutor:
     """Runs each trial as a subprocess of this machine (see the module docstring)."""
 
-    def __init__(self, cwd: str | Path | None = None):
+    def __init__(self, cwd: str | Path | None = None, prometheus_url: str | None = None,
+                 scrape_interval: float | None = None):
+        """``prometheus_url``: where serving trials read their server's latency histogram (none: the client side
+        only); ``scrape_interval``: how often that Prometheus scrapes the server, in seconds (the resolution of
+        its windows). Unset, they come from ``$HWMATCH_PROMETHEUS_URL`` and ``$HWMATCH_SCRAPE_INTERVAL``
+        (default 15), so that ``hwmatch run`` reads them too."""
         self.cwd = Path(cwd) if cwd is not None else None
+        self.prometheus_url = prometheus_url or os.environ.get(PROMETHEUS_URL_VARIABLE) or None
+        if scrape_interval is None:
+            text = os.environ.get(SCRAPE_INTERVAL_VARIABLE, "15")
+            try:
+                scrape_interval = float(text)
+            except ValueError:
+                scrape_interval = math.nan
+        if not (math.isfinite(scrape_interval) and scrape_interval > 0):
+            raise InputError(f"the scrape interval must be a number of seconds > 0 (${SCRAPE_INTERVAL_VARIABLE}), "
+                             f"got {scrape_interval}; set it to the scrape interval of your Prometheus")
+        self.scrape_interval = scrape_interval
         self._running: dict[int, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
@@ -107,6 +127,14 @@ class LocalExecutor:
                     f"{where}: cpus {p.cpus} are not all available to this process "
                     f"(available: {sorted(available)}); use CPU ids from that list"
                 )
+            if asset.spec.serving is not None and not self.load_generator_cpus(p):
+                raise InputError(
+                    f"{where}: a serving trial's load generator runs on CPUs the server does not use, and this "
+                    f"platform {'uses every one' if p.cpus is not None else 'names no cpus, so it uses every one'} "
+                    f"(available: {sorted(available)}); give the platform `cpus` that leave at least one out"
+                )
+        if asset.spec.serving is not None:
+            find_vegeta()
 
     def cancel(self) -> None:
         self._cancelled.set()
@@ -114,24 +142,52 @@ class LocalExecutor:
             for pid in list(self._running):
                 _kill_group(pid)
 
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def load_generator_cpus(self, platform: Platform) -> list[int]:
+        """The CPUs a serving trial's load generator is pinned to: those this process may use, less the platform's."""
+        if platform.cpus is None:
+            return []
+        return sorted(os.sched_getaffinity(0) - set(platform.cpus))
+
+    def start(self, cpus: list[int] | None, command: list[str], env: dict[str, str], out: IO[bytes],
+              err: IO[bytes]) -> subprocess.Popen[bytes] | None:
+        """``command`` through the launcher, pinned to ``cpus`` (all: none), in a process group of its own;
+        ``None`` once the run is cancelled. End it with :meth:`stop`: :meth:`cancel` kills it meanwhile."""
+        pinned = ",".join(map(str, cpus)) if cpus is not None else "-"
+        argv = [sys.executable, "-I", "-S", launch.__file__, str(os.getpid()), pinned, "--", *command]
+        with self._lock:
+            if self._cancelled.is_set():
+                return None
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=self.cwd,
+                                    start_new_session=True)
+            self._running[proc.pid] = proc
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        """Kill ``proc``'s process group (whatever it left behind too) and forget it."""
+        with self._lock:
+            self._running.pop(proc.pid, None)
+        _kill_group(proc.pid)
+        proc.wait()
+
     def run(self, trial: BenchmarkTrial, asset: AIAsset, sweep: BenchmarkSweep) -> BenchmarkTrialStatus:
+        if asset.spec.serving is not None:
+            from hwmatch.execution.serving import run_serving_trial
+
+            return run_serving_trial(self, trial, asset, sweep)
         platform = sweep.spec.platform(trial.spec.platform)
         host = self.describe(platform)
         command = [*asset.spec.command, *asset.spec.args]
-        cpus = ",".join(map(str, platform.cpus)) if platform.cpus is not None else "-"
-        argv = [sys.executable, "-I", "-S", launch.__file__, str(os.getpid()), cpus, "--", *command]
         timeout = sweep.spec.trial_timeout_seconds
         started = result.now()
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             timed_out = False
-            with self._lock:
-                if self._cancelled.is_set():
-                    return result.failed(result.CANCELLED, "the run was interrupted", started, result.now(), host, None)
-                proc = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=self.environment(trial, asset, platform),
-                    cwd=self.cwd, start_new_session=True,
-                )
-                self._running[proc.pid] = proc
+            proc = self.start(platform.cpus, command, self.environment(trial, asset, platform), out, err)
+            if proc is None:
+                return result.failed(result.CANCELLED, "the run was interrupted", started, result.now(), host, None)
             try:
                 code = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -139,11 +195,9 @@ class LocalExecutor:
                 _kill_group(proc.pid)
                 code = proc.wait()
             finally:
-                with self._lock:
-                    self._running.pop(proc.pid, None)
-                _kill_group(proc.pid)  # whatever the trial left behind in its group
+                self.stop(proc)
             finished = result.now()
-            stdout, stderr = _read_end(out), _read_end(err)
+            stdout, stderr = result.read_end(out), result.read_end(err)
         log = result.log_tail(stdout, stderr)
         if timed_out:
             return result.failed(result.TIMEOUT, f"ran longer than the trial timeout ({sweep.spec.trial_timeout}); "
@@ -221,10 +275,3 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _read_end(stream: IO[bytes]) -> str:
-    stream.seek(0, os.SEEK_END)
-    size = stream.tell()
-    stream.seek(max(0, size - _READ_LIMIT))
-    return stream.read().decode(errors="replace")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import IO, Any
 
 from hwmatch.api import AIAsset, BenchmarkTrialStatus
 from hwmatch.api.errors import InputError
@@ -27,6 +28,7 @@ from hwmatch.api.vocabulary import (  # noqa: F401  (the reasons, re-exported: r
     TIMEOUT,
 )
 
+_READ_LIMIT = 1 << 20  # bytes of each stream read back: the result line and the tail are at the end
 #: Lines of output kept with a failed trial.
 TAIL_LINES = 20
 _MAX_LINE = 500
@@ -119,3 +121,11 @@ def failed(
         phase="Failed", reason=reason, message=message, start_time=started, completion_time=finished,
         host=host, log_tail=log,
     )
+
+
+def read_end(stream: IO[bytes]) -> str:
+    """The last MiB of a process's captured output, as text."""
+    stream.seek(0, os.SEEK_END)
+    size = stream.tell()
+    stream.seek(max(0, size - _READ_LIMIT))
+    return stream.read().decode(errors="replace")

@@ -11,10 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from hwmatch.api import Parameter
+from hwmatch.api.asset import Scalar
 from hwmatch.harness import assets
+from hwmatch.harness.assets.onnx_server import DEFAULT_PORT, PORT_VARIABLE
 from hwmatch.harness.measure import Measurer
 from hwmatch.harness.params import ENV_VAR, ParameterError, parse_assignments, parse_env, resolve
 from hwmatch.harness.result import termination_log_path, to_json, write_termination_log
@@ -57,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--samples", type=_positive_int, help="timed iterations at most (default: the asset's)")
     run.add_argument("--time-budget", type=_positive_float, metavar="SECONDS",
                      help="stop the timed iterations after this long, even before --samples (default: the asset's)")
+    serve = sub.add_parser("serve", help="run a built-in model server until stopped (a serving asset's command)",
+                           description=f"Parameters come from ${ENV_VAR} (a JSON object) and --param flags (flags win).")
+    serve.add_argument("server", choices=sorted(assets.SERVERS), help="a built-in model server")
+    serve.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE", help="a parameter value (repeatable)")
+    serve.add_argument("--port", type=_port, default=os.environ.get(PORT_VARIABLE, str(DEFAULT_PORT)),
+                       help=f"port to listen on (default: ${PORT_VARIABLE}, else {DEFAULT_PORT})")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
     listing = sub.add_parser("list", help="show the built-in assets, their parameter spaces and metrics")
     listing.add_argument("--json", action="store_true", help="machine-readable, in AIAsset manifest field names")
     return parser
@@ -67,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "list":
         print(_listing_json() if args.json else _listing_text())
         return 0
+    if args.command == "serve":
+        return _serve(args)
     try:
         cls = assets.get(args.asset)
         params = resolve(cls.parameters, cls.defaults, parse_env(os.environ.get(ENV_VAR)), parse_assignments(args.param))
@@ -90,17 +103,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    """Build the server (the model first: it listens only once it can answer), then serve until a signal."""
+    server_cls = assets.SERVERS[args.server]
+    try:
+        params = resolve(server_cls.parameters, server_cls.defaults, parse_env(os.environ.get(ENV_VAR)),
+                         parse_assignments(args.param))
+    except ParameterError as exc:
+        print(f"hwmatch-bench: error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    try:
+        server = server_cls.build(params, args.host, args.port)
+    except OSError as exc:
+        print(f"hwmatch-bench: error: cannot listen on {args.host}:{args.port}: {exc.strerror}; "
+              f"choose another --port (or ${PORT_VARIABLE})", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stopped by the trial: exit cleanly, closing the socket
+    print(f"hwmatch-bench: {args.server} serving on {args.host}:{args.port} with {json.dumps(params)}",
+          file=sys.stderr, flush=True)
+    with server:
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port in 1..65535, got {value}")
+    return value
+
+
 def _listing_text() -> str:
     lines: list[str] = []
     for name, cls in assets.BUILTIN.items():
-        lines += [f"{name}: {cls.description}", "  parameters:"]
-        width = max(len(p.name) for p in cls.parameters)
-        space_width = max(len(p.describe_space()) for p in cls.parameters)
-        for p in cls.parameters:
-            lines.append(f"    {p.name:<{width}}  {p.describe_space():<{space_width}}  default {cls.defaults[p.name]}")
+        lines += [f"{name}: {cls.description}", *_parameter_lines(cls.parameters, cls.defaults)]
         own = ", ".join(f"{m.name} ({m.goal})" for m in cls.metrics)
         lines += [f"  metrics: {own}; and every harness metric ({', '.join(m.name for m in assets.HARNESS_METRICS)})", ""]
+    for name, server in assets.SERVERS.items():
+        lines += [f"{name} (hwmatch-bench serve {name}; an asset with spec.serving): {server.description}",
+                  *_parameter_lines(server.parameters, server.defaults),
+                  f"  metrics of a serving trial: {', '.join(m.name for m in assets.SERVING_METRICS)}", ""]
     return "\n".join(lines).rstrip()
+
+
+def _parameter_lines(parameters: Sequence[Parameter], defaults: Mapping[str, Scalar]) -> list[str]:
+    width = max(len(p.name) for p in parameters)
+    space_width = max(len(p.describe_space()) for p in parameters)
+    return ["  parameters:", *(f"    {p.name:<{width}}  {p.describe_space():<{space_width}}  default {defaults[p.name]}"
+                               for p in parameters)]
 
 
 def _listing_json() -> str:

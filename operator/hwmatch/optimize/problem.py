@@ -15,7 +15,14 @@ Conventions:
 - replicas: with a throughput target, each candidate gets the fewest
   replicas whose *lower-bound* throughput covers the load (every derived
   metric grows with replicas, so fewer is never worse), raised to a
-  ``replicas >= n`` constraint if one is given; without a target, one;
+  ``replicas >= n`` constraint if one is given; without a target, one.
+  A serving asset's candidate is a rate per replica (its rate parameter),
+  its throughput the rate it achieved there and its latency the latency at
+  that rate; a replica is never counted on for more than that rate
+  (``offered_rate_per_s``, when the dataset has it), or the latency the
+  constraints were checked on would not be the one it runs at. The cheapest
+  candidate whose latency meets the constraints is then the highest rate per
+  replica under the SLO: the fewest replicas;
 - derived metrics (:data:`hwmatch.api.DERIVED_METRICS`): ``cost_per_hour``
   (replicas × price), ``cost_per_1k_requests`` (cost / (3.6 × requests/s
   served): the target, or the candidate's own throughput),
@@ -34,6 +41,7 @@ from typing import Literal, Mapping
 import numpy as np
 
 from hwmatch.api import HWRecommendationSpec
+from hwmatch.api.asset import OFFERED_RATE_METRIC
 from hwmatch.api.errors import InputError
 from hwmatch.modeling.metric_model import Prediction
 from hwmatch.optimize.candidates import CandidateSet, RecommendationError
@@ -177,7 +185,10 @@ def _replicas(spec: HWRecommendationSpec, predictions: Mapping[str, Prediction],
             f"throughput.requestsPerSecond needs a {THROUGHPUT_METRIC!r} metric to size replicas; "
             f"the dataset has {sorted(predictions)}; report it from the harness or drop the throughput target"
         )
-    needed = np.ceil(_divide(np.full(n, spec.throughput.requests_per_second), predictions[THROUGHPUT_METRIC].lower))
+    per_replica = predictions[THROUGHPUT_METRIC].lower
+    if OFFERED_RATE_METRIC in predictions:
+        per_replica = np.minimum(per_replica, predictions[OFFERED_RATE_METRIC].value)
+    needed = np.ceil(_divide(np.full(n, spec.throughput.requests_per_second), per_replica))
     return np.maximum(needed, at_least)
 
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import importlib
 
-from hwmatch.harness.assets.base import HARNESS_METRICS, Asset
+from hwmatch.harness.assets.base import HARNESS_METRICS, SERVING_METRICS, Asset
 from hwmatch.harness.assets.forest import ForestAsset
 from hwmatch.harness.assets.onnx_mlp import OnnxMlpAsset
+from hwmatch.harness.assets.onnx_server import OnnxMlpServer
 from hwmatch.harness.assets.solver import JobShopAsset
 
 BUILTIN: dict[str, type[Asset]] = {cls.name: cls for cls in (ForestAsset, OnnxMlpAsset, JobShopAsset)}
+#: The built-in model servers (``hwmatch-bench serve NAME``), for assets with ``spec.serving``.
+SERVERS: dict[str, type[OnnxMlpServer]] = {OnnxMlpServer.name: OnnxMlpServer}
 
 
 class UnknownAsset(LookupError):
@@ -38,4 +41,5 @@ def get(reference: str) -> type[Asset]:
     return found
 
 
-__all__ = ["BUILTIN", "HARNESS_METRICS", "Asset", "ForestAsset", "JobShopAsset", "OnnxMlpAsset", "UnknownAsset", "get"]
+__all__ = ["BUILTIN", "HARNESS_METRICS", "SERVERS", "SERVING_METRICS", "Asset", "ForestAsset", "JobShopAsset", "OnnxMlpAsset",
+           "OnnxMlpServer", "UnknownAsset", "get"]

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from hwmatch.api import MetricSpec, Parameter
-from hwmatch.api.asset import Scalar
+from hwmatch.api.asset import OFFERED_RATE_METRIC, Scalar
 
 #: The latency, throughput and resource metrics the harness reports for every asset.
 HARNESS_METRICS: tuple[MetricSpec, ...] = (
@@ -28,6 +28,24 @@ HARNESS_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(name="throughput_per_s", goal="maximize", unit="1/s"),
     MetricSpec(name="peak_rss_mb", goal="minimize", unit="MiB"),
     MetricSpec(name="wall_time_s", goal="minimize", unit="s"),
+)
+
+
+#: The metrics a serving trial reports (``hwmatch.execution.serving``): the client's, from the load generator,
+#: and the server's percentiles from its latency histogram (those need a Prometheus).
+SERVING_METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec(name="latency_p50_ms", goal="minimize", unit="ms"),
+    MetricSpec(name="latency_p90_ms", goal="minimize", unit="ms"),
+    MetricSpec(name="latency_p95_ms", goal="minimize", unit="ms"),
+    MetricSpec(name="latency_p99_ms", goal="minimize", unit="ms"),
+    MetricSpec(name="latency_mean_ms", goal="minimize", unit="ms"),
+    MetricSpec(name="latency_max_ms", goal="minimize", unit="ms"),
+    MetricSpec(name="throughput_per_s", goal="maximize", unit="1/s"),
+    MetricSpec(name=OFFERED_RATE_METRIC, unit="1/s"),
+    MetricSpec(name="error_rate", goal="minimize"),
+    MetricSpec(name="server_latency_p50_ms", goal="minimize", unit="ms"),
+    MetricSpec(name="server_latency_p90_ms", goal="minimize", unit="ms"),
+    MetricSpec(name="server_latency_p99_ms", goal="minimize", unit="ms"),
 )
 
 

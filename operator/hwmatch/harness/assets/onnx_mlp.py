@@ -12,6 +12,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,7 +21,7 @@ import numpy as np
 from hwmatch.api import MetricSpec, Parameter, Range
 from hwmatch.api.asset import Scalar
 from hwmatch.harness.assets.base import Asset
-from hwmatch.harness.assets.digits import SEED, load_split
+from hwmatch.harness.assets.digits import SEED, Split, load_split
 from hwmatch.harness.assets.forest import BATCH_SIZES
 
 #: An opset and IR version every ONNX Runtime since 1.15 executes.
@@ -73,6 +74,51 @@ def quantize_int8(model: Any) -> bytes:
         return target.read_bytes()
 
 
+@dataclass(frozen=True)
+class OnnxModel:
+    """The trained network in an ONNX Runtime session, with the data it was trained on and what it cost."""
+
+    session: Any
+    split: Split
+    train_time_s: float
+    model_bytes: int
+
+    def quality(self) -> dict[str, float]:
+        """Accuracy on the held-out split, computed by the session itself (so it reflects quantisation)."""
+        (probabilities,) = self.session.run(None, {"input": self.split.x_test})
+        accuracy = float(np.mean(probabilities.argmax(axis=1) == self.split.y_test))
+        return {"accuracy": accuracy, "train_time_s": self.train_time_s, "model_bytes": float(self.model_bytes)}
+
+
+def build_model(params: Mapping[str, Scalar]) -> OnnxModel:
+    """Train the MLP of ``hidden`` units, write it as ONNX (int8-quantised if asked), open a session of ``threads``.
+
+    Shared by the batch asset and the model server, so both measure the same network.
+    """
+    import onnxruntime as ort
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+    from threadpoolctl import threadpool_limits
+
+    split = load_split()
+    start = time.perf_counter()
+    # One BLAS thread: training is untimed, and a fixed thread count keeps the weights bit-identical.
+    with threadpool_limits(limits=1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp = MLPClassifier(hidden_layer_sizes=(int(params["hidden"]),), solver="adam", max_iter=30,
+                            batch_size=128, learning_rate_init=3e-3, random_state=SEED)
+        mlp.fit(split.x_train, split.y_train)
+    train_time_s = time.perf_counter() - start
+    model = mlp_graph(mlp.coefs_, mlp.intercepts_)
+    payload = quantize_int8(model) if params["precision"] == "int8" else model.SerializeToString()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(params["threads"])
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    session = ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"])
+    return OnnxModel(session, split, train_time_s, len(payload))
+
+
 class OnnxMlpAsset(Asset):
     """A one-hidden-layer MLP on digits run by ONNX Runtime's CPU provider."""
 
@@ -94,40 +140,16 @@ class OnnxMlpAsset(Asset):
     samples = 1000
 
     def setup(self, params: Mapping[str, Scalar]) -> None:
-        import onnxruntime as ort
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.neural_network import MLPClassifier
-        from threadpoolctl import threadpool_limits
-
         self._params = dict(params)
-        split = load_split()
-        start = time.perf_counter()
-        # One BLAS thread: training is untimed, and a fixed thread count keeps the weights bit-identical.
-        with threadpool_limits(limits=1), warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            mlp = MLPClassifier(hidden_layer_sizes=(int(params["hidden"]),), solver="adam", max_iter=30,
-                                batch_size=128, learning_rate_init=3e-3, random_state=SEED)
-            mlp.fit(split.x_train, split.y_train)
-        self._train_time_s = time.perf_counter() - start
-        model = mlp_graph(mlp.coefs_, mlp.intercepts_)
-        payload = quantize_int8(model) if params["precision"] == "int8" else model.SerializeToString()
-        self._model_bytes = len(payload)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(params["threads"])
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        self._session = ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"])
-        self._split = split
-        self._feed = {"input": split.batch(int(params["batch_size"]))}
+        self._model = build_model(params)
+        self._feed = {"input": self._model.split.batch(int(params["batch_size"]))}
 
     @property
     def batch_size(self) -> int:
         return int(self._params["batch_size"])
 
     def run_batch(self) -> None:
-        self._session.run(None, self._feed)
+        self._model.session.run(None, self._feed)
 
     def quality(self) -> dict[str, float]:
-        (probabilities,) = self._session.run(None, {"input": self._split.x_test})
-        accuracy = float(np.mean(probabilities.argmax(axis=1) == self._split.y_test))
-        return {"accuracy": accuracy, "train_time_s": self._train_time_s, "model_bytes": float(self._model_bytes)}
+        return self._model.quality()
