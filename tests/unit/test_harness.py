@@ -314,7 +314,7 @@ def test_module_reference_must_name_an_asset_class() -> None:
 
 
 def test_list_json_matches_the_manifest_models(capsys: pytest.CaptureFixture) -> None:
-    assert cli.main(["list", "--json"]) == 0
+    assert cli.main(["list", "-o", "json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [a["name"] for a in listed] == list(BUILTIN)
     for entry in listed:

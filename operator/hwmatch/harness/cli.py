@@ -57,26 +57,29 @@ def build_parser() -> argparse.ArgumentParser:
                          description=f"Parameters come from ${ENV_VAR} (a JSON object) and --param flags (flags win).")
     run.add_argument("asset", help="a built-in asset (see 'hwmatch-bench list') or package.module:AssetClass")
     run.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE", help="a parameter value (repeatable)")
-    run.add_argument("--warmup", type=_non_negative_int, help="untimed iterations first (default: the asset's)")
-    run.add_argument("--samples", type=_positive_int, help="timed iterations at most (default: the asset's)")
+    run.add_argument("--warmup", type=_non_negative_int, metavar="N", help="untimed iterations first (default: the asset's)")
+    run.add_argument("--samples", type=_positive_int, metavar="N", help="timed iterations at most (default: the asset's)")
     run.add_argument("--time-budget", type=_positive_float, metavar="SECONDS",
                      help="stop the timed iterations after this long, even before --samples (default: the asset's)")
     serve = sub.add_parser("serve", help="run a built-in model server until stopped (a serving asset's command)",
                            description=f"Parameters come from ${ENV_VAR} (a JSON object) and --param flags (flags win).")
     serve.add_argument("server", choices=sorted(assets.SERVERS), help="a built-in model server")
     serve.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE", help="a parameter value (repeatable)")
-    serve.add_argument("--port", type=_port, default=os.environ.get(PORT_VARIABLE, str(DEFAULT_PORT)),
+    serve.add_argument("--port", type=_port, default=os.environ.get(PORT_VARIABLE, str(DEFAULT_PORT)), metavar="PORT",
                        help=f"port to listen on (default: ${PORT_VARIABLE}, else {DEFAULT_PORT})")
-    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
+    serve.add_argument("--host", default="0.0.0.0", metavar="ADDRESS", help="address to listen on (default: all)")
     listing = sub.add_parser("list", help="show the built-in assets, their parameter spaces and metrics")
-    listing.add_argument("--json", action="store_true", help="machine-readable, in AIAsset manifest field names")
+    # -o is a format, as in every hwmatch command (docs/cli.md); --json is the older spelling
+    listing.add_argument("-o", "--output", choices=("table", "json"), default="table",
+                         help="table, or json: machine-readable, in AIAsset manifest field names")
+    listing.add_argument("--json", action="store_const", const="json", dest="output", help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "list":
-        print(_listing_json() if args.json else _listing_text())
+        print(_listing_json() if args.output == "json" else _listing_text())
         return 0
     if args.command == "serve":
         return _serve(args)
