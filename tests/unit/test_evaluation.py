@@ -10,7 +10,7 @@ from hwmatch.api import AIAsset, BenchmarkSweep, Constraint, HWRecommendationSpe
 from hwmatch.api.vocabulary import make_trial
 from hwmatch.data.frame import METRIC
 from hwmatch.evaluation import GroundTruth, draw_queries, score, summarise
-from hwmatch.evaluation.methods import choose
+from hwmatch.evaluation.methods import choose, most_plausible
 from hwmatch.execution.replay import NOT_MEASURED, ReplayExecutor, ReplayTable
 from hwmatch.modeling import Prediction
 from hwmatch.planning import Planner, get_sampler
@@ -93,6 +93,25 @@ def test_choose_respects_intervals() -> None:
     assert picked == at(truth, "a", 1)  # a x=2 (20 + 5 > 21) no longer qualifies, a x=1 (10 + 5) does
     assert choose(query(Constraint(metric="latency", max=4.9)), pool, positions, wide) is None
     assert choose(query(Constraint(metric="power", max=1)), pool, positions, point) is None  # no model: no answer
+
+
+def test_most_plausible_is_the_point_choice_else_the_nearest_miss_in_interval_units() -> None:
+    truth = GroundTruth.from_frame(toy_frame())
+    pool = truth.table.drop(columns=["rows"])
+    positions = np.arange(len(pool))
+    latency = pool["metric.latency"].to_numpy(dtype=float)
+    quality = pool["metric.quality"].to_numpy(dtype=float)
+    # latency is known to +-1 on platform a, to +-8 on platform b
+    spread = np.where(pool["platform"] == "a", 1.0, 8.0)
+    pred = {"latency": Prediction(latency, latency - spread, latency + spread),
+            "quality": Prediction(quality, quality, quality)}
+    # point predictions admit a x=1 (10 <= 12), the cheapest: what choose() picks on points
+    assert most_plausible(query(Constraint(metric="latency", max=12)), pool, positions, pred) == at(truth, "a", 1)
+    # nothing meets 4.9 at its point: a x=1 misses by 5.1 of 1 unit, b x=1 by 0.1 of 8: measure b x=1
+    assert most_plausible(query(Constraint(metric="latency", max=4.9)), pool, positions, pred) == at(truth, "b", 1)
+    # a missed price cannot be measured away, and an unknown metric admits nothing
+    assert most_plausible(query(Constraint(metric="cost_per_hour", max=0.5)), pool, positions, pred) is None
+    assert most_plausible(query(Constraint(metric="power", max=1)), pool, positions, pred) is None
 
 
 def test_queries_are_a_function_of_the_seed() -> None:

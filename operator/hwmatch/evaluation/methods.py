@@ -26,6 +26,7 @@ from hwmatch.data.frame import METRIC, PARAM, columns, strip
 from hwmatch.modeling import FeatureEncoder, Prediction, Surrogates, categorical_columns
 from hwmatch.optimize import CandidateSet, RecommendationError, build_problem, solve
 from hwmatch.optimize.candidates import POWER_COLUMN
+from hwmatch.optimize.solver import best_of
 
 
 class Method(Protocol):
@@ -53,7 +54,8 @@ class SurrogateMethod:
         self.models: Surrogates | None = None
 
     def fit(self, train: pd.DataFrame, asset: AIAsset, seed: int) -> "SurrogateMethod":
-        self.models = Surrogates(seed=seed, categorical=categorical_columns(asset.spec.parameters)).fit(train)
+        goals = {m.name: m.goal for m in asset.spec.metrics if m.goal is not None}
+        self.models = Surrogates(seed=seed, categorical=categorical_columns(asset.spec.parameters), goals=goals).fit(train)
         return self
 
     def predict(self, pool: pd.DataFrame, level: float) -> dict[str, Prediction]:
@@ -114,8 +116,7 @@ def choose(
     method has no interval), derived metrics such as ``cost_per_hour``, the
     objective — solved by enumeration (the CP-SAT model gives the same index).
     """
-    frame = candidates.reset_index(drop=True).assign(**{POWER_COLUMN: np.nan})
-    candidate_set = CandidateSet(frame, [strip(c) for c in columns(frame, PARAM)])
+    candidate_set = _candidate_set(candidates)
     metrics = {m: Prediction(p.value[positions], p.lower[positions], p.upper[positions]) for m, p in pred.items()}
     try:
         problem = build_problem(candidate_set, metrics, query, goals)
@@ -123,3 +124,57 @@ def choose(
         return None  # a metric the query reads has no model (never measured in the sample)
     best = solve(problem, "numpy").best
     return None if best is None else candidates.index[best]
+
+
+def most_plausible(
+    query: HWRecommendationSpec,
+    candidates: pd.DataFrame,
+    positions: np.ndarray,
+    pred: Mapping[str, Prediction],
+    goals: Mapping[str, str] | None = None,
+) -> int | None:
+    """The candidate worth measuring when the bounds admit none: the nearest to meeting every requirement.
+
+    Among candidates whose *point* predictions meet every requirement, the
+    best one (what :func:`choose` picks on point predictions). When there is
+    none, the candidate with the smallest *shortfall*: per requirement, how
+    far its point prediction misses the threshold in units of the distance
+    from the point to the interval's optimistic end (a miss of 0.3 means the
+    threshold lies 30% of the way to the end that would meet it), the largest
+    over its requirements; ties by the objective. A miss is thus measured
+    against what the model does not know at that candidate, which makes
+    metrics in different units comparable and prefers a candidate the model
+    is unsure of to one it is sure misses. A requirement on an exact metric
+    (the price) that is missed cannot be met: such candidates are never
+    chosen. ``None`` when no candidate can meet the requirements at all.
+    """
+    candidate_set = _candidate_set(candidates)
+    sub = {m: Prediction(p.value[positions], p.lower[positions], p.upper[positions]) for m, p in pred.items()}
+    try:
+        point = build_problem(candidate_set, {m: Prediction(p.value, p.value, p.value) for m, p in sub.items()}, query, goals)
+        # swapping the ends makes each requirement read its optimistic end (a max on the lower one)
+        optimistic = build_problem(candidate_set, {m: Prediction(p.value, p.upper, p.lower) for m, p in sub.items()},
+                                   query, goals)
+    except RecommendationError:
+        return None
+    shortfall = np.zeros(len(candidates))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for at_point, at_end in zip(point.requirements, optimistic.requirements):
+            sign = 1.0 if at_point.sense == "max" else -1.0
+            excess = sign * (at_point.bound - at_point.threshold)
+            reach = sign * (at_point.bound - at_end.bound)
+            miss = np.where(reach > 0, excess / reach, np.inf)
+            # a miss against an unbounded end is still a miss: after every point-feasible candidate
+            miss = np.where(excess > 0, np.maximum(miss, np.finfo(float).tiny), np.inf)  # NaN: an infinite miss
+            shortfall = np.maximum(shortfall, np.where(at_point.met, 0.0, miss))  # met: the problem's own rule
+    usable = np.isfinite(shortfall) & np.isfinite(point.objective)
+    if not usable.any():
+        return None
+    nearest = np.flatnonzero(usable & (shortfall == shortfall[usable].min()))
+    best = best_of(point, nearest)
+    return None if best is None else candidates.index[best]
+
+
+def _candidate_set(candidates: pd.DataFrame) -> CandidateSet:
+    frame = candidates.reset_index(drop=True).assign(**{POWER_COLUMN: np.nan})
+    return CandidateSet(frame, [strip(c) for c in columns(frame, PARAM)])

@@ -19,9 +19,12 @@ measured runs, replayed from the table (one of the configuration's own rows,
 so with its own noise). The choice at the confidence is run; if the run
 meets every constraint it is the answer, else that configuration is
 excluded and the next choice is run. When the bounds admit no candidate,
-the best candidate by point predictions is run instead (what
-``InsufficientData`` suggests measuring): a refusal is turned into an answer
-only by a measurement that meets the constraints. With the budget spent,
+the most plausible one is run instead
+(:func:`~hwmatch.evaluation.methods.most_plausible`: the best by point
+predictions, or, when the points admit none either, the one whose points
+miss the requirements by the least, in units of its interval's optimistic
+half-width), and after a failed run the next: a refusal is turned into an
+answer only by a measurement that meets the constraints. With the budget spent,
 the last bound-based choice is answered unverified; a point-based one is
 not (no solution). The models are not refitted per query (one fit answers
 every query): the loop learns by exclusion, which is what K runs of one
@@ -47,12 +50,11 @@ from hwmatch.api import AIAsset, HWRecommendationSpec
 from hwmatch.api.errors import InputError
 from hwmatch.data.frame import FEATURE, INSTANCE, METRIC, PARAM, columns, strip
 from hwmatch.data.importer import Imported
-from hwmatch.evaluation.methods import HadaMethod, Method, SurrogateMethod, choose
+from hwmatch.evaluation.methods import HadaMethod, Method, SurrogateMethod, choose, most_plausible
 from hwmatch.evaluation.queries import draw_queries, metrics_read
 from hwmatch.evaluation.scoring import Summary, score, summarise
 from hwmatch.evaluation.truth import GroundTruth
 from hwmatch.execution.replay import ReplayTable
-from hwmatch.modeling import Prediction
 from hwmatch.optimize.problem import interval_level
 from hwmatch.strategies.adaptive import AdaptiveSampler
 
@@ -210,13 +212,12 @@ class Evaluation:
     ) -> tuple[int | None, int]:
         """The answer after up to :attr:`verify_budget` replayed runs (see the module docstring), and the runs spent."""
         keep = np.ones(len(candidates), dtype=bool)
-        point = {m: Prediction(p.value, p.value, p.value) for m, p in pred.items()}
         for runs in range(self.verify_budget + 1):
             sub, where = candidates[keep], positions[keep]
             answer = choose(query, sub, where, pred, self.goals)
             bounded = answer is not None
             if answer is None:
-                answer = choose(query, sub, where, point, self.goals)
+                answer = most_plausible(query, sub, where, pred, self.goals)
             if answer is None:
                 return None, runs
             if runs == self.verify_budget:

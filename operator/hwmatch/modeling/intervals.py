@@ -22,6 +22,27 @@ if it were a ``c``-quantile — with 4 rows that "90 %" interval is a 60 % one
 at best. Only the adaptive sampler, which ranks where to measure and
 promises nothing, asks for ``capped`` widths (the largest score).
 
+**Selection.** A conformal interval covers a *random* configuration at
+``c``; the optimiser does not pick one at random but the candidate whose
+predictions look best, and there the model's errors tend to favour it (the
+winner's curse: among thousands of candidates, the one predicted fastest is
+most likely one whose speed is overestimated). The calibration therefore also
+reads the scores of the rows a selection would have picked, out of fold
+(:func:`selected_quantile`; :mod:`hwmatch.modeling.surrogates` builds the
+selections from every metric's out-of-fold predictions, in the direction of
+its goal). The fewest rows a selection ranks first that give a finite
+``c``-quantile (``rows_needed(c)``: 9 at 0.9) are a split-conformal
+calibration set for a configuration picked first, and their quantile is a
+``c``-bound for such a choice when their scores are exchangeable with the
+chosen one's; a rule applied at several bounds pools its picks, so it holds
+on average over the bounds. The interval uses the largest of the marginal
+quantile and every selection's: it holds for a random configuration and
+for one picked by any of the rules, whichever the request optimises; at a
+random configuration it is conservative (it covers more than ``c``). Where
+no selection effect exists the picked rows' quantile is in expectation the
+``c``-quantile itself; the cost is the variance of a quantile read from few
+rows, and the maximum over selections.
+
 The normalised variant is used when there are enough rows to learn a spread
 and it gives narrower intervals on average than the plain one at 0.9. The
 residuals live in the surrogate's target space, so on a log-transformed
@@ -33,6 +54,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 from sklearn.ensemble import ExtraTreesRegressor
@@ -97,13 +119,42 @@ def conformal_quantile(sorted_scores: np.ndarray, level: float, capped: bool = F
     return float(sorted_scores[k - 1])
 
 
+#: One selection of a metric's calibration rows: orderings of their scores, the row picked first first,
+#: whose first rows are pooled (several orderings: one selection rule at several bounds).
+Selection = tuple[np.ndarray, ...]
+
+
+def selected_quantile(selections: Sequence[Selection], level: float) -> float:
+    """The largest ``level``-quantile over selections; ``0`` when none has enough rows.
+
+    Of every ordering of a selection, the first ``rows_needed(level)`` rows
+    are the smallest calibration set with a finite quantile at ``level`` for
+    a configuration that ordering picks (of one ordering: their largest
+    score); the orderings of one selection are pooled into one calibration
+    set. An ordering with fewer rows than that says nothing and is skipped.
+    """
+    k = rows_needed(level)
+    best = 0.0
+    for orderings in selections:
+        picked = [s[:k] for s in orderings if s.size >= k]
+        if picked:
+            best = max(best, conformal_quantile(np.sort(np.concatenate(picked)), level))
+    return best
+
+
 @dataclass
 class Conformal:
-    """Fitted interval half-widths; ``half_width(X, c)`` for any level."""
+    """Fitted interval half-widths; ``half_width(X, c)`` for any level.
+
+    ``scores`` are sorted; ``calibration`` holds the same scores in the order
+    of the calibration rows (``None`` for a degenerate model), so that a
+    selection of rows can be read (:func:`selected_quantile`).
+    """
 
     scores: np.ndarray
     spread: ExtraTreesRegressor | None = None
     floor: float = 0.0
+    calibration: np.ndarray | None = None
 
     @classmethod
     def fit(
@@ -111,7 +162,7 @@ class Conformal:
     ) -> "Conformal":
         """Calibrate on out-of-fold ``residuals``, cross-fitting the spread on the same ``folds``."""
         absolute = np.abs(residuals)
-        plain = cls(np.sort(absolute))
+        plain = cls(np.sort(absolute), calibration=absolute)
         if absolute.size < MIN_NORMALISED_ROWS or not np.any(absolute > 0) or len(folds) < 2:
             return plain
         floor = 0.05 * float(np.mean(absolute)) + 1e-12
@@ -120,7 +171,8 @@ class Conformal:
             model = _spread_model(train.size, seed).fit(X[train], absolute[train])
             sigma_oof[test] = model.predict(X[test])
         sigma_oof = np.maximum(sigma_oof, floor)
-        normalised = cls(np.sort(absolute / sigma_oof), _spread_model(absolute.size, seed).fit(X, absolute), floor)
+        scores = absolute / sigma_oof
+        normalised = cls(np.sort(scores), _spread_model(absolute.size, seed).fit(X, absolute), floor, scores)
         width_plain = conformal_quantile(plain.scores, REFERENCE_CONFIDENCE)
         width_normalised = conformal_quantile(normalised.scores, REFERENCE_CONFIDENCE) * float(np.mean(sigma_oof))
         return normalised if width_normalised < width_plain else plain
@@ -138,11 +190,20 @@ class Conformal:
         """Whether the interval at ``level`` is finite (enough calibration rows)."""
         return self.rows >= rows_needed(level)
 
-    def half_width(self, X: np.ndarray, level: float, capped: bool = False) -> np.ndarray:
-        """Half-width per row of ``X`` at ``level``; ``inf`` below the finite-sample threshold unless ``capped``."""
+    def half_width(
+        self, X: np.ndarray, level: float, capped: bool = False, selected: Sequence[Selection] = ()
+    ) -> np.ndarray:
+        """Half-width per row of ``X`` at ``level``; ``inf`` below the finite-sample threshold unless ``capped``.
+
+        ``selected``: the selections of calibration rows the interval must
+        also hold at (see :func:`selected_quantile`); the quantile is the
+        largest of the marginal one and theirs.
+        """
         if not 0.0 < level < 1.0:
             raise InputError(f"level must be in (0, 1) (got {level})")
         q = conformal_quantile(self.scores, level, capped)
+        if math.isfinite(q):
+            q = max(q, selected_quantile(selected, level))
         if self.spread is None or not math.isfinite(q):
             return np.full(X.shape[0], q)
         return q * np.maximum(self.spread.predict(X), self.floor)

@@ -25,6 +25,7 @@ unbounded (:func:`hwmatch.modeling.intervals.rows_needed`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 from scipy.stats import skew
@@ -35,7 +36,7 @@ from sklearn.model_selection import GroupKFold
 from hwmatch.api import ModelScore
 from hwmatch.api.errors import InputError
 from hwmatch.modeling.families import DEFAULT_FAMILIES, FAMILIES, check_families
-from hwmatch.modeling.intervals import Conformal
+from hwmatch.modeling.intervals import Conformal, Selection
 
 #: Rows at which CV drops to 3 folds to keep fitting within seconds.
 LARGE_ROWS = 1000
@@ -96,6 +97,8 @@ class MetricModel:
     score: ModelScore | None = field(default=None, init=False)
     model_: RegressorMixin | None = field(default=None, init=False, repr=False)
     conformal_: Conformal | None = field(default=None, init=False, repr=False)
+    #: Out-of-fold predictions (transformed space) of the training rows, in their order; None when degenerate.
+    oof_: np.ndarray | None = field(default=None, init=False, repr=False)
     nonnegative_: bool = field(default=False, init=False, repr=False)
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "MetricModel":
@@ -125,7 +128,8 @@ class MetricModel:
             self.cv_rmse[name] = float(np.sqrt(np.mean((z - pred) ** 2)))
         self.family = min(self.families, key=lambda name: (self.cv_rmse[name], self.families.index(name)))
         self.model_ = FAMILIES[self.family](y.size, self.seed).fit(X, z)
-        self.conformal_ = Conformal.fit(X, z - oof[self.family], folds, self.seed)
+        self.oof_ = oof[self.family]
+        self.conformal_ = Conformal.fit(X, z - self.oof_, folds, self.seed)
         held_out = self._inverse(oof[self.family])
         self.score = ModelScore(
             family=self.family + ("+log" if self.transform == "log" else ""),
@@ -137,7 +141,7 @@ class MetricModel:
 
     def _degenerate(self, X: np.ndarray, y: np.ndarray, family: str) -> "MetricModel":
         """Constant or mean model: what a handful of configurations supports."""
-        self.family, self.transform = family, "identity"
+        self.family, self.transform, self.oof_ = family, "identity", None
         center = float(np.mean(y))
         self.model_ = _Constant(center)
         self.conformal_ = Conformal(np.sort(np.abs(y - center)))
@@ -157,7 +161,8 @@ class MetricModel:
         return self.conformal_ is not None and self.conformal_.bounded(level)
 
     def predict(
-        self, X: np.ndarray, level: float = 0.9, capped: bool = False, widening: np.ndarray | None = None
+        self, X: np.ndarray, level: float = 0.9, capped: bool = False, widening: np.ndarray | None = None,
+        selected: Sequence[Selection] = (),
     ) -> Prediction:
         """Value and the interval that holds the measured metric with probability ``level``.
 
@@ -165,11 +170,14 @@ class MetricModel:
         (see :mod:`hwmatch.modeling.intervals`), even for a non-negative
         metric: a finite-looking 0 would read as knowledge. ``capped`` gives
         widths from the largest residual instead, for ranking only.
+        ``selected``: the selections of this metric's calibration rows, so
+        that the interval also holds at a selected candidate
+        (:func:`hwmatch.modeling.intervals.selected_quantile`).
         """
         if self.model_ is None or self.conformal_ is None:
             raise RuntimeError("this surrogate is not fitted; call fit(X, y) first")
         z = self.model_.predict(X)
-        half = self.conformal_.half_width(X, level, capped)
+        half = self.conformal_.half_width(X, level, capped, selected)
         if widening is not None:
             half = half * widening
         finite = np.isfinite(half)

@@ -8,6 +8,22 @@ inputs and target), the seed and the fitting settings, so an operator that
 re-reconciles, or an evaluation that asks many questions of one dataset,
 never retrains on unchanged data. Rows are put in a canonical order before
 fitting, so the result does not depend on the order trials arrived in.
+
+Every metric's intervals are also calibrated at selected candidates
+(:func:`hwmatch.modeling.intervals.selected_quantile`): at the rows its own
+out-of-fold predictions rank first, and at those another metric's rank
+first among the rows whose own prediction meets a bound (as a request that
+bounds this metric and optimises the other chooses), because the optimiser
+picks by the objective and breaks ties by the other goals, and a
+configuration picked for looking fast may be one whose memory the model also
+underestimates (:meth:`Surrogates._selections`). A metric with a goal
+selects in the direction of its goal (the optimiser looks for the lowest
+latency, never the highest); one without, in both. Ties in a selector's
+predictions (a price that is one constant per platform) are broken at
+random, so the rows it picks are a random sample of the platform it
+favours, not the first by parameter value. Selections are recomputed on
+each fit (cheap: a few sorts per metric pair), since a cached model's
+selections change when another metric's data does.
 """
 
 from __future__ import annotations
@@ -15,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -26,7 +42,7 @@ from hwmatch.api.errors import InputError
 from hwmatch.data.frame import INSTANCE, METRIC, PARAM, columns, strip, succeeded
 from hwmatch.modeling.families import DEFAULT_FAMILIES, check_families
 from hwmatch.modeling.features import FeatureEncoder, input_columns
-from hwmatch.modeling.intervals import rows_needed
+from hwmatch.modeling.intervals import Selection, rows_needed
 from hwmatch.modeling.metric_model import MetricModel, Prediction
 from hwmatch.modeling.region import Region
 
@@ -34,6 +50,10 @@ from hwmatch.modeling.region import Region
 CACHE_SIZE = 64
 #: Candidates are encoded and predicted in chunks of this many rows (bounded memory).
 PREDICT_CHUNK = 200_000
+#: Where requests put their bounds, as quantiles of a metric's predictions (the selection calibration's bounds).
+BOUND_QUANTILES = np.linspace(0.1, 0.9, 9)
+#: Rows kept per selection ordering: enough for a finite quantile up to level 0.999 (above it, no selection).
+MAX_PICKED = rows_needed(0.999)
 
 _cache: "OrderedDict[tuple, MetricModel]" = OrderedDict()
 _cache_lock = threading.Lock()
@@ -58,13 +78,22 @@ def _digest(*arrays: np.ndarray, text: str = "") -> str:
     return h.hexdigest()
 
 
+def _ordered(scores: np.ndarray, rows: np.ndarray, by: np.ndarray, direction: float, tie_order: np.ndarray) -> np.ndarray:
+    """``scores`` of ``rows`` by ``direction * by`` ascending (ties by ``tie_order``), the first :data:`MAX_PICKED`."""
+    rows = rows[np.argsort(tie_order[rows])]
+    return scores[rows[np.argsort(direction * by[rows], kind="stable")][:MAX_PICKED]]
+
+
 class Surrogates:
     """One :class:`MetricModel` per metric of a dataset frame, sharing one :class:`FeatureEncoder`.
 
     ``categorical`` names ``param.*``/``feature.*`` columns to treat as
     categorical even when numeric (see :func:`categorical_columns`);
     ``metrics`` restricts which metrics are learnt (default: every
-    ``metric.*`` column with at least one value); ``threads`` caps the
+    ``metric.*`` column with at least one value); ``goals`` (metric ->
+    ``minimize``/``maximize``, the asset's) are the directions the
+    optimiser selects in, for the selection calibration (a metric without a
+    goal is calibrated for selection both ways); ``threads`` caps the
     OpenMP/BLAS threads of fitting and prediction (1 by default: results do
     not depend on it, and on a shared machine spinning threads cost more than
     they give).
@@ -77,6 +106,7 @@ class Surrogates:
         folds: int = 5,
         categorical: Iterable[str] = (),
         metrics: Iterable[str] | None = None,
+        goals: Mapping[str, str] | None = None,
         threads: int = 1,
     ) -> None:
         if folds < 2:
@@ -86,12 +116,15 @@ class Surrogates:
         self.folds = folds
         self.categorical = frozenset(categorical)
         self.metrics = None if metrics is None else list(metrics)
+        self.goals = dict(goals or {})
         self.threads = threads
         self.encoder = FeatureEncoder(categorical=self.categorical)
         self.models: dict[str, MetricModel] = {}
         self.dataset_hash: str | None = None
         self.fitted_now: list[str] = []
         self.region: Region | None = None
+        #: Per metric, its calibration scores ordered by each selector (see :meth:`_selections`).
+        self.selections: dict[str, tuple[Selection, ...]] = {}
 
     def fit(self, frame: pd.DataFrame) -> "Surrogates":
         """Learn every metric from the succeeded rows of ``frame`` (cached by content)."""
@@ -114,17 +147,73 @@ class Surrogates:
         self.region = Region.fit(X_all, self.folds, self.seed)
         settings = f"{self.encoder.fingerprint()}|{self.families}|{self.folds}|{self.seed}"
         self.models, self.fitted_now, digests = {}, [], []
+        positions: dict[str, np.ndarray] = {}
         for metric in wanted:
             y_all = pd.to_numeric(rows[METRIC + metric], errors="coerce").to_numpy(float)
             keep = np.isfinite(y_all)
             X, y = X_all[keep], y_all[keep]
             order = np.lexsort(np.column_stack([X, y]).T[::-1])
             X, y = X[order], y[order]
+            positions[metric] = np.flatnonzero(keep)[order]
             digest = _digest(X, y, text=f"{metric}|{','.join(self.encoder.feature_names)}")
             digests.append(digest)
             self.models[metric] = self._cached(digest, settings, metric, X, y)
+        self.selections = self._selections(positions, X_all.shape[0])
         self.dataset_hash = hashlib.sha256("".join(digests).encode()).hexdigest()[:16]
         return self
+
+    def _selections(self, positions: dict[str, np.ndarray], n_rows: int) -> dict[str, tuple[Selection, ...]]:
+        """Per metric, the selections its intervals are calibrated at (:func:`~hwmatch.modeling.intervals.selected_quantile`).
+
+        ``positions[m]`` are the trial rows metric ``m`` was fitted on, in its
+        model's row order. Rows are ordered by a selector's out-of-fold
+        prediction, the one the optimiser would pick first first: lowest for
+        a minimised metric, highest for a maximised one, both for a metric
+        without a goal; ties in random order.
+
+        - by the metric's own predictions: the extreme rows themselves (a
+          request optimising a metric it also bounds, or breaking ties by it);
+        - by another metric's: among the rows whose own prediction meets a
+          bound, as a request bounding this metric and optimising the other
+          one would choose, for bounds at the deciles 10–90% of this metric's
+          predictions (where requests put them), pooled over the bounds.
+        """
+        tie_order = np.random.default_rng(self.seed).permutation(n_rows)
+        predicted: dict[str, np.ndarray] = {}
+        for metric, model in self.models.items():
+            if model.oof_ is not None:
+                predicted[metric] = np.full(n_rows, np.nan)
+                predicted[metric][positions[metric]] = model.oof_
+
+        def directions(metric: str) -> tuple[float, ...]:
+            goal = self.goals.get(metric)
+            return (1.0,) if goal == "minimize" else (-1.0,) if goal == "maximize" else (1.0, -1.0)
+
+        out: dict[str, tuple[Selection, ...]] = {}
+        for metric in predicted:
+            calibration = self.models[metric].conformal_.calibration  # type: ignore[union-attr]  # fitted with oof_
+            if calibration is None:
+                continue
+            scores = np.full(n_rows, np.nan)
+            scores[positions[metric]] = calibration
+            own = predicted[metric]
+            selections: list[Selection] = [
+                (_ordered(scores, positions[metric], own, d, tie_order),) for d in directions(metric)
+            ]
+            for name, selector in predicted.items():
+                if name == metric:
+                    continue
+                rows = positions[metric][np.isfinite(selector[positions[metric]])]
+                if rows.size == 0:
+                    continue
+                bounds = np.quantile(own[rows], BOUND_QUANTILES)
+                for d in directions(name):
+                    selections.append(tuple(
+                        _ordered(scores, rows[side * (own[rows] - bound) <= 0], selector, d, tie_order)
+                        for side in directions(metric) for bound in bounds
+                    ))
+            out[metric] = tuple(selections)
+        return out
 
     def _cached(self, digest: str, settings: str, metric: str, X: np.ndarray, y: np.ndarray) -> MetricModel:
         key = (digest, settings)
@@ -189,7 +278,7 @@ class Surrogates:
             raise InputError(f"no surrogate for metrics {unknown}; fitted: {list(self.models)}")
         widening = None if self.region is None else self.region.widening(X)
         with threadpool_limits(limits=self.threads):
-            return {m: self.models[m].predict(X, level, capped, widening) for m in names}
+            return {m: self.models[m].predict(X, level, capped, widening, self.selections.get(m, ())) for m in names}
 
     def novelty(self, candidates: pd.DataFrame) -> np.ndarray:
         """Per candidate: distance to the nearest trial over the reference (> 1: outside the sampled region).

@@ -216,7 +216,7 @@ def recommend(
         measured = set(rows["platform"].astype(str))
         platforms = [p for p in platforms if p.name in measured]
     if surrogates is None:
-        surrogates = Surrogates(seed=seed, categorical=categorical_columns(parameters)).fit(rows)
+        surrogates = Surrogates(seed=seed, categorical=categorical_columns(parameters), goals=goals).fit(rows)
     candidates = CandidateSet.grid(
         parameters,
         platforms if platforms is not None else platforms_from_frame(rows),

@@ -129,7 +129,7 @@ class AdaptiveSampler:
             return np.zeros(len(candidates))
         models = Surrogates(
             seed=int(rng.integers(2**31)), families=self.families, folds=self.folds,
-            categorical=categorical_columns(asset.spec.parameters), metrics=metrics,
+            categorical=categorical_columns(asset.spec.parameters), metrics=metrics, goals=goals,
         ).fit(rows)
         preds: dict[float, dict[str, Prediction]] = {}  # per interval level, as the queries need them
         spread = {m: _spread(rows[METRIC + m]) for m in metrics}
