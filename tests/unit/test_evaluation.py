@@ -303,3 +303,13 @@ def test_coverage_at_the_choice_and_at_random() -> None:
     assert missed.covered is False and missed.covered_random is None
     summary = summarise([held, missed])
     assert summary.coverage_chosen == 0.5 and summary.coverage_random == 0.0
+
+
+def test_the_hada_baseline_predicts_a_platform_sampled_once_by_its_measurement() -> None:
+    from hwmatch.evaluation.methods import HadaMethod
+
+    sample = pd.DataFrame([row("a", 2, 20, 0.7), row("b", 1, 5, 0.5), row("b", 3, 15, 0.9)])  # a: one row
+    method = HadaMethod().fit(sample, ASSET, seed=0)  # no input varies on a: nothing for a tree to split on
+    pool = pd.DataFrame([row("a", 1, 0, 0), row("a", 3, 0, 0), row("b", 1, 0, 0)])
+    latency = method.predict(pool, 0.9)["latency"].value
+    assert list(latency[:2]) == [20.0, 20.0] and latency[2] == pytest.approx(5.0)

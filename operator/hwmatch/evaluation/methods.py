@@ -71,7 +71,7 @@ class HadaMethod:
     depth = 10
 
     def __init__(self) -> None:
-        self.trees: dict[tuple[str, str], tuple[FeatureEncoder, DecisionTreeRegressor]] = {}
+        self.trees: dict[tuple[str, str], tuple[FeatureEncoder, DecisionTreeRegressor | _Mean]] = {}
 
     def fit(self, train: pd.DataFrame, asset: AIAsset, seed: int) -> "HadaMethod":
         categorical = categorical_columns(asset.spec.parameters)
@@ -83,8 +83,13 @@ class HadaMethod:
                     continue
                 inputs = known.drop(columns=["platform", *columns(known, "feature.")])
                 encoder = FeatureEncoder(categorical=categorical).fit(inputs)
-                tree = DecisionTreeRegressor(max_depth=self.depth, random_state=seed)
-                self.trees[(str(platform), strip(col))] = (encoder, tree.fit(encoder.transform(inputs), known[col]))
+                encoded = encoder.transform(inputs)
+                model: DecisionTreeRegressor | _Mean
+                if encoded.shape[1] == 0:  # one configuration (or all alike) sampled: no input varies to split on
+                    model = _Mean(float(known[col].mean()))
+                else:
+                    model = DecisionTreeRegressor(max_depth=self.depth, random_state=seed).fit(encoded, known[col])
+                self.trees[(str(platform), strip(col))] = (encoder, model)
         return self
 
     def predict(self, pool: pd.DataFrame, level: float) -> dict[str, Prediction]:
@@ -99,6 +104,16 @@ class HadaMethod:
                     encoder, tree = fitted
                     out[m][where] = tree.predict(encoder.transform(rows))
         return {m: Prediction(v, v, v) for m, v in out.items()}
+
+
+class _Mean:
+    """What a tree fitted on inputs that do not vary predicts: the mean of what was measured."""
+
+    def __init__(self, value: float):
+        self.value = value
+
+    def predict(self, inputs: np.ndarray) -> np.ndarray:
+        return np.full(len(inputs), self.value)
 
 
 def choose(
