@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from hwmatch.api import AIAsset, BenchmarkSweep, Constraint, HWRecommendationSpec, Objective, ObjectRef
+from hwmatch.api.errors import InputError
 from hwmatch.api.vocabulary import make_trial
 from hwmatch.data.frame import METRIC
 from hwmatch.evaluation import GroundTruth, draw_queries, score, summarise
@@ -133,6 +134,25 @@ def test_queries_fix_instances_every_platform_measured() -> None:
     truth = GroundTruth.from_frame(frame)
     assert truth.instances()["instance.n"].tolist() == [1.0]
     assert {q.instance["n"] for q in draw_queries(ASSET, truth, 10, seed=0, min_candidates=2)} == {1.0}
+    assert all(not q.platforms for q in draw_queries(ASSET, truth, 10, seed=0, min_candidates=2))
+
+
+def test_in_a_sparse_design_a_query_chooses_among_the_platforms_that_measured_its_instance() -> None:
+    frame = toy_frame().dropna(subset=["metric.latency"])
+    c = frame[frame["platform"] == "b"].assign(platform="c")
+    # a measured instances 1 and 2, b 2 and 3, c 3 and 1: no instance on every platform, each on two
+    frame = pd.concat([frame[frame["platform"] == "a"].assign(**{"instance.n": n}) for n in (1.0, 2.0)]
+                      + [frame[frame["platform"] == "b"].assign(**{"instance.n": n}) for n in (2.0, 3.0)]
+                      + [c.assign(**{"instance.n": n}) for n in (3.0, 1.0)])
+    frame["cost_per_hour"] = frame["platform"].map({"a": 1.0, "b": 2.0, "c": 3.0})
+    truth = GroundTruth.from_frame(frame)
+    queries = draw_queries(ASSET, truth, 12, seed=0, min_candidates=2)
+    measured = {1.0: ["a", "c"], 2.0: ["a", "b"], 3.0: ["b", "c"]}
+    assert {q.instance["n"] for q in queries} == {1.0, 2.0, 3.0}
+    assert all(q.platforms == measured[q.instance["n"]] for q in queries)
+    alone = pd.concat([frame[frame["platform"] == p].assign(**{"instance.n": n}) for p, n in (("a", 1.0), ("b", 2.0))])
+    with pytest.raises(InputError, match="no instance \\(n\\) was measured on two platforms or more"):
+        draw_queries(ASSET, GroundTruth.from_frame(alone), 5, seed=0, min_candidates=2)
 
 
 def test_replay_exact_and_nearest() -> None:

@@ -4,7 +4,9 @@ A query is an ordinary :class:`~hwmatch.api.HWRecommendationSpec`: an
 objective (one metric with a goal, or the platform's price), one to three
 constraints on other metrics, each bound at a random quantile of that
 metric's true values, and — for input-dependent assets — an instance drawn
-from the instances every platform measured. Bounds at random quantiles make
+from the instances every platform measured (in a sparse design, where none
+is, from those two platforms or more measured, the query then choosing among
+those platforms). Bounds at random quantiles make
 some queries easy, some tight and some jointly unsatisfiable, which is what
 the feasible and false-infeasible rates need.
 """
@@ -49,6 +51,12 @@ def draw_queries(
     if not goals:
         raise InputError(f"asset {asset.metadata.name!r} has no metric with a goal; give metrics a goal in the mapping")
     instances = truth.instances()
+    if instances.empty:
+        raise InputError(
+            f"cannot draw queries from the table of asset {asset.metadata.name!r}: no instance "
+            f"({', '.join(c.split('.', 1)[1] for c in truth.instance_columns)}) was measured on two platforms or more, "
+            "and a query compares platforms on one instance; import tables where instances repeat across platforms"
+        )
     queries: list[HWRecommendationSpec] = []
     tries = 0
     while len(queries) < n:
@@ -59,10 +67,9 @@ def draw_queries(
                 f"{min_candidates} configurations with its metrics measured, and the table has {len(truth.table)} "
                 f"(found {len(queries)} query/queries in {tries - 1} tries); import a larger table"
             )
-        instance = {}
-        if truth.instance_columns:
-            row = instances.iloc[int(rng.integers(len(instances)))]
-            instance = {c.split(".", 1)[1]: float(row[c]) for c in truth.instance_columns}
+        row = instances.iloc[int(rng.integers(len(instances)))]
+        instance = {c.split(".", 1)[1]: float(row[c]) for c in truth.instance_columns}
+        platforms = [] if len(row["platforms"]) == truth.table["platform"].nunique() else list(row["platforms"])
         objective, goal = goals[int(rng.integers(len(goals)))]
         others = [g for g in goals if g[0] != objective]
         constraints: list[Constraint] = []
@@ -89,6 +96,7 @@ def draw_queries(
                 objective=Objective(minimize=objective) if goal == "minimize" else Objective(maximize=objective),
                 confidence=confidence,
                 instance=instance,
+                platforms=platforms,  # a sparse design: the platforms that measured the instance
             )
         )
     return queries

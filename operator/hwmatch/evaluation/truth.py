@@ -91,13 +91,22 @@ class GroundTruth:
         return out
 
     def instances(self) -> pd.DataFrame:
-        """Instances measured on every platform: the ones a query may fix, since every platform can answer it."""
+        """Instances a query may fix, with the platforms that measured each (column ``platforms``, sorted names).
+
+        Those measured on every platform when there are any (every platform
+        can answer them); else, in a sparse design where each platform
+        measured its own instances, those measured on two platforms or more —
+        a query then chooses among the platforms that measured its instance.
+        None at all when no instance was measured on two platforms.
+        """
         cols = self.instance_columns
         if not cols:
-            return pd.DataFrame(index=[0])
-        per = self.table.groupby(cols, sort=True)["platform"].nunique()
-        full = per[per == self.table["platform"].nunique()]
-        return full.reset_index()[cols]
+            return pd.DataFrame({"platforms": [sorted(self.table["platform"].unique())]})
+        per = self.table.groupby(cols, sort=True)["platform"].agg(lambda p: sorted(p.unique()))
+        counts = per.map(len)
+        everywhere = counts == self.table["platform"].nunique()
+        chosen = per[everywhere] if everywhere.any() else per[counts >= 2]
+        return chosen.rename("platforms").reset_index()
 
     def candidates(self, metrics: list[str], instance: dict[str, float] | None = None) -> pd.DataFrame:
         """Configurations (of ``instance``) for which every one of ``metrics`` was measured."""
