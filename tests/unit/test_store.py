@@ -13,7 +13,7 @@ import pytest
 from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrialStatus, load_text
 from hwmatch.data.export import write_frame
 from hwmatch.data.frame import ID_COLUMNS
-from hwmatch.data.store import Store, runner_id
+from hwmatch.data.store import Store, StoreError, runner_id
 from hwmatch.engine import run_file, run_sweep
 from hwmatch.execution import result
 from hwmatch.planning import Planner
@@ -212,6 +212,35 @@ def test_add_trials_upserts_imported_results(store, manifests):
     frame = store.frame(sweeps=["toy-sweep"])
     assert list(frame["metric.latency_ms"]) == [6.0]
 
+
+
+def test_trials_read_back_as_written(store, manifests):
+    """Every field survives the one-document read: times, quotes and non-ASCII text, verification labels."""
+    asset, sweep = manifests
+    first, second, third = Planner(asset, sweep).plan()[:3]
+    first.status = BenchmarkTrialStatus(
+        phase="Failed", reason="Crashed", message='exit "3" – \\ ünïcode\n', metrics={"latency_ms": 5.0},
+        attempts=2, start_time=result.now(), completion_time=result.now(), host={"cpus": [0, 1], "name": "h"},
+        log_tail="line 1\nline 2")
+    second.status = BenchmarkTrialStatus(phase="Succeeded", metrics={"latency_ms": 1e-300, "accuracy": 1.0})
+    third.status = BenchmarkTrialStatus(phase="Succeeded", metrics={"latency_ms": math.nan})  # JSON cannot say NaN
+    store.add_trials([first, third])
+    store.add_verification(second)
+    read = {t.metadata.name: t for t in store.trials()}
+    assert read[first.metadata.name] == first
+    assert read[second.metadata.name].metadata.labels["hwmatch.dev/verification"] == "true"
+    assert read[second.metadata.name].status == second.status
+    assert math.isnan(read[third.metadata.name].status.metrics["latency_ms"])
+
+
+@pytest.mark.parametrize("metrics", ['{"latency_ms": ', '{"latency_ms": 1.0}, "attempts": 9', '[1.0]'])
+def test_a_damaged_trial_row_is_named(store, manifests, metrics):
+    asset, sweep = manifests
+    trial = Planner(asset, sweep).plan()[0]
+    store.add_trials([trial])
+    store._db.execute("UPDATE trials SET metrics = ?", (metrics,))
+    with pytest.raises(StoreError, match=f"trials row '{trial.metadata.name}' is damaged"):
+        store.trials()
 
 def test_run_file_errors_name_the_fix(store, tmp_path, manifests):
     only_sweep = tmp_path / "sweep.yaml"
