@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-from hwmatch import __version__
+import hwmatch
 from hwmatch.api import HwmatchError, ManifestError
 from hwmatch.data.store import DEFAULT_PATH, Store
 
@@ -101,7 +101,7 @@ err_console = Console(stderr=True)
 
 def _version(value: bool) -> None:
     if value:
-        console.print(f"hwmatch {__version__}")
+        console.print(f"hwmatch {hwmatch.__version__}")
         raise typer.Exit()
 
 

@@ -10,7 +10,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from hwmatch.api import HwmatchError, ManifestError, load_documents
-from hwmatch.api.crd import render_all, write_all
 from hwmatch.cli.app import command, console, err_console, renamed, reported
 
 
@@ -43,6 +42,8 @@ def crds(
     old_output: Optional[Path] = typer.Option(None, "-o", "--output", hidden=True),
 ) -> None:
     """Generate the CustomResourceDefinitions from the API models."""
+    from hwmatch.api.crd import render_all, write_all
+
     output = renamed("-o/--output DIR", "--out DIR", old_output, out)
     if check:
         stale = [n for n, text in render_all().items() if not (output / n).exists() or (output / n).read_text() != text]

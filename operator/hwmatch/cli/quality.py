@@ -9,18 +9,18 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 from rich.markup import escape
 from rich.table import Table
-from threadpoolctl import threadpool_limits
 
 from hwmatch.cli.app import Figures, command, console, err_console, fail, renamed, reported, store_option
-from hwmatch.data.frame import METRIC, columns
-from hwmatch.data.importer import Imported, import_tables, load_mapping, save
 from hwmatch.data.store import Store
 
-if TYPE_CHECKING:  # the evaluation loads scikit-learn and OR-Tools: only `hwmatch evaluate` pays for that
+if TYPE_CHECKING:  # the importer loads pandas, the evaluation scikit-learn and OR-Tools: only their commands pay
+    from hwmatch.data.importer import Imported
     from hwmatch.evaluation.run import Result
 
 
 def _load(tables: list[Path], mapping: Path) -> Imported:
+    from hwmatch.data.importer import import_tables, load_mapping
+
     try:
         with reported():
             return import_tables(load_mapping(mapping), tables)
@@ -35,6 +35,9 @@ def import_(
     store: Path = store_option(),
 ) -> None:
     """Bring existing benchmark results into the store as trials of an asset (its space read from the data)."""
+    from hwmatch.data.frame import METRIC, columns
+    from hwmatch.data.importer import save
+
     imported = _load(tables, mapping)
     with reported(), Store(store) as db:
         written = save(imported, db)
@@ -100,6 +103,8 @@ def evaluate(
     old_n: Optional[int] = typer.Option(None, "-n", min=1, hidden=True),
 ) -> None:
     """Score recommendations against a published table: feasible rate, regret, false "no solution", model fit."""
+    from threadpoolctl import threadpool_limits
+
     from hwmatch.evaluation.run import STRATEGIES, Evaluation
 
     as_json = renamed("--json", "-o json", old_json, False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import typer
 import yaml
@@ -30,9 +30,9 @@ from hwmatch.cli.app import (
     store_option,
 )
 from hwmatch.data.store import Store
-from hwmatch.engine import answer_stored
-from hwmatch.engine import verify as verify_choice
-from hwmatch.execution.base import Executor
+
+if TYPE_CHECKING:  # the engine loads pandas, scikit-learn and OR-Tools: only the commands that solve pay for them
+    from hwmatch.execution.base import Executor
 
 
 def _values(choice: Choice) -> str:
@@ -130,6 +130,8 @@ def print_recommendation(rec: HWRecommendation) -> None:
 def answer_all(db: Store, recommendations: Sequence[HWRecommendation], output: Document = Document.table
                ) -> list[HWRecommendation]:
     """Answer and print each recommendation; the answers are kept in the store."""
+    from hwmatch.engine import answer_stored
+
     solved = []
     for rec in recommendations:
         with console.status(f"learning and solving {rec.metadata.name}…"):
@@ -272,6 +274,7 @@ def verify(
     the runs are stored as verification trials (training data). Exits 1 when
     a measured value breaks a constraint.
     """
+    from hwmatch.engine import verify as verify_choice
     from hwmatch.execution import LocalExecutor
 
     repetitions = renamed("-n (repetitions)", "-r/--repetitions; -n is a namespace in hwmatch, as in kubectl",

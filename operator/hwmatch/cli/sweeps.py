@@ -10,7 +10,7 @@ from collections import Counter
 from enum import Enum
 from pathlib import Path
 from types import FrameType
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 import yaml
@@ -36,11 +36,11 @@ from hwmatch.cli.app import (
     store_option,
 )
 from hwmatch.cli.listing import Column
-from hwmatch.cli.recommend import answer_all, verify_all
-from hwmatch.data.frame import INSTANCE, METRIC, PARAM
 from hwmatch.data.store import Store
-from hwmatch.engine import FileRun, SweepRun, run_file
-from hwmatch.execution.base import Executor
+
+if TYPE_CHECKING:  # the engine loads pandas and the models: only `hwmatch run` pays for them (issue 14)
+    from hwmatch.engine import FileRun, SweepRun
+    from hwmatch.execution.base import Executor
 
 
 class RichProgress:
@@ -150,6 +150,9 @@ def run(
     With --replay, trials are answered from published tables (see `hwmatch import`): sampling strategies compared
     offline, at no cost; the tables' asset is stored, so the files need only the sweeps and recommendations.
     """
+    from hwmatch.cli.recommend import answer_all, verify_all
+    from hwmatch.engine import run_file
+
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with reported(), Store(store) as db:
@@ -350,6 +353,8 @@ def _write_data(rows: list[BenchmarkTrial], metrics: list[str], output: Listing)
     """``-o csv``: one row per trial, a column per parameter and metric; json and yaml: the trials as resources."""
     out = console.file
     if output is Listing.csv:
+        from hwmatch.data.frame import INSTANCE, METRIC, PARAM
+
         params = list(dict.fromkeys(k for t in rows for k in t.spec.parameters))
         instance = list(dict.fromkeys(k for t in rows for k in t.spec.instance))
         writer = csv.writer(out, lineterminator="\n")

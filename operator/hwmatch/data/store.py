@@ -33,9 +33,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
-import pandas as pd
 import psutil
 
 from hwmatch.api import (
@@ -60,7 +59,9 @@ from hwmatch.api.vocabulary import (
     SUCCEEDED,
     canonical,
 )
-from hwmatch.data.frame import build_frame
+
+if TYPE_CHECKING:  # pandas only for the dataset frame: a command that lists trials never loads it
+    import pandas as pd
 
 DEFAULT_PATH = Path(".hwmatch") / "hwmatch.db"
 
@@ -494,6 +495,8 @@ class Store:
 
     def frame(self, asset: str | None = None, sweeps: Sequence[str] | None = None) -> pd.DataFrame:
         """Finished trials as the dataset frame (:func:`hwmatch.data.frame.build_frame`), one row per trial."""
+        from hwmatch.data.frame import build_frame
+
         trials = self.trials(sweep=sweeps, asset=asset, status=FINISHED)
         names = {asset} if asset is not None else {t.spec.asset_ref.name for t in trials}
         return build_frame([a for a in self.assets() if a.metadata.name in names], self.sweeps(), trials)

@@ -19,11 +19,12 @@ import math
 import threading
 import time as clock
 from dataclasses import dataclass
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from hwmatch.api.errors import InputError, TemporaryError
+
+if TYPE_CHECKING:  # requests takes 30 ms to load: only a command that asks Prometheus pays for it
+    import requests
 
 URL_FLAG = "--prometheus-url"
 
@@ -114,7 +115,11 @@ class PrometheusClient:
             raise InputError(f"timeout must be > 0 seconds, got {timeout}")
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self._session = session or requests.Session()
+        if session is None:
+            import requests
+
+            session = requests.Session()
+        self._session = session
 
     def __repr__(self) -> str:
         return f"PrometheusClient({self.url!r}, timeout={self.timeout})"
@@ -160,6 +165,8 @@ class PrometheusClient:
         if "answer" in outcome:
             return outcome["answer"]
         error = outcome.get("error")
+        import requests
+
         if error is None or isinstance(error, requests.Timeout):
             raise PrometheusUnreachable(self.url, f"no complete answer within {self.timeout:g}s") from None
         if isinstance(error, requests.RequestException):
