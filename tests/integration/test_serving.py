@@ -3,11 +3,13 @@
 A sweep over 3 rates × 2 configurations gives 6 rows with the client's and the
 server's percentiles, which agree within the histogram's bucket resolution,
 and a latency that grows with the rate. The rates are chosen so that the
-growth is physics, not luck: each request carries 512 images (about 8 ms of
-server CPU on the development machine: a core serves ~125 of them a second),
-so 5 requests/s keeps the one core ~4% busy, and 250/s is past saturation even
-on an idle machine twice as fast: a queue builds for the 3 s of the load, and
-the latency at that rate is the queue's, wherever the test runs.
+growth is physics, not luck: each request carries 2,048 images (about 13 ms
+of server CPU on the idle development machine: a core serves ~75 of them a
+second; with 512 images an idle run served 250/s unsaturated at 3.3 ms and
+its p50 fell with the rate), so 5 requests/s keeps the one core ~7% busy, and
+250/s is past saturation even on an idle machine twice as fast: a queue
+builds for the 3 s of the load, and the latency at that rate is the queue's,
+wherever the test runs.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ pytestmark = [
 ]
 ROOT = Path(__file__).resolve().parents[2]
 RATES = [5, 40, 250]
-IMAGES_PER_REQUEST = 512
+IMAGES_PER_REQUEST = 2048
 
 
 @pytest.fixture

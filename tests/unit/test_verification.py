@@ -128,17 +128,19 @@ def test_a_store_written_before_verification_runs_opens(tmp_path: Path) -> None:
 
 
 class Slow(Law):
-    """The Law, except that every run on ``platforms`` takes 1 s: the latency requirement (100 ms) breaks there."""
+    """The Law, except on ``platforms``: each run serves ``throughput`` times the Law's requests, or takes ``latency``."""
 
-    def __init__(self, *platforms: str) -> None:
+    def __init__(self, *platforms: str, throughput: float = 1.0, latency: float | None = None) -> None:
         super().__init__()
-        self.platforms, self.runs = platforms, 0
+        self.platforms, self.throughput, self.latency, self.runs = platforms, throughput, latency, 0
 
     def run(self, trial: BenchmarkTrial, asset: AIAsset, sweep: BenchmarkSweep) -> BenchmarkTrialStatus:
         self.runs += 1
         out = super().run(trial, asset, sweep)
         if trial.spec.platform in self.platforms:
-            out.metrics["latency_ms"] = 1000.0
+            out.metrics["throughput_per_s"] *= self.throughput
+            if self.latency is not None:
+                out.metrics["latency_ms"] = self.latency
         return out
 
 
@@ -172,26 +174,36 @@ def test_spec_verify_runs_the_choice_and_a_second_run_of_the_request_runs_nothin
 
 def test_a_broken_requirement_is_learnt_from_and_the_re_solved_choice_is_verified(solved) -> None:
     store, rec = solved
-    chosen = rec.status.recommendation.platform
-    law = Slow(chosen)
+    best = rec.status.recommendation
+    law = Slow(best.platform, throughput=0.5)  # half the requests the model expects: the 1000 req/s target breaks
     done = verify_spec(store, _asking(store, rec, 2, 3), law)
     first, *later = done.status.verification.history
-    assert (first.round, first.platform, first.met) == (1, chosen, False)
-    # the two runs joined the training data: the next answer avoids the platform they were slow on
-    assert later and all(r.platform != chosen for r in later) and later[-1].met is True
-    assert _verified(done) == ("Verified", "True") and done.status.recommendation.platform != chosen
+    assert (first.round, first.platform, first.replicas, first.met) == (1, best.platform, best.replicas, False)
+    # the runs joined the training data: each later round verifies the answer re-solved with them, the last holds
+    assert later and later[-1].met is True and all(r.met is False for r in later[:-1])
+    assert (later[-1].platform, later[-1].replicas) != (best.platform, best.replicas)
+    assert _verified(done) == ("Verified", "True")
     assert law.runs == 2 * len(done.status.verification.history) == len(store.verifications(asset="law"))
-    assert done.status.models["latency_ms"].trained_on_trials == 32 + law.runs  # solved again after the last round
+    assert done.status.models["throughput_per_s"].trained_on_trials == 32 + law.runs  # solved again after the last
 
 
 def test_verification_stops_when_its_rounds_are_spent(solved) -> None:
     store, rec = solved
-    law = Slow("one", "two")  # no choice holds
-    done = verify_spec(store, _asking(store, rec, 1, 2), law)
+    law = Slow("one", "two", throughput=0.5)  # the target breaks on every platform
+    done = verify_spec(store, _asking(store, rec, 1, 1), law)
     v = done.status.verification
-    assert _verified(done) == ("Failed", "False") and v.round == 2 and law.runs == 2
-    assert [r.met for r in v.history] == [False, False] and "rounds are spent" in v.message
-    assert next(c for c in v.checks if c.metric == "latency_ms").measured == [1000.0]
+    assert (v.phase, v.reason, v.round, law.runs) == ("Failed", "RoundsSpent", 1, 1) and "rounds are spent" in v.message
+    assert _verified(done)[1] == "False" and [r.met for r in v.history] == [False]
+    served = next(c for c in v.checks if "×" in c.metric)
+    assert served.met is False and served.measured[0] < 1000
+
+
+def test_runs_far_from_every_prediction_can_leave_nothing_to_verify(solved) -> None:
+    store, rec = solved
+    # 1 s where the models say 1-6 ms: the intervals widen until nothing can be shown to hold (no answer, no round)
+    done = verify_spec(store, _asking(store, rec, 1, 3), Slow("one", "two", latency=1000.0))
+    v = done.status.verification
+    assert (v.phase, v.reason, v.round) == ("Failed", "NoAnswer", 1) and done.status.phase != "Ready", v.message
 
 
 def test_a_verified_choice_resized_by_what_its_runs_taught_stays_verified_while_its_runs_cover_the_target(solved) -> None:
