@@ -131,10 +131,8 @@ def choose(
     method has no interval), derived metrics such as ``cost_per_hour``, the
     objective — solved by enumeration (the CP-SAT model gives the same index).
     """
-    candidate_set = _candidate_set(candidates)
-    metrics = {m: Prediction(p.value[positions], p.lower[positions], p.upper[positions]) for m, p in pred.items()}
     try:
-        problem = build_problem(candidate_set, metrics, query, goals)
+        problem = build_problem(_candidate_set(candidates), _at(pred, positions), query, goals)
     except RecommendationError:
         return None  # a metric the query reads has no model (never measured in the sample)
     best = solve(problem, "numpy").best
@@ -163,8 +161,7 @@ def most_plausible(
     (the price) that is missed cannot be met: such candidates are never
     chosen. ``None`` when no candidate can meet the requirements at all.
     """
-    candidate_set = _candidate_set(candidates)
-    sub = {m: Prediction(p.value[positions], p.lower[positions], p.upper[positions]) for m, p in pred.items()}
+    candidate_set, sub = _candidate_set(candidates), _at(pred, positions)
     try:
         point = build_problem(candidate_set, {m: Prediction(p.value, p.value, p.value) for m, p in sub.items()}, query, goals)
         # swapping the ends makes each requirement read its optimistic end (a max on the lower one)
@@ -188,6 +185,11 @@ def most_plausible(
     nearest = np.flatnonzero(usable & (shortfall == shortfall[usable].min()))
     best = best_of(point, nearest)
     return None if best is None else candidates.index[best]
+
+
+def _at(pred: Mapping[str, Prediction], positions: np.ndarray) -> dict[str, Prediction]:
+    """The predictions of the candidates at ``positions`` of the arrays."""
+    return {m: Prediction(p.value[positions], p.lower[positions], p.upper[positions]) for m, p in pred.items()}
 
 
 def _candidate_set(candidates: pd.DataFrame) -> CandidateSet:

@@ -17,14 +17,15 @@ from typing import ClassVar
 from hwmatch.api import MetricSpec, Parameter
 from hwmatch.api.asset import OFFERED_RATE_METRIC, Scalar
 
+
+def _latencies(*names: str, prefix: str = "") -> tuple[MetricSpec, ...]:
+    """``latency_<name>_ms`` metrics (to minimise, in ms), e.g. ``p50``, ``mean``."""
+    return tuple(MetricSpec(name=f"{prefix}latency_{n}_ms", goal="minimize", unit="ms") for n in names)
+
+
 #: The latency, throughput and resource metrics the harness reports for every asset.
 HARNESS_METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec(name="latency_p50_ms", goal="minimize", unit="ms"),
-    MetricSpec(name="latency_p90_ms", goal="minimize", unit="ms"),
-    MetricSpec(name="latency_p95_ms", goal="minimize", unit="ms"),
-    MetricSpec(name="latency_p99_ms", goal="minimize", unit="ms"),
-    MetricSpec(name="latency_mean_ms", goal="minimize", unit="ms"),
-    MetricSpec(name="latency_std_ms", goal="minimize", unit="ms"),
+    *_latencies("p50", "p90", "p95", "p99", "mean", "std"),
     MetricSpec(name="throughput_per_s", goal="maximize", unit="1/s"),
     MetricSpec(name="peak_rss_mb", goal="minimize", unit="MiB"),
     MetricSpec(name="wall_time_s", goal="minimize", unit="s"),
@@ -34,18 +35,11 @@ HARNESS_METRICS: tuple[MetricSpec, ...] = (
 #: The metrics a serving trial reports (``hwmatch.execution.serving``): the client's, from the load generator,
 #: and the server's percentiles from its latency histogram (those need a Prometheus).
 SERVING_METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec(name="latency_p50_ms", goal="minimize", unit="ms"),
-    MetricSpec(name="latency_p90_ms", goal="minimize", unit="ms"),
-    MetricSpec(name="latency_p95_ms", goal="minimize", unit="ms"),
-    MetricSpec(name="latency_p99_ms", goal="minimize", unit="ms"),
-    MetricSpec(name="latency_mean_ms", goal="minimize", unit="ms"),
-    MetricSpec(name="latency_max_ms", goal="minimize", unit="ms"),
+    *_latencies("p50", "p90", "p95", "p99", "mean", "max"),
     MetricSpec(name="throughput_per_s", goal="maximize", unit="1/s"),
     MetricSpec(name=OFFERED_RATE_METRIC, unit="1/s"),
     MetricSpec(name="error_rate", goal="minimize"),
-    MetricSpec(name="server_latency_p50_ms", goal="minimize", unit="ms"),
-    MetricSpec(name="server_latency_p90_ms", goal="minimize", unit="ms"),
-    MetricSpec(name="server_latency_p99_ms", goal="minimize", unit="ms"),
+    *_latencies("p50", "p90", "p99", prefix="server_"),
 )
 
 
