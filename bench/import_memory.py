@@ -7,7 +7,9 @@ to a temporary directory. Each case then runs in a child process of its own,
 and its peak resident set (``ru_maxrss`` of that child alone, from ``wait4``) and
 wall time are printed:
 
-- floor: the interpreter with hwmatch's CLI loaded, reading nothing;
+- floor: the interpreter with hwmatch's CLI and the importer's code loaded
+  (pandas, the store: the CLI loads them only for the commands that use
+  them), reading nothing;
 - baseline: ``pandas.read_csv`` of the same file alone (on that floor), the
   least any import of it must hold;
 - ``hwmatch import`` of the file into a fresh store.
@@ -105,11 +107,12 @@ def peak_of(argv: list[str]) -> Peak:
 
 
 def floor_argv() -> list[str]:
-    return [sys.executable, "-c", "import hwmatch.cli"]
+    return [sys.executable, "-c", "import hwmatch.cli, hwmatch.data.importer, hwmatch.data.store"]
 
 
 def read_csv_argv(csv: Path) -> list[str]:
-    return [sys.executable, "-c", "import sys, hwmatch.cli, pandas; pandas.read_csv(sys.argv[1])", str(csv)]  # on the floor
+    return [sys.executable, "-c", "import sys, hwmatch.cli, hwmatch.data.importer, hwmatch.data.store, pandas; "
+            "pandas.read_csv(sys.argv[1])", str(csv)]  # on the floor
 
 
 def import_argv(csv: Path, mapping: Path, store: Path) -> list[str]:
