@@ -15,8 +15,9 @@ objective. For every size the same run times:
 
 and checks that every method picks the brute force's candidate. ``build``
 is :func:`hwmatch.optimize.build_problem` (replicas and derived metrics),
-shared by the three methods; the ratios are method time / brute time. Usage:
-``python bench/optimizer_scaling.py [--sizes 1000 10000 ...] [--full-max N]``.
+shared by the three methods; the ratios are method time / brute time. Times are medians of
+``--repeat`` calls. Usage:
+``python bench/optimizer_scaling.py [--sizes 1000 10000 ...] [--full-max N] [--repeat 5]``.
 """
 
 from __future__ import annotations
@@ -88,10 +89,14 @@ def brute_force(candidates: CandidateSet, p: dict[str, Prediction]) -> int | Non
     return int(index[np.argmin(energy[index])]) if index.size else None
 
 
-def timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-    start = time.perf_counter()
-    result = fn(*args, **kwargs)
-    return result, (time.perf_counter() - start) * 1e3
+def timed(fn, *args, repeat: int = 1, **kwargs):  # type: ignore[no-untyped-def]
+    """The result and the median wall time of ``repeat`` calls, ms (a single call is at the mercy of the scheduler)."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn(*args, **kwargs)
+        times.append((time.perf_counter() - start) * 1e3)
+    return result, float(np.median(times))
 
 
 def main() -> None:
@@ -99,16 +104,19 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000])
     parser.add_argument("--full-max", type=int, default=100_000, help="largest size for the full CP-SAT model")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=5, help="timed calls per method and size (the median is printed; "
+                                                                "the full CP-SAT model runs once)")
     parser.add_argument("--time-limit", type=float, default=600.0, help="CP-SAT time limit per solve, seconds")
     args = parser.parse_args()
     print(f"{'candidates':>10} {'feasible':>8} {'front':>6} {'build ms':>9} {'brute ms':>9} {'numpy ms':>9} "
           f"{'cp-sat ms':>10} {'ratio':>7} {'full ms':>9} {'ratio':>7}  same answer")
     for n in args.sizes:
         candidates, predictions = synthetic(n, args.seed)
-        expected, brute_ms = timed(brute_force, candidates, predictions)
-        problem, build_ms = timed(build_problem, candidates, predictions, SPEC)
-        fast, numpy_ms = timed(solve, problem, "numpy")
-        cpsat, cpsat_ms = timed(solve, problem, "cp-sat", seed=args.seed)
+        r = args.repeat
+        expected, brute_ms = timed(brute_force, candidates, predictions, repeat=r)
+        problem, build_ms = timed(build_problem, candidates, predictions, SPEC, repeat=r)
+        fast, numpy_ms = timed(solve, problem, "numpy", repeat=r)
+        cpsat, cpsat_ms = timed(solve, problem, "cp-sat", seed=args.seed, repeat=r)
         answers = [fast.best, cpsat.best]
         full_ms = float("nan")
         if n <= args.full_max:

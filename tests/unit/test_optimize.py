@@ -327,6 +327,26 @@ def test_pareto_front_matches_pairwise_check() -> None:
     assert all(not np.any(np.all(points <= points[i], axis=1) & np.any(points < points[i], axis=1)) for i in front)
 
 
+@pytest.mark.parametrize(("rows", "axes", "seed"), [(50, 2, 0), (2_000, 2, 1), (2_000, 3, 2), (3_000, 4, 3)])
+def test_pareto_front_is_the_rows_no_other_row_dominates(rows: int, axes: int, seed: int) -> None:
+    """Oracle: every pair compared. Ties, duplicates, +inf (unknown) and NaN rows; past the pruning passes' size."""
+    rng = np.random.default_rng(seed)
+    points = np.round(rng.random((rows, axes)), 1)
+    points[rng.random(points.shape) < 0.02] = np.inf
+    points[rng.random(rows) < 0.01, 0] = np.nan
+    front = pareto_front(points)
+    expected = []
+    for i in np.lexsort(points.T[::-1]):
+        if np.isnan(points[i]).any():
+            continue
+        weakly = np.all(points <= points[i], axis=1)
+        strictly = weakly & np.any(points < points[i], axis=1)
+        equal_before = weakly & ~strictly & (np.arange(rows) < i)
+        if not strictly.any() and not equal_before.any():
+            expected.append(int(i))
+    assert front.tolist() == expected  # the same rows, in lexicographic order, the first of equal rows kept
+
+
 def test_ties_on_the_objective_are_broken_by_the_other_goals() -> None:
     candidates = CandidateSet.grid([Parameter(name="k", type="int", values=[0, 1, 2])], PLATFORMS[:1])
     accuracy = np.array([0.90, 0.95, 0.93])
