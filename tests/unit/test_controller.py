@@ -190,8 +190,9 @@ def test_outcomes_are_recorded_and_a_finished_trial_never_runs_again(kube) -> No
     assert set(kube.jobs_created.values()) == {1}  # exactly one Job per trial, whatever the number of passes
     sweep = kube.get(SWEEPS, NS, "toy-sweep")
     conditions = {c["type"]: c for c in sweep["status"]["conditions"]}
-    assert sweep["status"]["phase"] == "Succeeded" and conditions["Complete"]["status"] == "True"
-    assert "NoResult: 3" in conditions["Complete"]["message"] and conditions["Failed"]["status"] == "False"
+    assert sweep["status"]["phase"] == "Succeeded" and conditions["Ready"]["status"] == "True"
+    assert conditions["Ready"]["reason"] == "Complete" and "NoResult: 3" in conditions["Ready"]["message"]
+    assert set(conditions) == {"Ready"} and sweep["status"]["observedGeneration"] == sweep["metadata"]["generation"]
     assert kube.get(ASSETS, NS, "toy")["status"]["trials"] == 6
     small = next(t for t in kube.list(TRIALS, NS) if t["spec"]["platform"] == "small")
     # without --prometheus-url, the prometheus metric is reported missing; the trial keeps its harness metrics
@@ -209,13 +210,16 @@ def test_an_unknown_asset_waits_and_an_unrunnable_one_fails_the_sweep(kube) -> N
     status = kube.get(SWEEPS, NS, "toy-sweep")["status"]
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert status["phase"] == "Pending" and ready["reason"] == "AssetNotFound" and not kube.list(TRIALS, NS)
+    reconciling = next(c for c in status["conditions"] if c["type"] == "Reconciling")  # kstatus: it waits, not failed
+    assert reconciling["status"] == "True" and "Stalled" not in {c["type"] for c in status["conditions"]}
     doc = next(d for d in load_text(MANIFESTS) if d.resource.kind == "AIAsset").resource.to_wire()
     doc["spec"].pop("image")
     kube.put(ASSETS, doc)
     _reconciler(kube, events).reconcile(NS, "toy-sweep")
     status = kube.get(SWEEPS, NS, "toy-sweep")["status"]
-    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    failed = next(c for c in status["conditions"] if c["type"] == "Stalled")
     assert status["phase"] == "Failed" and failed["reason"] == "InvalidSpec" and "spec.image" in failed["message"]
+    assert "Reconciling" not in {c["type"] for c in status["conditions"]}
     assert [e[2] for e in events] == ["AssetNotFound", "InvalidSpec"]
 
 
@@ -381,11 +385,11 @@ def test_a_sweep_beyond_the_plan_limits_fails_without_planning(kube) -> None:
     kube.put(ASSETS, doc)  # 10**12 grid points: the planner would never finish listing them
     _reconciler(kube, events).reconcile(NS, "toy-sweep")
     status = kube.get(SWEEPS, NS, "toy-sweep")["status"]
-    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
-    assert status["phase"] == "Failed" and failed["reason"] == "InvalidSpec", status
-    assert "the grid has 1e+12 points; at most 100000" in failed["message"] and not kube.list(TRIALS, NS)
     stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")  # kstatus: needs a spec change
-    assert stalled["status"] == "True" and stalled["message"] == failed["message"]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert status["phase"] == "Failed" and stalled["reason"] == "InvalidSpec", status
+    assert "the grid has 1e+12 points; at most 100000" in stalled["message"] and not kube.list(TRIALS, NS)
+    assert stalled["status"] == "True" and (ready["status"], ready["message"]) == ("False", stalled["message"])
     # Once the asset is fixed, the sweep plans and runs, and is no longer Stalled.
     doc["spec"]["parameters"] = [{"name": "x", "type": "int", "values": [1, 2, 3]}]
     kube.put(ASSETS, doc)
@@ -463,6 +467,8 @@ def test_spec_verify_runs_the_choice_as_jobs_and_a_broken_requirement_re_solves(
     assert first["phase"] == "Running" and first["round"] == 1 and len(first["trials"]) == 2
     verified = next(c for c in rec["status"]["conditions"] if c["type"] == "Verified")
     assert verified["status"] == "Unknown" and rec["status"]["phase"] == "Ready"
+    state = {c["type"]: (c["status"], c["reason"]) for c in rec["status"]["conditions"]}
+    assert state["Ready"] == ("False", "Verifying") and state["Reconciling"] == ("True", "Verifying")  # not yet its goal
     runs = [t for t in kube.list(TRIALS, NS) if t["metadata"]["name"] in first["trials"]]
     assert all(t["metadata"]["ownerReferences"][0]["kind"] == "HWRecommendation" for t in runs)
     assert all("hwmatch.dev/sweep" not in t["metadata"]["labels"] for t in runs)  # not in the sweep's plan
@@ -489,6 +495,8 @@ def test_spec_verify_runs_the_choice_as_jobs_and_a_broken_requirement_re_solves(
     assert all(c["met"] is not False for c in done["checks"]) and done["checks"][0]["metric"] == "latency_ms"
     verified = next(c for c in rec["status"]["conditions"] if c["type"] == "Verified")
     assert (verified["status"], verified["reason"]) == ("True", "RequirementsMet")
+    state = {c["type"]: (c["status"], c["reason"]) for c in rec["status"]["conditions"]}
+    assert state["Ready"] == ("True", "Recommended") and "Reconciling" not in state and "Stalled" not in state
     assert recs.reconcile(NS, "toy-rec") == 30 and len(kube.jobs_created) == 6 + 4  # verified: nothing more runs
 
 

@@ -96,3 +96,14 @@ def test_cel_rules_mirror_the_pydantic_validators() -> None:
     assert param["properties"]["name"]["maxLength"] == 63
     sweep = _version("BenchmarkSweep")["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert any("budget" in r["rule"] for r in sweep["properties"]["sampling"]["x-kubernetes-validations"])
+
+
+@pytest.mark.parametrize("kind", [k.kind for k in KINDS])
+def test_conditions_are_a_map_list_of_metav1_conditions(kind: str) -> None:
+    """kstatus tools and server-side apply read conditions as metav1.Condition, one per type."""
+    status = _version(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+    conditions = status["properties"]["conditions"]
+    assert conditions["x-kubernetes-list-type"] == "map" and conditions["x-kubernetes-list-map-keys"] == ["type"]
+    assert set(conditions["items"]["required"]) == {"type", "status", "reason", "message", "lastTransitionTime"}
+    assert not any("default" in p for p in conditions["items"]["properties"].values())  # required means written
+    assert "observedGeneration" in status["properties"]

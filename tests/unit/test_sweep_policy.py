@@ -69,8 +69,30 @@ def test_the_status_counts_phases_per_platform_and_says_how_it_ended() -> None:
     assert (status.phase, status.total, status.succeeded, status.failed, status.progress) == ("Succeeded", 3, 2, 1, "3/3")
     assert (status.platforms["q"].failed, status.platforms["q"].succeeded, status.platforms["p"].succeeded) == (1, 1, 1)
     conditions = {c.type: c for c in status.conditions}
-    assert conditions["Complete"].status == "True" and conditions["Failed"].status == "False"
-    assert step.summary == "2 succeeded, 1 failed"
+    assert set(conditions) == {"Ready"}  # kstatus: neither Reconciling nor Stalled once the goal is reached
+    assert (conditions["Ready"].status, conditions["Ready"].reason) == ("True", "Complete")
+    assert conditions["Ready"].message == step.summary == "2 succeeded, 1 failed"
+
+
+def test_the_status_is_reconciling_while_trials_run_and_stalled_when_all_failed() -> None:
+    pending = sweep_step(SWEEP, _states(("a", "p", PENDING), ("b", "q", PENDING))).status
+    assert _state(pending) == ("Reconciling", "TrialsPending", "False") and pending.phase == "Pending"
+    running = sweep_step(SWEEP, _states(("a", "p", RUNNING), ("b", "q", SUCCEEDED))).status
+    assert _state(running) == ("Reconciling", "TrialsRunning", "False") and running.phase == "Running"
+    ready = next(c for c in running.conditions if c.type == "Ready")
+    assert ready.message == "1 of 2 finished (1 succeeded, 0 failed); 1 running, 0 pending"
+    failed = sweep_step(SWEEP, [TrialState("a", "p", FAILED, "OOMKilled"), TrialState("b", "q", FAILED, "Crashed")],
+                        previous=running).status
+    assert _state(failed) == ("Stalled", "AllTrialsFailed", "False") and failed.phase == "Failed"
+    assert "Reconciling" not in {c.type for c in failed.conditions}  # the state it left goes
+
+
+def _state(status) -> tuple[str, str, str]:
+    """(the True one of Reconciling/Stalled, its reason, Ready's status)."""
+    true = [c for c in status.conditions if c.type in ("Reconciling", "Stalled") and c.status == "True"]
+    ready = next(c for c in status.conditions if c.type == "Ready")
+    assert len(true) == 1 and true[0].reason == ready.reason, status.conditions
+    return true[0].type, true[0].reason, ready.status
 
 
 # -- one sweep, both drivers ------------------------------------------------------------------------
@@ -164,5 +186,5 @@ def test_one_sweep_through_both_drivers_gives_the_same_trials_rounds_and_status(
     wire = local.status.to_wire()
     for key in ("phase", "total", "succeeded", "failed", "running", "pending", "progress", "platforms"):
         assert status[key] == wire[key], key
-    complete = {c["type"]: c["message"] for c in status["conditions"]}["Complete"]
-    assert complete == next(c.message for c in local.status.conditions if c.type == "Complete")
+    ready = {c["type"]: c["message"] for c in status["conditions"]}["Ready"]
+    assert ready == next(c.message for c in local.status.conditions if c.type == "Ready")

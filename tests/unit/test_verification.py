@@ -160,6 +160,7 @@ def test_spec_verify_runs_the_choice_and_a_second_run_of_the_request_runs_nothin
     done = verify_spec(store, _asking(store, rec, 2, 3), law)
     v = done.status.verification
     assert _verified(done) == ("Verified", "True") and v.round == 1 and law.runs == 2
+    assert {c.type: c.status for c in done.status.conditions}["Ready"] == "True"  # solved and verified: its goal
     assert (v.choice.platform, v.choice.parameters) == (rec.status.recommendation.platform,
                                                        rec.status.recommendation.parameters)
     assert [c.metric for c in v.checks][:1] == ["latency_ms"] and all(c.met is not False for c in v.checks)
@@ -194,6 +195,8 @@ def test_verification_stops_when_its_rounds_are_spent(solved) -> None:
     v = done.status.verification
     assert (v.phase, v.reason, v.round, law.runs) == ("Failed", "RoundsSpent", 1, 1) and "rounds are spent" in v.message
     assert _verified(done)[1] == "False" and [r.met for r in v.history] == [False]
+    state = {c.type: (c.status, c.reason) for c in done.status.conditions}  # kstatus: the goal is out of reach
+    assert state["Ready"] == ("False", "RoundsSpent") and state["Stalled"] == ("True", "RoundsSpent")
     served = next(c for c in v.checks if "×" in c.metric)
     assert served.met is False and served.measured[0] < 1000
 

@@ -5,7 +5,21 @@ them (:mod:`hwmatch.api.crd`), and the engine works on them.
 """
 
 from hwmatch.api.asset import AIAsset, AIAssetSpec, AIAssetStatus, InstanceFeature, MetricSpec, Parameter, Range
-from hwmatch.api.base import API_VERSION, GROUP, VERSION, Condition, ObjectMeta, ObjectRef, parse_duration, set_condition
+from hwmatch.api.base import (
+    API_VERSION,
+    GROUP,
+    READY,
+    RECONCILING,
+    STALLED,
+    VERSION,
+    Condition,
+    ObjectMeta,
+    ObjectRef,
+    is_true,
+    parse_duration,
+    set_condition,
+    set_state,
+)
 from hwmatch.api.errors import HwmatchError, InputError, TemporaryError
 from hwmatch.api.manifest import Document, ManifestError, ManifestProblem, Resource, load_documents, load_files, load_text
 from hwmatch.api.recommendation import (

@@ -131,16 +131,27 @@ class ObjectRef(ApiModel):
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 
+#: kstatus's condition types (sigs.k8s.io/cli-utils kstatus), which kubectl wait, Argo CD and Flux understand:
+#: Ready is True only when the object reached its goal; Reconciling is True while the operator works towards it;
+#: Stalled is True when it cannot get there until something changes (a spec to fix, a dependency gone).
+READY: Final = "Ready"
+RECONCILING: Final = "Reconciling"
+STALLED: Final = "Stalled"
+State = Literal["Ready", "Reconciling", "Stalled"]
+
 
 class Condition(ApiModel):
-    """A Kubernetes-style condition (``metav1.Condition``)."""
+    """One aspect of the object's state, as in metav1.Condition: a type, its status, and why."""
 
-    type: str = Field(description="Condition type, e.g. Ready, Complete, Infeasible.")
-    status: ConditionStatus
-    reason: str = Field(default="", description="CamelCase machine-readable reason.")
-    message: str = ""
-    last_transition_time: datetime | None = None
-    observed_generation: int | None = None
+    type: str = Field(min_length=1, description=(
+        "The aspect this condition describes: Ready, Reconciling, Stalled (kstatus), or one of the kind's own "
+        "(Infeasible, Verified, Telemetry)."))
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(description="A CamelCase word for why the condition has this status, for programs.")
+    message: str = Field(description="Why the condition has this status, in words, for people (may be empty).")
+    last_transition_time: datetime = Field(description="When the status last changed (not the reason or the message).")
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation of the spec this condition was set for.")
 
 
 def set_condition(
@@ -182,8 +193,40 @@ def set_condition(
     return result
 
 
+def set_state(
+    conditions: list[Condition],
+    state: State,
+    reason: str,
+    message: str,
+    generation: int | None = None,
+    now: datetime | None = None,
+) -> list[Condition]:
+    """``conditions`` with kstatus's three set for ``state``: Ready, Reconciling or Stalled.
+
+    Ready is always there (True in state Ready, else False with the same
+    reason and message, so ``kubectl get`` and ``kubectl wait`` show why);
+    Reconciling or Stalled is there, True, only in its state: kstatus reads
+    an absent one as False, and two True ones would contradict each other.
+    """
+    result = set_condition(conditions, READY, "True" if state == READY else "False", reason, message, generation, now)
+    result = [c for c in result if c.type not in (RECONCILING, STALLED) or c.type == state]
+    if state != READY:
+        result = set_condition(result, state, "True", reason, message, generation, now)
+    return result
+
+
+def is_true(conditions: list[Condition], type_: str) -> bool:
+    """Whether ``conditions`` hold ``type_`` with status True."""
+    return any(c.type == type_ and c.status == "True" for c in conditions)
+
+
 class StatusBase(ApiModel):
     """Fields every status carries, as Kubebuilder-style controllers do."""
 
-    observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation the operator last acted on; behind it, the status is old.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="The object's state: Ready, Reconciling or Stalled (kstatus), and the kind's own conditions.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column as TableColumn
 from rich.table import Table
 
-from hwmatch.api import BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus
+from hwmatch.api import READY, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus
 from hwmatch.api.vocabulary import FAILED, ID_HEX, PENDING, RUNNING, SUCCEEDED
 from hwmatch.cli import listing
 from hwmatch.cli.app import (
@@ -212,10 +212,10 @@ def print_summary(outcome: FileRun, db: Store) -> None:
 
 
 def _sentence(report: SweepRun) -> str:
-    """The sweep's status as the operator writes it (phase, progress, Complete), then what this run did."""
+    """The sweep's status as the operator writes it (phase, progress, the Ready message), then what this run did."""
     status = report.status
-    complete = next((c.message for c in status.conditions if c.type == "Complete"), "")
-    return (f"{report.sweep}: {status.phase} {status.progress} ({complete}); this run: {report.attempts} attempt(s), "
+    ready = next((c.message for c in status.conditions if c.type == READY), "")
+    return (f"{report.sweep}: {status.phase} {status.progress} ({ready}); this run: {report.attempts} attempt(s), "
             f"{report.succeeded} succeeded, {report.failed} failed, {report.skipped} kept from before, "
             f"in {report.elapsed_s:.1f}s")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from hwmatch.api import AIAsset, AIAssetStatus, set_condition
+from hwmatch.api import READY, STALLED, AIAsset, AIAssetStatus, set_state
 from hwmatch.api.errors import InputError
 from hwmatch.controller.kube import ASSETS, Kube
 from hwmatch.controller.objects import InvalidObject, parse
@@ -13,7 +13,7 @@ from hwmatch.execution.kubernetes import check_runnable
 
 
 class AssetReconciler:
-    """Ready=True when the asset validates and has an image to run; the reason and the fix otherwise.
+    """Ready=True when the asset validates and has an image to run; Stalled with the reason and the fix otherwise.
 
     ``status.trials`` (finished trials of the asset) is written by the sweep
     passes; this writes only the conditions and observedGeneration (a merge,
@@ -47,17 +47,17 @@ class AssetReconciler:
             check_runnable(asset)
         except InputError as exc:  # an invalid object, or one that cannot run
             reason = "InvalidSpec" if isinstance(exc, InvalidObject) else "NotRunnable"
-            status.conditions = set_condition(status.conditions, "Ready", "False", reason, str(exc), generation)
+            status.conditions = set_state(status.conditions, STALLED, reason, str(exc), generation)
             return status, (reason, str(exc))
         message = f"{len(asset.spec.parameters)} parameter(s), {len(asset.spec.metrics)} metric(s)"
         queried = [m.name for m in asset.spec.metrics if m.source == "prometheus"]
         if queried and not self.prometheus:
             message += (f"; Prometheus metrics {queried} will be reported missing: the operator runs without "
                         "--prometheus-url")
-        status.conditions = set_condition(status.conditions, "Ready", "True", "Valid", message, generation)
+        status.conditions = set_state(status.conditions, READY, "Valid", message, generation)
         return status, ("Valid", message)
 
 
 def _ready(status: AIAssetStatus) -> tuple[str, str] | None:
-    ready = next((c for c in status.conditions if c.type == "Ready"), None)
+    ready = next((c for c in status.conditions if c.type == READY), None)
     return (ready.status, ready.reason) if ready else None

@@ -17,6 +17,7 @@ from hwmatch.controller.recommendations import RecommendationReconciler
 from hwmatch.controller.signals import Signals
 from hwmatch.controller.sweeps import SweepReconciler
 from hwmatch.controller.telemetry import TrialTelemetry
+from hwmatch.controller.workers import Workers
 
 #: Kubernetes caps an Event's message; keep well under it.
 EVENT_MESSAGE_LIMIT = 1000
@@ -38,6 +39,7 @@ class Context:
     assets: AssetReconciler
     sweeps: SweepReconciler
     recommendations: RecommendationReconciler
+    workers: Workers
 
     @classmethod
     def build(cls, config: OperatorConfig, loop: asyncio.AbstractEventLoop) -> "Context":
@@ -57,6 +59,7 @@ class Context:
             sweeps=SweepReconciler(kube, emit, telemetry, config.unschedulable_timeout, config.resync, refusal=refusal),
             recommendations=RecommendationReconciler(kube, emit, telemetry, config.unschedulable_timeout, config.resync,
                                                      refusal=refusal),
+            workers=Workers(),
         )
 
     def close(self) -> None:

@@ -2,8 +2,9 @@
 
 - ``AIAsset``: every watch event re-validates it (Ready condition); a new
   generation wakes the sweeps and recommendations of that asset.
-- ``BenchmarkSweep`` and ``HWRecommendation``: one daemon per object runs
-  its reconcile pass in a worker thread, then sleeps until something it
+- ``BenchmarkSweep`` and ``HWRecommendation``: one loop per object
+  (:class:`~hwmatch.controller.workers.Workers`, started by its watch events,
+  stopped by its deletion) runs its reconcile pass in a worker thread, then sleeps until something it
   depends on changes (:class:`~hwmatch.controller.signals.Signals`) or the
   resync interval passes. Nothing polls in a tight loop: a sweep wakes on its
   Jobs' watch events (and every 10 s while trials run, for unschedulable
@@ -12,8 +13,8 @@
 - ``Job`` (labelled by hwmatch): a watch event wakes the Job's sweep, or for a
   verification run (``spec.verify``) its recommendation.
 
-kopf keeps no state in the objects beyond its finalizer
-(``hwmatch.dev/operator``, so daemons stop before an object goes); all
+kopf keeps no state in the objects and puts no finalizer on them (only
+event handlers: an object can be deleted while the operator is down); all
 progress lives in the objects' statuses, which is why a restarted operator
 carries on where the last one stopped.
 """
@@ -31,21 +32,28 @@ from hwmatch.api.vocabulary import LABEL_RECOMMENDATION, LABEL_SWEEP
 from hwmatch.controller import metrics
 from hwmatch.controller.context import Context
 from hwmatch.controller.kube import ASSETS, RECOMMENDATIONS, SWEEPS
+from hwmatch.controller.workers import Loop
 from hwmatch.execution.kubernetes import MANAGED_BY
 
 registry = kopf.OperatorRegistry()
+#: The finalizer earlier versions of the operator (kopf daemons) put on objects; kopf takes it off them.
+LEGACY_FINALIZER = "hwmatch.dev/operator"
 #: Seconds before a pass that raised (an API error) is tried again.
 ERROR_BACKOFF = 10.0
-#: Seconds a stopping operator lets a reconcile pass in flight finish before cancelling its daemon.
-CANCELLATION_BACKOFF = 20.0
+#: Seconds a stopping operator lets a reconcile pass in flight finish before cancelling its loop.
+STOP_GRACE = 20.0
 
 
 def settings() -> kopf.OperatorSettings:
-    """kopf's settings: its markers under hwmatch.dev, Events only for warnings of its own."""
+    """kopf's settings: Events only for warnings of its own, and the finalizer earlier versions put on objects.
+
+    No handler here needs a finalizer (see :mod:`~hwmatch.controller.workers`),
+    and kopf removes the one it is told is its own from any object that
+    carries it: sweeps and recommendations made under an earlier operator
+    lose ``hwmatch.dev/operator`` on their first event.
+    """
     s = kopf.OperatorSettings()
-    s.persistence.finalizer = "hwmatch.dev/operator"
-    s.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="hwmatch.dev")
-    s.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="hwmatch.dev")
+    s.persistence.finalizer = LEGACY_FINALIZER
     s.posting.level = logging.WARNING  # our own Events go through kopf.event, whatever the level
     return s
 
@@ -63,14 +71,10 @@ def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
     )
 
 
-async def _loop(ctx: Context, stopped: kopf.DaemonStopped, logger: logging.Logger, kind: str,
+async def _loop(ctx: Context, stopped: asyncio.Event, logger: logging.Logger, kind: str,
                 keys: Callable[[], list[tuple[str, ...]]], step: Callable[[], float]) -> None:
     """Reconcile, then wait for a wake-up, the resync or the stop; a pass that raises is retried after a back-off."""
-
-    async def until_stopped() -> None:
-        await stopped.wait()
-
-    while not stopped:
+    while not stopped.is_set():
         mark = ctx.signals.seen(keys())
         try:
             delay = await asyncio.to_thread(step)
@@ -78,7 +82,7 @@ async def _loop(ctx: Context, stopped: kopf.DaemonStopped, logger: logging.Logge
             metrics.RECONCILE_ERRORS.labels(kind).inc()
             logger.exception(f"reconcile of this {kind} failed; retrying in {ERROR_BACKOFF:g}s")
             delay = ERROR_BACKOFF
-        waits = {asyncio.ensure_future(ctx.signals.wait(keys(), mark, delay)), asyncio.ensure_future(until_stopped())}
+        waits = {asyncio.ensure_future(ctx.signals.wait(keys(), mark, delay)), asyncio.ensure_future(stopped.wait())}
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for waiting in waits:
             waiting.cancel()
@@ -91,10 +95,25 @@ async def asset_event(type: str | None, body: kopf.Body, namespace: str, name: s
         ctx.signals.bump(("asset", namespace, name))
 
 
-@kopf.daemon(GROUP, VERSION, SWEEPS, registry=registry, cancellation_backoff=CANCELLATION_BACKOFF)
-async def sweep_daemon(namespace: str, name: str, spec: kopf.Spec, memo: kopf.Memo, stopped: kopf.DaemonStopped,
-                       logger: logging.Logger, **_: Any) -> None:
+def _asset_of(ctx: Context, key: tuple[str, str, str]) -> str:
+    """The asset a sweep or a recommendation names now (its latest watch event's)."""
+    return str(ctx.workers.body(key).get("spec", {}).get("assetRef", {}).get("name", ""))
+
+
+def _follow(ctx: Context, key: tuple[str, str, str], type: str | None, body: kopf.Body, loop: Loop) -> bool:
+    """Start the object's loop, or stop it when the object goes; True while it lives."""
+    if type == "DELETED" or body.get("metadata", {}).get("deletionTimestamp"):
+        ctx.workers.stop(key)
+        return False
+    ctx.workers.ensure(key, loop, body)
+    return True
+
+
+@kopf.on.event(GROUP, VERSION, SWEEPS, registry=registry)
+async def sweep_event(type: str | None, body: kopf.Body, namespace: str, name: str, meta: kopf.Meta,
+                      status: kopf.Status, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
     ctx: Context = memo.context
+    key = ("sweep", namespace, name)
 
     def step() -> float:
         done = ctx.sweeps.reconcile(namespace, name)
@@ -102,42 +121,39 @@ async def sweep_daemon(namespace: str, name: str, spec: kopf.Spec, memo: kopf.Me
             ctx.signals.bump(("trials", namespace, done.asset))
         return done.requeue_after
 
-    await _loop(ctx, stopped, logger, "BenchmarkSweep",
-                lambda: [("sweep", namespace, name), ("asset", namespace, spec.get("assetRef", {}).get("name", ""))],
-                step)
+    async def loop(stopped: asyncio.Event) -> None:
+        await _loop(ctx, stopped, logger, "BenchmarkSweep", lambda: [key, ("asset", namespace, _asset_of(ctx, key))],
+                    step)
+
+    if _follow(ctx, key, type, body, loop) and _spec_changed(meta, status):
+        ctx.signals.bump(key)
 
 
-@kopf.daemon(GROUP, VERSION, RECOMMENDATIONS, registry=registry, cancellation_backoff=CANCELLATION_BACKOFF)
-async def recommendation_daemon(namespace: str, name: str, spec: kopf.Spec, memo: kopf.Memo,
-                                stopped: kopf.DaemonStopped, logger: logging.Logger, **_: Any) -> None:
+@kopf.on.event(GROUP, VERSION, RECOMMENDATIONS, registry=registry)
+async def recommendation_event(type: str | None, body: kopf.Body, namespace: str, name: str, meta: kopf.Meta,
+                               status: kopf.Status, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
     ctx: Context = memo.context
+    key = ("recommendation", namespace, name)
 
     def keys() -> list[tuple[str, ...]]:
-        asset = spec.get("assetRef", {}).get("name", "")
-        return [("recommendation", namespace, name), ("asset", namespace, asset), ("trials", namespace, asset)]
+        asset = _asset_of(ctx, key)
+        return [key, ("asset", namespace, asset), ("trials", namespace, asset)]
 
-    def step() -> float:
-        return ctx.recommendations.reconcile(namespace, name)
+    async def loop(stopped: asyncio.Event) -> None:
+        await _loop(ctx, stopped, logger, "HWRecommendation", keys, lambda: ctx.recommendations.reconcile(namespace, name))
 
-    await _loop(ctx, stopped, logger, "HWRecommendation", keys, step)
+    if _follow(ctx, key, type, body, loop) and _spec_changed(meta, status):
+        ctx.signals.bump(key)
+
+
+@kopf.on.cleanup(registry=registry)
+async def stop_loops(memo: kopf.Memo, **_: Any) -> None:
+    """The operator stops: passes in flight finish (up to :data:`STOP_GRACE` seconds), then the loops end."""
+    await memo.context.workers.stop_all(STOP_GRACE)
 
 
 def _spec_changed(meta: kopf.Meta, status: kopf.Status) -> bool:
     return meta.get("generation") != status.get("observedGeneration")
-
-
-@kopf.on.event(GROUP, VERSION, SWEEPS, registry=registry)
-async def sweep_event(type: str | None, namespace: str, name: str, meta: kopf.Meta, status: kopf.Status,
-                      memo: kopf.Memo, **_: Any) -> None:
-    if type != "DELETED" and _spec_changed(meta, status):
-        memo.context.signals.bump(("sweep", namespace, name))
-
-
-@kopf.on.event(GROUP, VERSION, RECOMMENDATIONS, registry=registry)
-async def recommendation_event(type: str | None, namespace: str, name: str, meta: kopf.Meta, status: kopf.Status,
-                               memo: kopf.Memo, **_: Any) -> None:
-    if type != "DELETED" and _spec_changed(meta, status):
-        memo.context.signals.bump(("recommendation", namespace, name))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_SWEEP: kopf.PRESENT, **MANAGED_BY}, registry=registry)

@@ -6,7 +6,7 @@ from typing import Any, Callable, Mapping, TypeVar
 
 from pydantic import BaseModel
 
-from hwmatch.api import ManifestError, set_condition
+from hwmatch.api import STALLED, ManifestError, set_state
 from hwmatch.api.base import Condition
 from hwmatch.api.errors import InputError
 from hwmatch.api.manifest import parse_document
@@ -31,11 +31,11 @@ def parse(obj: Mapping[str, Any], model: type[M]) -> M:
 
 def invalid(kube: Any, emit: Callable[[Mapping[str, Any], str, str, str], None], plural: str,
             obj: Mapping[str, Any], message: str) -> None:
-    """Mark an object that does not validate: phase Failed, Ready=False InvalidSpec naming the fields (once)."""
+    """Mark an object that does not validate: phase Failed, Stalled (and Ready=False) InvalidSpec naming the fields (once)."""
     meta = obj["metadata"]
     generation = meta.get("generation")
     old = [Condition.model_validate(c) for c in (obj.get("status") or {}).get("conditions") or []]
-    conditions = set_condition(old, "Ready", "False", "InvalidSpec", message, generation)
+    conditions = set_state(old, STALLED, "InvalidSpec", message, generation)
     if (obj.get("status") or {}).get("observedGeneration") == generation and old == conditions:
         return
     kube.merge_status(plural, meta["namespace"], meta["name"], {

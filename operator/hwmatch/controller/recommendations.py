@@ -5,7 +5,10 @@ the asset's ``BenchmarkTrial`` objects (:class:`~hwmatch.data.cluster.TrialObjec
 so the status is exactly what ``hwmatch recommend`` writes locally:
 recommendation, alternatives, Pareto front, model scores, solver, and the
 Ready / Infeasible conditions naming the binding or the unmeetable
-constraint. The surrogates cache by the content of their training rows, so a
+constraint. Its kstatus state: Ready with an answer (with ``spec.verify``,
+a verified one); Reconciling while it waits for its asset, trials or
+verification runs, or while its sweeps still run without an answer; Stalled
+when it cannot be answered with what there is. The surrogates cache by the content of their training rows, so a
 re-solve after one more trial refits only what changed.
 
 What was solved is remembered in the annotation ``hwmatch.dev/solved-for``
@@ -36,8 +39,11 @@ from hwmatch.api import (
     BenchmarkTrialStatus,
     HWRecommendation,
     HWRecommendationStatus,
+    is_true,
     set_condition,
+    set_state,
 )
+from hwmatch.api.base import READY, RECONCILING, STALLED, State
 from hwmatch.api.vocabulary import FINISHED, LABEL_ASSET, LABEL_RECOMMENDATION, PENDING, canonical
 from hwmatch.controller import metrics
 from hwmatch.controller.kube import ASSETS, RECOMMENDATIONS, SWEEPS, TRIALS, Kube
@@ -76,14 +82,15 @@ class RecommendationReconciler:
         asset_name = rec.spec.asset_ref.name
         asset_obj = self.kube.get(ASSETS, ns, asset_name)
         if asset_obj is None:
-            self._waiting(obj, rec, "AssetNotFound", f"spec.assetRef: no AIAsset {asset_name!r} in namespace {ns}")
+            self._waiting(obj, rec, RECONCILING, "AssetNotFound",
+                          f"spec.assetRef: no AIAsset {asset_name!r} in namespace {ns}; waiting for it")
             return self.resync
         try:
             asset = parse(asset_obj, AIAsset)
             sweeps = [parse(o, BenchmarkSweep) for o in self.kube.list(SWEEPS, ns)
                       if o.get("spec", {}).get("assetRef", {}).get("name") == asset_name]
         except InvalidObject as exc:
-            self._waiting(obj, rec, "InvalidInput", str(exc))
+            self._waiting(obj, rec, STALLED, "InvalidInput", str(exc))
             return self.resync
         verifying = _Verifying(self, obj, rec, asset, sweeps) if rec.spec.verify is not None else None
         if verifying is not None:
@@ -97,10 +104,10 @@ class RecommendationReconciler:
         current = verifying.rec if verifying is not None else rec  # with the judged verification, if any
         fresh = not (rec.metadata.annotations.get(SOLVED_FOR) == key and rec.status is not None)
         if not fresh:
-            solved = current
+            solved = current.model_copy(deep=True)  # its state may still move (_while_sweeps_run): not the one read
         elif rows.empty and all(w in known for w in wanted):
             scope = ", ".join(wanted or sorted(known)) or "none yet"
-            self._waiting(obj, rec, "WaitingForTrials",
+            self._waiting(obj, rec, RECONCILING, "WaitingForTrials",
                           f"no succeeded trials of AIAsset {asset_name} yet (sweeps: {scope})")
             return self.resync
         else:
@@ -111,15 +118,17 @@ class RecommendationReconciler:
             metrics.SOLVES.labels(ns, solved.status.phase or "").inc()
         assert solved.status is not None
         requeue = self.resync if verifying is None else verifying.step(solved)
+        _while_sweeps_run(solved.status, [s for s in sweeps if not wanted or s.metadata.name in wanted],
+                          rec.metadata.generation)
         self._write(obj, rec, solved.status)
         if fresh:
             self.kube.annotate(RECOMMENDATIONS, ns, rec.metadata.name, {SOLVED_FOR: key})
         return requeue
 
-    def _waiting(self, obj: dict[str, Any], rec: HWRecommendation, reason: str, message: str) -> None:
-        """Not answerable (yet): phase Pending, Ready=False with the reason; an earlier answer is withdrawn."""
+    def _waiting(self, obj: dict[str, Any], rec: HWRecommendation, state: State, reason: str, message: str) -> None:
+        """Not answerable: phase Pending, Reconciling (waiting) or Stalled with the reason; an earlier answer goes."""
         status = HWRecommendationStatus(phase="Pending")
-        status.conditions = set_condition([], "Ready", "False", reason, message, rec.metadata.generation)
+        status.conditions = set_state([], state, reason, message, rec.metadata.generation)
         self._write(obj, rec, status)
 
     def _write(self, obj: dict[str, Any], rec: HWRecommendation, status: HWRecommendationStatus) -> None:
@@ -191,8 +200,12 @@ class _Verifying:
                 raise SweepError(self.denied)
             step = verification_step(solved, self.sweeps, self.runs)
         except SweepError as exc:  # a denied namespace, or the platform's sweep is gone: nothing to run the choice on
+            generation = self.rec.metadata.generation
             solved.status.conditions = set_condition(solved.status.conditions, "Verified", "False", "CannotVerify",
-                                                     str(exc), self.rec.metadata.generation)
+                                                     str(exc), generation)
+            if solved.status.phase == "Ready":  # spec.verify's goal is out of reach
+                solved.status.conditions = set_state(solved.status.conditions, STALLED, "CannotVerify", str(exc),
+                                                     generation)
             return self.resync
         solved.status.verification = step.verification
         verification_condition(solved.status, self.rec.metadata.generation)
@@ -208,6 +221,22 @@ class _Verifying:
                 self.phases[name] = self.jobs.start(tobj, parsed, sweeps[parsed.spec.sweep_ref.name])
         running = step.verification is not None and step.verification.phase == "Running"
         return min(self.resync, self.jobs.requeue, RUNNING_RESYNC if running else self.resync)
+
+
+def _while_sweeps_run(status: HWRecommendationStatus, sweeps: list[BenchmarkSweep], generation: int | None) -> None:
+    """An Infeasible or InsufficientData answer is Reconciling while one of its sweeps runs, Stalled after.
+
+    The engine calls it Stalled (these trials cannot answer the request); in
+    a cluster, the trials still to come may. Judged on every pass, solved or
+    not: a sweep that ends with a failed trial changes no answer but ends the wait.
+    """
+    ready = next((c for c in status.conditions if c.type == READY), None)
+    if status.phase not in ("Infeasible", "InsufficientData") or ready is None:
+        return
+    running = sorted(s.metadata.name for s in sweeps
+                     if s.status is None or not (is_true(s.status.conditions, READY) or is_true(s.status.conditions, STALLED)))
+    state: State = RECONCILING if running else STALLED
+    status.conditions = set_state(status.conditions, state, ready.reason, ready.message, generation)
 
 
 def _fingerprint(rec: HWRecommendation, sweeps: list[BenchmarkSweep], rows: pd.DataFrame) -> str:

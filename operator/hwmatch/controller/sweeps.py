@@ -20,7 +20,7 @@ it looks at what exists and moves it one step, whatever happened before:
    next round is due, and start their Jobs (a Job retries its own pods up to
    ``backoffLimit``, so one start is a trial's whole attempt series);
 5. write the status the policy computed: phase, counts per phase and
-   platform, progress, conditions (Ready, Running, Complete, Failed),
+   platform, progress, conditions (Ready, Reconciling, Stalled: kstatus),
    start/completion time, observedGeneration — and Kubernetes Events on transitions.
 
 Starting a trial's Job and reading its outcome is the mechanism of
@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkSweepStatus, BenchmarkTrial, Document, set_condition
+from hwmatch.api import READY, RECONCILING, STALLED, AIAsset, BenchmarkSweep, BenchmarkSweepStatus, BenchmarkTrial, Document, set_state
+from hwmatch.api.base import State
 from hwmatch.api.errors import InputError
 from hwmatch.api.manifest import check_references
 from hwmatch.api.vocabulary import FAILED, LABEL_ASSET, LABEL_SWEEP, PENDING, RUNNING, SUCCEEDED
@@ -192,41 +193,43 @@ class _Pass:
     # -- the sweep's status -----------------------------------------------------------------------
 
     def _blocked(self, phase: str, reason: str, message: str) -> None:
-        """The sweep cannot run: say why in its Ready condition (and Failed and Stalled, for a spec to fix).
+        """The sweep cannot run: phase Pending and Reconciling while it waits for its asset, else Failed and Stalled.
 
         ``Stalled=True`` is kstatus's word for "no progress until someone changes
-        the spec": ``kubectl wait``, Argo CD and Flux read it as a failure rather
+        something": ``kubectl wait``, Argo CD and Flux read it as a failure rather
         than waiting for ever; :func:`~hwmatch.planning.schedule.sweep_status`
-        drops it once the sweep runs again.
+        replaces it once the sweep plans again. A missing asset is only waited
+        for (applied together, the sweep may come first).
         """
         status = self.old.model_copy(deep=True)
         status.phase = phase  # type: ignore[assignment]
-        gen = self.sweep.metadata.generation
-        status.conditions = set_condition(status.conditions, "Ready", "False", reason, message, gen)
-        if phase == "Failed":
-            status.conditions = set_condition(status.conditions, "Failed", "True", reason, message, gen)
-            status.conditions = set_condition(status.conditions, "Stalled", "True", reason, message, gen)
-        self._commit(status, reason, message)
+        state: State = RECONCILING if phase == PENDING else STALLED
+        status.conditions = set_state(status.conditions, state, reason, message, self.sweep.metadata.generation)
+        self._commit(status, ("Warning", reason), message)
 
     def _write_status(self, step: Step) -> None:
         """Write the status the policy computed, and export its counts."""
         status = step.status
         for phase in (PENDING, RUNNING, SUCCEEDED, FAILED):
             metrics.SWEEP_TRIALS.labels(self.ns, self.name, phase).set(getattr(status, phase.lower()))
-        complete = _reason(status, "Complete") == "AllTrialsFinished"
-        self._commit(status, "Completed" if complete else "Running", step.summary)
+        event = {RUNNING: ("Normal", "Started"), SUCCEEDED: ("Normal", "Completed"),
+                 FAILED: ("Warning", "Failed")}.get(status.phase or PENDING)
+        self._commit(status, event, step.summary)
 
-    def _commit(self, status: BenchmarkSweepStatus, reason: str, message: str) -> None:
-        """Write the status when it changed, and post an Event when the phase did."""
+    def _commit(self, status: BenchmarkSweepStatus, event: tuple[str, str] | None, message: str) -> None:
+        """Write the status when it changed; post ``event`` (type, reason) when the phase or the Ready reason did.
+
+        Not while the sweep runs: its Ready reason and message move with every trial, the Events with its phase.
+        """
         status.observed_generation = self.sweep.metadata.generation
         if status.to_wire() == self.old.to_wire():
             return
         self.kube.replace_status(SWEEPS, self.ns, self.name, status.to_wire())
-        if status.phase != self.old.phase or _reason(status, "Ready") != _reason(self.old, "Ready"):
-            warning = status.phase == "Failed" or _reason(status, "Ready") != "Planned"
-            self.r.emit(self.obj, "Warning" if warning else "Normal", "Started" if status.phase == "Running" else reason,
-                        message)
+        moved = status.phase != self.old.phase or (_reason(status) != _reason(self.old) and status.phase != RUNNING)
+        if moved and event is not None:
+            self.r.emit(self.obj, *event, message)
 
 
-def _reason(status: BenchmarkSweepStatus, type_: str) -> str | None:
-    return next((c.reason for c in status.conditions if c.type == type_), None)
+def _reason(status: BenchmarkSweepStatus) -> str | None:
+    """The Ready condition's reason: the sweep's state in one word."""
+    return next((c.reason for c in status.conditions if c.type == READY), None)

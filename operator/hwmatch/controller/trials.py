@@ -25,7 +25,18 @@ from typing import Any, Callable, Mapping
 
 from kubernetes.client.rest import ApiException
 
-from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus, set_condition
+from hwmatch.api import (
+    READY,
+    RECONCILING,
+    STALLED,
+    AIAsset,
+    BenchmarkSweep,
+    BenchmarkTrial,
+    BenchmarkTrialStatus,
+    set_condition,
+    set_state,
+)
+from hwmatch.api.base import State
 from hwmatch.api.vocabulary import FAILED, FINISHED, PENDING, RUNNING, SUCCEEDED, phase_of
 from hwmatch.controller import metrics
 from hwmatch.controller.kube import TRIALS, Kube
@@ -128,7 +139,10 @@ class TrialJobs:
         return trial if written is None else trial.model_copy(update={"status": written})
 
     def write(self, tobj: dict[str, Any], status: BenchmarkTrialStatus) -> None:
-        status.observed_generation = tobj["metadata"].get("generation")
+        """Write a trial's status, with its kstatus conditions (:func:`trial_state`)."""
+        generation = tobj["metadata"].get("generation")
+        status.observed_generation = generation
+        status.conditions = set_state(status.conditions, *trial_state(status), generation, self.now)
         self.kube.replace_status(TRIALS, self.ns, tobj["metadata"]["name"], status.to_wire())
         self.written[tobj["metadata"]["name"]] = status
 
@@ -190,6 +204,22 @@ class TrialJobs:
 def telemetry_pending(status: BenchmarkTrialStatus) -> bool:
     """Whether a recorded trial's Prometheus metrics are still to be read."""
     return any(c.type == "Telemetry" and c.reason == TELEMETRY_PENDING for c in status.conditions)
+
+
+def trial_state(status: BenchmarkTrialStatus) -> tuple[State, str, str]:
+    """(state, reason, message) of a trial for its kstatus conditions.
+
+    Ready once it Succeeded and its Prometheus metrics are read; Stalled when
+    it Failed (the reason is the failure's: a trial never runs again); else
+    Reconciling (Pending, Running, or metrics still to read).
+    """
+    if status.phase == SUCCEEDED:
+        if telemetry_pending(status):
+            return RECONCILING, "TelemetryPending", "the result is recorded; its Prometheus metrics are still to read"
+        return READY, SUCCEEDED, status.message or "measured"
+    if status.phase == FAILED:
+        return STALLED, status.reason or FAILED, status.message or ""
+    return RECONCILING, status.phase or PENDING, "the trial's Job runs" if status.phase == RUNNING else "waiting to start"
 
 
 def _running(tid: str, at: datetime) -> BenchmarkTrialStatus:

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from hwmatch.api import AIAsset, BenchmarkSweep, HWRecommendation, HWRecommendationStatus, InputError, set_condition
+from hwmatch.api import STALLED, AIAsset, BenchmarkSweep, HWRecommendation, HWRecommendationStatus, InputError, set_state
 from hwmatch.data.frame import METRIC
 from hwmatch.data.store import Store
 
@@ -91,8 +91,8 @@ def answer(
 
 
 def cannot_recommend(recommendation: HWRecommendation, error: Exception) -> HWRecommendationStatus:
-    """The status of a request that cannot be answered: phase Failed, the reason in the Ready condition."""
+    """The status of a request that cannot be answered: phase Failed, Stalled with the reason (a request to fix)."""
     generation = recommendation.metadata.generation
     status = HWRecommendationStatus(phase="Failed", observed_generation=generation)
-    status.conditions = set_condition(status.conditions, "Ready", "False", "CannotRecommend", str(error), generation)
+    status.conditions = set_state(status.conditions, STALLED, "CannotRecommend", str(error), generation)
     return status

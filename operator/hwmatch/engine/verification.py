@@ -42,8 +42,9 @@ from hwmatch.api import (
     VerificationCheck,
     VerificationRound,
     set_condition,
+    set_state,
 )
-from hwmatch.api.base import ConditionStatus
+from hwmatch.api.base import RECONCILING, STALLED, ConditionStatus, State
 from hwmatch.api.vocabulary import (
     LABEL_ASSET,
     LABEL_PLATFORM,
@@ -115,7 +116,7 @@ def verify(
     running = status.model_copy(update={"verification": started.verification})
     runs = {t.metadata.name: r for t, r in zip(started.trials, results)}
     running.verification = judge_round(recommendation.model_copy(update={"status": running}), runs)
-    verification_condition(running, recommendation.metadata.generation)
+    verification_condition(running, recommendation.metadata.generation, asked=recommendation.spec.verify is not None)
     done = recommendation.model_copy(update={"status": running})
     store.put_recommendation(done)
     return done
@@ -229,16 +230,24 @@ def _start(recommendation: HWRecommendation, choice: Choice, sweeps: Sequence[Be
                                    trials=[t.metadata.name for t in trials], history=history, message=message), trials)
 
 
-def verification_condition(status: HWRecommendationStatus, generation: int | None) -> None:
+def verification_condition(status: HWRecommendationStatus, generation: int | None, *, asked: bool = True) -> None:
     """The ``Verified`` condition of a status with a ``verification``: Unknown while it runs, then True or False.
 
     True only while the verified choice is still the answer (``RequirementsMet``).
+    With ``spec.verify`` (``asked``; ``hwmatch verify`` on a request without it
+    only reports) the goal is a verified answer, so an answer is Ready
+    only once verified: Reconciling while its runs go (``Verifying``), Stalled
+    with the verification's reason when it ended otherwise (its rounds spent,
+    a run failed, the namespace denied). A request without an answer keeps its own state.
     """
     v = status.verification
     if v is None:
         return
     value: ConditionStatus = "Unknown" if v.phase == "Running" else "True" if v.reason == "RequirementsMet" else "False"
     status.conditions = set_condition(status.conditions, "Verified", value, v.reason, v.message, generation)
+    if asked and status.phase == "Ready" and value != "True":
+        state: State = RECONCILING if value == "Unknown" else STALLED
+        status.conditions = set_state(status.conditions, state, v.reason, v.message, generation)
 
 
 def verify_spec(store: Store, recommendation: HWRecommendation, executor: Executor,

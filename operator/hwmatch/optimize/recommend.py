@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 
 from hwmatch.api import (
+    READY,
+    STALLED,
     Choice,
     DataShortfall,
     HWRecommendationSpec,
@@ -24,6 +26,7 @@ from hwmatch.api import (
     SolverInfo,
     describe_level,
     set_condition,
+    set_state,
 )
 from hwmatch.data.frame import INSTANCE, PARAM, names, succeeded
 from hwmatch.modeling.surrogates import Surrogates, categorical_columns
@@ -127,7 +130,9 @@ def to_status(
     trials give finite bounds for: when no candidate is feasible because a
     requirement rests on them, the phase is InsufficientData (:func:`shortfall`),
     not Infeasible — the numbers may well be reachable, measuring more is the
-    fix — and Ready is False: nothing can be shown to hold.
+    fix — and Ready is False: nothing can be shown to hold. Without an answer the
+    request is Stalled (kstatus): these trials cannot answer it; the operator
+    makes it Reconciling while its sweeps still run (more trials may).
     """
     status = HWRecommendationStatus(
         confidence=problem.confidence,
@@ -142,13 +147,13 @@ def to_status(
     if short is not None:
         status.phase = "InsufficientData"
         status.insufficient = short
-        status.conditions = set_condition(status.conditions, "Ready", "False", "InsufficientData", short.message)
+        status.conditions = set_state(status.conditions, STALLED, "InsufficientData", short.message)
         status.conditions = set_condition(status.conditions, "Infeasible", "False", "InsufficientData", "")
         return status
     if solution.best is None:
         status.phase = "Infeasible"
         status.infeasible = explain(problem, solution.core)
-        status.conditions = set_condition(status.conditions, "Ready", "False", "Infeasible", status.infeasible.message)
+        status.conditions = set_state(status.conditions, STALLED, "Infeasible", status.infeasible.message)
         status.conditions = set_condition(status.conditions, "Infeasible", "True", "Infeasible", status.infeasible.message)
         return status
     best = solution.best
@@ -160,7 +165,7 @@ def to_status(
     message = f"{describe_candidate(problem, best)}: {problem.objective_label} = {problem.objective_value[best]:.4g}"
     if pressed:
         message += "; binding: " + ", ".join(pressed)
-    status.conditions = set_condition(status.conditions, "Ready", "True", "Recommended", message)
+    status.conditions = set_state(status.conditions, READY, "Recommended", message)
     status.conditions = set_condition(status.conditions, "Infeasible", "False", "Feasible", "")
     return status
 

@@ -23,7 +23,9 @@ The rules:
 - with a round-based sampler, the next round is due when no trial runs and
   none may start;
 - the status counts trials per phase and platform, and sets the phase and
-  the Ready, Running, Complete and Failed conditions the same way everywhere.
+  kstatus's conditions the same way everywhere: Reconciling while trials
+  are to run, Ready once all have ended and one succeeded (the message is
+  the outcome by reason), Stalled when every trial failed.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Sequence
 
-from hwmatch.api import BenchmarkSweep, BenchmarkSweepStatus, set_condition
+from hwmatch.api import READY, RECONCILING, STALLED, BenchmarkSweep, BenchmarkSweepStatus, set_state
+from hwmatch.api.base import State
 from hwmatch.api.sweep import PlatformCounts
 from hwmatch.api.vocabulary import FAILED, FINAL_REASONS, PENDING, RUNNING, SUCCEEDED
 
@@ -131,29 +134,28 @@ def sweep_status(
         total=total, succeeded=counts[SUCCEEDED], failed=counts[FAILED], running=counts[RUNNING],
         pending=counts[PENDING], progress=f"{finished}/{total}", platforms=per_platform,
         start_time=old.start_time, completion_time=old.completion_time if complete else None,
-        conditions=[c.model_copy() for c in old.conditions if c.type != "Stalled"], observed_generation=gen,
-    )  # a sweep with trials to count makes progress: a Stalled condition of an earlier, invalid spec goes
+        conditions=[c.model_copy() for c in old.conditions if c.type in (READY, RECONCILING, STALLED)],
+        observed_generation=gen,
+    )  # a sweep's conditions are kstatus's three: an earlier operator's Running, Complete and Failed go
     if status.start_time is None and (counts[RUNNING] or finished):
         status.start_time = now
     if complete and status.completion_time is None:
         status.completion_time = now
     status.phase = ("Succeeded" if counts[SUCCEEDED] else "Failed") if complete else (
         "Running" if status.start_time or counts[RUNNING] or finished else "Pending")
-    platforms = len(sweep.spec.platforms)
-    status.conditions = set_condition(status.conditions, "Ready", "True", "Planned",
-                                      f"{total} trials on {platforms} platform(s)", gen)
-    status.conditions = set_condition(
-        status.conditions, "Running", "True" if counts[RUNNING] else "False",
-        "TrialsRunning" if counts[RUNNING] else ("Finished" if complete else "Waiting"),
-        f"{counts[RUNNING]} running, {counts[PENDING]} pending", gen)
     summary = summarise(trials)
-    status.conditions = set_condition(status.conditions, "Complete", "True" if complete else "False",
-                                      "AllTrialsFinished" if complete else "TrialsRemaining",
-                                      summary if complete else f"{finished} of {total} finished", gen)
-    failed = complete and not counts[SUCCEEDED]
-    status.conditions = set_condition(status.conditions, "Failed", "True" if failed else "False",
-                                      "AllTrialsFailed" if failed else "TrialsSucceeded" if counts[SUCCEEDED] else "",
-                                      summary if failed else "", gen)
+    state: State
+    if complete and counts[SUCCEEDED]:
+        state, reason, message = READY, "Complete", summary
+    elif complete:
+        state, reason, message = STALLED, "AllTrialsFailed", summary  # a Job's attempts are spent: a spec to change
+    elif counts[RUNNING] or finished:
+        state, reason, message = RECONCILING, "TrialsRunning", (
+            f"{finished} of {total} finished ({summary}); {counts[RUNNING]} running, {counts[PENDING]} pending")
+    else:
+        state, reason, message = RECONCILING, "TrialsPending", (
+            f"{total} trial(s) planned on {len(sweep.spec.platforms)} platform(s); none started yet")
+    status.conditions = set_state(status.conditions, state, reason, message, gen, now)
     return status
 
 
