@@ -75,7 +75,7 @@ class Parameter(ApiModel):
     type: ParameterType = Field(description="int, float or categorical.")
     values: list[Scalar] | None = Field(default=None, min_length=1, max_length=1000, description="The allowed values.")
     range: Range | None = Field(default=None, description="A numeric interval (int or float parameters).")
-    description: str | None = None
+    description: str | None = Field(default=None, description="What the parameter does, for people.")
 
     model_config = ApiModel.model_config | {
         "json_schema_extra": {
@@ -157,7 +157,7 @@ class MetricSpec(ApiModel):
     name: str = Field(pattern=IDENTIFIER_PATTERN, max_length=63, description="Metric name, e.g. latency_p99_ms.")
     source: MetricSource = Field(default="harness", description="harness (the trial's JSON result) or prometheus.")
     goal: MetricGoal | None = Field(default=None, description="minimize or maximize, when the metric has a direction.")
-    unit: str | None = None
+    unit: str | None = Field(default=None, description="Unit of the values, for people (ms, J, W, 1/s).")
     query: str | None = Field(default=None, description="PromQL template (source: prometheus).")
     preset: Literal["dcgm-energy", "dcgm-power", "kepler-energy", "rapl-energy"] | None = Field(
         default=None, description="A named PromQL template (source: prometheus)."
@@ -275,8 +275,9 @@ class ServingSpec(ApiModel):
 class InstanceFeature(ApiModel):
     """An input that describes the problem instance (not chosen by the user), e.g. a data size."""
 
-    name: str = Field(pattern=IDENTIFIER_PATTERN, max_length=63)
-    description: str | None = None
+    name: str = Field(pattern=IDENTIFIER_PATTERN, max_length=63,
+                      description="Feature name, as the asset reads it from HWMATCH_INSTANCE.")
+    description: str | None = Field(default=None, description="What the feature measures, for people.")
     values: list[str] | None = Field(
         default=None, min_length=1, max_length=1000,
         description="A categorical feature's names (a model, a scenario): trials, sweeps and recommendations give "
@@ -285,13 +286,18 @@ class InstanceFeature(ApiModel):
 
 
 class AIAssetSpec(SpecModel):
+    """What to run for one trial, the parameters it takes, and the metrics it reports."""
+
     image: str | None = Field(default=None, description="Container image of the benchmark (cluster runs).")
     command: list[str] = Field(min_length=1, description="Entry point; it reads HWMATCH_PARAMS and prints one JSON result.")
-    args: list[str] = Field(default_factory=list)
+    args: list[str] = Field(default_factory=list, description="Arguments after the command.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for every trial.")
-    parameters: list[Parameter] = Field(default_factory=list, max_length=64)
-    metrics: list[MetricSpec] = Field(min_length=1, max_length=64)
-    instance_features: list[InstanceFeature] = Field(default_factory=list, max_length=64)
+    parameters: list[Parameter] = Field(default_factory=list, max_length=64,
+                                        description="The tunable inputs: the space a sweep samples.")
+    metrics: list[MetricSpec] = Field(min_length=1, max_length=64, description="What each trial measures.")
+    instance_features: list[InstanceFeature] = Field(
+        default_factory=list, max_length=64,
+        description="Inputs that describe the problem instance (not chosen), which sweeps and requests give values for.")
     serving: ServingSpec | None = Field(
         default=None, description="A model server benchmarked under load (docs/serving.md); without it, a batch trial.")
 
@@ -366,10 +372,14 @@ def _check_unique(names: list[str], what: str) -> None:
 
 
 class AIAssetStatus(StatusBase):
+    """Whether the asset can run, and how many of its trials have ended (written by the operator)."""
+
     trials: int | None = Field(default=None, description="Finished trials recorded for this asset.")
 
 
 class AIAsset(ApiModel):
+    """An AI asset to benchmark: what to run, its parameter space and the metrics it reports."""
+
     api_version: Literal["hwmatch.dev/v1alpha1"] = API_VERSION
     kind: Literal["AIAsset"] = "AIAsset"
     metadata: ObjectMeta

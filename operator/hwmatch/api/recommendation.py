@@ -25,8 +25,8 @@ class Constraint(ApiModel):
     """A bound on a metric; it must hold at the recommendation's ``confidence``."""
 
     metric: str = Field(pattern=IDENTIFIER_PATTERN, description="A metric of the asset or a derived one.")
-    min: float | None = None
-    max: float | None = None
+    min: float | None = Field(default=None, description="Lowest value allowed, inclusive.")
+    max: float | None = Field(default=None, description="Highest value allowed, inclusive.")
 
     model_config = ApiModel.model_config | {
         "json_schema_extra": {
@@ -50,8 +50,8 @@ class Constraint(ApiModel):
 class Objective(ApiModel):
     """What to optimise: exactly one of ``minimize``, ``maximize`` or ``weights`` (a weighted sum to minimise)."""
 
-    minimize: str | None = Field(default=None, pattern=IDENTIFIER_PATTERN)
-    maximize: str | None = Field(default=None, pattern=IDENTIFIER_PATTERN)
+    minimize: str | None = Field(default=None, pattern=IDENTIFIER_PATTERN, description="A metric to make as small as possible.")
+    maximize: str | None = Field(default=None, pattern=IDENTIFIER_PATTERN, description="A metric to make as large as possible.")
     weights: dict[str, float] | None = Field(
         default=None, description="metric -> weight; the weighted sum of normalised metrics is minimised (negative weight maximises)."
     )
@@ -85,12 +85,16 @@ class Objective(ApiModel):
 
 
 class Throughput(ApiModel):
+    """A load to serve: replicas of the chosen platform are sized so that their throughput covers it."""
+
     requests_per_second: float = Field(gt=0, description="Load to serve; replicas are sized to cover it.")
     max_replicas: int = Field(default=64, ge=1, description="Upper bound on replicas of one platform.")
 
 
 class Budget(ApiModel):
-    max_cost_per_hour: float = Field(gt=0)
+    """A spending limit on the recommended deployment."""
+
+    max_cost_per_hour: float = Field(gt=0, description="Most the recommendation may cost per hour, all replicas together.")
 
 
 class Verify(ApiModel):
@@ -105,15 +109,20 @@ class Verify(ApiModel):
 
 
 class HWRecommendationSpec(SpecModel):
-    asset_ref: ObjectRef
+    """The requirements: which asset, the constraints and the objective, a load to serve, a budget, a confidence."""
+
+    asset_ref: ObjectRef = Field(description="The AIAsset to recommend hardware for, in the same namespace.")
     sweep_refs: list[ObjectRef] = Field(
         default_factory=list, description="Sweeps whose trials to learn from (default: every sweep of the asset)."
     )
     platforms: list[str] = Field(default_factory=list, description="Restrict the choice to these platforms.")
-    constraints: list[Constraint] = Field(default_factory=list)
-    objective: Objective = Field(default_factory=lambda: Objective(minimize="cost_per_hour"))
-    throughput: Throughput | None = None
-    budget: Budget | None = None
+    constraints: list[Constraint] = Field(
+        default_factory=list, description="Bounds on metrics that the choice must meet, all together at the confidence.")
+    objective: Objective = Field(default_factory=lambda: Objective(minimize="cost_per_hour"),
+                                 description="What to optimise among the candidates that meet the constraints "
+                                 "(default: minimize cost_per_hour).")
+    throughput: Throughput | None = Field(default=None, description="A load to serve, which sizes the replicas.")
+    budget: Budget | None = Field(default=None, description="A spending limit.")
     confidence: float = Field(
         default=0.9, ge=0.5, le=0.999,
         description="Joint confidence: all requirements (constraints and the throughput target) hold together with at "
@@ -132,9 +141,9 @@ class HWRecommendationSpec(SpecModel):
 class PredictedValue(ApiModel):
     """A predicted metric: its value and, where known, its interval [lower, upper] with the level of that interval."""
 
-    value: float
-    lower: float | None = None
-    upper: float | None = None
+    value: float = Field(description="The predicted value.")
+    lower: float | None = Field(default=None, description="Lower end of the interval; unset when unbounded.")
+    upper: float | None = Field(default=None, description="Upper end of the interval; unset when unbounded.")
     level: float | None = Field(
         default=None, gt=0, lt=1,
         description="Two-sided level of [lower, upper]: the interval holds the measured value with this probability, "
@@ -146,12 +155,15 @@ class PredictedValue(ApiModel):
 
 
 class Choice(ApiModel):
-    platform: str
-    parameters: dict[str, Scalar] = Field(default_factory=dict)
-    replicas: int = 1
-    predicted: dict[str, PredictedValue] = Field(default_factory=dict)
-    cost_per_hour: float | None = None
-    objective: float | None = None
+    """A candidate answer: a platform, the asset's parameters and a replica count, with what is predicted for it."""
+
+    platform: str = Field(description="The platform (a sweep's platforms[].name).")
+    parameters: dict[str, Scalar] = Field(default_factory=dict, description="The asset's parameters, by name.")
+    replicas: int = Field(default=1, description="Replicas to run (sized by spec.throughput; else 1).")
+    predicted: dict[str, PredictedValue] = Field(
+        default_factory=dict, description="The predicted metrics, by name, each with its interval.")
+    cost_per_hour: float | None = Field(default=None, description="Cost of all replicas per hour, where platforms have a price.")
+    objective: float | None = Field(default=None, description="The objective's value for this candidate.")
     novelty: float | None = Field(
         default=None,
         description="Distance to the nearest measured configuration (encoded, range-scaled inputs) over the largest "
@@ -161,22 +173,28 @@ class Choice(ApiModel):
 
 
 class ModelScore(ApiModel):
-    family: str
-    r2: float | None = None
-    mape: float | None = None
-    trained_on_trials: int = 0
+    """How well one metric's surrogate model predicts, by cross-validation over the trials."""
+
+    family: str = Field(description="The model family chosen by cross-validation (gradient boosting, extra trees, ridge).")
+    r2: float | None = Field(default=None, description="Cross-validated coefficient of determination (1 is perfect).")
+    mape: float | None = Field(default=None, description="Cross-validated mean absolute percentage error.")
+    trained_on_trials: int = Field(default=0, description="Succeeded trials the model learnt from.")
 
 
 class SolverInfo(ApiModel):
-    status: str
-    wall_time_ms: float
-    candidates: int = 0
-    feasible_candidates: int = 0
+    """What the optimiser did."""
+
+    status: str = Field(description="The solver's outcome, e.g. OPTIMAL or INFEASIBLE.")
+    wall_time_ms: float = Field(description="Time the solve took, in milliseconds.")
+    candidates: int = Field(default=0, description="Candidates considered (platforms × parameter grid).")
+    feasible_candidates: int = Field(default=0, description="Candidates that meet every requirement.")
 
 
 class Infeasibility(ApiModel):
+    """Why no candidate meets the requirements."""
+
     constraints: list[str] = Field(default_factory=list, description="The constraints no candidate meets.")
-    message: str = ""
+    message: str = Field(default="", description="The reason in words, with the closest candidate.")
 
 
 class DataShortfall(ApiModel):
@@ -196,17 +214,17 @@ class DataShortfall(ApiModel):
     platform: str | None = Field(
         default=None, description="Where to measure first: the platform of the best candidate by point prediction.")
     parameters: dict[str, Scalar] = Field(default_factory=dict, description="That candidate's parameters.")
-    message: str = ""
+    message: str = Field(default="", description="The shortfall in words: how many more trials, and where.")
 
 
 class VerificationCheck(ApiModel):
     """One metric of a verified choice: its requirement's bounds, what was predicted, what each run measured."""
 
-    metric: str
-    min: float | None = None
-    max: float | None = None
-    predicted: PredictedValue | None = None
-    measured: list[float] = Field(default_factory=list)
+    metric: str = Field(description="The metric (replicas × throughput for a throughput target).")
+    min: float | None = Field(default=None, description="The requirement's lower bound, if any.")
+    max: float | None = Field(default=None, description="The requirement's upper bound, if any.")
+    predicted: PredictedValue | None = Field(default=None, description="What was predicted when the choice was made.")
+    measured: list[float] = Field(default_factory=list, description="What each verification run measured.")
     met: bool | None = Field(default=None, description="Every run meets the bounds; unset for an unconstrained metric.")
     inside: bool | None = Field(
         default=None, description="Every run lies in the predicted interval; unset without a finite interval.")
@@ -218,49 +236,53 @@ VerificationPhase = Literal["Running", "Verified", "Failed"]
 class VerificationRound(ApiModel):
     """One verified choice: where it ran, how it went."""
 
-    round: int = Field(ge=1)
-    platform: str
-    parameters: dict[str, Scalar] = Field(default_factory=dict)
-    replicas: int = 1
+    round: int = Field(ge=1, description="The round's number, from 1.")
+    platform: str = Field(description="The platform of the choice it verified.")
+    parameters: dict[str, Scalar] = Field(default_factory=dict, description="The parameters of the choice it verified.")
+    replicas: int = Field(default=1, description="The replicas of the choice it verified.")
     met: bool | None = Field(default=None, description="Every requirement held in every run; unset while running.")
-    intervals_held: int = 0
+    intervals_held: int = Field(default=0, description="Predicted intervals that held every run of this round.")
     intervals: int = Field(default=0, description="Predicted intervals compared with a measurement in this round.")
 
 
 class Verification(ApiModel):
     """``spec.verify``'s progress: the round now (or last) verified, its checks, and the rounds before it."""
 
-    phase: VerificationPhase
+    phase: VerificationPhase = Field(description="Running, Verified or Failed.")
     reason: str = Field(
         default="Verifying", description="Verifying, RequirementsMet, RequirementBroken, RunFailed, RoundsSpent, "
         "NoAnswer (re-solved, nothing feasible), ChoiceChanged (the answer moved on, rounds spent).")
     round: int = Field(ge=1, description="Rounds taken so far (each verifies one choice).")
     choice: Choice = Field(description="The choice this round verifies, with the predictions made when it was chosen.")
     trials: list[str] = Field(default_factory=list, description="This round's verification BenchmarkTrials.")
-    checks: list[VerificationCheck] = Field(default_factory=list)
+    checks: list[VerificationCheck] = Field(default_factory=list, description="This round's judgement, one per metric.")
     history: list[VerificationRound] = Field(default_factory=list, description="Every round so far, this one last.")
-    message: str = ""
+    message: str = Field(default="", description="What the verification found, in words.")
 
 
 RecommendationPhase = Literal["Pending", "Ready", "Infeasible", "InsufficientData", "Failed"]
 
 
 class HWRecommendationStatus(StatusBase):
-    phase: RecommendationPhase | None = None
+    """The answer: the choice, its alternatives and Pareto front, the models and the solver, or why there is none."""
+
+    phase: RecommendationPhase | None = Field(
+        default=None, description="Pending (no trials yet), Ready (answered), Infeasible, InsufficientData or Failed.")
     confidence: float | None = Field(
         default=None,
         description="The joint confidence this answer was made at (spec.confidence when solved): its requirements hold "
         "together with at least this probability. Each predicted interval names its own, per-bound level.",
     )
-    recommendation: Choice | None = None
-    alternatives: list[Choice] = Field(default_factory=list)
-    pareto_front: list[Choice] = Field(default_factory=list)
-    models: dict[str, ModelScore] = Field(default_factory=dict)
-    solver: SolverInfo | None = None
-    infeasible: Infeasibility | None = None
+    recommendation: Choice | None = Field(default=None, description="The best candidate that meets every requirement.")
+    alternatives: list[Choice] = Field(default_factory=list, description="The runners-up, best first (spec.alternatives).")
+    pareto_front: list[Choice] = Field(
+        default_factory=list, description="Feasible candidates no other beats on every constrained and objective metric.")
+    models: dict[str, ModelScore] = Field(default_factory=dict, description="The surrogate model of each metric, by name.")
+    solver: SolverInfo | None = Field(default=None, description="What the optimiser did.")
+    infeasible: Infeasibility | None = Field(default=None, description="Phase Infeasible: the constraints no candidate meets.")
     insufficient: DataShortfall | None = Field(
         default=None, description="Phase InsufficientData: which metrics lack trials, how many more, and where.")
-    dataset_hash: str | None = None
+    dataset_hash: str | None = Field(default=None, description="A hash of the trials the answer was learnt from.")
     verification: Verification | None = Field(
         default=None, description="spec.verify: predicted against measured for the chosen configuration, per round.")
 
@@ -271,6 +293,8 @@ class HWRecommendationStatus(StatusBase):
 
 
 class HWRecommendation(ApiModel):
+    """A request for hardware: the requirements for an asset, answered with a platform, configuration and replicas."""
+
     api_version: Literal["hwmatch.dev/v1alpha1"] = API_VERSION
     kind: Literal["HWRecommendation"] = "HWRecommendation"
     metadata: ObjectMeta

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -97,8 +98,10 @@ class CandidateSet:
     def __len__(self) -> int:
         return len(self.frame)
 
-    @property
+    @cached_property
     def platform(self) -> np.ndarray:
+        """Each candidate's platform name, converted once: the alternatives and explanations index it per candidate,
+        and converting 10^6 names from the frame's string column on every access cost seconds."""
         return self.frame["platform"].to_numpy()
 
     @property
