@@ -197,6 +197,12 @@ def test_outcomes_are_recorded_and_a_finished_trial_never_runs_again(kube) -> No
     small = next(t for t in kube.list(TRIALS, NS) if t["spec"]["platform"] == "small")
     # without --prometheus-url, the prometheus metric is reported missing; the trial keeps its harness metrics
     assert small["status"]["metrics"] == {"latency_ms": 5.0}
+    assert small["status"]["summary"] == "latency_ms=5" and small["status"]["durationSeconds"] >= 0  # kubectl columns
+    assert {c["type"]: c["status"] for c in small["status"]["conditions"]}["Ready"] == "True"
+    large = next(t for t in kube.list(TRIALS, NS) if t["spec"]["platform"] == "large")
+    stalled = {c["type"]: c for c in large["status"]["conditions"]}["Stalled"]  # a failed trial never runs again
+    summary, message = large["status"]["summary"], large["status"]["message"]
+    assert stalled["reason"] == "NoResult" and len(summary) == 100 and summary[:-1] in message and summary[-1] == "…"
     assert "energy_j" in small["status"]["message"] and "--prometheus-url" in small["status"]["message"]
     telemetry = next(c for c in small["status"]["conditions"] if c["type"] == "Telemetry")
     assert telemetry["status"] == "False" and telemetry["reason"] == "PrometheusNotConfigured"

@@ -82,7 +82,50 @@ def test_names_columns_and_status_subresource() -> None:
     sweep_cols = [c["name"] for c in _version("BenchmarkSweep")["spec"]["versions"][0]["additionalPrinterColumns"]]
     assert {"Phase", "Progress"} <= set(sweep_cols)
     rec_cols = [c["name"] for c in _version("HWRecommendation")["spec"]["versions"][0]["additionalPrinterColumns"]]
-    assert {"Phase", "Platform", "Replicas"} <= set(rec_cols)
+    assert {"Phase", "Platform", "Replicas", "Ready", "Reason", "Message"} <= set(rec_cols)
+    trial_cols = {c["name"]: c for c in _version("BenchmarkTrial")["spec"]["versions"][0]["additionalPrinterColumns"]}
+    assert trial_cols["Seconds"]["jsonPath"] == ".status.durationSeconds"
+    assert trial_cols["Summary"]["jsonPath"] == ".status.summary"
+
+
+def test_printer_columns_read_fields_the_schema_has() -> None:
+    """A column whose JSONPath names no field of the schema shows nothing, silently: each must resolve."""
+    for kind in KINDS:
+        version = _version(kind.kind)["spec"]["versions"][0]
+        schema = version["schema"]["openAPIV3Schema"]
+        for column in version["additionalPrinterColumns"]:
+            node = schema
+            for part in column["jsonPath"].replace('[?(@.type=="Ready")]', "[]").strip(".").split("."):
+                if part == "metadata":
+                    break
+                name, listed = part.removesuffix("[]"), part.endswith("[]")
+                node = node["properties"][name]
+                node = node["items"] if listed else node
+            assert node, (kind.kind, column)
+
+
+def test_short_names_do_not_clash_with_other_ml_operators() -> None:
+    """Katib (trials.kubeflow.org) and others take the plain words; hwmatch keeps its prefixed ones."""
+    short = {k.kind: k.short_names for k in KINDS}
+    assert short == {"AIAsset": ["aia"], "BenchmarkSweep": ["bsw"], "BenchmarkTrial": ["btr"],
+                     "HWRecommendation": ["hwr", "hwrec"]}
+
+
+#: reST that pydantic would copy from docstrings into descriptions, which kubectl explain prints as written.
+_REST = ("``", ":class:", ":func:", ":meth:", ":data:", ":mod:", ":attr:")
+
+
+@pytest.mark.parametrize("name", sorted(RENDERED))
+def test_kubectl_explain_has_text_for_every_field(name: str) -> None:
+    doc = yaml.safe_load(RENDERED[name].split("\n", 1)[1])
+    schema = doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    undescribed = [path for path, node in _nodes(schema) if not node.get("description") and not path.endswith("[]")
+                   and not path.endswith("{}")]
+    assert not undescribed, f"{name}: no description (give the field a Field(description=...)): {undescribed}"
+    marked = [path for path, node in _nodes(schema) if any(m in node.get("description", "") for m in _REST)]
+    assert not marked, f"{name}: reST markup in the descriptions of {marked}"
+    for field in ("spec", "status"):
+        assert schema["properties"][field]["description"], (name, field)
 
 
 def test_cel_rules_mirror_the_pydantic_validators() -> None:

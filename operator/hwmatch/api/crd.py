@@ -11,6 +11,7 @@ rejects.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,32 @@ from hwmatch.api.recommendation import HWRecommendation
 from hwmatch.api.sweep import BenchmarkSweep, BenchmarkTrial
 
 _SCALARS = {"string", "integer", "number", "boolean"}
+_CONVENTIONS = "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md"
+#: The standard descriptions of every object's first three fields (as Kubernetes' own CRDs write them).
+_OBJECT_FIELDS = {
+    "apiVersion": {"type": "string", "description": (
+        "APIVersion defines the versioned schema of this representation of an object. Servers should convert "
+        "recognized schemas to the latest internal value, and may reject unrecognized values. "
+        f"More info: {_CONVENTIONS}#resources")},
+    "kind": {"type": "string", "description": (
+        "Kind is a string value representing the REST resource this object represents. Servers may infer this from "
+        "the endpoint the client submits requests to. Cannot be updated. In CamelCase. "
+        f"More info: {_CONVENTIONS}#types-kinds")},
+    "metadata": {"type": "object", "description": f"Standard object's metadata. More info: {_CONVENTIONS}#metadata"},
+}
+#: reST roles and literals of docstrings, which kubectl explain would print as written.
+_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
+_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def plain(text: str) -> str:
+    """A description as kubectl explain shows it: the first paragraph on one line, without reST markup.
+
+    Class docstrings go on to say why (for developers); the first paragraph says what.
+    """
+    first = text.strip().split("\n\n")[0]
+    first = _ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1], first)
+    return " ".join(_LITERAL.sub(r"\1", first).split())
 _DROP = {"title", "default", "$defs", "additionalProperties", "examples"}
 
 
@@ -44,26 +71,46 @@ class Kind:
 
 
 _AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+
+def _ready(kind: str) -> list[dict[str, Any]]:
+    """The Ready condition's status and reason, and (``-o wide``) its message: the object's state, and why."""
+    ready = '.status.conditions[?(@.type=="Ready")]'
+    return [
+        {"name": "Ready", "type": "string", "jsonPath": f"{ready}.status",
+         "description": f"Whether the {kind} reached its goal (kstatus)."},
+        {"name": "Reason", "type": "string", "jsonPath": f"{ready}.reason",
+         "description": "Why it is, or is not, Ready, in one word."},
+        {"name": "Message", "type": "string", "jsonPath": f"{ready}.message", "priority": 1,
+         "description": "Why it is, or is not, Ready, in words."},
+    ]
+
+
 KINDS = [
-    Kind(AIAsset, "aiassets", ["aia", "asset"], [
+    Kind(AIAsset, "aiassets", ["aia"], [
         {"name": "Image", "type": "string", "jsonPath": ".spec.image"},
         {"name": "Trials", "type": "integer", "jsonPath": ".status.trials"},
-        {"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"},
+        *_ready("asset"),
         _AGE,
     ]),
-    Kind(BenchmarkSweep, "benchmarksweeps", ["bsw", "sweep"], [
+    Kind(BenchmarkSweep, "benchmarksweeps", ["bsw"], [
         {"name": "Asset", "type": "string", "jsonPath": ".spec.assetRef.name"},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
         {"name": "Failed", "type": "integer", "jsonPath": ".status.failed"},
+        *_ready("sweep"),
         {"name": "Strategy", "type": "string", "jsonPath": ".spec.sampling.strategy", "priority": 1},
         _AGE,
     ]),
-    Kind(BenchmarkTrial, "benchmarktrials", ["btr", "trial"], [
+    Kind(BenchmarkTrial, "benchmarktrials", ["btr"], [
         {"name": "Sweep", "type": "string", "jsonPath": ".spec.sweepRef.name"},
         {"name": "Platform", "type": "string", "jsonPath": ".spec.platform"},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {"name": "Reason", "type": "string", "jsonPath": ".status.reason"},
+        {"name": "Seconds", "type": "number", "jsonPath": ".status.durationSeconds",
+         "description": "From the start of its Job to its end."},
+        {"name": "Summary", "type": "string", "jsonPath": ".status.summary",
+         "description": "Its metrics, or why it failed."},
         {"name": "Rep", "type": "integer", "jsonPath": ".spec.repetition", "priority": 1},
         _AGE,
     ]),
@@ -73,6 +120,7 @@ KINDS = [
         {"name": "Platform", "type": "string", "jsonPath": ".status.recommendation.platform"},
         {"name": "Replicas", "type": "integer", "jsonPath": ".status.recommendation.replicas"},
         {"name": "Cost/h", "type": "number", "jsonPath": ".status.recommendation.costPerHour"},
+        *_ready("recommendation"),
         _AGE,
     ]),
 ]
@@ -109,6 +157,8 @@ def structural(node: Any, defs: dict[str, Any]) -> Any:
             continue
         if key == "properties":
             out["properties"] = {k: structural(v, defs) for k, v in value.items()}
+        elif key == "description":
+            out[key] = plain(value)
         elif key == "items":
             out["items"] = structural(value, defs)
         elif key == "exclusiveMinimum":
@@ -139,12 +189,10 @@ def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
     props = raw["properties"]
     return {
         "type": "object",
-        "description": (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else None,
+        "description": plain(model.__doc__ or ""),
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
+            **_OBJECT_FIELDS,
             "spec": structural(props["spec"], defs),
             "status": structural(props["status"], defs),
         },
@@ -153,8 +201,6 @@ def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 def crd(kind: Kind) -> dict[str, Any]:
     schema = openapi_schema(kind.model)
-    if schema["description"] is None:
-        del schema["description"]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

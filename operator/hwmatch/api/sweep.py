@@ -34,18 +34,39 @@ Quantity = int | float | str
 
 
 class Toleration(ApiModel):
-    key: str | None = None
-    operator: Literal["Exists", "Equal"] = "Equal"
-    value: str | None = None
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-    toleration_seconds: int | None = None
+    """The pod this Toleration is attached to tolerates any taint that matches the triple <key,value,effect> using
+    the matching operator <operator> (as in a Pod spec)."""
+
+    key: str | None = Field(default=None, description=(
+        "Key is the taint key that the toleration applies to. Empty means match all taint keys. If the key is empty, "
+        "operator must be Exists; this combination means to match all values and all keys."))
+    operator: Literal["Exists", "Equal"] = Field(default="Equal", description=(
+        "Operator represents a key's relationship to the value. Valid operators are Exists and Equal. Defaults to "
+        "Equal. Exists is equivalent to wildcard for value, so that a pod can tolerate all taints of a particular "
+        "category."))
+    value: str | None = Field(default=None, description=(
+        "Value is the taint value the toleration matches to. If the operator is Exists, the value should be empty, "
+        "otherwise just a regular string."))
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(default=None, description=(
+        "Effect indicates the taint effect to match. Empty means match all taint effects. When specified, allowed "
+        "values are NoSchedule, PreferNoSchedule and NoExecute."))
+    toleration_seconds: int | None = Field(default=None, description=(
+        "TolerationSeconds represents the period of time the toleration (which must be of effect NoExecute, otherwise "
+        "this field is ignored) tolerates the taint. By default, it is not set, which means tolerate the taint "
+        "forever (do not evict). Zero and negative values will be treated as 0 (evict immediately) by the system."))
 
 
 class Resources(ApiModel):
-    """Container resources, as in a Pod spec (quantities like ``"4"``, ``16Gi``, ``1``)."""
+    """Compute resources of the trial's container, as in a Pod spec (quantities like "4", 16Gi, 500m).
+    More info: https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/"""
 
-    limits: dict[str, Quantity] = Field(default_factory=dict)
-    requests: dict[str, Quantity] = Field(default_factory=dict)
+    limits: dict[str, Quantity] = Field(default_factory=dict, description=(
+        "Limits describes the maximum amount of compute resources allowed. "
+        "More info: https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/"))
+    requests: dict[str, Quantity] = Field(default_factory=dict, description=(
+        "Requests describes the minimum amount of compute resources required. If Requests is omitted for a "
+        "container, it defaults to Limits if that is explicitly specified, otherwise to an implementation-defined "
+        "value. Requests cannot exceed Limits. More info: https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/"))
 
     @field_validator("limits", "requests")
     @classmethod
@@ -64,9 +85,13 @@ class Platform(ApiModel):
     """A hardware platform: a node pool in a cluster, or a CPU set of this machine in local runs."""
 
     name: str = Field(max_length=63, description="Platform name (a DNS-1123 label), e.g. gpu-l4, cpu-2core.")
-    node_selector: dict[str, str] = Field(default_factory=dict)
-    tolerations: list[Toleration] = Field(default_factory=list)
-    resources: Resources = Field(default_factory=Resources)
+    node_selector: dict[str, str] = Field(default_factory=dict, description=(
+        "NodeSelector is a selector which must be true for the trial pods to fit on a node: they are scheduled only on "
+        "nodes with these labels. More info: https://kubernetes.io/docs/concepts/scheduling-eviction/assign-pod-node/"))
+    tolerations: list[Toleration] = Field(default_factory=list, description="If specified, the trial pods' tolerations.")
+    resources: Resources = Field(default_factory=Resources, description=(
+        "Compute resources required by the trial's container. "
+        "More info: https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/"))
     cost_per_hour: float | None = Field(default=None, ge=0, description="Price of one replica per hour.")
     features: dict[str, Scalar] = Field(
         default_factory=dict,
@@ -97,6 +122,8 @@ class Platform(ApiModel):
 
 
 class Sampling(ApiModel):
+    """Which parameter combinations to measure, how many, and how often each."""
+
     strategy: SamplingStrategy = Field(default="grid", description="grid, random, latin-hypercube or adaptive.")
     budget: int | None = Field(
         default=None, ge=1, le=MAX_BUDGET, description="Parameter combinations per platform (grid: all when unset)."
@@ -129,9 +156,11 @@ class Sampling(ApiModel):
 
 
 class BenchmarkSweepSpec(SpecModel):
-    asset_ref: ObjectRef
-    platforms: list[Platform] = Field(min_length=1, max_length=64)
-    sampling: Sampling = Field(default_factory=Sampling)
+    """Where to benchmark an asset (the platforms) and how much (the sampling, repetitions and limits)."""
+
+    asset_ref: ObjectRef = Field(description="The AIAsset to benchmark, in the same namespace.")
+    platforms: list[Platform] = Field(min_length=1, max_length=64, description="The hardware to measure it on.")
+    sampling: Sampling = Field(default_factory=Sampling, description="Which parameter combinations to measure.")
     parallelism: int = Field(default=1, ge=1, description="Trials running at once across the sweep.")
     parallelism_per_platform: int = Field(default=1, ge=1, description="Trials running at once on one platform.")
     trial_timeout: str = Field(default="10m", pattern=DURATION_PATTERN, description="Per trial, e.g. 90s, 10m.")
@@ -204,26 +233,34 @@ SweepPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
 
 
 class PlatformCounts(ApiModel):
-    succeeded: int = 0
-    failed: int = 0
-    running: int = 0
-    pending: int = 0
+    """One platform's trials by phase."""
+
+    succeeded: int = Field(default=0, description="Trials that measured every declared metric.")
+    failed: int = Field(default=0, description="Trials that ended without a result.")
+    running: int = Field(default=0, description="Trials whose Job runs.")
+    pending: int = Field(default=0, description="Trials not started yet.")
 
 
 class BenchmarkSweepStatus(StatusBase):
-    phase: SweepPhase | None = None
-    total: int | None = None
-    succeeded: int = 0
-    failed: int = 0
-    running: int = 0
-    pending: int = 0
+    """The sweep's trials by phase and platform, and its state (written by the operator, or hwmatch run locally)."""
+
+    phase: SweepPhase | None = Field(default=None, description=(
+        "Pending (nothing started), Running, Succeeded (every trial ended, one succeeded) or Failed (every trial "
+        "failed, or the spec cannot run)."))
+    total: int | None = Field(default=None, description="Trials planned.")
+    succeeded: int = Field(default=0, description="Trials that measured every declared metric.")
+    failed: int = Field(default=0, description="Trials that ended without a result.")
+    running: int = Field(default=0, description="Trials whose Job runs.")
+    pending: int = Field(default=0, description="Trials not started yet.")
     progress: str | None = Field(default=None, description="finished/total, for kubectl.")
-    platforms: dict[str, PlatformCounts] = Field(default_factory=dict)
-    start_time: datetime | None = None
-    completion_time: datetime | None = None
+    platforms: dict[str, PlatformCounts] = Field(default_factory=dict, description="The counts per platform, by name.")
+    start_time: datetime | None = Field(default=None, description="When the first trial started.")
+    completion_time: datetime | None = Field(default=None, description="When the last trial ended.")
 
 
 class BenchmarkSweep(ApiModel):
+    """A benchmark campaign: an asset measured on several platforms over sampled parameter combinations."""
+
     api_version: Literal["hwmatch.dev/v1alpha1"] = API_VERSION
     kind: Literal["BenchmarkSweep"] = "BenchmarkSweep"
     metadata: ObjectMeta
@@ -240,27 +277,37 @@ TrialPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
 
 
 class BenchmarkTrialSpec(ApiModel):
-    sweep_ref: ObjectRef
-    asset_ref: ObjectRef
-    platform: str
-    parameters: dict[str, Scalar] = Field(default_factory=dict)
-    instance: dict[str, float] = Field(default_factory=dict)
-    repetition: int = Field(default=0, ge=0)
+    """What one trial measures (written by the operator; the trial's name is a hash of it)."""
+
+    sweep_ref: ObjectRef = Field(description="The sweep it belongs to (a verification run: the sweep of its platform).")
+    asset_ref: ObjectRef = Field(description="The AIAsset it runs.")
+    platform: str = Field(description="The platform it runs on (a sweep's platforms[].name).")
+    parameters: dict[str, Scalar] = Field(default_factory=dict, description="The asset's parameters, by name.")
+    instance: dict[str, float] = Field(default_factory=dict, description="The instance features' values, by name.")
+    repetition: int = Field(default=0, ge=0, description="Which run of this combination it is, from 0.")
 
 
 class BenchmarkTrialStatus(StatusBase):
-    phase: TrialPhase | None = None
+    """What the trial measured, or why it failed, and where it ran."""
+
+    phase: TrialPhase | None = Field(default=None, description="Pending, Running, Succeeded or Failed.")
     reason: str | None = Field(default=None, description="Why it failed: Timeout, Crashed, OOMKilled, Unschedulable, ...")
-    message: str | None = None
-    metrics: dict[str, float] = Field(default_factory=dict)
-    attempts: int = 0
-    start_time: datetime | None = None
-    completion_time: datetime | None = None
+    message: str | None = Field(default=None, description="What went wrong, or what is missing (a Prometheus metric).")
+    metrics: dict[str, float] = Field(default_factory=dict, description="The measured metrics, by name.")
+    attempts: int = Field(default=0, description="Attempts made (pods of its Job; retries within backoffLimit).")
+    start_time: datetime | None = Field(default=None, description="When its Job started.")
+    completion_time: datetime | None = Field(default=None, description="When it ended.")
     host: dict[str, Any] = Field(default_factory=dict, description="Where it ran.")
     log_tail: str | None = Field(default=None, description="Last lines of output of a failed trial.")
+    duration_seconds: float | None = Field(
+        default=None, ge=0, description="Seconds from startTime to completionTime, once it ended (for kubectl get).")
+    summary: str | None = Field(
+        default=None, description="What it found, in one line for kubectl get: its metrics, or why it failed.")
 
 
 class BenchmarkTrial(ApiModel):
+    """One measurement: an asset on one platform with one parameter combination (created by the operator)."""
+
     api_version: Literal["hwmatch.dev/v1alpha1"] = API_VERSION
     kind: Literal["BenchmarkTrial"] = "BenchmarkTrial"
     metadata: ObjectMeta

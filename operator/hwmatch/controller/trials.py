@@ -139,9 +139,12 @@ class TrialJobs:
         return trial if written is None else trial.model_copy(update={"status": written})
 
     def write(self, tobj: dict[str, Any], status: BenchmarkTrialStatus) -> None:
-        """Write a trial's status, with its kstatus conditions (:func:`trial_state`)."""
+        """Write a trial's status, with its kstatus conditions (:func:`trial_state`), duration and summary."""
         generation = tobj["metadata"].get("generation")
         status.observed_generation = generation
+        if status.start_time is not None and status.completion_time is not None:
+            status.duration_seconds = round((status.completion_time - status.start_time).total_seconds(), 1)
+        status.summary = _summary(self.asset, status)
         status.conditions = set_state(status.conditions, *trial_state(status), generation, self.now)
         self.kube.replace_status(TRIALS, self.ns, tobj["metadata"]["name"], status.to_wire())
         self.written[tobj["metadata"]["name"]] = status
@@ -194,8 +197,7 @@ class TrialJobs:
             metrics.TRIAL_SECONDS.labels(platform).observe((status.completion_time - status.start_time).total_seconds())
         if status.phase == SUCCEEDED:
             self.succeeded += 1
-            declared = [m.name for m in self.asset.spec.metrics if m.name in status.metrics]
-            shown = ", ".join(f"{k}={status.metrics[k]:.4g}" for k in declared)
+            shown = _measured(self.asset, status)
             self.emit(tobj, "Normal", "Succeeded", f"{shown}{'; ' + status.message if status.message else ''}")
         else:
             self.emit(tobj, "Warning", status.reason or "Failed", status.message or "")
@@ -204,6 +206,25 @@ class TrialJobs:
 def telemetry_pending(status: BenchmarkTrialStatus) -> bool:
     """Whether a recorded trial's Prometheus metrics are still to be read."""
     return any(c.type == "Telemetry" and c.reason == TELEMETRY_PENDING for c in status.conditions)
+
+
+#: Characters of a failure's message in a trial's ``summary`` (a kubectl column; the whole one is in ``message``).
+SUMMARY_CHARS = 100
+
+
+def _measured(asset: AIAsset, status: BenchmarkTrialStatus) -> str:
+    """``latency_ms=5.2, accuracy=0.97``: the asset's declared metrics a trial measured, in their order."""
+    return ", ".join(f"{m.name}={status.metrics[m.name]:.4g}" for m in asset.spec.metrics if m.name in status.metrics)
+
+
+def _summary(asset: AIAsset, status: BenchmarkTrialStatus) -> str | None:
+    """A trial's ``summary``: its measured metrics once Succeeded, the first line of its message once Failed."""
+    if status.phase == SUCCEEDED:
+        return _measured(asset, status) or None
+    if status.phase == FAILED and status.message:
+        line = status.message.splitlines()[0]
+        return line if len(line) <= SUMMARY_CHARS else line[: SUMMARY_CHARS - 1] + "…"
+    return None
 
 
 def trial_state(status: BenchmarkTrialStatus) -> tuple[State, str, str]:
