@@ -228,7 +228,7 @@ def _summary(asset: AIAsset, status: BenchmarkTrialStatus) -> str | None:
 
 
 def trial_state(status: BenchmarkTrialStatus) -> tuple[State, str, str]:
-    """(state, reason, message) of a trial for its kstatus conditions.
+    """(state, reason, message) of a trial for its kstatus conditions (after its ``summary`` is set).
 
     Ready once it Succeeded and its Prometheus metrics are read; Stalled when
     it Failed (the reason is the failure's: a trial never runs again); else
@@ -237,7 +237,7 @@ def trial_state(status: BenchmarkTrialStatus) -> tuple[State, str, str]:
     if status.phase == SUCCEEDED:
         if telemetry_pending(status):
             return RECONCILING, "TelemetryPending", "the result is recorded; its Prometheus metrics are still to read"
-        return READY, SUCCEEDED, status.message or "measured"
+        return READY, SUCCEEDED, "; ".join(t for t in (status.summary, status.message) if t) or "measured"
     if status.phase == FAILED:
         return STALLED, status.reason or FAILED, status.message or ""
     return RECONCILING, status.phase or PENDING, "the trial's Job runs" if status.phase == RUNNING else "waiting to start"
