@@ -32,7 +32,7 @@ NAMESPACED_ALLOWED = [
     ("watch", "aiassets.hwmatch.dev", ""),
     ("patch", "aiassets.hwmatch.dev", "status"),
     ("list", "benchmarksweeps.hwmatch.dev", ""),
-    ("patch", "benchmarksweeps.hwmatch.dev", ""),  # kopf's finalizer
+    ("patch", "benchmarksweeps.hwmatch.dev", ""),  # kopf takes the finalizer of earlier versions off
     ("patch", "benchmarksweeps.hwmatch.dev", "status"),
     ("create", "benchmarktrials.hwmatch.dev", ""),
     ("patch", "benchmarktrials.hwmatch.dev", "status"),

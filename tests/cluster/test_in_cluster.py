@@ -109,7 +109,7 @@ def test_helm_installed_operator_sweeps_the_real_pools_and_recommends(
 
         _apply(cluster, ns, _manifests(hwmatch_images.benchmark))
         sweep = wait_until("the sweep to complete", lambda: (
-            s := _get(cluster, ns, "benchmarksweeps", "pools")) and _condition(s, "Complete").get("status") == "True"
+            s := _get(cluster, ns, "benchmarksweeps", "pools")) and _condition(s, "Ready").get("status") == "True"
             and s, timeout=900, interval=3)
         trials = _trials(cluster, ns, "pools")
         outcome = defaultdict(list)

@@ -22,10 +22,12 @@ import pytest
 import yaml
 
 from hwmatch.controller.config import OperatorConfig
+from hwmatch.controller.handlers import LEGACY_FINALIZER
 from hwmatch.controller.runner import run
 from hwmatch.execution.kubernetes import LABEL_TRIAL
 from tests.cluster.helpers import wait_until
 from tests.fixtures.prometheus import free_port
+from tests.health_checks import argocd_health, flux_status
 
 pytestmark = pytest.mark.cluster
 
@@ -38,8 +40,8 @@ GROUP, VERSION = "hwmatch.dev", "v1alpha1"
 def operator(cluster, namespace: str, clean_up: bool = True, **settings) -> Iterator[None]:
     """The operator in a thread, watching ``namespace``, until the block ends.
 
-    With ``clean_up`` it deletes the namespace's hwmatch objects before it stops (it removes its finalizers,
-    so the namespace can go), pass or fail.
+    With ``clean_up`` it deletes the namespace's hwmatch objects before it stops, pass or fail (the objects
+    carry no finalizer: they would go without it too, see test_objects_are_deleted_while_no_operator_runs).
     """
     config = OperatorConfig(**{"namespaces": (namespace,), "kubeconfig": cluster.kubeconfig, "metrics_port": None,
                                "liveness_port": None, "resync": 5, **settings})
@@ -151,7 +153,7 @@ def test_sweep_runs_as_jobs_and_the_recommendation_is_answered(crds_installed, k
                   scrape_interval=1.0):
         _apply(cluster, ns, docs)
         sweep = wait_until("the sweep to complete", lambda: (
-            s := _get(cluster, ns, "benchmarksweeps", sweep_name)) and _condition(s, "Complete").get("status") == "True"
+            s := _get(cluster, ns, "benchmarksweeps", sweep_name)) and _condition(s, "Ready").get("status") == "True"
             and s, timeout=300, interval=2)
         # Results are recorded before their Prometheus metrics: the last trial's may still be on their way.
         trials = wait_until("the Prometheus metrics of every succeeded trial", lambda: (
@@ -164,7 +166,9 @@ def test_sweep_runs_as_jobs_and_the_recommendation_is_answered(crds_installed, k
         assert (status["phase"], status["total"], status["succeeded"], status["failed"]) == ("Succeeded", 12, 4, 8)
         assert status["progress"] == "12/12" and status["observedGeneration"] == sweep["metadata"]["generation"]
         assert status["platforms"]["local"]["succeeded"] == 4 and status["platforms"]["gpu-h100"]["failed"] == 4
-        assert "NoResult: 4" in _condition(sweep, "Complete")["message"]
+        ready = _condition(sweep, "Ready")  # kstatus: Ready only now, with the outcome; nothing else is True
+        assert ready["reason"] == "Complete" and "NoResult: 4" in ready["message"], sweep["status"]["conditions"]
+        assert {c["type"] for c in sweep["status"]["conditions"]} == {"Ready"}
         assert status["startTime"] and status["completionTime"]
         # The sweep beyond the plan limits was refused, Stalled (kstatus), without a trial, and did not stop the other.
         huge = _get(cluster, ns, "benchmarksweeps", "huge")
@@ -209,9 +213,22 @@ def test_sweep_runs_as_jobs_and_the_recommendation_is_answered(crds_installed, k
         asset = _get(cluster, ns, "aiassets", "digits-forest")
         assert _condition(asset, "Ready")["status"] == "True" and asset["status"]["trials"] == 12
 
+        # The GitOps health checks (docs/gitops/) on the objects this operator wrote: done, blocked, failed.
+        for obj in (sweep, rec, asset):
+            assert (argocd_health(obj)[0], flux_status(obj)) == ("Healthy", "Current"), obj["status"]["conditions"]
+        health, message = argocd_health(huge)
+        assert (health, flux_status(huge)) == ("Degraded", "Failed") and "the grid has 1e+12 points" in message
+        assert argocd_health(local)[0] == "Healthy" and argocd_health(unschedulable) == (
+            "Degraded", f"Unschedulable: {unschedulable['status']['message']}")
+
         # What a person sees: printer columns and events.
         out = cluster.kubectl("get", "bsw,hwr", "-n", ns).stdout
         assert "Succeeded" in out and "12/12" in out and "Ready" in out and "local" in out
+        assert "Complete" in out and "Recommended" in out and "Stalled" not in out  # the Ready reasons
+        wide = cluster.kubectl("get", "bsw", sweep_name, "-n", ns, "-o", "wide").stdout
+        assert "4 succeeded, 8 failed" in wide, wide  # the Ready message
+        trial_row = cluster.kubectl("get", "btr", local["metadata"]["name"], "-n", ns).stdout
+        assert "accuracy=" in trial_row and f"{local['status']['durationSeconds']:g}" in trial_row, trial_row
         reasons = {e.reason for e in cluster.core.list_namespaced_event(ns).items}
         assert {"Started", "Completed", "NoResult", "Unschedulable", "Recommended"} <= reasons, reasons
 
@@ -237,6 +254,9 @@ def test_sweep_runs_as_jobs_and_the_recommendation_is_answered(crds_installed, k
         verified_condition = _condition(rec, "Verified")
         assert verified_condition["reason"] == v["reason"], rec["status"]
         assert (verified_condition["status"] == "True") == (v["reason"] == "RequirementsMet"), rec["status"]
+        # with spec.verify the goal is a verified answer: Ready follows Verified, else Stalled with its reason
+        assert _condition(rec, "Ready")["status"] == verified_condition["status"], rec["status"]["conditions"]
+        assert argocd_health(rec)[0] == ("Healthy" if verified_condition["status"] == "True" else "Degraded")
         (run,) = [t for t in _custom(cluster).list_namespaced_custom_object(
             GROUP, VERSION, ns, "benchmarktrials", label_selector="hwmatch.dev/recommendation=verified")["items"]]
         assert run["status"]["phase"] == "Succeeded" and run["status"]["host"]["node"] == "local-0"
@@ -272,7 +292,7 @@ def test_a_restarted_operator_runs_each_trial_once_and_keeps_every_result(crds_i
 
     with operator(cluster, ns):
         sweep = wait_until("the sweep to complete after the restart", lambda: (
-            s := _get(cluster, ns, "benchmarksweeps", "restart")) and _condition(s, "Complete").get("status") == "True"
+            s := _get(cluster, ns, "benchmarksweeps", "restart")) and _condition(s, "Ready").get("status") == "True"
             and s, timeout=180, interval=1)
         trials = _trials(cluster, ns, "restart")
         assert sweep["status"]["succeeded"] == 3 and all(t["status"]["phase"] == "Succeeded" for t in trials)
@@ -283,3 +303,45 @@ def test_a_restarted_operator_runs_each_trial_once_and_keeps_every_result(crds_i
         assert jobs == dict.fromkeys(names, 1) and _per_trial(pods) == dict.fromkeys(names, 1)
         pod_of = {p.metadata.labels[LABEL_TRIAL]: p.metadata.name for p in pods}
         assert all(t["status"]["host"]["pod"] == pod_of[t["metadata"]["name"]] for t in trials)
+
+
+def _orphaned(image: str) -> list[dict]:
+    """The example's asset and request, and a sweep on a pool no node has (its Jobs' pods stay Pending), the sweep
+    and the request with the finalizer an earlier operator (kopf daemons) put on them."""
+    docs = [d for d in yaml.safe_load_all(EXAMPLE.read_text()) if d and d["kind"] in ("AIAsset", "HWRecommendation")]
+    _asset(docs, image)
+    sweep = next(d for d in yaml.safe_load_all(EXAMPLE.read_text()) if d and d["kind"] == "BenchmarkSweep")
+    sweep["metadata"]["name"] = "orphaned"
+    sweep["spec"]["platforms"] = [p for p in sweep["spec"]["platforms"] if p["name"] == "gpu-h100"]
+    sweep["spec"]["sampling"]["budget"] = 2
+    for doc in (sweep, next(d for d in docs if d["kind"] == "HWRecommendation")):
+        doc["metadata"]["finalizers"] = [LEGACY_FINALIZER]
+    return docs + [sweep]
+
+
+def test_objects_are_deleted_while_no_operator_runs(crds_installed, k8s_namespace, hwmatch_images) -> None:
+    """kubectl delete (and Argo CD's prune, Flux's garbage collection) must not wait for an operator that is gone."""
+    cluster, ns = crds_installed, k8s_namespace
+    _apply(cluster, ns, _orphaned(hwmatch_images.benchmark))
+    kinds = ("aiassets", "benchmarksweeps", "hwrecommendations", "benchmarktrials")
+
+    def everything() -> list[dict]:
+        return [o for plural in kinds for o in _custom(cluster).list_namespaced_custom_object(
+            GROUP, VERSION, ns, plural)["items"]]
+
+    with operator(cluster, ns, clean_up=False, unschedulable_timeout=600):
+        wait_until("the sweep's Jobs, and the earlier operator's finalizer gone", lambda: len(
+            cluster.batch.list_namespaced_job(ns).items) == 2 and not any(
+                o["metadata"].get("finalizers") for o in everything()), timeout=60, interval=1)
+        sweep = wait_until("the sweep to report its running trials", lambda: (
+            s := _get(cluster, ns, "benchmarksweeps", "orphaned")) and _condition(s, "Reconciling").get(
+                "reason") == "TrialsRunning" and s, timeout=60, interval=1)
+        assert argocd_health(sweep)[0] == "Progressing" and flux_status(sweep) == "InProgress"
+    assert len(_trials(cluster, ns, "orphaned")) == 2 and not any(o["metadata"].get("finalizers") for o in everything())
+
+    # The operator is gone: deletion completes anyway, and the garbage collector takes the trials and their Jobs.
+    deleted = cluster.kubectl("delete", "-n", ns, "hwrecommendations,benchmarksweeps,aiassets", "--all",
+                              "--wait=true", "--timeout=30s", check=False)
+    assert deleted.returncode == 0, deleted.stderr
+    wait_until("the trials and Jobs to be collected", lambda: not everything() and not cluster.batch.list_namespaced_job(
+        ns).items, timeout=90, interval=1)
