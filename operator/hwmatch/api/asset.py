@@ -15,6 +15,7 @@ from hwmatch.api.base import (
     IDENTIFIER_PATTERN,
     ApiModel,
     ObjectMeta,
+    ObjectRef,
     SpecModel,
     StatusBase,
     check_label_name,
@@ -300,6 +301,11 @@ class AIAssetSpec(SpecModel):
         description="Inputs that describe the problem instance (not chosen), which sweeps and requests give values for.")
     serving: ServingSpec | None = Field(
         default=None, description="A model server benchmarked under load (docs/serving.md); without it, a batch trial.")
+    prior_from: list[ObjectRef] = Field(
+        default_factory=list, max_length=16,
+        description="Other assets whose trials inform this one's platform effects (relative speed, memory, power) "
+        "for platforms with few or no trials of this asset (docs/transfer.md). Read by the local engine; the "
+        "operator refuses it until it reads other assets' BenchmarkTrials.")
 
     model_config = ApiModel.model_config | {
         "json_schema_extra": {

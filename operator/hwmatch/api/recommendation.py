@@ -170,6 +170,13 @@ class Choice(ApiModel):
         "distance calibration rows had to their training data. Above 1 the candidate lies outside the sampled region "
         "and its intervals were widened by this factor; measuring it (hwmatch verify) is the way to trust it.",
     )
+    platform_trials: int | None = Field(
+        default=None, ge=0,
+        description="Succeeded trials of this asset on this platform that the prediction rests on.")
+    basis: str | None = Field(
+        default=None,
+        description="What the predictions rest on, e.g. 'based on 5 trials of this platform plus transfer' for a "
+        "platform with few trials, predicted from the other platforms (docs/transfer.md).")
 
 
 class ModelScore(ApiModel):

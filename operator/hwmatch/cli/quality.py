@@ -16,6 +16,7 @@ from hwmatch.data.store import Store
 if TYPE_CHECKING:  # the importer loads pandas, the evaluation scikit-learn and OR-Tools: only their commands pay
     from hwmatch.data.importer import Imported
     from hwmatch.evaluation.run import Result
+    from hwmatch.evaluation.transfer import TransferResult
 
 
 def _load(tables: list[Path], mapping: Path) -> Imported:
@@ -99,7 +100,17 @@ def evaluate(
     verify_budget: int = typer.Option(0, "--verify-budget", min=0,
                                       help="Closed loop: measured runs (replayed from the table) each query may spend "
                                            "verifying its answer before answering."),
-    old_json: bool = typer.Option(False, "--json", hidden=True),
+    as_json: bool = typer.Option(False, "--json", help="The same as -o json (the spelling scripts rely on)."),
+    target_platforms: Optional[list[str]] = typer.Option(
+        None, "--target-platform", metavar="PLATFORM",
+        help="Transfer: hold this platform out (repeatable) and train on the others plus --target-trials of it."),
+    target_trials: str = typer.Option("0,5,10,20", "--target-trials", metavar="K,...",
+                                      help="Transfer: trials of the target platform to train on, e.g. 0,5,10,20."),
+    prior: Optional[list[Path]] = typer.Option(
+        None, "--prior", metavar="PATH",
+        help="Transfer: another asset's table (repeatable), prior knowledge of the platforms; read by --prior-mapping."),
+    prior_mapping: Optional[Path] = typer.Option(None, "--prior-mapping", metavar="PATH",
+                                                 help="YAML mapping of the --prior tables."),
     old_n: Optional[int] = typer.Option(None, "-n", min=1, hidden=True),
 ) -> None:
     """Score recommendations against a published table: feasible rate, regret, false "no solution", model fit."""
@@ -107,7 +118,6 @@ def evaluate(
 
     from hwmatch.evaluation.run import STRATEGIES, Evaluation
 
-    as_json = renamed("--json", "-o json", old_json, False)
     queries = renamed("-n (queries)", "-q/--queries; -n is a namespace in hwmatch, as in kubectl", old_n, queries)
 
     chosen = STRATEGIES if strategies is None else tuple(s.strip() for s in strategies.split(",") if s.strip())
@@ -119,7 +129,12 @@ def evaluate(
     given = [*(files or []), *(tables or [])]
     if not given:
         raise fail("no tables: give them as arguments or with --table")
+    if (prior or prior_mapping) and not target_platforms:
+        raise fail("--prior and --prior-mapping inform a transfer: give --target-platform PLATFORM too")
     imported = _load(given, mapping)
+    if target_platforms:
+        return _transfer(imported, target_platforms, target_trials, prior or [], prior_mapping, shares, levels, queries,
+                         seed, output is Figures.json or as_json, verify_budget)
     with threadpool_limits(1), reported():  # many small fits: threads only contend
         results = Evaluation(imported, queries, levels, seed, verify_budget).run(shares, chosen, hada)
     if output is Figures.json or as_json:
@@ -130,6 +145,76 @@ def evaluate(
         return
     console.print(results_table(imported.asset.metadata.name, results))
     console.print(models_table(results))
+
+
+def parse_counts(text: str, option: str = "--target-trials") -> list[int]:
+    """``"0,5,10"`` -> ``[0, 5, 10]``: distinct whole numbers of trials, at least 0."""
+    out: list[int] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if not part.isdigit():
+            raise fail(f"{option}: {part!r} is not a number of trials; write e.g. 0,5,10,20")
+        out.append(int(part))
+    if not out:
+        raise fail(f"{option}: give at least one number of trials, e.g. 0,5,10,20")
+    return list(dict.fromkeys(out))
+
+
+def _transfer(imported: Imported, targets: list[str], trials: str, prior: list[Path], prior_mapping: Path | None,
+              shares: list[float], levels: list[float], queries: int, seed: int, as_json: bool,
+              verify_budget: int) -> None:
+    """``evaluate --target-platform``: the transfer figures (:mod:`hwmatch.evaluation.transfer`)."""
+    from threadpoolctl import threadpool_limits
+
+    from hwmatch.evaluation.transfer import TransferEvaluation
+
+    ks = parse_counts(trials)
+    if verify_budget:
+        raise fail("--verify-budget is not available with --target-platform (the transfer scores open-loop answers)")
+    if len(levels) > 1:
+        raise fail(f"--confidence: give one level with --target-platform (got {', '.join(f'{c:g}' for c in levels)})")
+    if prior and prior_mapping is None:
+        raise fail("--prior: give the mapping of those tables with --prior-mapping PATH")
+    if prior_mapping is not None and not prior:
+        raise fail("--prior-mapping: give the prior asset's tables with --prior PATH")
+    prior_frame = _load(prior, prior_mapping).frame if prior and prior_mapping is not None else None
+    results: list[TransferResult] = []
+    notes: list[str] = []
+    with threadpool_limits(1), reported():
+        for share in shares:
+            for target in targets:
+                ev = TransferEvaluation(imported, target, queries, levels[0], seed, share, prior_frame)
+                results.extend(ev.run(ks))
+                notes.extend(ev.notes)
+    for note in notes:
+        err_console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
+    if as_json:
+        doc = {"asset": imported.asset.metadata.name, "target_platforms": targets, "target_trials": ks,
+               "budgets": shares, "confidence": levels[0], "queries": queries, "seed": seed,
+               "prior": [str(p) for p in prior], "results": [r.as_dict() for r in results], "notes": notes}
+        typer.echo(json.dumps(finite(doc), indent=2))
+        return
+    console.print(transfer_table(imported.asset.metadata.name, results, levels[0]))
+
+
+def transfer_table(title: str, results: list[TransferResult], confidence: float) -> Table:
+    """One row per target, k and method: each metric's Spearman / MAPE / coverage, then the recommendations."""
+    from hwmatch.evaluation.transfer import metric_names
+
+    metrics = metric_names(results)
+    table = Table(title=f"{title}: transfer to a held-out platform (coverage at {confidence:g})", box=None,
+                  pad_edge=False, collapse_padding=True,
+                  caption="per metric: Spearman / MAPE / coverage on the platform's unseen configurations")
+    for name in ("platform", "k", "model", *metrics, "feasible", "clear", "regret"):
+        table.add_column(name, justify="left" if name in ("platform", "model") else "right", no_wrap=True)
+    for r in results:
+        cells = []
+        for m in metrics:
+            got = r.metrics.get(m)
+            cells.append("-" if got is None else f"{_num(got['spearman'])}/{_pct(got['mape'])}/{_pct(got['coverage'])}")
+        s = r.summary
+        table.add_row(r.target, str(r.k), r.method, *cells, _pct(s.feasible_rate), _pct(s.clear_false_infeasible_rate),
+                      _num(s.regret_median_pct, "%"))
+    return table
 
 
 #: Columns of the figures table (short: it must fit an 80-column terminal).

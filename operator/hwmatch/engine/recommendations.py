@@ -37,7 +37,8 @@ def answer_stored(store: Store, recommendation: HWRecommendation, seed: int = 0)
         if recommendation.status is None and stored is not None:  # the same request again: keep its verification
             recommendation = recommendation.model_copy(update={"status": stored.status})
         solved = answer(recommendation, asset, store.sweeps(asset=name),
-                        lambda sweeps: store.frame(asset=name, sweeps=sweeps or None), seed=seed)
+                        lambda sweeps: store.frame(asset=name, sweeps=sweeps or None), seed=seed,
+                        prior=lambda other: store.frame(asset=other) if store.asset(other) is not None else None)
     store.put_recommendation(solved)
     return solved
 
@@ -45,6 +46,7 @@ def answer_stored(store: Store, recommendation: HWRecommendation, seed: int = 0)
 def answer(
     recommendation: HWRecommendation, asset: AIAsset, sweeps: Sequence[BenchmarkSweep],
     frame: Callable[[list[str]], pd.DataFrame], seed: int = 0, where: str = "in the store",
+    prior: Callable[[str], pd.DataFrame | None] | None = None,
 ) -> HWRecommendation:
     """``recommendation`` with its status, learnt from the asset's trials wherever they are kept.
 
@@ -59,6 +61,12 @@ def answer(
     (``spec.verify``'s rounds) is kept from the previous answer to the same
     spec, and a verified choice wins a tie on the objective, so learning from
     its own runs does not trade it for a near-copy by a shift in predictions.
+
+    ``prior(name)`` is the dataset of another asset's trials (None: no such
+    asset) for the asset's ``spec.priorFrom`` (docs/transfer.md); a caller
+    that cannot read them (the operator, today) passes none, and an asset
+    with ``priorFrom`` is then refused with that reason rather than answered
+    as if the field were not there.
     """
     from hwmatch.optimize import RecommendationError, recommend  # scikit-learn and OR-Tools: load on use
 
@@ -80,7 +88,7 @@ def answer(
         rows = rows.drop(columns=[c for c in rows.columns if c.startswith(METRIC) and c not in declared])
         goals = {m.name: m.goal for m in asset.spec.metrics if m.goal}
         status = recommend(rows, asset.spec.parameters, platforms or None, spec, seed=seed, goals=goals,
-                           prefer=verified)
+                           prefer=verified, prior=prior_frame(asset, prior, where))
     except InputError as exc:  # the request or its data, as the message says; anything else is a bug
         status = cannot_recommend(recommendation, exc)
     status.verification = verification  # spec.verify's rounds so far: a re-solve is one of its steps
@@ -88,6 +96,28 @@ def answer(
     for condition in status.conditions:
         condition.observed_generation = generation
     return recommendation.model_copy(update={"status": status})
+
+
+def prior_frame(asset: AIAsset, prior: Callable[[str], pd.DataFrame | None] | None,
+                where: str = "in the store") -> pd.DataFrame | None:
+    """The trials of the assets ``spec.priorFrom`` names, as one dataset frame (None without priorFrom)."""
+    from hwmatch.optimize import RecommendationError
+
+    names = [r.name for r in asset.spec.prior_from]
+    if not names:
+        return None
+    if prior is None:
+        raise RecommendationError(
+            f"spec.priorFrom of asset {asset.metadata.name!r}: the operator does not read other assets' trials yet; "
+            "remove priorFrom for the cluster, or recommend locally (hwmatch recommend) from a store that has them")
+    frames = []
+    for name in names:
+        got = prior(name)
+        if got is None or got.empty:
+            raise RecommendationError(
+                f"spec.priorFrom: no asset {name!r} with trials {where}; import or run it first, or remove it")
+        frames.append(got)
+    return pd.concat(frames, ignore_index=True)
 
 
 def cannot_recommend(recommendation: HWRecommendation, error: Exception) -> HWRecommendationStatus:

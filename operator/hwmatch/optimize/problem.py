@@ -101,6 +101,10 @@ class Problem:
     #: Per candidate, True for a configuration measured to hold (a verified choice): among candidates equal on the
     #: objective it comes first, before the tie-break by predicted goals (see :meth:`rank`).
     preferred: np.ndarray | None = None
+    #: Succeeded trials of the asset per platform, if known (a choice says how many it rests on).
+    platform_trials: dict[str, int] | None = None
+    #: Platforms predicted by transfer from the others (:mod:`hwmatch.modeling.transfer`): few trials of their own.
+    transferred: frozenset[str] = frozenset()
 
     def __len__(self) -> int:
         return len(self.candidates)

@@ -30,6 +30,7 @@ from hwmatch.api import (
 )
 from hwmatch.data.frame import INSTANCE, PARAM, names, succeeded
 from hwmatch.modeling.surrogates import Surrogates, categorical_columns
+from hwmatch.modeling.transfer import PlatformTransfer
 from hwmatch.optimize.candidates import CandidateSet, PlatformInfo, RecommendationError, platforms_from_frame
 from hwmatch.optimize.explain import binding, describe_candidate, explain
 from hwmatch.optimize.pareto import problem_front
@@ -38,6 +39,19 @@ from hwmatch.optimize.solver import Method, Solution, alternatives, best_of, sol
 
 #: Most points of the Pareto front reported in a status.
 PARETO_POINTS = 20
+#: A candidate platform with fewer succeeded trials than this is predicted by transfer from the others
+#: (:class:`hwmatch.modeling.transfer.PlatformTransfer`) when two platforms or more know the asset better
+#: (:func:`transfer_targets`; docs/transfer.md has the figures at k = 0, 5, 10 and 20).
+TRANSFER_BELOW = 20
+
+
+def basis(problem: Problem, platform: str) -> str | None:
+    """``based on 5 trials of this platform plus transfer``: what a choice on ``platform`` rests on."""
+    if problem.platform_trials is None:
+        return None
+    n = problem.platform_trials.get(platform, 0)
+    text = f"based on {n} trial{'' if n == 1 else 's'} of this platform"
+    return text + " plus transfer" if platform in problem.transferred else text
 
 
 def _finite(x: float) -> float | None:
@@ -60,14 +74,17 @@ def choice(problem: Problem, index: int) -> Choice:
         predicted[name] = PredictedValue(value=value, lower=lower, upper=upper, level=level)
     cost = problem.metrics.get("cost_per_hour")
     novelty = None if problem.novelty is None else round(float(problem.novelty[index]), 3)
+    platform = str(problem.candidates.platform[index])
     return Choice(
-        platform=str(problem.candidates.platform[index]),
+        platform=platform,
         parameters=problem.candidates.parameters_of(index),
         replicas=int(problem.replicas[index]),
         predicted=predicted,
         cost_per_hour=None if cost is None else _finite(cost.value[index]),
         objective=_finite(problem.objective_value[index]),
         novelty=novelty,
+        platform_trials=None if problem.platform_trials is None else problem.platform_trials.get(platform, 0),
+        basis=basis(problem, platform),
     )
 
 
@@ -165,6 +182,8 @@ def to_status(
     message = f"{describe_candidate(problem, best)}: {problem.objective_label} = {problem.objective_value[best]:.4g}"
     if pressed:
         message += "; binding: " + ", ".join(pressed)
+    if status.recommendation.basis:
+        message += f"; {status.recommendation.basis}"
     status.conditions = set_state(status.conditions, READY, "Recommended", message)
     status.conditions = set_condition(status.conditions, "Infeasible", "False", "Feasible", "")
     return status
@@ -195,8 +214,9 @@ def recommend(
     seed: int = 0,
     goals: Mapping[str, str] | None = None,
     method: Method = "cp-sat",
-    surrogates: Surrogates | None = None,
+    surrogates: Surrogates | PlatformTransfer | None = None,
     prefer: Sequence[Choice] = (),
+    prior: pd.DataFrame | None = None,
 ) -> HWRecommendationStatus:
     """The recommendation for ``spec`` learnt from ``frame`` (the dataset of the asset's trials).
 
@@ -212,6 +232,13 @@ def recommend(
 
     ``prefer`` are configurations measured to hold (a verified choice): one
     of them wins a tie on the objective (:attr:`Problem.preferred`).
+
+    A candidate platform with fewer than :data:`TRANSFER_BELOW` trials (a
+    named one with none, too), beside two platforms or more with more, is
+    predicted by transfer (:class:`~hwmatch.modeling.transfer.PlatformTransfer`)
+    with intervals rehearsed at its own trial count; every choice says on how
+    many trials of its platform it rests (``Choice.basis``). ``prior``: other
+    assets' trials (``spec.priorFrom``), whose platform effects inform it.
     """
     rows = succeeded(frame)
     if rows.empty:
@@ -220,8 +247,6 @@ def recommend(
     if platforms is not None and not spec.platforms:
         measured = set(rows["platform"].astype(str))
         platforms = [p for p in platforms if p.name in measured]
-    if surrogates is None:
-        surrogates = Surrogates(seed=seed, categorical=categorical_columns(parameters), goals=goals).fit(rows)
     candidates = CandidateSet.grid(
         parameters,
         platforms if platforms is not None else platforms_from_frame(rows),
@@ -230,16 +255,45 @@ def recommend(
         instance=spec.instance,
         only=spec.platforms,
     )
+    counts = {str(p): int(n) for p, n in rows.groupby("platform").size().items()}
+    targets = transfer_targets(counts, np.unique(candidates.platform.astype(str)))
+    if surrogates is None:
+        categorical = categorical_columns(parameters)
+        if targets:
+            surrogates = PlatformTransfer(seed, categorical, dict(goals or {}), prior=prior).fit(rows, targets)
+        else:
+            surrogates = Surrogates(seed=seed, categorical=categorical, goals=goals).fit(rows)
     level = interval_level(spec)
     predictions = surrogates.predict(candidates.frame, level)
     problem = build_problem(candidates, predictions, spec, goals)
     problem.novelty = surrogates.novelty(candidates.frame)
+    problem.platform_trials = counts
+    if isinstance(surrogates, PlatformTransfer):
+        problem.transferred = frozenset(surrogates.targets)
     if prefer:
         problem.preferred = _matching(candidates, prefer)
     status = to_status(problem, solve(problem, method, seed=seed), spec.alternatives, unbounded=surrogates.unbounded(level))
     status.models = surrogates.scores()
     status.dataset_hash = surrogates.dataset_hash
     return status
+
+
+def transfer_targets(counts: Mapping[str, int], candidates: Sequence[str] | np.ndarray) -> list[str]:
+    """Candidate platforms to predict by transfer from the others (:data:`TRANSFER_BELOW`).
+
+    A platform with ``n`` trials, fewer than :data:`TRANSFER_BELOW`, beside
+    two other platforms or more with at least ``min(TRANSFER_BELOW, 2n)``
+    trials each (and one): the others know the asset better than it does.
+    """
+    out = []
+    for p in sorted({str(c) for c in candidates}):
+        n = counts.get(p, 0)
+        if n >= TRANSFER_BELOW:
+            continue
+        richer = [q for q, m in counts.items() if q != p and m >= max(1, min(TRANSFER_BELOW, 2 * n))]
+        if len(richer) >= 2:
+            out.append(p)
+    return out
 
 
 def _matching(candidates: CandidateSet, choices: Sequence[Choice]) -> np.ndarray:
