@@ -57,7 +57,7 @@ test-fast: install
 ## crds: the CRDs from the API models, in crds/ and in the Helm chart
 crds: install
 	$(BIN)/hwmatch crds --out crds
-	$(BIN)/hwmatch crds --out charts/hwmatch/crds
+	$(BIN)/hwmatch crds --chart --out charts/hwmatch/templates/crds
 
 ## chart: regenerate the chart's CRDs from the API models (like crds/) and lint the chart with the built helm
 chart: crds

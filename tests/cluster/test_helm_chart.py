@@ -9,23 +9,30 @@ operator is tested running in tests/cluster/test_operator.py. The optional
 ValidatingAdmissionPolicy (admissionPolicy.enabled) is judged by the same API
 server: a sweep with a control-plane toleration, or an asset with an image not
 allowed, is refused in the namespaces the binding selects, and only there.
+The CRDs are the chart's templates: installed, updated by `helm upgrade` (a
+field added) and kept by `helm uninstall`; the other installs leave them to
+crds/ (``crds.enabled=false``), as one cluster holds one set.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from hwmatch.api.crd import KINDS
-from tests.unit.test_chart import CHART, helm_binary
+from hwmatch.api.crd import KINDS, chart_template, crd
+from tests.unit.test_chart import CHART, ROOT, helm_binary
 
 pytestmark = pytest.mark.cluster
 
 CRD_NAMES = sorted(f"{k.plural}.hwmatch.dev" for k in KINDS)
+#: The session's CRDs come from crds/ (the crds_installed fixture): a second owner of them would be refused.
+NO_CRDS = ("--set", "crds.enabled=false")
 
 #: (verb, resource, subresource) the operator needs in a namespace it watches.
 NAMESPACED_ALLOWED = [
@@ -147,11 +154,12 @@ def release_objects(cluster, release: str, namespace: str) -> dict[str, list[str
     return found
 
 
-def test_install_all_namespaces(k8s_cluster, k8s_namespace: str, helm_cmd) -> None:
+def test_install_all_namespaces(crds_installed, k8s_namespace: str, helm_cmd) -> None:
+    k8s_cluster = crds_installed
     release = "hwm-all"
     other = k8s_cluster.create_namespace("hwm-other")
     try:
-        helm_cmd("install", release, str(CHART), "--namespace", k8s_namespace,
+        helm_cmd("install", release, str(CHART), "--namespace", k8s_namespace, *NO_CRDS,
                  "--set", "operator.prometheusUrl=http://prometheus.monitoring:9090")
         crds = json.loads(k8s_cluster.kubectl("get", "crd", "-o", "json").stdout)["items"]
         assert set(CRD_NAMES) <= {c["metadata"]["name"] for c in crds}
@@ -182,12 +190,13 @@ def test_install_all_namespaces(k8s_cluster, k8s_namespace: str, helm_cmd) -> No
         k8s_cluster.core.delete_namespace(other)
 
 
-def test_install_watching_some_namespaces(k8s_cluster, k8s_namespace: str, helm_cmd) -> None:
+def test_install_watching_some_namespaces(crds_installed, k8s_namespace: str, helm_cmd) -> None:
+    k8s_cluster = crds_installed
     release = "hwm-some"
     watched = k8s_cluster.create_namespace("hwm-watched")
     unwatched = k8s_cluster.create_namespace("hwm-unwatched")
     try:
-        helm_cmd("install", release, str(CHART), "--namespace", k8s_namespace,
+        helm_cmd("install", release, str(CHART), "--namespace", k8s_namespace, *NO_CRDS,
                  "--set", f"operator.watchNamespaces={{{watched}}}")
         objects = release_objects(k8s_cluster, release, k8s_namespace)
         assert objects["RoleBinding"] == ["hwm-some-hwmatch-operator"]
@@ -216,9 +225,10 @@ def _create(cluster, plural: str, namespace: str, body: dict) -> str | None:
     return None
 
 
-def test_admission_policy_refuses_control_plane_sweeps_and_foreign_images(k8s_cluster, k8s_namespace: str,
+def test_admission_policy_refuses_control_plane_sweeps_and_foreign_images(crds_installed, k8s_namespace: str,
                                                                            helm_cmd) -> None:
     """The chart's ValidatingAdmissionPolicy, judged by the API server itself, in the namespaces it selects only."""
+    k8s_cluster = crds_installed
     release = "hwm-vap"
     bound = k8s_cluster.create_namespace("hwm-bound")
     free = k8s_cluster.create_namespace("hwm-free")
@@ -236,7 +246,7 @@ def test_admission_policy_refuses_control_plane_sweeps_and_foreign_images(k8s_cl
 
     control_plane = [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}]
     try:
-        helm_cmd("install", release, str(CHART), "--namespace", k8s_namespace,
+        helm_cmd("install", release, str(CHART), "--namespace", k8s_namespace, *NO_CRDS,
                  "--set", "admissionPolicy.enabled=true",
                  "--set", "admissionPolicy.namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=" + bound)
         # The API server picks a new policy up within a second or so: ask until it refuses.
@@ -271,3 +281,42 @@ def test_admission_policy_refuses_control_plane_sweeps_and_foreign_images(k8s_cl
         helm_cmd("uninstall", release, "--namespace", k8s_namespace, check=False)
         for ns in (bound, free):
             k8s_cluster.core.delete_namespace(ns)
+
+
+def _crd(cluster, name: str) -> dict:
+    return json.loads(cluster.kubectl("get", "crd", name, "-o", "json").stdout)
+
+
+def test_helm_upgrade_updates_the_crds_and_uninstall_keeps_them(crds_installed, k8s_namespace: str, helm_cmd,
+                                                                 tmp_path: Path) -> None:
+    """The CRDs as templates: adopted from a kubectl install, a field added by `helm upgrade`, kept on uninstall."""
+    cluster, release = crds_installed, "hwm-crds"
+    # The CRDs exist, applied with kubectl (as before this chart templated them): adopt them (docs/helm.md, Upgrade).
+    for name in CRD_NAMES:
+        cluster.kubectl("label", "crd", name, "app.kubernetes.io/managed-by=Helm", "--overwrite")
+        cluster.kubectl("annotate", "crd", name, f"meta.helm.sh/release-name={release}",
+                        f"meta.helm.sh/release-namespace={k8s_namespace}", "--overwrite")
+    chart = tmp_path / "hwmatch"
+    shutil.copytree(CHART, chart)
+    trials = "benchmarktrials.hwmatch.dev"
+    try:
+        helm_cmd("install", release, str(chart), "--namespace", k8s_namespace)
+        installed = _crd(cluster, trials)
+        assert installed["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert installed["metadata"]["labels"]["app.kubernetes.io/instance"] == release
+        # The next chart version adds a status field to BenchmarkTrial: helm upgrade must put it in the API server.
+        kind = next(k for k in KINDS if k.plural == "benchmarktrials")
+        doc = crd(kind)
+        status = doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+        status["properties"]["upgradeProbe"] = {"type": "string", "description": "A field the upgrade adds."}
+        (chart / "templates" / "crds" / f"hwmatch.dev_{kind.plural}.yaml").write_text(chart_template(doc))
+        helm_cmd("upgrade", release, str(chart), "--namespace", k8s_namespace)
+        upgraded = _crd(cluster, trials)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        assert upgraded["properties"]["status"]["properties"]["upgradeProbe"]["type"] == "string"
+        helm_cmd("uninstall", release, "--namespace", k8s_namespace, "--wait")
+        kept = {c["metadata"]["name"] for c in json.loads(cluster.kubectl("get", "crd", "-o", "json").stdout)["items"]}
+        assert set(CRD_NAMES) <= kept  # helm.sh/resource-policy: keep, so the users' objects stay
+    finally:
+        helm_cmd("uninstall", release, "--namespace", k8s_namespace, check=False)
+        # Back to the session's CRDs as crds/ has them (labels and annotations too: no release owns them).
+        cluster.kubectl("replace", "-f", str(ROOT / "crds"))

@@ -85,6 +85,7 @@ def _values(cluster, namespace: str, images) -> dict:
                     {"name": "KUBERNETES_SERVICE_PORT", "value": env["API_PORT"]}],
         },
         "metrics": {"serviceMonitor": {"enabled": "false"}},
+        "crds": {"enabled": False},  # the session's CRDs come from crds/ (crds_installed)
     }
 
 

@@ -7,6 +7,9 @@ they skip, saying so, where it is not built. The cluster test
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -17,7 +20,8 @@ import pytest
 import typer
 import yaml
 
-from hwmatch.api.crd import render_all
+from hwmatch.api.crd import KINDS, crd, render_chart
+from hwmatch.controller import metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "hwmatch"
@@ -67,8 +71,31 @@ def operator_args(docs: list[dict[str, Any]]) -> list[str]:
 
 
 def test_chart_crds_are_generated_from_the_api() -> None:
-    on_disk = {p.name: p.read_text() for p in (CHART / "crds").glob("*.yaml")}
-    assert on_disk == render_all(), "charts/hwmatch/crds is out of date with hwmatch.api: run `make chart`"
+    on_disk = {p.name: p.read_text() for p in (CHART / "templates" / "crds").glob("*.yaml")}
+    assert on_disk == render_chart(), "charts/hwmatch/templates/crds is out of date with hwmatch.api: run `make chart`"
+    assert not (CHART / "crds").exists(), "Helm never upgrades a chart's crds/: the CRDs are templates"
+
+
+#: Every metric the operator exports, as PromQL names it (a histogram's series end in _bucket, _sum, _count).
+EXPORTED = {name for m in vars(metrics).values() if hasattr(m, "_name") and hasattr(m, "_type")
+            for name in ((m._name + "_total",) if m._type == "counter" else
+                         (m._name, m._name + "_bucket", m._name + "_sum", m._name + "_count")
+                         if m._type == "histogram" else (m._name,))}
+
+
+def _metric_names(expr: str) -> set[str]:
+    return set(re.findall(r"\bhwmatch_[a-z_]+", expr))
+
+
+def test_the_dashboard_shows_only_metrics_the_operator_exports() -> None:
+    dashboard = json.loads((CHART / "dashboards" / "hwmatch.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = set().union(*map(_metric_names, exprs))
+    assert used and used <= EXPORTED, used - EXPORTED
+    shown = {n.removesuffix("_bucket") for n in used}
+    exported = {m._name + ("_total" if m._type == "counter" else "") for m in vars(metrics).values()
+                if hasattr(m, "_name") and hasattr(m, "_type")}
+    assert exported <= shown, f"not on the dashboard: {exported - shown}"
 
 
 def test_app_version_is_the_package_version() -> None:
@@ -89,9 +116,9 @@ def test_default_values_render_valid_manifests() -> None:
     docs = render()
     validate(docs)
     assert sorted(d["kind"] for d in docs) == [
-        "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "Deployment", "Service",
-        "ServiceAccount",
-    ]  # no ServiceMonitor: the API is not served (auto)
+        "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", *["CustomResourceDefinition"] * 4,
+        "Deployment", "Service", "ServiceAccount",
+    ]  # no ServiceMonitor: the API is not served (auto); no PrometheusRule, no dashboard: asked for
     assert operator_args(docs) == ["operator", "--all-namespaces", "--promql-tenancy=cluster", "--scrape-interval=15",
                                   "--metrics-port=9090", "--liveness-port=8080"]
     pod = by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]
@@ -148,10 +175,73 @@ def test_service_monitor_when_the_cluster_serves_it() -> None:
                               extra=("--api-versions", "monitoring.coreos.com/v1/ServiceMonitor")), "ServiceMonitor")
 
 
+def test_crds_are_templates_that_helm_upgrade_updates_and_uninstall_keeps() -> None:
+    crds = {d["metadata"]["name"]: d for d in by_kind(render(), "CustomResourceDefinition")}
+    for kind in KINDS:
+        generated = crd(kind)
+        rendered = crds[generated["metadata"]["name"]]
+        assert rendered["spec"] == generated["spec"]  # the models' CRD, whatever the values
+        assert rendered["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+        assert rendered["metadata"]["labels"]["app.kubernetes.io/instance"] == "rel"
+    unkept = by_kind(render("crds.keep=false"), "CustomResourceDefinition")
+    assert len(unkept) == 4 and not any("annotations" in d["metadata"] for d in unkept)
+    assert not by_kind(render("crds.enabled=false"), "CustomResourceDefinition")  # someone else installs them
+
+
+def test_the_chart_works_as_a_subchart_and_takes_an_image_digest() -> None:
+    digest = "sha256:" + "0123456789abcdef" * 4
+    docs = render("global.imageRegistry=registry.example", "image.digest=" + digest, "image.tag=ignored")
+    (container,) = by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"ghcr.io/hwmatch/hwmatch@{digest}"
+
+
+def test_prometheus_rule_alerts_on_the_operators_metrics(tmp_path: Path) -> None:
+    assert not by_kind(render(), "PrometheusRule")
+    docs = render("prometheusRule.enabled=true", "prometheusRule.labels.release=kps", "prometheusRule.for=5m")
+    (rule,) = by_kind(docs, "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "kps"
+    alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert set(alerts) == {"HwmatchSweepStalled", "HwmatchTrialsFailing", "HwmatchOperatorDown"}
+    assert all(r["for"] == "5m" and r["annotations"]["summary"] for r in alerts.values())
+    assert 'job="rel-hwmatch-metrics", namespace="hwmatch-system"' in alerts["HwmatchOperatorDown"]["expr"]
+    used = set().union(*(_metric_names(r["expr"]) for r in alerts.values()))
+    assert used and used <= EXPORTED, used - EXPORTED
+    # Prometheus's own checker parses every expression and template of the rules.
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rule["spec"]))
+    checked = subprocess.run([promtool(), "check", "rules", str(tmp_path / "rules.yaml")], capture_output=True,
+                             text=True, timeout=60)
+    assert checked.returncode == 0 and "SUCCESS: 3 rules found" in checked.stdout, checked.stdout + checked.stderr
+    refused = helm("template", "rel", str(CHART), "--set", "prometheusRule.enabled=true",
+                   "--set", "metrics.service.enabled=false", check=False)
+    assert refused.returncode != 0 and "prometheusRule needs metrics.service.enabled" in refused.stderr
+
+
+def test_grafana_dashboard_is_a_config_map_the_sidecar_loads() -> None:
+    assert not by_kind(render(), "ConfigMap")
+    docs = render("grafanaDashboard.enabled=true", "grafanaDashboard.namespace=monitoring")
+    validate(docs)
+    (config_map,) = by_kind(docs, "ConfigMap")
+    assert config_map["metadata"]["namespace"] == "monitoring"
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(config_map["data"]["hwmatch.json"])
+    assert dashboard == json.loads((CHART / "dashboards" / "hwmatch.json").read_text())
+
+
+def promtool() -> str:
+    """Prometheus's promtool (Debian's prometheus package); skip where it is missing."""
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.skip("promtool is not installed (apt-get install prometheus)")
+    return path
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
         ("operator.prometheusUrl=prometheus:9090", "/operator/prometheusUrl"),
+        ("image.digest=latest", "/image/digest"),
+        ("crds.enable=true", "'enable' not allowed"),
+        ("prometheusRule.failingTrialsRatio=2", "/prometheusRule/failingTrialsRatio"),
         ("operator.watchNamespace=a", "'watchNamespace' not allowed"),
         ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
         ("operator.scrapeInterval=0", "/operator/scrapeInterval"),

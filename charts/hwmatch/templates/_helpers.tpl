@@ -54,9 +54,13 @@ app.kubernetes.io/component: operator
 {{- end }}
 {{- end }}
 
-{{/* The operator image, repository:tag (tag defaults to the appVersion). */}}
+{{/* The operator image: repository@digest when a digest is given, else repository:tag (tag defaults to the appVersion). */}}
 {{- define "hwmatch.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
 {{- end }}
 
 {{/* Whether to render the ServiceMonitor: "true", or "auto" and the cluster serves the kind. */}}

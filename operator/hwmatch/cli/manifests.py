@@ -39,18 +39,21 @@ def validate(
 def crds(
     out: Path = typer.Option(Path("crds"), "--out", metavar="DIR", help="Directory to write the CRD YAML files into."),
     check: bool = typer.Option(False, "--check", help="Only check that the files are up to date; exit 1 if not."),
+    chart: bool = typer.Option(False, "--chart", help="Write them as the Helm chart's templates (crds.enabled, "
+                               "crds.keep), e.g. into charts/hwmatch/templates/crds."),
     old_output: Optional[Path] = typer.Option(None, "-o", "--output", hidden=True),
 ) -> None:
     """Generate the CustomResourceDefinitions from the API models."""
-    from hwmatch.api.crd import render_all, write_all
+    from hwmatch.api.crd import render_all, render_chart, write_all
 
     output = renamed("-o/--output DIR", "--out DIR", old_output, out)
     if check:
-        stale = [n for n, text in render_all().items() if not (output / n).exists() or (output / n).read_text() != text]
+        wanted = render_chart() if chart else render_all()
+        stale = [n for n, text in wanted.items() if not (output / n).exists() or (output / n).read_text() != text]
         if stale:
             err_console.print(f"out of date: {', '.join(stale)}; run `hwmatch crds --out {output}`")
             raise typer.Exit(1)
         console.print(f"[green]✓[/] {output} is up to date.")
         return
-    for path in write_all(output):
+    for path in write_all(output, chart=chart):
         console.print(f"wrote {path}")

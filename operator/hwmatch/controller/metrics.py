@@ -21,6 +21,8 @@ TRIAL_SECONDS = Histogram(
 )
 SWEEP_TRIALS = Gauge("hwmatch_sweep_trials", "Trials of a sweep by phase, as of its last reconcile.",
                      ["namespace", "sweep", "phase"])
+SWEEP_STALLED = Gauge("hwmatch_sweep_stalled", "1 while a sweep is Stalled (it progresses only once its spec or asset "
+                      "changes), else 0.", ["namespace", "sweep"])
 SOLVE_SECONDS = Histogram(
     "hwmatch_recommendation_solve_seconds", "Time to answer a HWRecommendation: train or reuse surrogates, solve.",
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),

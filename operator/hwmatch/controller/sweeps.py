@@ -35,7 +35,18 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from hwmatch.api import READY, RECONCILING, STALLED, AIAsset, BenchmarkSweep, BenchmarkSweepStatus, BenchmarkTrial, Document, set_state
+from hwmatch.api import (
+    READY,
+    RECONCILING,
+    STALLED,
+    AIAsset,
+    BenchmarkSweep,
+    BenchmarkSweepStatus,
+    BenchmarkTrial,
+    Document,
+    is_true,
+    set_state,
+)
 from hwmatch.api.base import State
 from hwmatch.api.errors import InputError
 from hwmatch.api.manifest import check_references
@@ -222,6 +233,7 @@ class _Pass:
         Not while the sweep runs: its Ready reason and message move with every trial, the Events with its phase.
         """
         status.observed_generation = self.sweep.metadata.generation
+        metrics.SWEEP_STALLED.labels(self.ns, self.name).set(1 if is_true(status.conditions, STALLED) else 0)
         if status.to_wire() == self.old.to_wire():
             return
         self.kube.replace_status(SWEEPS, self.ns, self.name, status.to_wire())
