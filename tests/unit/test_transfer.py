@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 
 from hwmatch.api import AIAsset, BenchmarkSweep, HWRecommendation, HWRecommendationSpec, Objective, ObjectRef
 from hwmatch.api.errors import InputError
-from hwmatch.modeling import Surrogates
 from hwmatch.modeling.intervals import conformal_quantile
 from hwmatch.modeling.transfer import PlatformTransfer, _weighted_quantile, prior_effects
 
