@@ -39,7 +39,10 @@ def test_examples_apply_and_print_columns(crds_installed, k8s_namespace) -> None
     out = cluster.kubectl("get", "hwmatch", "-n", k8s_namespace).stdout  # the category lists every kind
     assert "aiasset.hwmatch.dev/digits-forest" in out and "hwrecommendation.hwmatch.dev/digits-forest-prod" in out
     rec = cluster.kubectl("get", "hwr", "digits-forest-prod", "-n", k8s_namespace).stdout
-    assert rec.split("\n")[0].split() == ["NAME", "ASSET", "PHASE", "PLATFORM", "REPLICAS", "COST/H", "AGE"]
+    assert rec.split("\n")[0].split() == ["NAME", "ASSET", "PHASE", "PLATFORM", "REPLICAS", "COST/H", "READY", "REASON",
+                                          "AGE"]
+    wide = cluster.kubectl("get", "hwr", "digits-forest-prod", "-n", k8s_namespace, "-o", "wide").stdout
+    assert "MESSAGE" in wide.split("\n")[0]  # the Ready message, with -o wide
 
 
 def test_status_subresource_takes_a_recommendation(crds_installed, k8s_namespace) -> None:
@@ -60,7 +63,7 @@ def test_status_subresource_takes_a_recommendation(crds_installed, k8s_namespace
         return out if "cpu-2core" in out else None
 
     row = wait_until("printer columns show the status", printed)
-    assert row.split()[2:6] == ["Ready", "cpu-2core", "3", "0.3"]
+    assert row.split()[2:8] == ["Ready", "cpu-2core", "3", "0.3", "True", "Recommended"]
 
 
 SWEEP = {

@@ -314,6 +314,7 @@ def _orphaned(image: str) -> list[dict]:
     sweep["metadata"]["name"] = "orphaned"
     sweep["spec"]["platforms"] = [p for p in sweep["spec"]["platforms"] if p["name"] == "gpu-h100"]
     sweep["spec"]["sampling"]["budget"] = 2
+    sweep["spec"]["parallelismPerPlatform"] = 2  # both Jobs at once
     for doc in (sweep, next(d for d in docs if d["kind"] == "HWRecommendation")):
         doc["metadata"]["finalizers"] = [LEGACY_FINALIZER]
     return docs + [sweep]
@@ -330,9 +331,15 @@ def test_objects_are_deleted_while_no_operator_runs(crds_installed, k8s_namespac
             GROUP, VERSION, ns, plural)["items"]]
 
     with operator(cluster, ns, clean_up=False, unschedulable_timeout=600):
-        wait_until("the sweep's Jobs, and the earlier operator's finalizer gone", lambda: len(
-            cluster.batch.list_namespaced_job(ns).items) == 2 and not any(
-                o["metadata"].get("finalizers") for o in everything()), timeout=60, interval=1)
+        def settled() -> tuple[int, dict]:  # (Jobs, finalizers still on objects)
+            return len(cluster.batch.list_namespaced_job(ns).items), {
+                o["metadata"]["name"]: o["metadata"]["finalizers"] for o in everything() if o["metadata"].get("finalizers")}
+
+        try:
+            wait_until("the sweep's Jobs, and the earlier operator's finalizer gone", lambda: settled() == (2, {}),
+                       timeout=60, interval=1)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: (Jobs, finalizers) = {settled()}") from None
         sweep = wait_until("the sweep to report its running trials", lambda: (
             s := _get(cluster, ns, "benchmarksweeps", "orphaned")) and _condition(s, "Reconciling").get(
                 "reason") == "TrialsRunning" and s, timeout=60, interval=1)

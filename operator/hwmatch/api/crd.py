@@ -26,7 +26,7 @@ from hwmatch.api.sweep import BenchmarkSweep, BenchmarkTrial
 
 _SCALARS = {"string", "integer", "number", "boolean"}
 _CONVENTIONS = "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md"
-#: The standard descriptions of every object's first three fields (as Kubernetes' own CRDs write them).
+#: The standard descriptions of every object's apiVersion and kind (as Kubernetes' own CRDs write them).
 _OBJECT_FIELDS = {
     "apiVersion": {"type": "string", "description": (
         "APIVersion defines the versioned schema of this representation of an object. Servers should convert "
@@ -36,7 +36,8 @@ _OBJECT_FIELDS = {
         "Kind is a string value representing the REST resource this object represents. Servers may infer this from "
         "the endpoint the client submits requests to. Cannot be updated. In CamelCase. "
         f"More info: {_CONVENTIONS}#types-kinds")},
-    "metadata": {"type": "object", "description": f"Standard object's metadata. More info: {_CONVENTIONS}#metadata"},
+    # The API server allows nothing but type here ("metadata is implicitly specified"): kubectl explain shows ObjectMeta's.
+    "metadata": {"type": "object"},
 }
 #: reST roles and literals of docstrings, which kubectl explain would print as written.
 _ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
