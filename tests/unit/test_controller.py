@@ -515,3 +515,49 @@ def test_a_sweep_in_a_system_namespace_is_refused_before_anything_is_created(kub
     stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
     assert status["phase"] == "Failed" and stalled["reason"] == "NamespaceDenied" and "kube-system" in stalled["message"]
     assert not kube.list(TRIALS, NS) and not kube.jobs_created and events[-1][2] == "NamespaceDenied"
+
+
+def test_workers_run_one_loop_per_object_and_stop_it_on_deletion_or_shutdown() -> None:
+    """The per-object loops that replace kopf's daemons (and their finalizers)."""
+    from hwmatch.controller.workers import Workers
+
+    async def scenario() -> tuple[int, bool, bool, bool]:
+        workers, started, ended = Workers(), [], []
+
+        async def polite(stopped: asyncio.Event) -> None:
+            started.append(1)
+            await stopped.wait()
+            ended.append(1)
+
+        async def stubborn(stopped: asyncio.Event) -> None:  # a pass that outlives the stop's grace
+            await asyncio.sleep(60)
+
+        workers.ensure(("sweep", NS, "a"), polite, {"spec": {"assetRef": {"name": "x"}}})
+        workers.ensure(("sweep", NS, "a"), polite, {"spec": {"assetRef": {"name": "y"}}})  # a second event
+        await asyncio.sleep(0)
+        latest = workers.body(("sweep", NS, "a"))["spec"]["assetRef"]["name"] == "y"
+        workers.stop(("sweep", NS, "a"))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        stopped = ended == [1] and ("sweep", NS, "a") not in workers
+        workers.ensure(("sweep", NS, "b"), stubborn, {})
+        await asyncio.sleep(0)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await workers.stop_all(grace=0.1)
+        return len(started), latest, stopped, loop.time() - t0 < 5
+
+    assert asyncio.run(scenario()) == (1, True, True, True)
+
+
+def test_a_stalled_sweep_is_exported_for_the_alert(kube) -> None:
+    from hwmatch.controller import metrics
+
+    doc = next(d for d in load_text(MANIFESTS) if d.resource.kind == "AIAsset").resource.to_wire()
+    doc["spec"].pop("image")
+    kube.put(ASSETS, doc)
+    _reconciler(kube, Events()).reconcile(NS, "toy-sweep")
+    assert metrics.SWEEP_STALLED.labels(NS, "toy-sweep")._value.get() == 1  # HwmatchSweepStalled fires on it
+    kube.put(ASSETS, next(d for d in load_text(MANIFESTS) if d.resource.kind == "AIAsset").resource.to_wire())
+    _reconciler(kube, Events()).reconcile(NS, "toy-sweep")
+    assert metrics.SWEEP_STALLED.labels(NS, "toy-sweep")._value.get() == 0
