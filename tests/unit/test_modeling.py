@@ -205,7 +205,7 @@ def test_candidates_outside_the_sampled_region_get_wider_intervals() -> None:
 
 
 def test_region_without_a_reference_never_widens() -> None:
-    from hwmatch.modeling.region import Region
+    from hwmatch.modeling.region import Region, widening
 
     two = Region.fit(np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]))  # two configurations: no reference distance
     np.testing.assert_array_equal(two.novelty(np.array([[5.0, 5.0]])), [1.0])
@@ -214,7 +214,7 @@ def test_region_without_a_reference_never_widens() -> None:
     assert region.reference > 0
     inside, outside = region.novelty(np.array([[2.0, 2.0], [2.5, 2.5]])), region.novelty(np.array([[40.0, 2.0]]))
     assert inside[0] == 0.0 and inside[1] <= 1.0 and outside[0] > 1.0
-    np.testing.assert_array_equal(region.widening(np.array([[2.0, 2.0], [40.0, 2.0]])), [1.0, outside[0]])
+    np.testing.assert_array_equal(widening(region.novelty(np.array([[2.0, 2.0], [40.0, 2.0]]))), [1.0, outside[0]])
 
 
 def _noisy_plane(n: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -263,3 +263,47 @@ def test_selected_quantile_reads_the_fewest_rows_a_finite_quantile_needs() -> No
     # ((27 + 1) · 0.9 = 25.2 -> the 26th smallest) is 4
     low = np.zeros(10)
     assert selected_quantile([(first, low, low)], 0.9) == 4.0
+
+
+def test_a_metric_the_platform_determines_is_looked_up_not_learnt() -> None:
+    """A price per run (one value per platform) is exact out of fold: no family is cross-validated for it."""
+    price = {"cpu-2": 0.7, "cpu-8": 2.2, "gpu": 3.8}
+    frame = dataset(90, noise=0.05)
+    frame["metric.cost_per_run"] = frame["platform"].map(price)
+    model = Surrogates(seed=0).fit(frame)
+    fitted = model.models["cost_per_run"]
+    assert fitted.family == "platform_table" and model.scores()["cost_per_run"].r2 == 1.0
+    p = model.predict(frame, 0.8)["cost_per_run"]
+    np.testing.assert_allclose(p.value, frame["metric.cost_per_run"], rtol=1e-12)
+    np.testing.assert_array_equal(p.upper - p.lower, 0.0)  # every out-of-fold residual is 0, computed
+    unseen = frame.head(3).assign(platform="tpu", **{"feature.vcpus": 8, "feature.accelerator": "l4"})
+    placed = model.predict(unseen, 0.8)["cost_per_run"].value  # by its features, among the known prices
+    assert np.all((placed >= min(price.values()) - 1e-12) & (placed <= max(price.values()) + 1e-12))
+    # a metric that also varies with the parameters is learnt as any other
+    assert model.models["latency_ms"].family != "platform_table"
+
+
+def test_forecast_returns_the_novelty_its_intervals_were_widened_by(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hwmatch.modeling.surrogates as surrogates
+
+    train = dataset(120, noise=0.05)
+    model = Surrogates(seed=0, families=("ridge_poly",)).fit(train[train["param.depth"] < 16])
+    rows = train.head(30).assign(**{"param.depth": np.linspace(2, 64, 30)})
+    whole = model.forecast(rows, 0.8)
+    np.testing.assert_array_equal(whole.novelty, model.novelty(rows))
+    monkeypatch.setattr(surrogates, "PREDICT_CHUNK", 7)  # chunked: the same answer (to BLAS rounding), filled in place
+    chunked = model.forecast(rows, 0.8)
+    np.testing.assert_array_equal(chunked.novelty, whole.novelty)
+    for m, p in whole.predictions.items():
+        for field in ("value", "lower", "upper"):
+            np.testing.assert_allclose(getattr(chunked.predictions[m], field), getattr(p, field), rtol=1e-12)
+
+
+def test_large_sets_choose_the_family_on_the_first_fold_and_calibrate_on_every_row() -> None:
+    from hwmatch.modeling.metric_model import SELECTION_FROM
+
+    frame = dataset(SELECTION_FROM + 200, noise=0.05)
+    model = Surrogates(seed=0, metrics=["latency_ms"]).fit(frame).models["latency_ms"]
+    assert set(model.cv_rmse) == {"hist_gradient_boosting", "extra_trees", "ridge_poly"}
+    # every row has an out-of-fold prediction (two folds), and each calibrates the intervals
+    assert model.oof_ is not None and np.isfinite(model.oof_).all() and model.rows == len(frame)

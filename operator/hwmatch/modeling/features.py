@@ -103,6 +103,21 @@ class FeatureEncoder:
     def feature_names(self) -> list[str]:
         return [out for col in self.columns_ for out in col.outputs()]
 
+    def platform_positions(self) -> tuple[int, ...]:
+        """Positions of the encoded columns that describe the platform: its name's and its features'.
+
+        A metric constant over rows equal on these is one value per platform
+        (:class:`hwmatch.modeling.metric_model.PlatformTable`).
+        """
+        out: list[int] = []
+        at = 0
+        for col in self.columns_:
+            width = len(col.outputs())
+            if col.name == "platform" or col.name.startswith(FEATURE):
+                out.extend(range(at, at + width))
+            at += width
+        return tuple(out)
+
     def fingerprint(self) -> str:
         """A digest of the fitted state: two encoders with equal fingerprints encode identically."""
         state = [(c.name, c.kind, c.fill, c.indicator, c.levels) for c in self.columns_]

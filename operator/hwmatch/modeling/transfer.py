@@ -59,7 +59,7 @@ from hwmatch.data.frame import FEATURE, INSTANCE, METRIC, PARAM, columns, strip,
 from hwmatch.modeling.features import FeatureEncoder
 from hwmatch.modeling.intervals import rows_needed
 from hwmatch.modeling.metric_model import Prediction
-from hwmatch.modeling.surrogates import Surrogates
+from hwmatch.modeling.surrogates import Forecast, Surrogates
 
 #: Ridge penalties the rehearsal chooses from (per unit of the k trials' squared error); inf: offset only.
 PENALTIES = (0.3, 1.0, 3.0, 10.0, 30.0, np.inf)
@@ -143,7 +143,7 @@ class PlatformTransfer:
     others by an ordinary :class:`Surrogates` on all rows. ``prior``: other
     assets' trials (a dataset frame), whose platform effects become
     features. The interface of :class:`Surrogates` that recommending needs
-    (``predict``, ``novelty``, ``unbounded``, ``scores``, ``dataset_hash``)
+    (``forecast``, ``predict``, ``unbounded``, ``scores``, ``dataset_hash``)
     is kept, so the optimiser takes either.
     """
 
@@ -306,17 +306,23 @@ class PlatformTransfer:
 
     # -- predicting ----------------------------------------------------------------------------
 
-    def predict(self, candidates: pd.DataFrame, level: float = 0.9, metrics: Iterable[str] | None = None,
-                capped: bool = False) -> dict[str, Prediction]:
-        """Every metric for each candidate: transferred on target platforms, ordinary elsewhere."""
+    def forecast(self, candidates: pd.DataFrame, level: float = 0.9, metrics: Iterable[str] | None = None,
+                 capped: bool = False) -> Forecast:
+        """Every metric for each candidate, transferred on target platforms, ordinary elsewhere, and the novelty.
+
+        The novelty is the ordinary one, and 1 on a target platform: its
+        widening is the rehearsal's, already in the interval.
+        """
         assert self.full is not None and self.base is not None, "fit first"
         rows = with_prior(candidates, self.effects)
-        out = self.full.predict(rows, level, metrics, capped)
+        ordinary = self.full.forecast(rows, level, metrics, capped)
+        out, novelty = ordinary.predictions, ordinary.novelty
         platforms = rows["platform"].astype(str).to_numpy()
         for target in self.targets:
             where = np.flatnonzero(platforms == target)
             if where.size == 0:
                 continue
+            novelty[where] = 1.0
             sub = rows.iloc[where]
             for metric in out:
                 fix = self.corrections.get((target, metric))
@@ -329,14 +335,12 @@ class PlatformTransfer:
                 if not np.isfinite(half):
                     lower, upper = np.full(where.size, -np.inf), np.full(where.size, np.inf)
                 out[metric].value[where], out[metric].lower[where], out[metric].upper[where] = value, lower, upper
-        return out
+        return Forecast(out, novelty)
 
-    def novelty(self, candidates: pd.DataFrame) -> np.ndarray:
-        """The ordinary novelty; on a target platform 1 (its widening is the rehearsal's, already in the interval)."""
-        assert self.full is not None
-        out = self.full.novelty(with_prior(candidates, self.effects))
-        out[candidates["platform"].astype(str).isin(self.targets).to_numpy()] = 1.0
-        return out
+    def predict(self, candidates: pd.DataFrame, level: float = 0.9, metrics: Iterable[str] | None = None,
+                capped: bool = False) -> dict[str, Prediction]:
+        """The predictions of :meth:`forecast` alone."""
+        return self.forecast(candidates, level, metrics, capped).predictions
 
     def unbounded(self, level: float) -> dict[str, tuple[int, int]]:
         assert self.full is not None

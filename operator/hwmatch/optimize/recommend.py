@@ -264,9 +264,9 @@ def recommend(
         else:
             surrogates = Surrogates(seed=seed, categorical=categorical, goals=goals).fit(rows)
     level = interval_level(spec)
-    predictions = surrogates.predict(candidates.frame, level)
-    problem = build_problem(candidates, predictions, spec, goals)
-    problem.novelty = surrogates.novelty(candidates.frame)
+    forecast = surrogates.forecast(candidates.frame, level)  # the predictions and the novelty, in one pass
+    problem = build_problem(candidates, forecast.predictions, spec, goals)
+    problem.novelty = forecast.novelty
     problem.platform_trials = counts
     if isinstance(surrogates, PlatformTransfer):
         problem.transferred = frozenset(surrogates.targets)
