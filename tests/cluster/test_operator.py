@@ -11,6 +11,7 @@ whose nodes do not exist stays unschedulable (Unschedulable).
 from __future__ import annotations
 
 import copy
+import json
 import threading
 from collections import Counter
 from contextlib import contextmanager
@@ -192,9 +193,9 @@ def test_sweep_runs_as_jobs_and_the_recommendation_is_answered(crds_installed, k
         # Every model, the Prometheus metric's too, learns from all four: each trial's window reaches its
         # last scrape (it ends at the end of the pod's finish second, which Kubernetes writes rounded down).
         ok = [t for t in _trials(cluster, ns, sweep_name) if t["status"]["phase"] == "Succeeded"]
-        assert all("run_seconds" in t["status"]["metrics"] for t in ok), [
-            (t["metadata"]["name"], sorted(t["status"]["metrics"]), _condition(t, "Telemetry"), t["status"].get("host"),
-             t["status"].get("startTime"), t["status"].get("completionTime")) for t in ok]
+        assert all("run_seconds" in t["status"]["metrics"] for t in ok), "\n".join(json.dumps(
+            [t["metadata"]["name"], sorted(t["status"]["metrics"]), t["status"].get("conditions"), t["status"].get("host"),
+             t["status"].get("startTime"), t["status"].get("completionTime")]) for t in ok)
 
         def solved() -> dict | None:
             rec = _get(cluster, ns, "hwrecommendations", rec_name)
