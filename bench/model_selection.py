@@ -85,16 +85,20 @@ def split(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     return frame[~held[config]], frame[held[config]]
 
 
-def timed(fn: Callable[[], T], repeat: int) -> tuple[T, float]:
-    """The last result and the median wall time of ``repeat`` calls, seconds."""
-    times: list[float] = []
-    result: T | None = None
+def timed(fns: tuple[Callable[[], T], ...], repeat: int) -> list[tuple[T, float]]:
+    """Each function's last result and median wall time of ``repeat`` calls, seconds.
+
+    The calls alternate (one of each per round), so that a slower spell of a
+    shared machine weighs on every function alike and the ratios hold.
+    """
+    times: list[list[float]] = [[] for _ in fns]
+    results: list[T | None] = [None for _ in fns]
     for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    assert result is not None
-    return result, float(np.median(times))
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            results[i] = fn()
+            times[i].append(time.perf_counter() - start)
+    return [(r, float(np.median(t))) for r, t in zip(results, times) if r is not None]
 
 
 Predictor = Callable[[pd.DataFrame], dict[str, np.ndarray]]
@@ -160,8 +164,8 @@ def main() -> None:
         for name, make in tables.items():
             for n in (int(s) for s in args.sizes.split(",")):
                 train, held = split(make(n), args.seed)
-                cheap, floor_s = timed(partial(floor, train, args.seed), args.repeat)
-                full, ours_s = timed(partial(ours, train, args.seed), args.repeat)
+                (cheap, floor_s), (full, ours_s) = timed((partial(floor, train, args.seed),
+                                                          partial(ours, train, args.seed)), args.repeat)
                 a, b = scores(cheap, held), scores(full, held)
                 detail = "  ".join(f"{m} {a[m][0]:.4f}/{a[m][1]:.3g} -> {b[m][0]:.4f}/{b[m][1]:.3g}" for m in b)
                 print(f"{name:>9} {n:>7,} {floor_s:>8.2f} {ours_s:>9.2f} {ours_s / floor_s:>6.2f}  {detail}", flush=True)

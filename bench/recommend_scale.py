@@ -15,14 +15,19 @@ fitted once, outside the timings; then, in the same run:
   explanation, the alternatives and the Pareto front of the status.
 
 Both must choose the same platform and configuration; the ratio is
-recommend / floor. Times are medians of ``--repeat`` runs. Nothing here
+recommend / floor. Times are medians of ``--repeat`` runs. Peak memory needs
+one process per path: ``--only floor`` or ``--only recommend`` times that
+path alone and prints the process's peak resident memory (the fitted models
+and the trials included, so the pair compares like with like). Nothing here
 asserts a figure. Run: ``.venv/bin/python bench/recommend_scale.py
-[--per-axis 50] [--repeat 3]`` (50 values per axis: 8 × 50³ = 10^6 candidates).
+[--per-axis 50] [--repeat 3] [--only floor|recommend]`` (50 values per axis:
+8 × 50³ = 10^6 candidates).
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 from typing import Any, Callable
 
@@ -112,12 +117,19 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", choices=("floor", "recommend"), help="time one path and print its peak memory")
     args = parser.parse_args()
     frame = trials(args.trials, args.per_axis, args.seed)
     start = time.perf_counter()
     models = Surrogates(seed=args.seed).fit(frame)
     fit_s = time.perf_counter() - start
     n = len(PLATFORMS) * args.per_axis**3
+    if args.only:
+        run = (lambda: floor(models, args.per_axis)) if args.only == "floor" else (lambda: whole(models, frame, args.per_axis))
+        answer, seconds = timed(run, args.repeat)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        print(f"candidates {n:,}  {args.only} {seconds:.2f} s  peak RSS {peak:.0f} MiB  {answer}")
+        return
     cheap, floor_s = timed(lambda: floor(models, args.per_axis), args.repeat)
     chosen, whole_s = timed(lambda: whole(models, frame, args.per_axis), args.repeat)
     print(f"candidates {n:,}  trials {args.trials:,}  fit {fit_s:.1f} s (not in the timings)")
