@@ -11,6 +11,7 @@ import typer
 from hwmatch.api.errors import InputError
 from hwmatch.cli.app import command, fail
 from hwmatch.controller.config import (
+    DEFAULT_LEASE_DURATION,
     DEFAULT_RESYNC,
     DEFAULT_SCRAPE_INTERVAL,
     DEFAULT_UNSCHEDULABLE_TIMEOUT,
@@ -53,6 +54,17 @@ def operator_command(
         help="A trial whose pod no node takes for this long fails with reason Unschedulable."),
     resync: float = typer.Option(DEFAULT_RESYNC, "--resync", metavar="SECONDS",
                                  help="Reconcile each sweep and recommendation at least this often."),
+    leader_elect: bool = typer.Option(
+        False, "--leader-elect",
+        help="Run as one of several replicas: reconcile only while holding a coordination.k8s.io Lease, stand by "
+             "(serving /metrics and /healthz) otherwise."),
+    lease_name: str = typer.Option("hwmatch-operator", "--lease-name", help="The leader-election Lease's name."),
+    lease_namespace: Optional[str] = typer.Option(
+        None, "--lease-namespace", metavar="NS", envvar="HWMATCH_LEASE_NAMESPACE",
+        help="The Lease's namespace (default: the pod's own)."),
+    lease_duration: float = typer.Option(
+        DEFAULT_LEASE_DURATION, "--lease-duration", metavar="SECONDS",
+        help="A Lease not renewed for this long is taken over by a standby (renewed every 2/15 of it)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging (kopf's and hwmatch's)."),
 ) -> None:
     """Run the operator: reconcile AIAssets, BenchmarkSweeps (trials as Jobs) and HWRecommendations.
@@ -62,11 +74,20 @@ def operator_command(
     """
     from kubernetes.config import ConfigException
 
-    from hwmatch.controller.config import OperatorConfig
+    from hwmatch.controller.config import LeaseSettings, OperatorConfig
+    from hwmatch.controller.leader import LeadershipLost, default_identity, default_namespace
     from hwmatch.controller.runner import run
 
     try:
+        lease = None
+        if leader_elect:
+            namespace_of_lease = lease_namespace or default_namespace()
+            if not namespace_of_lease:
+                raise InputError("--leader-elect outside a pod needs --lease-namespace NS (where the Lease lives)")
+            lease = LeaseSettings(name=lease_name, namespace=namespace_of_lease, identity=default_identity(),
+                                  lease_duration=lease_duration)
         config = OperatorConfig(
+            lease=lease,
             namespaces=tuple(namespace), all_namespaces=all_namespaces, prometheus_url=prometheus_url,
             metrics_port=metrics_port, liveness_port=liveness_port,
             unschedulable_timeout=unschedulable_timeout, resync=resync, scrape_interval=scrape_interval,
@@ -82,5 +103,7 @@ def operator_command(
             logging.getLogger(name).setLevel(logging.WARNING)
     try:
         run(config)
+    except LeadershipLost as exc:  # exit, to be restarted as a standby (as controller-runtime's managers do)
+        raise fail(str(exc)) from None
     except ConfigException as exc:
         raise fail(f"no credentials for the API server: {exc}; set KUBECONFIG, or run in a pod") from None

@@ -13,6 +13,8 @@ from hwmatch.api.errors import InputError
 DEFAULT_UNSCHEDULABLE_TIMEOUT = 300.0
 #: Seconds between reconciles of an object when no event arrives (controller-runtime's "resync").
 DEFAULT_RESYNC = 30.0
+#: Seconds a leader-election Lease not renewed stays held (client-go's default, and kube-controller-manager's).
+DEFAULT_LEASE_DURATION = 15.0
 #: Prometheus's usual scrape interval (its default is 1 min; most installations, and the DCGM exporter's, use 15 s).
 DEFAULT_SCRAPE_INTERVAL = 15.0
 #: The cluster's own namespaces. A trial is a Job whose image, command and placement the sweep's author chooses;
@@ -27,6 +29,31 @@ SYSTEM_NAMESPACES: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-l
 #: :func:`hwmatch.telemetry.promql.namespace_confinement`).
 PromqlTenancy = Literal["cluster", "namespace"]
 PROMQL_TENANCIES: tuple[str, ...] = get_args(PromqlTenancy)
+
+
+@dataclass(frozen=True)
+class LeaseSettings:
+    """Where the Lease is and how long it lasts; ``renew_deadline`` and ``retry_period`` follow ``lease_duration``
+    in client-go's default proportions (15 s / 10 s / 2 s)."""
+
+    name: str
+    namespace: str
+    identity: str
+    lease_duration: float = DEFAULT_LEASE_DURATION
+
+    def __post_init__(self) -> None:
+        if self.lease_duration < 2:
+            raise InputError(f"--lease-duration must be at least 2 seconds, not {self.lease_duration:g}")
+        if not self.name or not self.namespace:
+            raise InputError("leader election needs a Lease name and namespace (--lease-name, --lease-namespace)")
+
+    @property
+    def renew_deadline(self) -> float:
+        return self.lease_duration * 2 / 3
+
+    @property
+    def retry_period(self) -> float:
+        return self.lease_duration * 2 / 15
 
 
 @dataclass(frozen=True)
@@ -54,6 +81,8 @@ class OperatorConfig:
     denied_namespaces: tuple[str, ...] = SYSTEM_NAMESPACES
     #: What a user's PromQL may read (:data:`PromqlTenancy`).
     promql_tenancy: PromqlTenancy = "cluster"
+    #: Leader election among replicas (``--leader-elect``): the Lease to hold before reconciling; None runs at once.
+    lease: LeaseSettings | None = None
 
     def __post_init__(self) -> None:
         if bool(self.namespaces) == self.all_namespaces:

@@ -30,6 +30,8 @@ SOLVE_SECONDS = Histogram(
 SOLVES = Counter("hwmatch_recommendation_solves_total", "Recommendations answered, by resulting phase.",
                  ["namespace", "phase"])
 RECONCILE_SECONDS = Histogram("hwmatch_reconcile_seconds", "Duration of one reconcile pass, by kind.", ["kind"])
+#: 1 in the replica that holds the leader-election Lease (or runs without election), 0 in a standby.
+LEADER = Gauge("hwmatch_leader", "1 while this replica reconciles (holds the leader-election Lease), 0 on standby.")
 RECONCILE_ERRORS = Counter("hwmatch_reconcile_errors_total", "Reconcile passes that raised (retried after a back-off).",
                            ["kind"])
 
