@@ -252,3 +252,19 @@ def test_old_spellings_still_work_and_say_the_new_one(solved: tuple[Path, Path],
     assert "-o/--output FILE is now --out FILE" in result.output
     missing = CliRunner().invoke(app, ["export", "--store", str(db)])
     assert missing.exit_code == 1 and "give --out FILE.parquet" in missing.output
+
+
+def test_listing_pads_wide_and_zero_width_characters_by_their_cells() -> None:
+    """Columns stay aligned whatever a cell holds: ASCII, CJK (two cells a character), combining marks (none)."""
+    from rich.cells import cell_len
+
+    from hwmatch.cli import listing
+
+    columns = [listing.Column("name"), listing.Column("value", right=True), listing.Column("note")]
+    rows = [["plain", "1.5", "ascii only"], ["東京", "22", "two cells each"], ["e\u0301te\u0301", "333", "combining"]]
+    shown, widths, left_out = listing.fit(columns, rows, 80)
+    assert not left_out and widths[:2] == [5, 5]
+    out = list(listing.lines(columns, rows, shown, widths))
+    # the third column starts at the same cell on every line
+    starts = [cell_len(line[:line.index(note)]) for line, note in zip(out, ["note", "ascii", "two", "combining"])]
+    assert len(set(starts)) == 1, out

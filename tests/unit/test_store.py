@@ -233,6 +233,21 @@ def test_trials_read_back_as_written(store, manifests):
     assert math.isnan(read[third.metadata.name].status.metrics["latency_ms"])
 
 
+def test_the_first_trials_and_the_count_agree_with_the_whole_list(store, manifests):
+    """``limit`` is a prefix of the planned order under every filter; ``count`` is the length it would have."""
+    asset, sweep = manifests
+    planned = Planner(asset, sweep).plan()[:6]
+    for i, trial in enumerate(planned):
+        trial.status = BenchmarkTrialStatus(phase="Succeeded" if i % 2 else "Failed", metrics={"latency_ms": float(i)})
+    store.add_trials(planned)
+    for filters in ({}, {"status": "Succeeded"}, {"status": ["Failed"], "sweep": sweep.metadata.name}, {"asset": "none"}):
+        every = [t.metadata.name for t in store.trials(**filters)]
+        assert store.count(**filters) == len(every)
+        for limit in (1, 2, 10):
+            assert [t.metadata.name for t in store.trials(**filters, limit=limit)] == every[:limit]
+    assert store.count(status="Succeeded") == 3
+
+
 @pytest.mark.parametrize("metrics", ['{"latency_ms": ', '{"latency_ms": 1.0}, "attempts": 9', '[1.0]'])
 def test_a_damaged_trial_row_is_named(store, manifests, metrics):
     asset, sweep = manifests

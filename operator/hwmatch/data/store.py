@@ -449,9 +449,9 @@ class Store:
 
     def trials(
         self, sweep: str | Sequence[str] | None = None, asset: str | None = None,
-        status: str | Sequence[str] | None = None,
+        status: str | Sequence[str] | None = None, limit: int | None = None,
     ) -> list[BenchmarkTrial]:
-        """Stored trials in the order they were planned, filtered by sweep, asset and status.
+        """Stored trials in the order they were planned, filtered by sweep, asset and status; the first ``limit``.
 
         SQLite writes each row as one trial document and pydantic validates it from
         JSON in one call: reading the columns and building the six models of a trial
@@ -461,15 +461,25 @@ class Store:
         names a damaged row.
         """
         where, args = _where(sweep=sweep, asset=asset, status=status)
+        if limit is not None:
+            where, args = f"{where} ORDER BY rowid LIMIT ?", [*args, limit]
+        else:
+            where += " ORDER BY rowid"
         out = []
         with _collector_paused():
-            rows = self._db.execute(f"SELECT rowid, {_TRIAL_DOCUMENT} FROM trials{where} ORDER BY rowid", args)
+            rows = self._db.execute(f"SELECT rowid, {_TRIAL_DOCUMENT} FROM trials{where}", args)
             for rowid, document in rows:
                 try:
                     out.append(BenchmarkTrial.model_validate_json(document))
                 except (ValueError, TypeError):
                     out.append(self._trial_at(rowid))
         return out
+
+    def count(self, sweep: str | Sequence[str] | None = None, asset: str | None = None,
+              status: str | Sequence[str] | None = None) -> int:
+        """How many trials :meth:`trials` would return with these filters, without reading them."""
+        where, args = _where(sweep=sweep, asset=asset, status=status)
+        return int(self._db.execute(f"SELECT COUNT(*) FROM trials{where}", args).fetchone()[0])
 
     def _trial_at(self, rowid: int) -> BenchmarkTrial:
         """The trial of row ``rowid`` from its columns; a damaged row is a :class:`StoreError` naming it."""
