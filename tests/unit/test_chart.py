@@ -117,10 +117,11 @@ def test_default_values_render_valid_manifests() -> None:
     validate(docs)
     assert sorted(d["kind"] for d in docs) == [
         "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", *["CustomResourceDefinition"] * 4,
-        "Deployment", "Service", "ServiceAccount",
-    ]  # no ServiceMonitor: the API is not served (auto); no PrometheusRule, no dashboard: asked for
+        "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount",
+    ]  # no ServiceMonitor: the API is not served (auto); no PrometheusRule, no dashboard: asked for; no PDB: 1 replica
     assert operator_args(docs) == ["operator", "--all-namespaces", "--promql-tenancy=cluster", "--scrape-interval=15",
-                                  "--metrics-port=9090", "--liveness-port=8080"]
+                                  "--metrics-port=9090", "--liveness-port=8080", "--leader-elect",
+                                  "--lease-name=rel-hwmatch", "--lease-namespace=hwmatch-system", "--lease-duration=15"]
     pod = by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["image"] == "ghcr.io/hwmatch/hwmatch:0.1.0"
@@ -152,10 +153,11 @@ def test_other_values_render_valid_manifests() -> None:
     assert operator_args(docs) == [
         "operator", "--namespace=team-a", "--namespace=team-b", "--deny-namespace=monitoring", "--deny-namespace=infra",
         "--prometheus-url=http://prom.monitoring:9090", "--promql-tenancy=namespace",
-        "--scrape-interval=15", "--metrics-port=9090", "--liveness-port=8080", "--verbose", "--resync=60",
+        "--scrape-interval=15", "--metrics-port=9090", "--liveness-port=8080", "--leader-elect", "--lease-name=hwm",
+        "--lease-namespace=hwmatch-system", "--lease-duration=15", "--verbose", "--resync=60",
     ]
     assert not by_kind(docs, "ServiceAccount")
-    role_bindings = by_kind(docs, "RoleBinding")
+    role_bindings = [b for b in by_kind(docs, "RoleBinding") if b["roleRef"]["kind"] == "ClusterRole"]  # not the Lease's
     assert sorted(b["metadata"]["namespace"] for b in role_bindings) == ["team-a", "team-b"]
     assert {b["roleRef"]["name"] for b in role_bindings} == {"hwm-operator"}
     assert [b["metadata"]["name"] for b in by_kind(docs, "ClusterRoleBinding")] == ["hwm-kopf"]
@@ -254,6 +256,8 @@ def promtool() -> str:
         ("admissionPolicy.validationActions={Deny,Warn}", "/admissionPolicy/validationActions"),
         ("admissionPolicy.validationActions={Block}", "/admissionPolicy/validationActions/0"),
         ("admissionPolicy.enable=true", "'enable' not allowed"),
+        ("replicaCount=0", "/replicaCount"),
+        ("leaderElection.leaseDuration=1", "/leaderElection/leaseDuration"),
         ("admissionPolicy.namespaceSelector.matchLabels.team=true", "/admissionPolicy/namespaceSelector/matchLabels/team"),
     ],
 )
@@ -282,6 +286,36 @@ def test_rendered_flags_are_the_operator_cli() -> None:
         assert ctx.params["metrics_port"] == 9090 and ctx.params["liveness_port"] == 8080
         assert ctx.params["scrape_interval"] == scrape_interval
         assert ctx.params["deny_namespace"] == denied and ctx.params["promql_tenancy"] == tenancy
+
+
+def test_two_replicas_elect_a_leader_through_a_lease_of_their_namespace() -> None:
+    """replicaCount: 2 runs two operators, of which the Lease's holder reconciles: the Lease's RBAC is a Role in the
+    release's namespace (never leases cluster-wide: kube-node-lease holds the nodes' heartbeats), the Deployment
+    rolls, and a PodDisruptionBudget lets a drain take one replica at a time."""
+    docs = render("replicaCount=2")
+    validate(docs)
+    (deployment,) = by_kind(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 2 and deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert {"--leader-elect", "--lease-name=rel-hwmatch", "--lease-namespace=hwmatch-system"} <= set(operator_args(docs))
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["HWMATCH_POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    (role,) = by_kind(docs, "Role")
+    assert role["metadata"]["namespace"] == "hwmatch-system"
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["rel-hwmatch"],
+         "verbs": ["get", "update"]}]
+    (binding,) = by_kind(docs, "RoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"] and binding["subjects"][0]["name"] == "rel-hwmatch"
+    (pdb,) = by_kind(docs, "PodDisruptionBudget")
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": deployment["spec"]["selector"]}
+    # Without leader election: one replica, the old pod stopped before the new one starts, and no Lease.
+    single = render("leaderElection.enabled=false")
+    assert by_kind(single, "Deployment")[0]["spec"]["strategy"] == {"type": "Recreate"}
+    assert not by_kind(single, "Role") and "--leader-elect" not in operator_args(single)
+    refused = helm("template", "rel", str(CHART), "--set", "replicaCount=2", "--set", "leaderElection.enabled=false",
+                   check=False)
+    assert refused.returncode != 0 and "replicaCount above 1 needs leaderElection.enabled" in refused.stderr
 
 
 # --- the optional ValidatingAdmissionPolicy ------------------------------------------------------
