@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from hwmatch.api.asset import ServingRequest
-from hwmatch.execution.loadgen import attack_argv, parse_report, report_argv, write_targets
+from hwmatch.harness.loadgen import attack_argv, parse_report, report_argv, write_targets
 
 ROOT = Path(__file__).resolve().parents[1]
 # The endpoint: answers every request at once. Run as its own process, pinned to cpu 0.

@@ -117,6 +117,10 @@ build() {
     ctx="$(mktemp -d)"
     tar -C "$REPO" --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' -cf - \
         pyproject.toml README.md operator benchmark-image | tar -C "$ctx" -xf -
+    # The load generator of serving trials, built from the Go module proxy (cached) and copied in.
+    local vegeta
+    vegeta="$(bash "$HACK/vegeta.sh")" || { rm -rf "$ctx"; die "hack/vegeta.sh could not build vegeta (its output is above)"; }
+    cp "$vegeta" "$ctx/benchmark-image/vegeta"
     local target name
     for target in benchmark operator; do
         name="$BENCHMARK"; [[ "$target" == operator ]] && name="$OPERATOR"

@@ -3,7 +3,7 @@
 The operator's service account is checked with `kubectl auth can-i --as` (the
 API server's own authorizer answers): it may do exactly what the operator does
 (trials as Jobs, statuses, events, what kopf watches) and nothing unrelated
-(secrets, pods, deleting the user's objects, cluster administration). The
+(secrets, pods' exec and logs, deleting the user's objects, cluster administration). The
 operator pod itself is not expected to run (no image on these nodes): the
 operator is tested running in tests/cluster/test_operator.py. The optional
 ValidatingAdmissionPolicy (admissionPolicy.enabled) is judged by the same API
@@ -51,6 +51,10 @@ NAMESPACED_ALLOWED = [
     ("delete", "jobs.batch", ""),
     ("watch", "jobs.batch", ""),
     ("list", "pods", ""),
+    ("create", "pods", ""),  # a serving trial's server pod and Service (docs/serving.md)
+    ("delete", "pods", ""),
+    ("create", "services", ""),
+    ("delete", "services", ""),
     ("create", "events", ""),
     ("patch", "events", ""),
 ]
@@ -58,8 +62,6 @@ NAMESPACED_ALLOWED = [
 NAMESPACED_DENIED = [
     ("get", "secrets", ""),
     ("delete", "secrets", ""),
-    ("create", "pods", ""),
-    ("delete", "pods", ""),
     ("create", "pods", "exec"),
     ("get", "pods", "log"),  # a failed trial's log tail is in its termination message
     ("delete", "benchmarksweeps.hwmatch.dev", ""),

@@ -26,9 +26,9 @@ from hwmatch.api import AIAsset, BenchmarkSweep
 from hwmatch.data.store import Store
 from hwmatch.engine import run_sweep
 from hwmatch.execution import LocalExecutor
-from hwmatch.execution.loadgen import VEGETA_VARIABLE
 from hwmatch.harness.assets.digits import load_split
 from hwmatch.harness.assets.onnx_server import LATENCY_BUCKETS, LATENCY_METRIC
+from hwmatch.harness.loadgen import VEGETA_VARIABLE
 from hwmatch.telemetry.serving import agree
 from tests.fixtures.prometheus import free_port
 

@@ -13,8 +13,8 @@ from hwmatch.api import AIAsset, BenchmarkSweep
 from hwmatch.api.asset import AIAssetSpec, ServingSpec
 from hwmatch.api.errors import InputError
 from hwmatch.execution import LocalExecutor
-from hwmatch.execution.loadgen import VEGETA_VARIABLE, LoadGeneratorMissing, attack_argv, find_vegeta, parse_report
 from hwmatch.harness.assets.onnx_server import LATENCY_BUCKETS, LATENCY_METRIC, OnnxMlpServer
+from hwmatch.harness.loadgen import VEGETA_VARIABLE, LoadGeneratorMissing, attack_argv, find_vegeta, parse_report
 from hwmatch.telemetry.serving import agree, disagreements, quantile_metrics
 
 # A real `vegeta report -type=json` (v12.13.0) of an attack on a closed port: every request failed.

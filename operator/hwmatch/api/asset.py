@@ -228,6 +228,10 @@ class ServingLoad(ApiModel):
                         description="Load at the same rate before the measured phase, not recorded.")
     request_timeout: str = Field(default="5s", pattern=DURATION_PATTERN,
                                  description="A response slower than this counts as an error.")
+    image: str | None = Field(
+        default=None, max_length=1024,
+        description="In a cluster: the load Job's image, one with hwmatch-bench and vegeta (hwmatch's benchmark "
+                    "image). Default: spec.image, right for the built-in server; set it for a server image of your own.")
 
     @property
     def duration_seconds(self) -> float:
@@ -267,6 +271,13 @@ class ServingSpec(ApiModel):
         default="seconds", description="The unit of the histogram's le buckets.")
     request: ServingRequest
     load: ServingLoad = Field(default_factory=ServingLoad)
+    host_network: bool = Field(
+        default=False,
+        description="In a cluster: run the server and its load generator in the node's network namespace "
+                    "(hostNetwork; the port is then reserved on the node, one server per node at a time). For "
+                    "clusters whose pod network the nodes cannot reach (no route from the kubelet's probes or "
+                    "Prometheus to pod IPs); elsewhere leave it false and the server gets a pod IP.",
+    )
 
     @property
     def readiness_timeout_seconds(self) -> float:

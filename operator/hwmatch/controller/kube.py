@@ -115,6 +115,33 @@ class Kube:
             if exc.status != 404:
                 raise
 
+    def create_object(self, namespace: str, manifest: Mapping[str, Any]) -> bool:
+        """Create a Pod or a Service (a serving trial's server); False when one of that name exists already."""
+        body = cast(Any, dict(manifest))
+        try:
+            if manifest["kind"] == "Pod":
+                self.core.create_namespaced_pod(namespace, body)
+            else:
+                self.core.create_namespaced_service(namespace, body)
+            return True
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+
+    def delete_server(self, namespace: str, name: str) -> None:
+        """Delete a serving trial's server pod and its Service (both named ``name``); gone already is fine."""
+        for delete in (self.core.delete_namespaced_pod, self.core.delete_namespaced_service):
+            try:
+                delete(name, namespace)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+    def services(self, namespace: str, labels: Mapping[str, str]) -> builtins.list[dict[str, Any]]:
+        return _items(self.core.list_namespaced_service(namespace, label_selector=_selector(labels),
+                                                        _preload_content=False))
+
     def pods(self, namespace: str, labels: Mapping[str, str]) -> builtins.list[dict[str, Any]]:
         return _items(self.core.list_namespaced_pod(namespace, label_selector=_selector(labels),
                                                     _preload_content=False))

@@ -17,7 +17,7 @@ sent: it is reported missing (reason ``QueryRefused``) with the selectors that l
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from hwmatch.api import AIAsset, BenchmarkTrialStatus, set_condition
@@ -25,7 +25,7 @@ from hwmatch.api.errors import InputError
 from hwmatch.controller.config import PromqlTenancy
 
 if TYPE_CHECKING:
-    from hwmatch.api.asset import MetricSpec
+    from hwmatch.api.asset import MetricSpec, ServingSpec
     from hwmatch.telemetry import PrometheusClient
 
 #: Seconds after a trial's end during which an unreachable Prometheus is asked again, before giving up.
@@ -52,6 +52,12 @@ class TrialTelemetry:
                  now: datetime) -> BenchmarkTrialStatus | None:
         """The status with the Prometheus metrics, or None when it is too early to ask (call again later)."""
         wanted = [m for m in asset.spec.metrics if m.source == "prometheus"]
+        serving = asset.spec.serving
+        if serving is not None and serving.latency_histogram is not None:
+            from hwmatch.telemetry.serving import quantile_metrics
+
+            declared = {m.name for m in wanted}
+            wanted += [m for m in quantile_metrics(serving, "{pod_selector}") if m.name not in declared]
         if not wanted:
             return status
         if self.client is None:
@@ -60,17 +66,23 @@ class TrialTelemetry:
         from hwmatch.telemetry import PrometheusUnreachable, TemplateError, trial_metrics
 
         assert status.start_time is not None and status.completion_time is not None
-        end = status.completion_time + POD_TIME_RESOLUTION
+        start, end = status.start_time, status.completion_time + POD_TIME_RESOLUTION
+        measured = status.host.get("measurement") or {}
+        if serving is not None and {"started", "finished"} <= set(measured):
+            # A serving trial's window is its measured phase, as its load Job timed it: not the warm-up before
+            # (the load Job pauses 2.5 scrape intervals in between), and one scrape past its end.
+            start = datetime.fromtimestamp(float(measured["started"]), timezone.utc)
+            end = datetime.fromtimestamp(float(measured["finished"]) + self.scrape_interval, timezone.utc)
         since_end = (now - end).total_seconds()
         if since_end < self.scrape_interval:
             return None  # the trial's last moments are not scraped yet
         pod, node = str(status.host.get("pod", "")), status.host.get("node")
         try:
-            refused = self._refused(wanted, namespace, pod, status.start_time.timestamp(), end.timestamp(), node)
+            refused = self._refused(wanted, namespace, pod, start.timestamp(), end.timestamp(), node)
             allowed = [m for m in wanted if m.name not in refused]
             if not allowed:
                 return _missing(status, "QueryRefused", refused)
-            found = trial_metrics(self.client, allowed, namespace, pod, status.start_time.timestamp(),
+            found = trial_metrics(self.client, allowed, namespace, pod, start.timestamp(),
                                   end.timestamp(), node=node, resolution=self.scrape_interval)
         except PrometheusUnreachable as exc:
             if since_end < UNREACHABLE_GRACE:
@@ -83,11 +95,30 @@ class TrialTelemetry:
         if found.missing and since_end < LATE_DATA_SCRAPES * self.scrape_interval:
             return None  # the data may still come: ask again on a later pass
         status.metrics.update(found)
+        if serving is not None and serving.latency_histogram is not None:
+            self._agreement(status, serving, namespace, pod, end)
         if found.missing or refused:
             return _missing(status, "MetricsMissing" if found.missing else "QueryRefused", {**found.missing, **refused})
         status.conditions = set_condition(status.conditions, "Telemetry", "True", "Collected",
                                           f"from Prometheus: {', '.join(sorted(found))}")
         return status
+
+    def _agreement(self, status: BenchmarkTrialStatus, serving: "ServingSpec", namespace: str, pod: str,
+                   end: datetime) -> None:
+        """Say in the message when the client's and the server's percentiles disagree beyond the buckets."""
+        from hwmatch.telemetry import PrometheusError
+        from hwmatch.telemetry.serving import bucket_bounds_ms, disagreements
+
+        assert self.client is not None
+        try:
+            bounds = bucket_bounds_ms(self.client, serving, f'{{namespace="{namespace}",pod="{pod}"}}', end.timestamp())
+        except PrometheusError:
+            return
+        differ = disagreements(status.metrics, bounds)
+        if differ:
+            note = ("client and server percentiles disagree beyond the histogram's bucket resolution "
+                    f"({'; '.join(differ)}): the server does not see part of the latency its clients do")
+            status.message = f"{status.message}; {note}" if status.message else note
 
     def _refused(self, wanted: "list[MetricSpec]", namespace: str, pod: str, start: float, end: float,
                  node: str | None) -> dict[str, str]:

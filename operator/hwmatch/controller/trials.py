@@ -39,7 +39,7 @@ from hwmatch.api import (
 from hwmatch.api.base import State
 from hwmatch.api.vocabulary import FAILED, FINISHED, PENDING, RUNNING, SUCCEEDED, phase_of
 from hwmatch.controller import metrics
-from hwmatch.controller.kube import TRIALS, Kube
+from hwmatch.controller.kube import SWEEPS, TRIALS, Kube
 from hwmatch.execution import result
 from hwmatch.execution.kubernetes import (
     LABEL_TRIAL,
@@ -47,6 +47,18 @@ from hwmatch.execution.kubernetes import (
     job_manifest,
     job_outcome,
     unschedulable_since,
+)
+from hwmatch.execution.kubernetes_serving import (
+    LABEL_ROLE,
+    SERVER,
+    load_job_manifest,
+    server_address,
+    server_failure,
+    server_name,
+    server_pod_manifest,
+    server_ready,
+    server_service_manifest,
+    serving_outcome,
 )
 
 #: Posts a Kubernetes Event: (object, type Normal|Warning, reason, message).
@@ -57,6 +69,10 @@ Telemetry = Callable[[AIAsset, str, BenchmarkTrialStatus, datetime], "BenchmarkT
 RUNNING_RESYNC = 10.0
 #: Seconds to the next pass while a recorded trial waits for Prometheus to scrape its last moments.
 TELEMETRY_RESYNC = 5.0
+#: Seconds to the next pass while a serving trial's server pod is not Ready yet (pods send the operator no event).
+SERVER_RESYNC = 1.0
+#: The scrape interval assumed when the telemetry callable does not carry one (TrialTelemetry does).
+DEFAULT_SCRAPE_INTERVAL = 15.0
 #: The ``Telemetry`` condition's reason while a recorded trial's Prometheus metrics are still to be read.
 TELEMETRY_PENDING = "Pending"
 
@@ -96,8 +112,15 @@ class TrialJobs:
         jobs = {j["metadata"]["labels"][LABEL_TRIAL]: j for j in self.kube.jobs(self.ns, labels)
                 if LABEL_TRIAL in j["metadata"].get("labels", {})}
         pods: dict[str, list[dict[str, Any]]] = {}
+        servers: dict[str, dict[str, Any]] = {}  # a serving trial's server pod, by trial
         for pod in self.kube.pods(self.ns, labels):
-            pods.setdefault(pod["metadata"].get("labels", {}).get(LABEL_TRIAL, ""), []).append(pod)
+            pod_labels = pod["metadata"].get("labels", {})
+            if pod_labels.get(LABEL_ROLE) == SERVER:
+                servers[pod_labels.get(LABEL_TRIAL, "")] = pod
+            else:
+                pods.setdefault(pod_labels.get(LABEL_TRIAL, ""), []).append(pod)
+        services = ({s["metadata"].get("labels", {}).get(LABEL_TRIAL, "") for s in self.kube.services(self.ns, labels)}
+                    if self.asset.spec.serving is not None else set())
         phases: dict[str, str] = {}
         for tid, (tobj, trial) in trials.items():
             phase = phase_of(trial)
@@ -105,19 +128,25 @@ class TrialJobs:
             if phase in FINISHED:
                 if job is not None and not job_finished(job):  # ended Unschedulable, the Job not yet deleted
                     self.kube.delete_job(self.ns, tid)
+                if tid in servers or tid in services:  # recorded by a pass interrupted before its clean-up
+                    self.kube.delete_server(self.ns, server_name(tid))
                 if trial.status is not None and telemetry_pending(trial.status):
                     self._collect(tobj, trial.status)
                 phases[tid] = phase
+            elif job is None and tid in servers:
+                phases[tid] = self._follow_server(tobj, trial, servers[tid])
             elif job is None:
                 phases[tid] = PENDING
             else:
-                phases[tid] = self._follow(tobj, trial, job, pods.get(tid, []))
+                phases[tid] = self._follow(tobj, trial, job, pods.get(tid, []), servers.get(tid))
         return phases
 
     def start(self, tobj: dict[str, Any], trial: BenchmarkTrial, sweep: BenchmarkSweep) -> str:
         """Create the trial's Job and mark it Running; a Job the API refuses fails the trial (it would every time)."""
         tid = trial.metadata.name
         trial.metadata.uid = tobj["metadata"]["uid"]
+        if self.asset.spec.serving is not None:
+            return self._start_server(tobj, trial, sweep)
         try:
             created = self.kube.create_job(self.ns, job_manifest(trial, self.asset, sweep))
         except ApiException as exc:
@@ -149,11 +178,63 @@ class TrialJobs:
         self.kube.replace_status(TRIALS, self.ns, tobj["metadata"]["name"], status.to_wire())
         self.written[tobj["metadata"]["name"]] = status
 
+    # -- serving trials: a server pod and its Service first, the load Job once the server is Ready --------------
+
+    def _start_server(self, tobj: dict[str, Any], trial: BenchmarkTrial, sweep: BenchmarkSweep) -> str:
+        """Create a serving trial's server pod and Service (each at most once: named from the trial); Running."""
+        try:
+            pod = server_pod_manifest(trial, self.asset, sweep)
+            self.kube.create_object(self.ns, server_service_manifest(trial, self.asset))
+            self.kube.create_object(self.ns, pod)
+        except ApiException as exc:
+            if exc.status is None or exc.status >= 500 or exc.status in (401, 403, 429):
+                raise
+            self.kube.delete_server(self.ns, server_name(trial))
+            at = self.now
+            self._record(tobj, trial, result.failed(result.EXECUTOR_ERROR, f"the API server refused the trial's "
+                                                    f"server pod or Service: {exc.status} {_api_message(exc)}",
+                                                    at, at, {"executor": "kubernetes"}, None))
+            return FAILED
+        metrics.JOBS_CREATED.labels(self.ns, trial.spec.sweep_ref.name, trial.spec.platform).inc()
+        status = _running(trial.metadata.name, self.now)
+        status.host["pod"] = pod["metadata"]["name"]
+        self.write(tobj, status)
+        self.requeue = min(self.requeue, SERVER_RESYNC)
+        return RUNNING
+
+    def _follow_server(self, tobj: dict[str, Any], trial: BenchmarkTrial, server: dict[str, Any]) -> str:
+        """A serving trial whose server pod exists and whose load Job does not: fail it, start the load, or wait."""
+        tid = trial.metadata.name
+        trial.metadata.uid = tobj["metadata"]["uid"]
+        created = _time(server["metadata"].get("creationTimestamp")) or self.now
+        failure = server_failure(server, self.asset, created, self.now, self.unschedulable_timeout)
+        if failure is not None:
+            self._record(tobj, trial, failure)
+            self.kube.delete_server(self.ns, server_name(trial))
+            return FAILED
+        if trial.status is None or trial.status.phase != RUNNING:  # its server was made by an interrupted pass
+            self.write(tobj, _running(tid, self.now))
+        if not server_ready(server):
+            self.requeue = min(self.requeue, SERVER_RESYNC)
+            return RUNNING
+        sweep = _sweep_of(self.kube, self.ns, trial)
+        scrape = float(getattr(self.telemetry, "scrape_interval", DEFAULT_SCRAPE_INTERVAL))
+        self.kube.create_job(self.ns, load_job_manifest(trial, self.asset, sweep, server_address(server), scrape))
+        return RUNNING
+
     def _follow(self, tobj: dict[str, Any], trial: BenchmarkTrial, job: dict[str, Any],
-                pods: list[dict[str, Any]]) -> str:
+                pods: list[dict[str, Any]], server: dict[str, Any] | None = None) -> str:
         """A trial with a Job: record its outcome if it has one, else keep it Running; its phase."""
         tid = trial.metadata.name
+        serving = self.asset.spec.serving is not None
         outcome = job_outcome(job, pods, self.asset, self.now, self.unschedulable_timeout)
+        if serving and outcome is not None:
+            outcome = serving_outcome(outcome, server)
+        elif serving and server is not None:  # the load runs: its server must stay up
+            created = _time(server["metadata"].get("creationTimestamp")) or self.now
+            failed = server_failure(server, self.asset, created, self.now, self.unschedulable_timeout)
+            if failed is not None and failed.reason != "ServerNotReady":
+                outcome = failed
         if outcome is not None and outcome.phase == SUCCEEDED:
             outcome = self._telemetry(outcome)
         if outcome is None:
@@ -167,6 +248,8 @@ class TrialJobs:
         self._record(tobj, trial, outcome)
         if not job_finished(job):
             self.kube.delete_job(self.ns, tid)
+        if serving:  # after the result: a pass interrupted in between removes them when it sees the trial ended
+            self.kube.delete_server(self.ns, server_name(tid))
         return outcome.phase or FAILED
 
     def _telemetry(self, status: BenchmarkTrialStatus) -> BenchmarkTrialStatus:
@@ -252,3 +335,16 @@ def _api_message(exc: ApiException) -> str:
         return str(json.loads(exc.body or "").get("message", exc.reason))
     except (TypeError, ValueError, AttributeError):
         return str(exc.reason)
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def _sweep_of(kube: Kube, namespace: str, trial: BenchmarkTrial) -> BenchmarkSweep:
+    """The trial's sweep (its platforms place the load Job), as the API server has it now."""
+    obj = kube.get(SWEEPS, namespace, trial.spec.sweep_ref.name)
+    if obj is None:
+        raise RuntimeError(f"BenchmarkSweep {trial.spec.sweep_ref.name} of trial {trial.metadata.name} is gone; "
+                           "the trial goes with it")
+    return BenchmarkSweep.model_validate(obj)

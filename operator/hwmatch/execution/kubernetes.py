@@ -59,10 +59,15 @@ def check_runnable(asset: AIAsset) -> None:
     if not asset.spec.image:
         raise InputError(f"AIAsset {asset.metadata.name}: spec.image is required to run trials on Kubernetes; "
                          "set it to the benchmark image that holds spec.command")
-    if asset.spec.serving is not None:
-        raise InputError(f"AIAsset {asset.metadata.name}: spec.serving (a model server under load) runs only on this "
-                         "machine for now (hwmatch run, docs/serving.md): a Job would run the server until the trial "
-                         "timeout; run the sweep locally, or drop spec.serving")
+
+
+def owner_reference(trial: BenchmarkTrial) -> dict[str, Any]:
+    """The controller reference to ``trial`` that every object of its run carries (deleted with it)."""
+    if not trial.metadata.uid:
+        raise InputError(f"trial {trial.metadata.name}: metadata.uid is needed for the Job's ownerReference; "
+                         "create the BenchmarkTrial first")
+    return {"apiVersion": API_VERSION, "kind": "BenchmarkTrial", "name": trial.metadata.name,
+            "uid": trial.metadata.uid, "controller": True, "blockOwnerDeletion": True}
 
 
 def job_manifest(trial: BenchmarkTrial, asset: AIAsset, sweep: BenchmarkSweep) -> dict[str, Any]:
@@ -70,19 +75,55 @@ def job_manifest(trial: BenchmarkTrial, asset: AIAsset, sweep: BenchmarkSweep) -
 
     ``trial.metadata`` must carry the object's ``uid`` (the Job is owned by
     the BenchmarkTrial, so deleting the sweep deletes its trials and Jobs).
+    A serving asset's trial is a server pod and a load Job instead
+    (:mod:`hwmatch.execution.kubernetes_serving`).
     """
     check_runnable(asset)
-    if not trial.metadata.uid:
-        raise InputError(f"trial {trial.metadata.name}: metadata.uid is needed for the Job's ownerReference; "
-                         "create the BenchmarkTrial first")
+    if asset.spec.serving is not None:
+        raise InputError(f"AIAsset {asset.metadata.name}: a serving asset's trial is a server pod and a load Job "
+                         "(hwmatch.execution.kubernetes_serving), not one Job")
+    owner = owner_reference(trial)
     platform = sweep.spec.platform(trial.spec.platform)
-    labels = trial_labels(trial)
-    env = {**asset.spec.env, **trial_variables(trial, platform.name, platform.threads), "HOME": "/tmp"}
+    env = {**asset.spec.env, **trial_variables(trial, platform.name, platform.threads)}
+    pod = trial_pod_spec(trial, sweep, CONTAINER, str(asset.spec.image), list(asset.spec.command),
+                         list(asset.spec.args), env)
+    return trial_job(trial, sweep, trial_labels(trial), owner, pod)
+
+
+def trial_job(trial: BenchmarkTrial, sweep: BenchmarkSweep, labels: Mapping[str, str], owner: Mapping[str, Any],
+              pod: Mapping[str, Any]) -> dict[str, Any]:
+    """The Job around ``pod`` for ``trial``: named like it, the sweep's backoff and the trial timeout as deadline."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": trial.metadata.name, "labels": {**labels, **MANAGED_BY}, "ownerReferences": [dict(owner)]},
+        "spec": {
+            "backoffLimit": sweep.spec.backoff_limit,
+            "activeDeadlineSeconds": max(1, math.ceil(sweep.spec.trial_timeout_seconds)),
+            "podFailurePolicy": {"rules": [
+                {"action": "FailJob", "onExitCodes": {"containerName": CONTAINER, "operator": "In",
+                                                      "values": [SIGKILL_EXIT]}},
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            ]},
+            "template": {"metadata": {"labels": dict(labels)}, "spec": dict(pod)},
+        },
+    }
+
+
+def trial_pod_spec(trial: BenchmarkTrial, sweep: BenchmarkSweep, name: str, image: str, command: list[str],
+                   args: list[str], env: Mapping[str, str], *, resources: bool = True) -> dict[str, Any]:
+    """A pod spec with one container ``name`` on the trial's platform: placement, limits, the restricted profile.
+
+    ``resources=False`` leaves the platform's requests and limits out (a load
+    generator is placed by the server, not sized like it).
+    """
+    platform = sweep.spec.platform(trial.spec.platform)
+    env = {**env, "HOME": "/tmp"}
     container: dict[str, Any] = {
-        "name": CONTAINER,
-        "image": asset.spec.image,
-        "command": list(asset.spec.command),
-        "args": list(asset.spec.args),
+        "name": name,
+        "image": image,
+        "command": command,
+        "args": args,
         "env": [{"name": k, "value": v} for k, v in env.items()],
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
@@ -92,9 +133,9 @@ def job_manifest(trial: BenchmarkTrial, asset: AIAsset, sweep: BenchmarkSweep) -
         },
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
-    resources = platform.resources.to_wire()
-    if resources:
-        container["resources"] = {k: {r: str(q) for r, q in v.items()} for k, v in resources.items() if v}
+    wired = platform.resources.to_wire() if resources else {}
+    if wired:
+        container["resources"] = {k: {r: str(q) for r, q in v.items()} for k, v in wired.items() if v}
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -107,28 +148,7 @@ def job_manifest(trial: BenchmarkTrial, asset: AIAsset, sweep: BenchmarkSweep) -
         pod["nodeSelector"] = dict(platform.node_selector)
     if platform.tolerations:
         pod["tolerations"] = [t.to_wire() for t in platform.tolerations]
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": trial.metadata.name,
-            "labels": {**labels, **MANAGED_BY},
-            "ownerReferences": [{
-                "apiVersion": API_VERSION, "kind": "BenchmarkTrial", "name": trial.metadata.name,
-                "uid": trial.metadata.uid, "controller": True, "blockOwnerDeletion": True,
-            }],
-        },
-        "spec": {
-            "backoffLimit": sweep.spec.backoff_limit,
-            "activeDeadlineSeconds": max(1, math.ceil(sweep.spec.trial_timeout_seconds)),
-            "podFailurePolicy": {"rules": [
-                {"action": "FailJob", "onExitCodes": {"containerName": CONTAINER, "operator": "In",
-                                                      "values": [SIGKILL_EXIT]}},
-                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
-            ]},
-            "template": {"metadata": {"labels": labels}, "spec": pod},
-        },
-    }
+    return pod
 
 
 # -- reading the outcome ------------------------------------------------------------------------

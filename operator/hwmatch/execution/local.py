@@ -37,7 +37,7 @@ from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialS
 from hwmatch.api.errors import InputError
 from hwmatch.execution import launch, result
 from hwmatch.execution.environment import trial_variables
-from hwmatch.execution.loadgen import find_vegeta
+from hwmatch.harness.loadgen import find_vegeta
 
 #: The environment variable that names the run a trial process belongs to (``HOST:PID:START``).
 RUNNER_VARIABLE = "HWMATCH_RUNNER"

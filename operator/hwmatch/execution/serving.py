@@ -36,7 +36,8 @@ import requests
 
 from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus, Platform
 from hwmatch.api.asset import ServingSpec
-from hwmatch.execution import loadgen, result
+from hwmatch.execution import result
+from hwmatch.harness import loadgen
 from hwmatch.harness.assets.onnx_server import PORT_VARIABLE
 from hwmatch.harness.params import ENV_VAR
 from hwmatch.telemetry import PrometheusClient, PrometheusError, trial_metrics

@@ -19,6 +19,7 @@ from hwmatch.api import Parameter
 from hwmatch.api.asset import Scalar
 from hwmatch.harness import assets
 from hwmatch.harness.assets.onnx_server import DEFAULT_PORT, PORT_VARIABLE
+from hwmatch.harness.loadgen import BODY_VARIABLE
 from hwmatch.harness.measure import Measurer
 from hwmatch.harness.params import ENV_VAR, ParameterError, parse_assignments, parse_env, resolve
 from hwmatch.harness.result import termination_log_path, to_json, write_termination_log
@@ -68,6 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, default=os.environ.get(PORT_VARIABLE, str(DEFAULT_PORT)), metavar="PORT",
                        help=f"port to listen on (default: ${PORT_VARIABLE}, else {DEFAULT_PORT})")
     serve.add_argument("--host", default="0.0.0.0", metavar="ADDRESS", help="address to listen on (default: all)")
+    load = sub.add_parser("load", help="load a server at one constant rate with vegeta (a serving trial's load Job)",
+                          description="Warm-up, a pause, then the measured open-loop attack; prints one JSON result "
+                                      f"and writes it to the termination log. The request body comes from ${BODY_VARIABLE}.")
+    load.add_argument("--url", required=True, help="the request's URL")
+    load.add_argument("--ready-url", required=True, help="the server's readiness URL, polled until 200 first")
+    load.add_argument("--rate", type=_positive_float, required=True, help="requests per second, open loop")
+    load.add_argument("--duration", type=_positive_float, required=True, metavar="SECONDS", help="the measured phase")
+    load.add_argument("--warmup", type=float, default=0.0, metavar="SECONDS", help="load before it, not recorded")
+    load.add_argument("--pause", type=float, default=0.0, metavar="SECONDS",
+                      help="between warm-up and measurement (a Prometheus scrape falls in it)")
+    load.add_argument("--timeout", type=_positive_float, default=5.0, metavar="SECONDS", help="per request")
+    load.add_argument("--ready-timeout", type=_positive_float, default=30.0, metavar="SECONDS")
+    load.add_argument("--method", default="POST", choices=("GET", "POST", "PUT"))
+    load.add_argument("--content-type", default="application/json")
     listing = sub.add_parser("list", help="show the built-in assets, their parameter spaces and metrics")
     # -o is a format, as in every hwmatch command (docs/cli.md); --json is the older spelling
     listing.add_argument("-o", "--output", choices=("table", "json"), default="table",
@@ -83,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "serve":
         return _serve(args)
+    if args.command == "load":
+        return _load(args)
     try:
         cls = assets.get(args.asset)
         params = resolve(cls.parameters, cls.defaults, parse_env(os.environ.get(ENV_VAR)), parse_assignments(args.param))
@@ -101,6 +118,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The pod's termination message says why; the traceback goes to stderr as the exception propagates.
         write_termination_log({"error": f"{type(exc).__name__}: {exc}"[:2000], "asset": cls.name, "parameters": params}, log)
         raise
+    print(to_json(document), flush=True)
+    write_termination_log(document, log)
+    return 0
+
+
+def _load(args: argparse.Namespace) -> int:
+    """A serving trial's load Job: the client side, as a harness result (the operator reads it like a batch trial's)."""
+    import tempfile
+    from pathlib import Path
+
+    from hwmatch.api.asset import ServingRequest
+    from hwmatch.harness.loadgen import LoadError, LoadPlan, run_load
+
+    request = ServingRequest(method=args.method, path="/", content_type=args.content_type,
+                             body=os.environ.get(BODY_VARIABLE))
+    plan = LoadPlan(url=args.url, ready_url=args.ready_url, request=request, rate=args.rate,
+                    duration_s=args.duration, warmup_s=args.warmup, pause_s=args.pause, timeout_s=args.timeout,
+                    ready_timeout_s=args.ready_timeout)
+    log = termination_log_path()
+    try:
+        with tempfile.TemporaryDirectory(prefix="hwmatch-load-") as scratch:
+            document = run_load(plan, Path(scratch))
+    except (LoadError, ValueError) as exc:
+        print(f"hwmatch-bench: error: {exc}", file=sys.stderr)
+        write_termination_log({"error": str(exc)[:2000]}, log)
+        return 1
     print(to_json(document), flush=True)
     write_termination_log(document, log)
     return 0

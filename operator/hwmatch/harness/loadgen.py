@@ -24,6 +24,8 @@ from hwmatch.api.errors import InputError
 
 #: Where a vegeta binary may be named explicitly (``hack/vegeta.sh`` prints the path of the one it builds).
 VEGETA_VARIABLE = "HWMATCH_VEGETA"
+#: The load Job's request body (an environment variable: the body is sent as written, whatever its characters).
+BODY_VARIABLE = "HWMATCH_SERVING_BODY"
 #: vegeta's report names for the percentiles a serving trial reports.
 _PERCENTILES = {"latency_p50_ms": "50th", "latency_p90_ms": "90th", "latency_p95_ms": "95th", "latency_p99_ms": "99th",
                 "latency_mean_ms": "mean", "latency_max_ms": "max"}
@@ -105,3 +107,88 @@ def attack_argv(vegeta: str, targets: Path, rate: float, duration_s: float, time
 
 def report_argv(vegeta: str, results: Path) -> list[str]:
     return [vegeta, "report", "-type=json", str(results)]
+
+
+# -- the load Job of a serving trial in a cluster (``hwmatch-bench load``) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """One serving trial's load, as the operator writes it into the load Job's arguments."""
+
+    url: str  # the request's URL at the server pod's address
+    ready_url: str  # the server's readiness path at that address
+    request: ServingRequest
+    rate: float
+    duration_s: float
+    warmup_s: float
+    pause_s: float  # between warm-up and measurement: a Prometheus scrape falls in it
+    timeout_s: float  # per request
+    ready_timeout_s: float
+
+
+def wait_ready(url: str, timeout_s: float) -> None:
+    """Poll ``url`` until it answers 200; raise :class:`LoadError` naming it after ``timeout_s``.
+
+    The operator starts the load Job only once the kubelet reports the server
+    pod Ready; this is the same check from where the load comes from (the pod
+    network, not the kubelet's), so a server the client cannot reach fails here
+    with a reason instead of as 100% errors.
+    """
+    import time
+    import urllib.error
+    import urllib.request
+
+    until = time.monotonic() + timeout_s
+    last = "no answer"
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+                last = f"HTTP {answer.status}"
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}"
+        except (OSError, ValueError) as exc:
+            last = str(exc)
+        if time.monotonic() > until:
+            raise LoadError(f"the server did not answer 200 on {url} from the load generator's pod within "
+                            f"{timeout_s:g}s (last: {last}); is the pod network reachable between the two pods "
+                            "(spec.serving.hostNetwork)?")
+        time.sleep(0.2)
+
+
+class LoadError(RuntimeError):
+    """The load could not be applied: the server was unreachable, or vegeta failed."""
+
+
+def run_load(plan: LoadPlan, scratch: Path, vegeta: str | None = None) -> dict[str, Any]:
+    """Warm up, pause, attack at the plan's rate; the harness result document (client metrics and the window)."""
+    import subprocess
+    import time
+
+    vegeta = vegeta or find_vegeta()
+    wait_ready(plan.ready_url, plan.ready_timeout_s)
+    targets = write_targets(scratch, plan.url, plan.request)
+
+    def attack(name: str, duration: float) -> LoadReport:
+        results = scratch / f"{name}.bin"
+        done = subprocess.run(attack_argv(vegeta, targets, plan.rate, duration, plan.timeout_s, results),
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise LoadError(f"vegeta attack ({name}) exited with code {done.returncode}: {done.stderr.strip()[-500:]}")
+        report = subprocess.run(report_argv(vegeta, results), capture_output=True, text=True)
+        if report.returncode != 0:
+            raise LoadError(f"vegeta report ({name}) exited with code {report.returncode}: {report.stderr.strip()[-500:]}")
+        return parse_report(report.stdout)
+
+    warmup = attack("warmup", plan.warmup_s).requests if plan.warmup_s > 0 else 0
+    time.sleep(plan.pause_s)
+    begin = time.time()
+    measured = attack("measured", plan.duration_s)
+    end = time.time()
+    document: dict[str, Any] = {"metrics": measured.metrics(), "samples": measured.requests, "warmup": warmup,
+                                "started": begin, "finished": end}
+    if measured.success < 1 and measured.errors:
+        document["errors"] = measured.errors[:3]
+    return document
