@@ -6,7 +6,7 @@ import numpy as np
 
 from hwmatch.optimize.problem import Problem
 
-#: Below this many rows the front is found without the pruning passes of :func:`_strictly_dominated`.
+#: Below this many rows the front is found without the pruning passes of :func:`_not_strictly_dominated`.
 PRUNE_MIN_ROWS = 256
 
 
@@ -21,13 +21,17 @@ def pareto_front(points: np.ndarray) -> np.ndarray:
     included, so equal trade-offs appear once. Cost: O(n · front size), in
     passes over one contiguous array per column (a reduction across the few
     columns of an ``(n, d)`` array is many times slower in numpy). Before
-    the sort, :func:`_strictly_dominated` drops most rows in d + 1 passes:
-    a strictly dominated row is never on the front, so the result is the same.
+    the sort, :func:`_not_strictly_dominated` drops most rows in d + 1
+    passes: a strictly dominated row is never on the front, so the result is
+    the same.
     """
-    known = np.flatnonzero(~np.any(np.isnan(points), axis=1))
-    known = known[~_strictly_dominated(points[known])]
-    remaining = known[np.lexsort(points[known].T[::-1])]
-    columns = [np.ascontiguousarray(points[remaining, k]) for k in range(points.shape[1])]
+    columns = [np.ascontiguousarray(points[:, k]) for k in range(points.shape[1])]
+    known = np.ones(points.shape[0], dtype=bool)
+    for column in columns:
+        known &= ~np.isnan(column)
+    rows = _not_strictly_dominated(columns, np.flatnonzero(known))
+    remaining = rows[np.lexsort([column[rows] for column in reversed(columns)])]
+    columns = [column[remaining] for column in columns]
     at = np.arange(remaining.size)
     front: list[int] = []
     while at.size:
@@ -40,33 +44,34 @@ def pareto_front(points: np.ndarray) -> np.ndarray:
     return np.array(front, dtype=int)
 
 
-def _strictly_dominated(points: np.ndarray) -> np.ndarray:
-    """Rows strictly dominated by one of d + 1 strong rows: the minimisers of weighted sums of the scaled columns.
+def _not_strictly_dominated(columns: list[np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """``rows`` less those strictly dominated by one of d + 1 strong rows: minimisers of weighted sums.
 
-    Any dominator would do (the test is exact); a minimiser of a positive weighted sum is on the front and
-    usually dominates much of the cloud. The weights are fixed (equal, then each column stressed), so the
-    passes are deterministic. Few rows are not worth the passes.
+    Any dominator would do (the test is exact); a minimiser of a positive weighted sum of the scaled
+    columns is on the front and usually dominates most of the cloud, so each later pass runs over the
+    few rows left. The weights are fixed (equal, then each column stressed): deterministic. Few rows are
+    not worth the passes.
     """
-    n, d = points.shape
-    out = np.zeros(n, dtype=bool)
-    if n <= PRUNE_MIN_ROWS or d == 0:
-        return out
-    columns = [np.ascontiguousarray(points[:, k]) for k in range(d)]
+    d = len(columns)
+    if rows.size <= PRUNE_MIN_ROWS or d == 0:
+        return rows
+    values = [column[rows] for column in columns]
     scaled = []
-    for column in columns:
-        finite = column[np.isfinite(column)]
+    for v in values:
+        finite = v[np.isfinite(v)]
         low, span = (finite.min(), np.ptp(finite)) if finite.size else (0.0, 0.0)
-        scaled.append((column - low) / (span if span > 0 else 1.0))
+        scaled.append((v - low) / (span if span > 0 else 1.0))
+    alive = np.arange(rows.size)
     for stressed in range(-1, d):
-        score = sum((1.0 + d * (k == stressed)) * z for k, z in enumerate(scaled))
-        score[out] = np.inf
-        pivot = int(np.argmin(score))
-        weakly, strictly = np.ones(n, dtype=bool), np.zeros(n, dtype=bool)
-        for column in columns:
-            weakly &= column >= column[pivot]
-            strictly |= column > column[pivot]
-        out |= weakly & strictly
-    return out
+        score = sum((1.0 + d * (k == stressed)) * z[alive] for k, z in enumerate(scaled))
+        pivot = alive[int(np.argmin(score))]
+        weakly, strictly = np.ones(alive.size, dtype=bool), np.zeros(alive.size, dtype=bool)
+        for v in values:
+            here = v[alive]
+            weakly &= here >= v[pivot]
+            strictly |= here > v[pivot]
+        alive = alive[~(weakly & strictly)]
+    return rows[alive]
 
 
 def thin(front: np.ndarray, count: int) -> np.ndarray:

@@ -140,12 +140,12 @@ class Problem:
 
     def points(self, among: np.ndarray) -> np.ndarray:
         """``(len(among), axes)``: the Pareto axes of candidates ``among``, smaller is better, unknown = +inf."""
-        return np.column_stack([np.nan_to_num(self.axis(name)[among], nan=np.inf) for name in self.pareto_axes])
+        return np.column_stack([np.nan_to_num(self.axis(name, among), nan=np.inf) for name in self.pareto_axes])
 
-    def axis(self, name: str) -> np.ndarray:
-        """Values of one Pareto axis, oriented so that smaller is better."""
+    def axis(self, name: str, among: np.ndarray | None = None) -> np.ndarray:
+        """Values of one Pareto axis (of candidates ``among``, default all), oriented so that smaller is better."""
         values = self.objective if name == OBJECTIVE_AXIS else self.metrics[name].value
-        return values * self.pareto_axes[name]
+        return (values if among is None else values[among]) * self.pareto_axes[name]
 
 
 def interval_level(spec: HWRecommendationSpec) -> float:
