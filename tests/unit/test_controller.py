@@ -246,15 +246,7 @@ def test_recommendation_waits_for_trials_then_solves_once_per_dataset(kube) -> N
     rec.reconcile(NS, "toy-rec")
     status = kube.get(RECOMMENDATIONS, NS, "toy-rec")["status"]
     assert status["phase"] == "Pending" and status["conditions"][0]["reason"] == "WaitingForTrials"
-    r = _reconciler(kube, Events())
-    for _ in range(10):
-        r.reconcile(NS, "toy-sweep")
-        for name, job in list(kube.jobs_by_name.items()):
-            if not job["status"]:
-                x = json.loads(next(e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
-                                    if e["name"] == "HWMATCH_PARAMS"))["x"]
-                vcpus = 1 if job["metadata"]["labels"]["hwmatch.dev/platform"] == "small" else 4
-                kube.finish(name, {"latency_ms": 40.0 * x / vcpus})
+    _run_sweep(kube)
     rec.reconcile(NS, "toy-rec")
     solved = kube.get(RECOMMENDATIONS, NS, "toy-rec")
     # minimize cost_per_hour with latency_ms <= 100: small (1/h) meets it at x=1 (40 ms measured), large costs 3/h;
@@ -268,6 +260,38 @@ def test_recommendation_waits_for_trials_then_solves_once_per_dataset(kube) -> N
     again = kube.get(RECOMMENDATIONS, NS, "toy-rec")
     assert again["status"] == before and again["metadata"]["annotations"][SOLVED_FOR] == key
     assert [e[2] for e in events].count("Recommended") == 1
+
+
+def _run_sweep(kube: FakeKube) -> None:
+    """The toy sweep to its end: every Job finishes with a latency that falls with the platform's CPUs."""
+    r = _reconciler(kube, Events())
+    for _ in range(10):
+        r.reconcile(NS, "toy-sweep")
+        for name, job in list(kube.jobs_by_name.items()):
+            if not job["status"]:
+                x = json.loads(next(e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
+                                    if e["name"] == "HWMATCH_PARAMS"))["x"]
+                vcpus = 1 if job["metadata"]["labels"]["hwmatch.dev/platform"] == "small" else 4
+                kube.finish(name, {"latency_ms": 40.0 * x / vcpus})
+
+
+def test_prior_from_reads_the_named_assets_trials_in_the_namespace(kube) -> None:
+    """spec.priorFrom: an asset that is not there is named; one whose BenchmarkTrials are there is answered from."""
+    _run_sweep(kube)
+    rec = RecommendationReconciler(kube, Events(), TrialTelemetry(None, 15.0), unschedulable_timeout=60, resync=30,
+                                   refusal=REFUSAL)
+    asset = kube.get(ASSETS, NS, "toy")
+    asset["spec"]["priorFrom"] = [{"name": "gone"}]
+    kube.put(ASSETS, asset)
+    rec.reconcile(NS, "toy-rec")
+    status = kube.get(RECOMMENDATIONS, NS, "toy-rec")["status"]
+    assert status["phase"] == "Failed"
+    assert f"spec.priorFrom: no asset 'gone' with trials in namespace {NS}" in status["conditions"][0]["message"]
+    asset["spec"]["priorFrom"] = [{"name": "toy"}]  # its own trials are in the namespace: they are read
+    kube.put(ASSETS, asset)
+    rec.reconcile(NS, "toy-rec")
+    status = kube.get(RECOMMENDATIONS, NS, "toy-rec")["status"]
+    assert status["phase"] == "Ready", status["conditions"]
 
 
 def test_signals_wake_a_waiter_on_its_own_keys_only_and_lose_no_change() -> None:

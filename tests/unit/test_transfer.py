@@ -217,10 +217,10 @@ def test_prior_from_names_an_asset_the_store_must_have(tmp_path) -> None:
     frame = table({p: GRID for p in SPEEDS})
     with Store(tmp_path / "s.db"):
         solved = answer(request, asset, [], lambda _: frame, prior=lambda _: None)
-        refused = answer(request, asset, [], lambda _: frame)  # a caller that cannot read them: the operator today
-    assert solved.status is not None and solved.status.phase == "Failed"
-    assert "spec.priorFrom: no asset 'gone'" in solved.status.conditions[0].message
-    assert refused.status is not None and "does not read other assets' trials" in refused.status.conditions[0].message
+        empty = answer(request, asset, [], lambda _: frame, prior=lambda _: frame.iloc[:0])  # an asset, no trials
+    for refused in (solved, empty):
+        assert refused.status is not None and refused.status.phase == "Failed"
+        assert "spec.priorFrom: no asset 'gone' with trials" in refused.status.conditions[0].message
 
 
 # -- hwmatch evaluate --target-platform -------------------------------------------------------------------------

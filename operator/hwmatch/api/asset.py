@@ -315,8 +315,8 @@ class AIAssetSpec(SpecModel):
     prior_from: list[ObjectRef] = Field(
         default_factory=list, max_length=16,
         description="Other assets whose trials inform this one's platform effects (relative speed, memory, power) "
-        "for platforms with few or no trials of this asset (docs/transfer.md). Read by the local engine; the "
-        "operator refuses it until it reads other assets' BenchmarkTrials.")
+        "for platforms with few or no trials of this asset (docs/transfer.md): their trials in the local store, or "
+        "their BenchmarkTrials in the recommendation's namespace.")
 
     model_config = ApiModel.model_config | {
         "json_schema_extra": {

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -100,7 +100,13 @@ class RecommendationReconciler:
         known = {s.metadata.name for s in sweeps}
         data = TrialObjects(asset, sweeps, trials)
         rows = succeeded(data.frame(wanted))
-        key = _fingerprint(rec, [s for s in sweeps if not wanted or s.metadata.name in wanted], rows)
+        try:
+            priors = {r.name: self._prior(ns, r.name) for r in asset.spec.prior_from}
+        except InvalidObject as exc:
+            self._waiting(obj, rec, STALLED, "InvalidInput", str(exc))
+            return self.resync
+        key = _fingerprint(rec, [s for s in sweeps if not wanted or s.metadata.name in wanted], rows,
+                           [succeeded(f) for f in priors.values() if f is not None])
         current = verifying.rec if verifying is not None else rec  # with the judged verification, if any
         fresh = not (rec.metadata.annotations.get(SOLVED_FOR) == key and rec.status is not None)
         if not fresh:
@@ -112,7 +118,8 @@ class RecommendationReconciler:
             return self.resync
         else:
             started = time.perf_counter()
-            solved = answer(current, asset, sweeps, data.frame, seed=self.seed, where=f"in namespace {ns}")
+            solved = answer(current, asset, sweeps, data.frame, seed=self.seed, where=f"in namespace {ns}",
+                            prior=priors.get)
             metrics.SOLVE_SECONDS.observe(time.perf_counter() - started)
             assert solved.status is not None
             metrics.SOLVES.labels(ns, solved.status.phase or "").inc()
@@ -124,6 +131,18 @@ class RecommendationReconciler:
         if fresh:
             self.kube.annotate(RECOMMENDATIONS, ns, rec.metadata.name, {SOLVED_FOR: key})
         return requeue
+
+    def _prior(self, ns: str, name: str) -> pd.DataFrame | None:
+        """The dataset of another asset's trials in ``ns`` (``spec.priorFrom``), as its own recommendations see it;
+        None when there is no such AIAsset."""
+        other = self.kube.get(ASSETS, ns, name)
+        if other is None:
+            return None
+        asset = parse(other, AIAsset)
+        sweeps = [parse(o, BenchmarkSweep) for o in self.kube.list(SWEEPS, ns)
+                  if o.get("spec", {}).get("assetRef", {}).get("name") == name]
+        trials = [BenchmarkTrial.model_validate(o) for o in self.kube.list(TRIALS, ns, {LABEL_ASSET: name})]
+        return TrialObjects(asset, sweeps, trials).frame()
 
     def _waiting(self, obj: dict[str, Any], rec: HWRecommendation, state: State, reason: str, message: str) -> None:
         """Not answerable: phase Pending, Reconciling (waiting) or Stalled with the reason; an earlier answer goes."""
@@ -239,11 +258,14 @@ def _while_sweeps_run(status: HWRecommendationStatus, sweeps: list[BenchmarkSwee
     status.conditions = set_state(status.conditions, state, ready.reason, ready.message, generation)
 
 
-def _fingerprint(rec: HWRecommendation, sweeps: list[BenchmarkSweep], rows: pd.DataFrame) -> str:
-    """What an answer depends on: the spec's generation, the sweeps' platforms, the succeeded trials' rows.
+def _fingerprint(rec: HWRecommendation, sweeps: list[BenchmarkSweep], rows: pd.DataFrame,
+                 priors: Sequence[pd.DataFrame] = ()) -> str:
+    """What an answer depends on: the spec's generation, the sweeps' platforms, the succeeded trials' rows,
+    and those of the assets ``spec.priorFrom`` names.
 
     Failed trials are left out: they change no model, so they trigger no re-solve.
     """
     h = hashlib.sha256(canonical([rec.metadata.generation, [[p.to_wire() for p in s.spec.platforms] for s in sweeps]]).encode())
-    h.update(pd.util.hash_pandas_object(rows.sort_values("trial_id"), index=False).to_numpy().tobytes())
+    for frame in (rows, *priors):
+        h.update(pd.util.hash_pandas_object(frame.sort_values("trial_id"), index=False).to_numpy().tobytes())
     return h.hexdigest()[:16]

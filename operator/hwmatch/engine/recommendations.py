@@ -45,8 +45,8 @@ def answer_stored(store: Store, recommendation: HWRecommendation, seed: int = 0)
 
 def answer(
     recommendation: HWRecommendation, asset: AIAsset, sweeps: Sequence[BenchmarkSweep],
-    frame: Callable[[list[str]], pd.DataFrame], seed: int = 0, where: str = "in the store",
-    prior: Callable[[str], pd.DataFrame | None] | None = None,
+    frame: Callable[[list[str]], pd.DataFrame], *, prior: Callable[[str], pd.DataFrame | None], seed: int = 0,
+    where: str = "in the store",
 ) -> HWRecommendation:
     """``recommendation`` with its status, learnt from the asset's trials wherever they are kept.
 
@@ -63,10 +63,8 @@ def answer(
     its own runs does not trade it for a near-copy by a shift in predictions.
 
     ``prior(name)`` is the dataset of another asset's trials (None: no such
-    asset) for the asset's ``spec.priorFrom`` (docs/transfer.md); a caller
-    that cannot read them (the operator, today) passes none, and an asset
-    with ``priorFrom`` is then refused with that reason rather than answered
-    as if the field were not there.
+    asset) for the asset's ``spec.priorFrom`` (docs/transfer.md): the store's,
+    or the namespace's BenchmarkTrial objects in the operator.
     """
     from hwmatch.optimize import RecommendationError, recommend  # scikit-learn and OR-Tools: load on use
 
@@ -98,7 +96,7 @@ def answer(
     return recommendation.model_copy(update={"status": status})
 
 
-def prior_frame(asset: AIAsset, prior: Callable[[str], pd.DataFrame | None] | None,
+def prior_frame(asset: AIAsset, prior: Callable[[str], pd.DataFrame | None],
                 where: str = "in the store") -> pd.DataFrame | None:
     """The trials of the assets ``spec.priorFrom`` names, as one dataset frame (None without priorFrom)."""
     from hwmatch.optimize import RecommendationError
@@ -106,10 +104,6 @@ def prior_frame(asset: AIAsset, prior: Callable[[str], pd.DataFrame | None] | No
     names = [r.name for r in asset.spec.prior_from]
     if not names:
         return None
-    if prior is None:
-        raise RecommendationError(
-            f"spec.priorFrom of asset {asset.metadata.name!r}: the operator does not read other assets' trials yet; "
-            "remove priorFrom for the cluster, or recommend locally (hwmatch recommend) from a store that has them")
     frames = []
     for name in names:
         got = prior(name)
