@@ -61,7 +61,7 @@ def _time_solves(repeats: int) -> dict[int, float]:
             clear_cache()  # every re-solve in the operator has new data: nothing cached
             start = time.perf_counter()
             frame = build_frame([asset], [sweep], trials)
-            answered = answer(rec, asset, [sweep], lambda names, frame=frame: frame)
+            answered = answer(rec, asset, [sweep], lambda names, frame=frame: frame, prior=lambda name: None)
             times.append(time.perf_counter() - start)
             assert answered.status is not None and answered.status.phase in ("Ready", "Infeasible"), answered.status
         out[n] = statistics.median(times)
