@@ -1,14 +1,23 @@
-"""Two operator replicas on the real control plane: one holds the Lease and reconciles, the other stands by.
+"""The chart's ``replicaCount: 2`` on the real control plane: one replica holds the Lease and reconciles, the
+other stands by, and a SIGKILLed leader's sweep is finished by the standby with one Job per trial.
 
-Each replica is a real ``hwmatch operator --leader-elect`` process (a SIGKILL kills a process, not a thread
-of the test). The leader is SIGKILLed mid-sweep; the standby takes the Lease once it has not been renewed
-for its duration, finishes the sweep, and the API server counted exactly one Job create per trial (its own
+``helm install`` with ``replicaCount: 2`` puts the Deployment (two pods, on a kwok pool: they are scheduled and
+Ready but run nothing), its PodDisruptionBudget and the Lease's Role into the API server. The replicas that
+really run are two ``hwmatch operator`` processes here (a SIGKILL kills a process, not a thread of the test),
+started with the Deployment's own arguments and the chart's service account's token: the chart's RBAC is what
+they have. (The local node can run only one operator pod: its pods use the host's network, and two replicas
+would want the same ports; tests/cluster/test_in_cluster.py runs the chart's operator in a pod.)
+
+The leader is SIGKILLed mid-sweep; the standby takes the Lease once it has not been renewed for its duration,
+finishes the sweep, and the API server counted exactly one Job create per trial (its own
 ``apiserver_request_total``, and a watch of the namespace's Jobs: no Job was created, deleted and created
 again). The trials run on a kwok pool (pods complete in 1-4 s, NoResult), so the sweep is short.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import signal
@@ -27,7 +36,9 @@ import yaml
 from hwmatch.controller.config import DEFAULT_LEASE_DURATION
 from hwmatch.execution.kubernetes import LABEL_TRIAL
 from tests.cluster.helpers import wait_until
+from tests.cluster.test_helm_chart import can_i, helm_cmd  # noqa: F401 (fixture)
 from tests.fixtures.prometheus import free_port
+from tests.unit.test_chart import CHART
 
 pytestmark = pytest.mark.cluster
 
@@ -35,8 +46,11 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "operator" / "digits-forest.yaml"
 HWMATCH = str(Path(sys.executable).parent / "hwmatch")
 GROUP, VERSION = "hwmatch.dev", "v1alpha1"
-LEASE = "hwmatch-ha"
+RELEASE = "hwm-ha"
+LEASE = f"{RELEASE}-hwmatch"  # the chart's: its full name
 TRIALS = 8
+#: Where the Deployment's own pods go: a kwok pool (scheduled and Ready, nothing runs).
+KWOK_POOL = {"hwmatch.dev/pool": "arm64"}
 
 
 def _docs(image: str) -> list[dict]:
@@ -52,27 +66,46 @@ def _docs(image: str) -> list[dict]:
     return [asset, sweep]
 
 
-class Replica:
-    """One ``hwmatch operator --leader-elect`` process; its log goes to a file (printed when the test fails)."""
+def _service_account_kubeconfig(cluster, ns: str, sa: str, path: Path) -> Path:
+    """A kubeconfig of the chart's service account (a token from the TokenRequest API): its RBAC, not an admin's."""
+    token = cluster.kubectl("create", "token", sa, "-n", ns, "--duration=1h").stdout.strip()
+    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    entry = admin["clusters"][0]
+    if "certificate-authority" in entry["cluster"]:  # inline it: the file's path may be relative to the kubeconfig
+        ca = (Path(cluster.kubeconfig).parent / entry["cluster"].pop("certificate-authority")).read_bytes()
+        entry["cluster"]["certificate-authority-data"] = base64.b64encode(ca).decode()
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "clusters": [entry],
+        "users": [{"name": sa, "user": {"token": token}}],
+        "contexts": [{"name": sa, "context": {"cluster": entry["name"], "user": sa, "namespace": ns}}],
+        "current-context": sa}))
+    return path
 
-    def __init__(self, cluster, ns: str, name: str, log_dir: Path) -> None:
+
+class Replica:
+    """One ``hwmatch operator`` process with the chart's arguments; its log goes to a file (shown on failure)."""
+
+    def __init__(self, args: list[str], kubeconfig: Path, name: str, log_dir: Path) -> None:
         self.name, self.metrics, self.health = name, free_port(), free_port()
         self.log_path = log_dir / f"{name}.log"
         self._log: IO[str] = self.log_path.open("w")
-        env = dict(os.environ, KUBECONFIG=cluster.kubeconfig, HWMATCH_POD_NAME=name)
+        env = dict(os.environ, KUBECONFIG=str(kubeconfig), HWMATCH_POD_NAME=name)
+        env.pop("KUBERNETES_SERVICE_HOST", None)
+        # The chart's ports would clash on this one machine: the later flags win.
         self.proc = subprocess.Popen(
-            [HWMATCH, "operator", "--namespace", ns, "--leader-elect", "--lease-name", LEASE, "--lease-namespace", ns,
-             "--metrics-port", str(self.metrics), "--liveness-port", str(self.health), "--resync", "5"],
+            [HWMATCH, *args, f"--metrics-port={self.metrics}", f"--liveness-port={self.health}"],
             env=env, stdout=self._log, stderr=subprocess.STDOUT, text=True)
 
     def get(self, port: int, path: str) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:
-            return resp.read().decode()
+            return str(resp.read().decode())
 
-    def leader_gauge(self) -> float:
-        match = re.search(r"^hwmatch_leader ([0-9.]+)$", self.get(self.metrics, "/metrics"), re.M)
-        assert match, "no hwmatch_leader in /metrics"
-        return float(match.group(1))
+    def leader_gauge(self) -> float | None:
+        try:
+            match = re.search(r"^hwmatch_leader ([0-9.]+)$", self.get(self.metrics, "/metrics"), re.M)
+        except OSError:
+            return None
+        return float(match.group(1)) if match else None
 
     def healthy(self) -> bool:
         try:
@@ -106,7 +139,7 @@ def _holder(cluster, ns: str) -> str:
         if exc.status == 404:
             return ""
         raise
-    return lease.spec.holder_identity or ""
+    return str(lease.spec.holder_identity or "")
 
 
 def _job_creates(cluster) -> Counter:
@@ -149,25 +182,72 @@ def job_watch(crds_installed, k8s_namespace) -> Iterator[dict[str, set[str]]]:
     thread.join(10)
 
 
-def test_the_standby_takes_over_from_a_killed_leader_and_no_job_is_created_twice(
-        crds_installed, k8s_namespace, hwmatch_images, job_watch, tmp_path) -> None:
+def _install(cluster, ns: str, helm_cmd, tmp_path: Path) -> list[str]:  # noqa: F811
+    """``helm install`` with ``replicaCount: 2``: its Deployment, PDB and the Lease's RBAC as the API server has
+    them; the operator's arguments (the Deployment's)."""
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({
+        "replicaCount": 2, "nodeSelector": KWOK_POOL, "crds": {"enabled": False},
+        "metrics": {"serviceMonitor": {"enabled": "false"}},
+        "operator": {"watchNamespaces": [ns], "extraArgs": ["--resync=5"]}}))
+    helm_cmd("install", RELEASE, str(CHART), "--namespace", ns, "-f", str(values))
+    wait_until("the Deployment's two replicas to be available", lambda: (
+        cluster.apps.read_namespaced_deployment(LEASE, ns).status.available_replicas or 0) == 2, timeout=120, interval=1)
+    pdb = json.loads(cluster.kubectl("get", "pdb", LEASE, "-n", ns, "-o", "json").stdout)
+    assert pdb["spec"]["maxUnavailable"] == 1
+    wait_until("the PodDisruptionBudget to allow one disruption", lambda: json.loads(cluster.kubectl(
+        "get", "pdb", LEASE, "-n", ns, "-o", "json").stdout).get("status", {}).get("disruptionsAllowed") == 1,
+        timeout=60, interval=1)
+    sa = f"system:serviceaccount:{ns}:{LEASE}"
+    lease = "leases.coordination.k8s.io"
+    assert can_i(cluster, sa, "create", lease, namespace=ns)
+    assert not can_i(cluster, sa, "update", lease, namespace=ns)  # any Lease: no; the chart's, by name: below
+    from kubernetes import client
+
+    def may(verb: str, name: str, namespace: str) -> bool:
+        review = client.AuthorizationV1Api(cluster.api_client).create_subject_access_review({
+            "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+            "spec": {"user": sa, "groups": ["system:serviceaccounts", f"system:serviceaccounts:{ns}"],
+                     "resourceAttributes": {"verb": verb, "group": "coordination.k8s.io", "resource": "leases",
+                                            "name": name, "namespace": namespace}}})
+        return bool(review.status.allowed)
+
+    assert may("get", LEASE, ns) and may("update", LEASE, ns)
+    assert not may("update", "another", ns) and not may("update", "local-0", "kube-node-lease")
+    deployment = cluster.apps.read_namespaced_deployment(LEASE, ns)
+    (container,) = deployment.spec.template.spec.containers
+    assert container.command == ["hwmatch"] and "--leader-elect" in container.args, container.args
+    assert f"--lease-name={LEASE}" in container.args and f"--lease-namespace={ns}" in container.args
+    return list(container.args)
+
+
+def test_the_charts_two_replicas_elect_a_leader_and_the_standby_finishes_a_killed_leaders_sweep(
+        crds_installed, k8s_namespace, hwmatch_images, job_watch, helm_cmd, tmp_path) -> None:  # noqa: F811
     from kubernetes import client
 
     cluster, ns = crds_installed, k8s_namespace
     custom = client.CustomObjectsApi(cluster.api_client)
-    creates_before = _job_creates(cluster)
-    replicas = {name: Replica(cluster, ns, name, tmp_path) for name in ("replica-a", "replica-b")}
+    t0 = time.monotonic()
+    replicas: dict[str, Replica] = {}
     try:
+        args = _install(cluster, ns, helm_cmd, tmp_path)
+        kubeconfig = _service_account_kubeconfig(cluster, ns, LEASE, tmp_path / "sa.kubeconfig")
+        print(f"\n[ha] chart installed, 2 replicas available, RBAC checked in {time.monotonic() - t0:.1f}s",
+              file=sys.stderr)
+        creates_before = _job_creates(cluster)
+        replicas = {name: Replica(args, kubeconfig, name, tmp_path) for name in ("replica-a", "replica-b")}
         holder = wait_until("a replica to take the Lease", lambda: _holder(cluster, ns), timeout=60, interval=0.5)
         leader = next(r for name, r in replicas.items() if holder.startswith(f"{name}_"))
         standby = next(r for r in replicas.values() if r is not leader)
-        # The standby is live and serves its metrics, as a standby.
+        # The standby is live (its /healthz) and serves its metrics, as a standby; the leader as the leader.
         wait_until("the standby's /healthz and /metrics", lambda: standby.healthy() and standby.leader_gauge() == 0,
                    timeout=30)
-        wait_until("the leader's metrics", lambda: leader.leader_gauge() == 1, timeout=30)
+        wait_until("the leader's /healthz and /metrics", lambda: leader.healthy() and leader.leader_gauge() == 1,
+                   timeout=30)
 
         cluster.kubectl("apply", "--server-side", "-n", ns, "-f", "-",
                         input=yaml.safe_dump_all(_docs(hwmatch_images.benchmark)))
+        applied = time.monotonic()
         wait_until("the leader to start a few trials", lambda: len(job_watch) >= 2, timeout=90, interval=0.2)
         leader.proc.send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
@@ -180,15 +260,18 @@ def test_the_standby_takes_over_from_a_killed_leader_and_no_job_is_created_twice
         assert new_holder.startswith(f"{standby.name}_"), new_holder
         wait_until("a Job created by the new leader", lambda: len(job_watch) > jobs_at_kill, timeout=60, interval=0.2)
         first_job = time.monotonic() - killed_at
-        print(f"\n[ha] leader {leader.name} SIGKILLed with {jobs_at_kill}/{TRIALS} Jobs created; {standby.name} "
+        print(f"[ha] leader {leader.name} SIGKILLed with {jobs_at_kill}/{TRIALS} Jobs created; {standby.name} "
               f"took the Lease after {took_lease:.1f}s (lease duration {DEFAULT_LEASE_DURATION:g}s) and created the "
               f"next Job after {first_job:.1f}s", file=sys.stderr)
-        assert took_lease <= DEFAULT_LEASE_DURATION * 2 / 15 * 2 + DEFAULT_LEASE_DURATION + 5, took_lease
+        # at most the duration and two renewal periods (one to notice the last renewal, one to retry), and slack
+        assert took_lease <= DEFAULT_LEASE_DURATION * (1 + 2 * 2 / 15) + 5, took_lease
         assert standby.leader_gauge() == 1
 
         sweep = wait_until("the sweep to complete under the new leader", lambda: (
             s := custom.get_namespaced_custom_object(GROUP, VERSION, ns, "benchmarksweeps", "ha"))
             and s.get("status", {}).get("phase") in ("Succeeded", "Failed") and s, timeout=120, interval=1)
+        print(f"[ha] sweep of {TRIALS} trials complete {time.monotonic() - applied:.1f}s after it was applied",
+              file=sys.stderr)
         assert sweep["status"]["total"] == TRIALS and sweep["status"]["progress"] == f"{TRIALS}/{TRIALS}", sweep["status"]
         trials = custom.list_namespaced_custom_object(GROUP, VERSION, ns, "benchmarktrials")["items"]
         names = {t["metadata"]["name"] for t in trials}
@@ -213,3 +296,5 @@ def test_the_standby_takes_over_from_a_killed_leader_and_no_job_is_created_twice
             replica.stop()
         cluster.kubectl("delete", "-n", ns, "benchmarksweeps,aiassets", "--all", "--wait=true", "--timeout=60s",
                         check=False)
+        helm_cmd("uninstall", RELEASE, "--namespace", ns, "--wait", check=False)
+        print(f"[ha] {time.monotonic() - t0:.1f}s in all", file=sys.stderr)
