@@ -171,6 +171,7 @@ def test_install_all_namespaces(crds_installed, k8s_namespace: str, helm_cmd) ->
             "Service": ["hwm-all-hwmatch-metrics"],
             "ClusterRole": ["hwm-all-hwmatch-kopf", "hwm-all-hwmatch-operator"],
             "ClusterRoleBinding": ["hwm-all-hwmatch-kopf", "hwm-all-hwmatch-operator"],
+            "RoleBinding": ["hwm-all-hwmatch-leader-election"],  # the Lease, in the release's namespace
         }
         deployment = json.loads(k8s_cluster.kubectl("get", "deployment", "hwm-all-hwmatch", "-n", k8s_namespace,
                                                     "-o", "json").stdout)
@@ -201,7 +202,7 @@ def test_install_watching_some_namespaces(crds_installed, k8s_namespace: str, he
         helm_cmd("install", release, str(CHART), "--namespace", k8s_namespace, *NO_CRDS,
                  "--set", f"operator.watchNamespaces={{{watched}}}")
         objects = release_objects(k8s_cluster, release, k8s_namespace)
-        assert objects["RoleBinding"] == ["hwm-some-hwmatch-operator"]
+        assert sorted(objects["RoleBinding"]) == ["hwm-some-hwmatch-leader-election", "hwm-some-hwmatch-operator"]
         assert objects["ClusterRoleBinding"] == ["hwm-some-hwmatch-kopf"]  # no cluster-wide operator rights
         sa = f"system:serviceaccount:{k8s_namespace}:hwm-some-hwmatch"
         assert_rbac(k8s_cluster, sa, allowed_in=[watched], denied_in=[unwatched, k8s_namespace])
