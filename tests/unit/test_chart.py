@@ -203,16 +203,17 @@ def test_prometheus_rule_alerts_on_the_operators_metrics(tmp_path: Path) -> None
     (rule,) = by_kind(docs, "PrometheusRule")
     assert rule["metadata"]["labels"]["release"] == "kps"
     alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
-    assert set(alerts) == {"HwmatchSweepStalled", "HwmatchTrialsFailing", "HwmatchOperatorDown"}
+    assert set(alerts) == {"HwmatchSweepStalled", "HwmatchTrialsFailing", "HwmatchOperatorDown", "HwmatchNoLeader"}
     assert all(r["for"] == "5m" and r["annotations"]["summary"] for r in alerts.values())
     assert 'job="rel-hwmatch-metrics", namespace="hwmatch-system"' in alerts["HwmatchOperatorDown"]["expr"]
+    assert alerts["HwmatchNoLeader"]["expr"].startswith("sum(hwmatch_leader{job=\"rel-hwmatch-metrics\"")
     used = set().union(*(_metric_names(r["expr"]) for r in alerts.values()))
     assert used and used <= EXPORTED, used - EXPORTED
     # Prometheus's own checker parses every expression and template of the rules.
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rule["spec"]))
     checked = subprocess.run([promtool(), "check", "rules", str(tmp_path / "rules.yaml")], capture_output=True,
                              text=True, timeout=60)
-    assert checked.returncode == 0 and "SUCCESS: 3 rules found" in checked.stdout, checked.stdout + checked.stderr
+    assert checked.returncode == 0 and "SUCCESS: 4 rules found" in checked.stdout, checked.stdout + checked.stderr
     refused = helm("template", "rel", str(CHART), "--set", "prometheusRule.enabled=true",
                    "--set", "metrics.service.enabled=false", check=False)
     assert refused.returncode != 0 and "prometheusRule needs metrics.service.enabled" in refused.stderr

@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -85,10 +85,12 @@ class LeaderElector:
     """One candidate for the Lease. :meth:`try_acquire_or_renew` is one blocking round trip (worker thread);
     :meth:`acquire` and :meth:`hold` are the async loops around it."""
 
-    def __init__(self, api: client.CoordinationV1Api, settings: LeaseSettings) -> None:
+    def __init__(self, api: client.CoordinationV1Api, settings: LeaseSettings,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         #: Any: the calls pass and read raw JSON (dicts, ``_preload_content=False``), not the client's models
         self.api: Any = api
         self.settings = settings
+        self._clock = clock  # this process's own clock (a test's), never the Lease's timestamps
         self._observed: tuple[Any, ...] | None = None  # the holder record last read
         self._observed_at = 0.0  # when (monotonic, this process's clock) it last changed
         self._renewed_at = 0.0
@@ -107,7 +109,7 @@ class LeaderElector:
     def _observe(self, spec: dict[str, Any]) -> None:
         record = (spec.get("holderIdentity"), spec.get("renewTime"), spec.get("leaseTransitions"))
         if record != self._observed:
-            self._observed, self._observed_at = record, time.monotonic()
+            self._observed, self._observed_at = record, self._clock()
 
     def try_acquire_or_renew(self) -> bool:
         """Take or renew the Lease once; True when this candidate holds it afterwards. 409s are lost races (False);
@@ -132,7 +134,7 @@ class LeaderElector:
         holder = spec.get("holderIdentity") or ""
         if holder and holder != s.identity:
             held_for = float(spec.get("leaseDurationSeconds") or duration)
-            if time.monotonic() < self._observed_at + held_for:
+            if self._clock() < self._observed_at + held_for:
                 return False  # someone else holds it, and renewed it within its duration
         if holder != s.identity:
             spec["acquireTime"] = now
@@ -148,7 +150,7 @@ class LeaderElector:
         return self._won()
 
     def _won(self) -> bool:
-        self._renewed_at = time.monotonic()
+        self._renewed_at = self._clock()
         self._observed = None
         return True
 
@@ -187,7 +189,7 @@ class LeaderElector:
                 log.warning("could not renew the Lease %s/%s: %s", s.namespace, s.name, exc)
                 renewed = False
             taken = self._observed is not None and self._observed[0] not in ("", s.identity)
-            if taken or (not renewed and time.monotonic() - self._renewed_at > s.renew_deadline):
+            if taken or (not renewed and self._clock() - self._renewed_at > s.renew_deadline):
                 self.leading = False
                 why = (f"{self._observed[0]} holds it now" if taken and self._observed else
                        f"it was not renewed for {s.renew_deadline:g}s and another replica may hold it")
