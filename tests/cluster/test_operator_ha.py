@@ -244,6 +244,11 @@ def test_the_charts_two_replicas_elect_a_leader_and_the_standby_finishes_a_kille
                    timeout=30)
         wait_until("the leader's /healthz and /metrics", lambda: leader.healthy() and leader.leader_gauge() == 1,
                    timeout=30)
+        # A third replica stands by too, and a SIGTERM stops it at once, cleanly, with the Lease untouched.
+        extra = replicas["replica-c"] = Replica(args, kubeconfig, "replica-c", tmp_path)
+        wait_until("the third replica's /healthz", extra.healthy, timeout=60, interval=0.5)
+        assert extra.leader_gauge() == 0 and extra.stop() == 0, extra.tail()
+        assert _holder(cluster, ns) == holder
 
         cluster.kubectl("apply", "--server-side", "-n", ns, "-f", "-",
                         input=yaml.safe_dump_all(_docs(hwmatch_images.benchmark)))

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import threading
+from typing import Callable
 
 import aiohttp.web
 import kopf
@@ -35,6 +37,23 @@ async def _standby_health(port: int) -> aiohttp.web.AppRunner:
     return runner
 
 
+def _stop_on_signals(stopping: asyncio.Event) -> Callable[[], None]:
+    """While standing by (kopf, which handles SIGINT/SIGTERM itself, has not started): a signal ends the wait, so a
+    standby stops with status 0 rather than a traceback. Only in the main thread (``hwmatch operator``); returns
+    the undo, called before kopf installs its own."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+
+    def undo() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+    return undo
+
+
 async def _kopf(config: OperatorConfig, ctx: Context, stop_flag: threading.Event | asyncio.Event | None,
                 ready_flag: threading.Event | asyncio.Event | None) -> None:
     await kopf.operator(
@@ -53,10 +72,12 @@ async def _lead(config: OperatorConfig, ctx: Context, stop_flag: threading.Event
     stopping = asyncio.Event()  # the caller's stop, or the lost Lease: kopf stops on it
     watcher = asyncio.ensure_future(until_set(stop_flag, stopping))
     health = await _standby_health(config.liveness_port) if config.liveness_port else None
+    undo_signals = _stop_on_signals(stopping)
     try:
         try:
             acquired = await elector.acquire(stopping)
         finally:
+            undo_signals()
             if health is not None:
                 await health.cleanup()
         if not acquired:
