@@ -307,3 +307,15 @@ def test_large_sets_choose_the_family_on_the_first_fold_and_calibrate_on_every_r
     assert set(model.cv_rmse) == {"hist_gradient_boosting", "extra_trees", "ridge_poly"}
     # every row has an out-of-fold prediction (two folds), and each calibrates the intervals
     assert model.oof_ is not None and np.isfinite(model.oof_).all() and model.rows == len(frame)
+
+
+def test_distinct_rows_of_a_design_without_columns_are_one_configuration() -> None:
+    """A recommendation retrained while only one configuration is measured (every feature constant, so none
+    is left) asked for the distinct rows of a matrix of 0 columns; ``np.lexsort`` refuses no keys."""
+    from hwmatch.modeling.region import distinct
+
+    for X in (np.zeros((3, 0)), np.array([[1.0, 2.0], [0.0, 5.0], [1.0, 2.0]])):
+        rows, inverse = distinct(X)
+        expected_rows, expected_inverse = np.unique(X, axis=0, return_inverse=True)
+        assert rows.shape == expected_rows.shape and (rows == expected_rows).all()
+        assert (inverse == expected_inverse.ravel()).all()

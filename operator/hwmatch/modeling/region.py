@@ -47,6 +47,8 @@ def distinct(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     if X.shape[0] == 0:
         return X[:0], np.zeros(0, dtype=np.intp)
+    if X.shape[1] == 0:  # no feature varies (one configuration measured so far): every row is the same one
+        return X[:1], np.zeros(X.shape[0], dtype=np.intp)
     order = np.lexsort(X.T[::-1])
     ordered = X[order]
     first = np.ones(X.shape[0], dtype=bool)
