@@ -291,3 +291,16 @@ def test_a_failed_load_job_is_load_failed(kube: ServingKube) -> None:
     status = _trials(kube)[first]["status"]
     assert status["phase"] == "Failed" and status["reason"] == LOAD_FAILED
     assert status["message"].startswith("the load Job failed") and f"{first}-server" not in kube.servers
+
+
+def test_the_operator_example_plans_server_pods_on_its_pool() -> None:
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "operator" / "digits-server.yaml"
+    asset, sweep, _rec = (d.resource for d in load_text(path.read_text()))
+    trials = Planner(asset, sweep).plan()
+    assert len(trials) == 6  # 3 rates x 2 batch sizes
+    trial = trials[0]
+    trial.metadata.uid = "uid"
+    pod = server_pod_manifest(trial, asset, sweep)
+    assert pod["spec"]["hostNetwork"] is True and pod["spec"]["nodeSelector"] == {"hwmatch.dev/local": "true"}
