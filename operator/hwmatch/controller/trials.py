@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 from kubernetes.client.rest import ApiException
 
@@ -63,16 +63,24 @@ from hwmatch.execution.kubernetes_serving import (
 
 #: Posts a Kubernetes Event: (object, type Normal|Warning, reason, message).
 Emit = Callable[[Mapping[str, Any], str, str, str], None]
-#: Adds the Prometheus metrics to a Succeeded trial's status; None to ask again later (see telemetry.py).
-Telemetry = Callable[[AIAsset, str, BenchmarkTrialStatus, datetime], "BenchmarkTrialStatus | None"]
+class Telemetry(Protocol):
+    """Adds the Prometheus metrics to a Succeeded trial's status; None to ask again later (see telemetry.py).
+
+    It carries Prometheus's scrape interval: a serving trial's load Job pauses
+    2.5 of them between warm-up and measurement, so a scrape separates the two.
+    """
+
+    scrape_interval: float
+
+    def __call__(self, asset: AIAsset, namespace: str, status: BenchmarkTrialStatus,
+                 now: datetime) -> "BenchmarkTrialStatus | None": ...
+
 #: Seconds to the next pass while trials run (Job events usually come first; unschedulable pods do not send one).
 RUNNING_RESYNC = 10.0
 #: Seconds to the next pass while a recorded trial waits for Prometheus to scrape its last moments.
 TELEMETRY_RESYNC = 5.0
 #: Seconds to the next pass while a serving trial's server pod is not Ready yet (pods send the operator no event).
 SERVER_RESYNC = 1.0
-#: The scrape interval assumed when the telemetry callable does not carry one (TrialTelemetry does).
-DEFAULT_SCRAPE_INTERVAL = 15.0
 #: The ``Telemetry`` condition's reason while a recorded trial's Prometheus metrics are still to be read.
 TELEMETRY_PENDING = "Pending"
 
@@ -218,8 +226,8 @@ class TrialJobs:
             self.requeue = min(self.requeue, SERVER_RESYNC)
             return RUNNING
         sweep = _sweep_of(self.kube, self.ns, trial)
-        scrape = float(getattr(self.telemetry, "scrape_interval", DEFAULT_SCRAPE_INTERVAL))
-        self.kube.create_job(self.ns, load_job_manifest(trial, self.asset, sweep, server_address(server), scrape))
+        self.kube.create_job(self.ns, load_job_manifest(trial, self.asset, sweep, server_address(server),
+                                                        self.telemetry.scrape_interval))
         return RUNNING
 
     def _follow(self, tobj: dict[str, Any], trial: BenchmarkTrial, job: dict[str, Any],
