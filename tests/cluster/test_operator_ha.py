@@ -291,6 +291,15 @@ def test_the_charts_two_replicas_elect_a_leader_and_the_standby_finishes_a_kille
         # A replica stopped cleanly hands the Lease back at once (empty holder): no wait for its duration.
         assert standby.stop() == 0, standby.tail()
         assert _holder(cluster, ns) == ""
+        # A leader that finds another holder in the Lease stops reconciling and exits (status 1), to be restarted
+        # as a standby: it never reconciles beside the replica that took the Lease.
+        last = replicas["replica-d"] = Replica(args, kubeconfig, "replica-d", tmp_path)
+        wait_until("a new replica to take the released Lease at once", lambda: _holder(cluster, ns).startswith(
+            "replica-d_") and last.leader_gauge() == 1, timeout=60, interval=0.5)
+        cluster.kubectl("patch", "lease", LEASE, "-n", ns, "--type=merge", "-p",
+                        json.dumps({"spec": {"holderIdentity": "intruder"}}))
+        assert last.proc.wait(60) == 1, last.tail()
+        assert "lost the Lease" in last.log_path.read_text() and "intruder holds it now" in last.log_path.read_text()
     except BaseException:
         for replica in replicas.values():
             replica.stop()

@@ -21,7 +21,7 @@ from hwmatch.controller import metrics
 from hwmatch.controller.config import OperatorConfig
 from hwmatch.controller.context import Context
 from hwmatch.controller.handlers import registry, settings
-from hwmatch.controller.leader import LeaderElector, LeadershipLost, until_set
+from hwmatch.controller.leader import LeaderElector, until_set
 
 
 async def _standby_health(port: int) -> aiohttp.web.AppRunner:
@@ -66,7 +66,10 @@ async def _kopf(config: OperatorConfig, ctx: Context, stop_flag: threading.Event
 
 async def _lead(config: OperatorConfig, ctx: Context, stop_flag: threading.Event | asyncio.Event | None,
                 ready_flag: threading.Event | asyncio.Event | None) -> None:
-    """Stand by until the Lease is ours, then run kopf while renewing it; :class:`LeadershipLost` when it lapses."""
+    """Stand by until the Lease is ours, then run kopf while renewing it.
+
+    Raises :class:`~hwmatch.controller.leader.LeadershipLost` when the Lease lapses or another replica holds it.
+    """
     assert config.lease is not None
     elector = LeaderElector(client.CoordinationV1Api(ctx.kube.api_client), config.lease)
     stopping = asyncio.Event()  # the caller's stop, or the lost Lease: kopf stops on it
@@ -88,8 +91,9 @@ async def _lead(config: OperatorConfig, ctx: Context, stop_flag: threading.Event
         await asyncio.wait({holder, operator}, return_when=asyncio.FIRST_COMPLETED)
         stopping.set()  # the Lease lapsed (kopf stops), or kopf ended (a signal): stop renewing
         await asyncio.gather(operator, return_exceptions=True)
-        if holder.done() and isinstance(holder.exception(), LeadershipLost):
-            raise holder.exception()  # type: ignore[misc]
+        lost = holder.exception() if holder.done() else None  # LeadershipLost (or a bug: surfaced, not swallowed)
+        if lost is not None:
+            raise lost
         holder.cancel()
         await asyncio.gather(holder, return_exceptions=True)
         operator.result()
