@@ -21,7 +21,9 @@ The algorithm is client-go's (``k8s.io/client-go/tools/leaderelection``):
   409 and stays a candidate;
 - the holder renews every ``retry_period``; when it has not renewed for
   ``renew_deadline`` (< ``lease_duration``) it gives up leadership before
-  anyone else can take the Lease, and the operator stops (:class:`LeadershipLost`);
+  anyone else can take the Lease, and when it reads another holder in the
+  Lease it gives up at once; either way the operator stops
+  (:class:`LeadershipLost`);
 - a holder that stops cleanly releases the Lease (empty holder), so a rolling
   update hands over at once instead of after ``lease_duration``.
 
@@ -55,7 +57,7 @@ SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/names
 
 
 class LeadershipLost(HwmatchError):
-    """The Lease could not be renewed in time: another replica may hold it now, so this one stops reconciling.
+    """The Lease could not be renewed in time, or another replica holds it: this one stops reconciling.
 
     Neither permanent nor temporary for the caller: the process exits (non-zero) and is restarted as a
     candidate, as controller-runtime's managers do; a pass in flight is not continued beside the new leader.
