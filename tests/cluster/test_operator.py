@@ -152,6 +152,9 @@ def test_sweep_runs_as_jobs_and_the_recommendation_is_answered(crds_installed, k
     prometheus = prometheus_server(targets=[f"127.0.0.1:{port}"])
     with operator(cluster, ns, unschedulable_timeout=3, prometheus_url=prometheus.url, metrics_port=port,
                   scrape_interval=1.0):
+        # A trial's Prometheus metric needs scrapes in its window. On a loaded machine Prometheus's first scrape
+        # came after the first two trials had ended (2-3 s trials): no data for them, MetricsMissing, correctly.
+        prometheus.wait_for(f'up{{instance="127.0.0.1:{port}"}}', timeout=60)
         _apply(cluster, ns, docs)
         sweep = wait_until("the sweep to complete", lambda: (
             s := _get(cluster, ns, "benchmarksweeps", sweep_name)) and _condition(s, "Ready").get("status") == "True"

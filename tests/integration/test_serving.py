@@ -1,7 +1,8 @@
 """Serving trials for real: the built-in model server on cpu 0, vegeta on cpu 1, a real Prometheus scraping the server.
 
 A sweep over 3 rates × 2 configurations gives 6 rows with the client's and the
-server's percentiles, which agree within the histogram's bucket resolution,
+server's percentiles, whose medians agree within the histogram's bucket resolution
+(a tail that does not is said in the trial's message),
 and a latency that grows with the rate. The rates are chosen so that the
 growth is physics, not luck: each request carries 2,048 images (about 13 ms
 of server CPU on the idle development machine: a core serves ~75 of them a
@@ -105,9 +106,14 @@ def test_a_serving_sweep_measures_both_sides_and_latency_grows_with_the_rate(tmp
               f"{m['throughput_per_s']:.0f} {m['error_rate']:.3f} | {message or ''}")
     bounds_ms = [b * 1e3 for b in LATENCY_BUCKETS]
     for precision, rate, m, message in rows:
-        for q in ("p50", "p90", "p99"):
-            assert agree(m[f"latency_{q}_ms"], m[f"server_latency_{q}_ms"], bounds_ms), (precision, rate, q, m)
-        assert not message or "disagree" not in message, message
+        # The median agrees within a bucket at every rate. A tail may not: requests that wait in the kernel's
+        # accept queue (a server behind on a loaded machine) count for the client, never for the server's
+        # histogram; one CI run had p99 526 ms against 381 ms at 40/s. Then the trial must say so.
+        assert agree(m["latency_p50_ms"], m["server_latency_p50_ms"], bounds_ms), (precision, rate, m)
+        disagree = [q for q in ("p90", "p99") if not agree(m[f"latency_{q}_ms"], m[f"server_latency_{q}_ms"], bounds_ms)]
+        assert bool(disagree) == bool(message and "disagree" in message), (precision, rate, disagree, message)
+        for q in disagree:  # the client sees more than the server, not less
+            assert m[f"latency_{q}_ms"] > m[f"server_latency_{q}_ms"], (precision, rate, q, m)
     for precision in ("fp32", "int8"):
         by_rate = {rate: m for p, rate, m, _ in rows if p == precision}
         low, high = by_rate[RATES[0]], by_rate[RATES[-1]]
