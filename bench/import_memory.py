@@ -119,6 +119,14 @@ def import_argv(csv: Path, mapping: Path, store: Path) -> list[str]:
     return [str(Path(sys.executable).with_name("hwmatch")), "import", str(csv), "--mapping", str(mapping), "--store", str(store)]
 
 
+def generated_store(directory: Path, rows: int) -> Path:
+    """A store in ``directory`` holding ``rows`` generated trials, written by ``hwmatch import`` (the benches' input)."""
+    csv, mapping = write_table(directory, rows)
+    store = directory / "store.db"
+    subprocess.run(import_argv(csv, mapping, store), stdout=subprocess.DEVNULL, check=True)
+    return store
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the generated table")

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from import_memory import import_argv, write_table  # noqa: E402  (the generator next door)
+from import_memory import generated_store  # noqa: E402  (the generator next door)
 
 
 def wall(argv: list[str], repeats: int) -> float:
@@ -43,10 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     hwmatch = str(Path(sys.executable).with_name("hwmatch"))
     with tempfile.TemporaryDirectory(prefix="hwmatch-startup-") as tmp:
-        directory = Path(tmp)
-        csv, mapping = write_table(directory, args.rows)
-        store = directory / "store.db"
-        subprocess.run(import_argv(csv, mapping, store), stdout=subprocess.DEVNULL, check=True)
+        store = generated_store(Path(tmp), args.rows)
         cases = [
             ("python -c pass", [sys.executable, "-c", "pass"]),
             ("python -c 'import typer' (floor)", [sys.executable, "-c", "import typer"]),

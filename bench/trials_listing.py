@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from import_memory import import_argv, write_table  # noqa: E402  (the generator next door)
+from import_memory import generated_store  # noqa: E402  (the generator next door)
 
 FLOOR = """import json, sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
@@ -51,10 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     hwmatch = str(Path(sys.executable).with_name("hwmatch"))
     with tempfile.TemporaryDirectory(prefix="hwmatch-trials-") as tmp:
-        directory = Path(tmp)
-        csv, mapping = write_table(directory, args.rows)
-        store = directory / "store.db"
-        subprocess.run(import_argv(csv, mapping, store), stdout=subprocess.DEVNULL, check=True)
+        store = generated_store(Path(tmp), args.rows)
         floor = wall([sys.executable, "-c", FLOOR, str(store)])
         read = ("import sys; from pathlib import Path; from hwmatch.data.store import Store; "
                 "Store(Path(sys.argv[1]), readonly=True).trials()")
