@@ -28,6 +28,7 @@ from threadpoolctl import threadpool_limits
 from hwmatch.cli.quality import COLUMNS, finite, results_table
 from hwmatch.data.importer import import_tables, load_mapping
 from hwmatch.evaluation import Evaluation
+from hwmatch.evaluation.run import STRATEGIES
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("HWMATCH_DATASETS", ROOT.parent / "shared" / "datasets"))
@@ -48,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--confidence", default="0.95", help="one level, or several (0.9,0.95,0.99) for the trade-off")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verify-budget", type=int, default=0, help="closed loop: replayed runs per query (0: none)")
+    parser.add_argument("--no-improve", action="store_true",
+                        help="closed loop: stop at the first answer measured to hold (no runs spent on better candidates)")
     parser.add_argument("--only", help="comma-separated families to run (default: all present)")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES),
+                        help=f"comma-separated sampling strategies (default {','.join(STRATEGIES)})")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     args = parser.parse_args(argv)
     queries = args.queries or (60 if args.quick else 200)
@@ -59,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     chosen = args.only.split(",") if args.only else list(FAMILIES)
     confidences = [float(c) for c in args.confidence.split(",")]
+    strategies = tuple(args.strategies.split(","))
     table = Table(title=f"recommendation quality at confidence {args.confidence} ({queries} queries per family, seed {args.seed})",
                   box=None)
     table.add_column("family")
@@ -73,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         imported = import_tables(load_mapping(ROOT / "examples" / "import" / f"{family}.yaml"), files)
         with threadpool_limits(1):  # many small fits on shared cores: threads only contend
-            results = Evaluation(imported, queries, confidences, args.seed, args.verify_budget).run(budgets)
+            results = Evaluation(imported, queries, confidences, args.seed, args.verify_budget,
+                                 improve=not args.no_improve).run(budgets, strategies)
         seconds = time.perf_counter() - start
         section = results_table(f"{family} ({len(imported.frame)} rows, {seconds:.0f} s)", results)
         console.print(section)  # as each family finishes; all of them together at the end

@@ -23,12 +23,19 @@ the drivers only run trials and solve): verify the choice; judge the round
 once its runs have ended; solve again with the runs (a verified choice wins
 a tie on the objective); when a requirement broke, verify the new choice, for
 at most ``rounds`` rounds.
+
+:func:`next_run` is the closed loop's choice of what to measure next, given
+every candidate's predictions and the runs so far: verify the choice at the
+bounds, measure the most plausible candidate when the bounds admit none, and,
+once a choice is measured to hold, spend what is left of the budget on the
+candidates predicted to beat it. ``hwmatch evaluate --verify-budget`` drives
+it with replayed runs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Literal, Mapping, Sequence
 
 from hwmatch.api import (
     BenchmarkSweep,
@@ -57,6 +64,12 @@ from hwmatch.api.vocabulary import (
 from hwmatch.data.store import Store
 from hwmatch.engine.sweeps import NoProgress, Progress, SweepError
 from hwmatch.execution import Executor
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from hwmatch.modeling import Prediction
+    from hwmatch.optimize import Problem
 
 
 def judge(recommendation: HWRecommendation, choice: Choice, measured: Sequence[Mapping[str, float]]) -> list[VerificationCheck]:
@@ -385,3 +398,197 @@ def _scaled(predicted: PredictedValue | None, factor: int) -> PredictedValue | N
         upper=None if predicted.upper is None else predicted.upper * factor,
         level=predicted.level,
     )
+
+
+# -- the closed loop: which candidate to measure next ---------------------------------------------
+
+Why = Literal["verify", "plausible", "improve", "done", "spent", "nothing"]
+
+
+@dataclass(frozen=True)
+class NextRun:
+    """:func:`next_run`'s decision: measure candidate ``run`` (``why``), or stop (``run`` None) with ``answer``.
+
+    ``answer`` is what the loop answers if it stops now (None: "no solution"),
+    ``measured`` whether that answer was measured to meet every requirement.
+    ``why``: ``verify`` (the choice at the bounds, not yet measured),
+    ``plausible`` (the bounds admit nothing: the candidate nearest to meeting
+    the requirements), ``improve`` (a candidate predicted better than the
+    measured answer); when stopping, ``done`` (nothing predicted better than
+    the measured answer), ``spent`` (the budget is spent) or ``nothing``
+    (nothing left that could meet the requirements).
+    """
+
+    run: int | None
+    answer: int | None
+    measured: bool
+    why: Why
+
+
+def measured_predictions(
+    pred: Mapping[str, "Prediction"], runs: Mapping[int, Sequence[Mapping[str, float]]],
+) -> dict[str, "Prediction"]:
+    """``pred`` with each measured candidate's predictions replaced by its runs.
+
+    ``runs`` maps a candidate (an index into the arrays) to the metrics each
+    of its runs measured. A measured candidate's value becomes the mean of
+    its runs and its bounds their smallest and largest value, so a
+    requirement holds there exactly when every run met it (as :func:`judge`
+    decides), and its objective is what was measured. A metric its runs did
+    not measure becomes unknown there (unknown meets no requirement).
+    """
+    import numpy as np
+
+    from hwmatch.modeling import Prediction
+
+    out = {}
+    for metric, p in pred.items():
+        value, lower, upper = p.value.astype(float), p.lower.astype(float), p.upper.astype(float)
+        for i, measured in runs.items():
+            seen = np.array([float(m.get(metric, np.nan)) for m in measured], dtype=float)
+            seen = seen[np.isfinite(seen)]
+            if seen.size == len(measured) and seen.size:
+                value[i], lower[i], upper[i] = seen.mean(), seen.min(), seen.max()
+            else:
+                value[i] = lower[i] = upper[i] = np.nan
+        out[metric] = Prediction(value, lower, upper)
+    return out
+
+
+def next_run(
+    problem: Callable[[Mapping[str, "Prediction"]], "Problem"], pred: Mapping[str, "Prediction"],
+    runs: Mapping[int, Sequence[Mapping[str, float]]], budget: int, improve: bool = True,
+) -> NextRun:
+    """What the closed loop measures next, from every candidate's predictions and the runs so far.
+
+    ``problem(predictions)`` builds the request's optimisation problem over
+    the candidates (bounds at the request's confidence); ``pred`` are the
+    predictions (value and interval), ``runs`` the metrics measured per
+    candidate (:func:`measured_predictions`), ``budget`` the runs left;
+    ``improve=False`` stops at the first answer measured to hold (step 3 is skipped).
+
+    1. The *answer* is the best measured candidate whose runs met every
+       requirement, by what they measured.
+    2. Without one, the choice at the bounds among the unmeasured candidates
+       is verified; when the bounds admit none, the most plausible candidate
+       (:func:`most_plausible`) is measured. With the budget spent, the
+       choice at the bounds is answered unverified, a plausible one is not.
+    3. With one, the unmeasured candidates whose *point* predictions meet
+       every requirement and beat the answer's measured objective may still
+       improve it. The one measured is the one with the largest expected
+       gain: the predicted gain times the chance that it meets every
+       requirement, read from its interval (:func:`chance_of_meeting`). The
+       loop stops when the budget is spent or no candidate is predicted
+       better than the answer.
+
+    Every run joins the predictions of the candidate it measured (which the
+    driver may also learn from, refitting ``pred``), so a failed candidate is
+    never measured again and a better one that held becomes the answer.
+    """
+    import numpy as np
+
+    from hwmatch.optimize.solver import best_of, feasible_mask
+
+    measured = np.zeros(len(next(iter(pred.values()))), dtype=bool)
+    measured[list(runs)] = True
+    known = measured_predictions(pred, runs)
+    bounded = problem(known)
+    holds = measured & feasible_mask(bounded)
+    answer = best_of(bounded, np.flatnonzero(holds))
+    if answer is None:
+        choice = best_of(bounded, np.flatnonzero(~measured & feasible_mask(bounded)))
+        if choice is not None:
+            return NextRun(choice, None, False, "verify") if budget > 0 else NextRun(None, choice, False, "spent")
+        plausible = most_plausible(problem, known, ~measured)
+        if plausible is None:
+            return NextRun(None, None, False, "nothing")
+        return NextRun(plausible, None, False, "plausible") if budget > 0 else NextRun(None, None, False, "spent")
+    if not improve:
+        return NextRun(None, int(answer), True, "done")
+    point = problem(_points(known))
+    gain = bounded.objective[answer] - point.objective
+    better = np.flatnonzero(~measured & feasible_mask(point) & (gain > 0))
+    if better.size == 0:
+        return NextRun(None, int(answer), True, "done")
+    if budget <= 0:
+        return NextRun(None, int(answer), True, "spent")
+    expected = gain[better] * chance_of_meeting(point, bounded, better)
+    top = better[expected == expected.max()]
+    return NextRun(int(best_of(point, top)), int(answer), True, "improve")  # type: ignore[arg-type]  # top is not empty
+
+
+def chance_of_meeting(point: "Problem", bounded: "Problem", among: "np.ndarray") -> "np.ndarray":
+    """Per candidate ``among``, the chance that it meets every requirement, read from its intervals.
+
+    Each requirement's pessimistic end (``bounded``, at the per-bound level
+    ``L`` of :func:`~hwmatch.optimize.interval_level`) lies ``z`` spreads from
+    the point (``point``), ``z`` the one-sided normal quantile at
+    ``(1 + L) / 2``; the chance of meeting the threshold is the normal
+    probability of the point's margin in those spreads, multiplied over the
+    requirements (as if independent). An exact requirement (the price: no
+    interval) is met or not; an unbounded end gives 1/2 to a point that meets.
+    """
+    import numpy as np
+    from scipy.stats import norm
+
+    z = float(norm.ppf((1 + bounded.level) / 2))
+    chance = np.ones(among.size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for at_point, at_end in zip(point.requirements, bounded.requirements):
+            sign = 1.0 if at_point.sense == "max" else -1.0
+            margin = sign * (at_point.threshold - at_point.bound[among])  # >= 0: the point meets
+            spread = sign * (at_end.bound[among] - at_point.bound[among]) / z
+            p = np.where(spread > 0, norm.cdf(margin / np.where(spread > 0, spread, 1.0)), (margin >= 0).astype(float))
+            chance *= np.nan_to_num(p, nan=0.0)
+    return chance
+
+
+def most_plausible(
+    problem: Callable[[Mapping[str, "Prediction"]], "Problem"], pred: Mapping[str, "Prediction"],
+    among: "np.ndarray",
+) -> int | None:
+    """The candidate worth measuring when the bounds admit none: the nearest to meeting every requirement.
+
+    ``among`` is a mask of the candidates that may be chosen. Among those
+    whose *point* predictions meet every requirement, the best one (the
+    choice on point predictions). When there is none, the candidate with the
+    smallest *shortfall*: per requirement, how far its point prediction
+    misses the threshold in units of the distance from the point to the
+    interval's optimistic end (a miss of 0.3 means the threshold lies 30% of
+    the way to the end that would meet it), the largest over its
+    requirements; ties by the objective. A miss is thus measured against
+    what the model does not know at that candidate, which makes metrics in
+    different units comparable and prefers a candidate the model is unsure
+    of to one it is sure misses. A requirement on an exact metric (the
+    price) that is missed cannot be met: such candidates are never chosen.
+    ``None`` when no candidate can meet the requirements at all.
+    """
+    import numpy as np
+
+    from hwmatch.modeling import Prediction
+    from hwmatch.optimize.solver import best_of
+
+    point = problem(_points(pred))
+    # swapping the ends makes each requirement read its optimistic end (a max on the lower one)
+    optimistic = problem({m: Prediction(p.value, p.upper, p.lower) for m, p in pred.items()})
+    shortfall = np.zeros(len(among))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for at_point, at_end in zip(point.requirements, optimistic.requirements):
+            sign = 1.0 if at_point.sense == "max" else -1.0
+            excess = sign * (at_point.bound - at_point.threshold)
+            reach = sign * (at_point.bound - at_end.bound)
+            miss = np.where(reach > 0, excess / reach, np.inf)
+            # a miss against an unbounded end is still a miss: after every point-feasible candidate
+            miss = np.where(excess > 0, np.maximum(miss, np.finfo(float).tiny), np.inf)  # NaN: an infinite miss
+            shortfall = np.maximum(shortfall, np.where(at_point.met, 0.0, miss))  # met: the problem's own rule
+    usable = among & np.isfinite(shortfall) & np.isfinite(point.objective)
+    if not usable.any():
+        return None
+    return best_of(point, np.flatnonzero(usable & (shortfall == shortfall[usable].min())))
+
+
+def _points(pred: Mapping[str, "Prediction"]) -> dict[str, "Prediction"]:
+    """The point predictions as intervals of no width."""
+    from hwmatch.modeling import Prediction
+
+    return {m: Prediction(p.value, p.value, p.value) for m, p in pred.items()}

@@ -26,7 +26,6 @@ from hwmatch.data.frame import METRIC, PARAM, columns, strip
 from hwmatch.modeling import FeatureEncoder, Prediction, Surrogates, categorical_columns
 from hwmatch.optimize import CandidateSet, RecommendationError, build_problem, solve
 from hwmatch.optimize.candidates import POWER_COLUMN
-from hwmatch.optimize.solver import best_of
 
 
 class Method(Protocol):
@@ -132,7 +131,7 @@ def choose(
     objective — solved by enumeration (the CP-SAT model gives the same index).
     """
     try:
-        problem = build_problem(_candidate_set(candidates), _at(pred, positions), query, goals)
+        problem = build_problem(candidate_set_of(candidates), at_positions(pred, positions), query, goals)
     except RecommendationError:
         return None  # a metric the query reads has no model (never measured in the sample)
     best = solve(problem, "numpy").best
@@ -146,52 +145,24 @@ def most_plausible(
     pred: Mapping[str, Prediction],
     goals: Mapping[str, str] | None = None,
 ) -> int | None:
-    """The candidate worth measuring when the bounds admit none: the nearest to meeting every requirement.
+    """The candidate (index label) worth measuring when the bounds admit none (:func:`hwmatch.engine.verification.most_plausible`)."""
+    from hwmatch.engine.verification import most_plausible as nearest
 
-    Among candidates whose *point* predictions meet every requirement, the
-    best one (what :func:`choose` picks on point predictions). When there is
-    none, the candidate with the smallest *shortfall*: per requirement, how
-    far its point prediction misses the threshold in units of the distance
-    from the point to the interval's optimistic end (a miss of 0.3 means the
-    threshold lies 30% of the way to the end that would meet it), the largest
-    over its requirements; ties by the objective. A miss is thus measured
-    against what the model does not know at that candidate, which makes
-    metrics in different units comparable and prefers a candidate the model
-    is unsure of to one it is sure misses. A requirement on an exact metric
-    (the price) that is missed cannot be met: such candidates are never
-    chosen. ``None`` when no candidate can meet the requirements at all.
-    """
-    candidate_set, sub = _candidate_set(candidates), _at(pred, positions)
+    candidate_set = candidate_set_of(candidates)
     try:
-        point = build_problem(candidate_set, {m: Prediction(p.value, p.value, p.value) for m, p in sub.items()}, query, goals)
-        # swapping the ends makes each requirement read its optimistic end (a max on the lower one)
-        optimistic = build_problem(candidate_set, {m: Prediction(p.value, p.upper, p.lower) for m, p in sub.items()},
-                                   query, goals)
+        best = nearest(lambda p: build_problem(candidate_set, p, query, goals), at_positions(pred, positions),
+                       np.ones(len(candidates), dtype=bool))
     except RecommendationError:
         return None
-    shortfall = np.zeros(len(candidates))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for at_point, at_end in zip(point.requirements, optimistic.requirements):
-            sign = 1.0 if at_point.sense == "max" else -1.0
-            excess = sign * (at_point.bound - at_point.threshold)
-            reach = sign * (at_point.bound - at_end.bound)
-            miss = np.where(reach > 0, excess / reach, np.inf)
-            # a miss against an unbounded end is still a miss: after every point-feasible candidate
-            miss = np.where(excess > 0, np.maximum(miss, np.finfo(float).tiny), np.inf)  # NaN: an infinite miss
-            shortfall = np.maximum(shortfall, np.where(at_point.met, 0.0, miss))  # met: the problem's own rule
-    usable = np.isfinite(shortfall) & np.isfinite(point.objective)
-    if not usable.any():
-        return None
-    nearest = np.flatnonzero(usable & (shortfall == shortfall[usable].min()))
-    best = best_of(point, nearest)
     return None if best is None else candidates.index[best]
 
 
-def _at(pred: Mapping[str, Prediction], positions: np.ndarray) -> dict[str, Prediction]:
+def at_positions(pred: Mapping[str, Prediction], positions: np.ndarray) -> dict[str, Prediction]:
     """The predictions of the candidates at ``positions`` of the arrays."""
     return {m: Prediction(p.value[positions], p.lower[positions], p.upper[positions]) for m, p in pred.items()}
 
 
-def _candidate_set(candidates: pd.DataFrame) -> CandidateSet:
+def candidate_set_of(candidates: pd.DataFrame) -> CandidateSet:
+    """The candidates (rows of the table) as the optimiser's candidate set, in their order."""
     frame = candidates.reset_index(drop=True).assign(**{POWER_COLUMN: np.nan})
     return CandidateSet(frame, [strip(c) for c in columns(frame, PARAM)])

@@ -50,11 +50,13 @@ from hwmatch.api import AIAsset, HWRecommendationSpec
 from hwmatch.api.errors import InputError
 from hwmatch.data.frame import FEATURE, INSTANCE, METRIC, PARAM, columns, strip
 from hwmatch.data.importer import Imported
-from hwmatch.evaluation.methods import HadaMethod, Method, SurrogateMethod, choose, most_plausible
+from hwmatch.engine.verification import next_run
+from hwmatch.evaluation.methods import HadaMethod, Method, SurrogateMethod, at_positions, candidate_set_of, choose
 from hwmatch.evaluation.queries import draw_queries, metrics_read
 from hwmatch.evaluation.scoring import Summary, score, summarise
 from hwmatch.evaluation.truth import GroundTruth
 from hwmatch.execution.replay import ReplayTable
+from hwmatch.optimize import RecommendationError, build_problem
 from hwmatch.optimize.problem import interval_level
 from hwmatch.strategies.adaptive import AdaptiveSampler
 
@@ -86,7 +88,7 @@ class Evaluation:
     """A table, its truth and queries; :meth:`run` gives one :class:`Result` per budget, strategy, method and confidence."""
 
     def __init__(self, imported: Imported, queries: int, confidences: Sequence[float] = (0.95,), seed: int = 0,
-                 verify_budget: int = 0):
+                 verify_budget: int = 0, improve: bool = True):
         if not confidences or not all(0.5 <= c < 1 for c in confidences):
             raise InputError(f"confidences must be in [0.5, 1) (got {list(confidences)}); e.g. 0.9,0.95")
         self.asset: AIAsset = imported.asset
@@ -99,6 +101,7 @@ class Evaluation:
         if verify_budget < 0:
             raise InputError(f"verify_budget is a number of runs per query, at least 0 (got {verify_budget})")
         self.verify_budget = verify_budget
+        self.improve = improve
         self.pool = self.truth.table.drop(columns=[*columns(self.truth.table, METRIC), "rows"])
         self.goals = {m.name: m.goal for m in self.asset.spec.metrics if m.goal is not None}
         self._candidates = [self.truth.candidates(metrics_read(q), q.instance) for q in self.queries]
@@ -211,22 +214,19 @@ class Evaluation:
         rng: np.random.Generator,
     ) -> tuple[int | None, int]:
         """The answer after up to :attr:`verify_budget` replayed runs (see the module docstring), and the runs spent."""
-        keep = np.ones(len(candidates), dtype=bool)
-        for runs in range(self.verify_budget + 1):
-            sub, where = candidates[keep], positions[keep]
-            answer = choose(query, sub, where, pred, self.goals)
-            bounded = answer is not None
-            if answer is None:
-                answer = most_plausible(query, sub, where, pred, self.goals)
-            if answer is None:
-                return None, runs
-            if runs == self.verify_budget:
-                return (answer if bounded else None), runs
-            run = self.trials(np.array([self.pool.index.get_loc(answer)]), rng).iloc[0]
-            if _meets(query, run):
-                return answer, runs + 1
-            keep &= candidates.index != answer
-        return None, self.verify_budget
+        candidate_set, sub = candidate_set_of(candidates), at_positions(pred, positions)
+        try:
+            build_problem(candidate_set, sub, query, self.goals)
+        except RecommendationError:
+            return None, 0  # a metric the query reads has no model (never measured in the sample)
+        runs: dict[int, list[dict[str, float]]] = {}
+        while True:
+            step = next_run(lambda p: build_problem(candidate_set, p, query, self.goals), sub, runs,
+                            self.verify_budget - len(runs), improve=self.improve)
+            if step.run is None:
+                return (None if step.answer is None else int(candidates.index[step.answer])), len(runs)
+            run = self.trials(np.array([self.pool.index.get_loc(candidates.index[step.run])]), rng).iloc[0]
+            runs[step.run] = [{strip(str(c)): float(run[c]) for c in run.index if str(c).startswith(METRIC)}]
 
     def _bounds(self, pred: dict, row: object) -> dict[str, tuple[float, float]]:
         """Each metric's predicted (lower, upper) at a truth row (an index label of the pool)."""
@@ -251,12 +251,3 @@ class Evaluation:
                 "mape": float(mean_absolute_percentage_error(truth[keep], guess[keep])),
             }
         return out
-
-
-def _meets(query: HWRecommendationSpec, run: pd.Series) -> bool:
-    """Whether one measured run meets every constraint of ``query`` (the price is the platform's, always known)."""
-    for c in query.constraints:
-        value = float(run["cost_per_hour"] if c.metric == "cost_per_hour" else run.get(METRIC + c.metric, np.nan))
-        if not np.isfinite(value) or (c.max is not None and value > c.max) or (c.min is not None and value < c.min):
-            return False
-    return True
