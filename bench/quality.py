@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verify-budget", type=int, default=0, help="closed loop: replayed runs per query (0: none)")
     parser.add_argument("--no-improve", action="store_true",
                         help="closed loop: stop at the first answer measured to hold (no runs spent on better candidates)")
+    parser.add_argument("--fresh-runs", action="store_true",
+                        help="closed loop: a verification run is the configuration's true value with noise drawn from "
+                             "the table's repetitions (default: one of its own rows)")
     parser.add_argument("--only", help="comma-separated families to run (default: all present)")
     parser.add_argument("--strategies", default=",".join(STRATEGIES),
                         help=f"comma-separated sampling strategies (default {','.join(STRATEGIES)})")
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         imported = import_tables(load_mapping(ROOT / "examples" / "import" / f"{family}.yaml"), files)
         with threadpool_limits(1):  # many small fits on shared cores: threads only contend
             results = Evaluation(imported, queries, confidences, args.seed, args.verify_budget,
-                                 improve=not args.no_improve).run(budgets, strategies)
+                                 improve=not args.no_improve, fresh_runs=args.fresh_runs).run(budgets, strategies)
         seconds = time.perf_counter() - start
         section = results_table(f"{family} ({len(imported.frame)} rows, {seconds:.0f} s)", results)
         console.print(section)  # as each family finishes; all of them together at the end

@@ -88,7 +88,7 @@ class Evaluation:
     """A table, its truth and queries; :meth:`run` gives one :class:`Result` per budget, strategy, method and confidence."""
 
     def __init__(self, imported: Imported, queries: int, confidences: Sequence[float] = (0.95,), seed: int = 0,
-                 verify_budget: int = 0, improve: bool = True):
+                 verify_budget: int = 0, improve: bool = True, fresh_runs: bool = False):
         if not confidences or not all(0.5 <= c < 1 for c in confidences):
             raise InputError(f"confidences must be in [0.5, 1) (got {list(confidences)}); e.g. 0.9,0.95")
         self.asset: AIAsset = imported.asset
@@ -102,6 +102,7 @@ class Evaluation:
             raise InputError(f"verify_budget is a number of runs per query, at least 0 (got {verify_budget})")
         self.verify_budget = verify_budget
         self.improve = improve
+        self.fresh_runs = fresh_runs
         self.pool = self.truth.table.drop(columns=[*columns(self.truth.table, METRIC), "rows"])
         self.goals = {m.name: m.goal for m in self.asset.spec.metrics if m.goal is not None}
         self._candidates = [self.truth.candidates(metrics_read(q), q.instance) for q in self.queries]
@@ -225,8 +226,32 @@ class Evaluation:
                             self.verify_budget - len(runs), improve=self.improve)
             if step.run is None:
                 return (None if step.answer is None else int(candidates.index[step.answer])), len(runs)
-            run = self.trials(np.array([self.pool.index.get_loc(candidates.index[step.run])]), rng).iloc[0]
-            runs[step.run] = [{strip(str(c)): float(run[c]) for c in run.index if str(c).startswith(METRIC)}]
+            runs[step.run] = [self.run_once(int(candidates.index[step.run]), rng)]
+
+    def run_once(self, label: int, rng: np.random.Generator) -> dict[str, float]:
+        """One verification run of a pool configuration (an index label): the metrics it measures.
+
+        By default one of the configuration's own rows (:meth:`trials`). With
+        :attr:`fresh_runs`, a run with noise of its own: each metric's true
+        value moved up or down, at random, by one of the relative deviations
+        of single runs from their configuration's mean that the table's
+        repetitions show (:attr:`GroundTruth.deviations`, the platform's own
+        where it has enough); a metric the table never repeats has none.
+        """
+        if not self.fresh_runs:
+            run = self.trials(np.array([self.pool.index.get_loc(label)]), rng).iloc[0]
+            return {strip(str(c)): float(run[c]) for c in run.index if str(c).startswith(METRIC)}
+        row = self.truth.table.loc[label].to_dict()
+        platform = str(row["platform"])
+        out = {}
+        for metric in self.truth.metrics:
+            value = float(row[METRIC + metric])
+            spread = self.truth.deviations.get((platform, metric), self.truth.deviations.get(("*", metric)))
+            if np.isfinite(value) and spread is not None and spread.size:
+                moved = value * (1 + float(rng.choice([-1.0, 1.0])) * float(spread[rng.integers(spread.size)]))
+                value = moved if moved * value > 0 else 0.0  # a deviation of 100% or more: down to 0, no sign change
+            out[metric] = value
+        return out
 
     def _bounds(self, pred: dict, row: object) -> dict[str, tuple[float, float]]:
         """Each metric's predicted (lower, upper) at a truth row (an index label of the pool)."""
