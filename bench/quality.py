@@ -27,6 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from hwmatch.cli.quality import COLUMNS, finite, results_table
 from hwmatch.data.importer import import_tables, load_mapping
+from hwmatch.engine.verification import UNPROVEN_RUNS
 from hwmatch.evaluation import Evaluation
 from hwmatch.evaluation.run import STRATEGIES
 
@@ -54,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh-runs", action="store_true",
                         help="closed loop: a verification run is the configuration's true value with noise drawn from "
                              "the table's repetitions (default: one of its own rows)")
+    parser.add_argument("--unproven-runs", type=int, default=UNPROVEN_RUNS,
+                        help="closed loop: runs of a candidate the bounds do not vouch for, all of which must hold "
+                             f"(default {UNPROVEN_RUNS})")
     parser.add_argument("--only", help="comma-separated families to run (default: all present)")
     parser.add_argument("--strategies", default=",".join(STRATEGIES),
                         help=f"comma-separated sampling strategies (default {','.join(STRATEGIES)})")
@@ -83,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         imported = import_tables(load_mapping(ROOT / "examples" / "import" / f"{family}.yaml"), files)
         with threadpool_limits(1):  # many small fits on shared cores: threads only contend
             results = Evaluation(imported, queries, confidences, args.seed, args.verify_budget,
-                                 improve=not args.no_improve, fresh_runs=args.fresh_runs).run(budgets, strategies)
+                                 improve=not args.no_improve, fresh_runs=args.fresh_runs,
+                                 unproven_runs=args.unproven_runs).run(budgets, strategies)
         seconds = time.perf_counter() - start
         section = results_table(f"{family} ({len(imported.frame)} rows, {seconds:.0f} s)", results)
         console.print(section)  # as each family finishes; all of them together at the end

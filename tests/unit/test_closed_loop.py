@@ -14,7 +14,7 @@ import pytest
 from scipy.stats import norm
 
 from hwmatch.api import Constraint, HWRecommendationSpec, Objective, ObjectRef
-from hwmatch.engine.verification import chance_of_meeting, measured_predictions, next_run
+from hwmatch.engine.verification import NextRun, chance_of_meeting, measured_predictions, next_run
 from hwmatch.evaluation.methods import candidate_set_of
 from hwmatch.modeling import Prediction
 from hwmatch.optimize import build_problem
@@ -36,17 +36,21 @@ def builder(frame: pd.DataFrame, query: HWRecommendationSpec):
     return lambda p: build_problem(cs, p, query, {"latency": "minimize"})
 
 
-def drive(problem, pred, truth: np.ndarray, budget: int, improve: bool = True):
-    """Run the loop to its end with runs that measure ``truth``: (answer, runs in order, last decision)."""
+def drive(problem, pred, truth: np.ndarray, budget: int, improve: bool = True, unproven: int = 1):
+    """Run the loop to its end with runs that measure ``truth``: (answer, candidates in order, last decision)."""
     runs: dict[int, list[dict[str, float]]] = {}
     order = []
+    spent = 0
     while True:
-        step = next_run(problem, pred, runs, budget - len(runs), improve=improve)
+        step = next_run(problem, pred, runs, budget - spent, improve=improve, unproven=unproven)
         if step.run is None:
+            assert spent <= budget
             return step.answer, order, step
         assert step.run not in runs, "a candidate is never measured twice"
+        assert step.repetitions == (1 if step.why == "verify" else unproven) <= budget - spent
         order.append(step.run)
-        runs[step.run] = [{"latency": float(truth[step.run])}]
+        runs[step.run] = [{"latency": float(truth[step.run])}] * step.repetitions
+        spent += step.repetitions
 
 
 def test_measured_candidates_read_their_runs() -> None:
@@ -113,8 +117,28 @@ def test_a_refusal_is_measured_away_only_by_a_run_that_holds() -> None:
     assert next_run(problem, pred, {}, 0).answer is None  # a point-based choice is never answered unmeasured
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_the_loop_against_a_brute_force_oracle(seed: int) -> None:
+def test_a_candidate_the_bounds_do_not_vouch_for_holds_only_when_all_its_runs_do() -> None:
+    frame = candidates([3.0, 2.0, 1.0])
+    query = spec(10.0)
+    value = np.array([5.0, 8.0, 9.0])
+    pred = {"latency": Prediction(value, value - 2, value + 4)}
+    problem = builder(frame, query)
+    verified = {0: [{"latency": 6.0}]}
+    step = next_run(problem, pred, verified, 4, unproven=2)
+    assert step.why == "improve" and step.repetitions == 2
+    assert next_run(problem, pred, verified, 1, unproven=2) == NextRun(None, 0, True, "spent")  # one run left: not enough
+    lucky = {**verified, step.run: [{"latency": 9.0}, {"latency": 10.5}]}  # held once, broke once
+    after = next_run(problem, pred, lucky, 2, unproven=2)
+    assert after.answer == 0 and after.run not in lucky
+    both = {**verified, step.run: [{"latency": 9.0}, {"latency": 9.8}]}
+    assert next_run(problem, pred, both, 2, unproven=2).answer == step.run
+    # the choice at the bounds is verified by one run, whatever ``unproven``
+    assert next_run(problem, pred, {}, 1, unproven=3) == NextRun(0, None, False, "verify")
+
+
+@pytest.mark.parametrize("unproven", [1, 2])
+@pytest.mark.parametrize("seed", range(30))
+def test_the_loop_against_a_brute_force_oracle(seed: int, unproven: int) -> None:
     rng = np.random.default_rng(seed)
     n = int(rng.integers(4, 14))
     prices = rng.choice([1.0, 2.0, 3.0, 5.0], size=n)
@@ -131,8 +155,8 @@ def test_the_loop_against_a_brute_force_oracle(seed: int) -> None:
     cost = prices if seed % 2 else truth  # what a run of each candidate shows of the objective
     predicted = value if not seed % 2 else prices  # and what the points predict of it
 
-    answer, order, last = drive(problem, pred, truth, budget)
-    assert len(order) <= budget and len(set(order)) == len(order)
+    answer, order, last = drive(problem, pred, truth, budget, unproven=unproven)
+    assert len(set(order)) == len(order)
     held = [i for i in order if truth[i] <= bound]
     if held:  # the answer is the best measured candidate that held, by what was measured (ties: the ranking)
         assert answer in held and cost[answer] == min(cost[i] for i in held)
@@ -145,13 +169,13 @@ def test_the_loop_against_a_brute_force_oracle(seed: int) -> None:
     if answer is not None and answer not in held:  # unmeasured: only the choice at the bounds, with the runs spent
         assert last.why == "spent" and value[answer] + half[answer] <= bound + 1e-9
     # the improvement runs only ever add to the first answer that held
-    first, first_order, _ = drive(problem, pred, truth, budget, improve=False)
+    first, first_order, _ = drive(problem, pred, truth, budget, improve=False, unproven=unproven)
     assert order[:len(first_order)] == first_order
     if first is not None and first in held:
         assert answer is not None and cost[answer] <= cost[first]
     # with a budget for every candidate and points that are the truth, the true optimum is found
     exact = {"latency": Prediction(truth, truth - half, truth + half)}
-    best, _, _ = drive(problem, exact, truth, n)
+    best, _, _ = drive(problem, exact, truth, n * unproven, unproven=unproven)
     feasible = [i for i in range(n) if truth[i] <= bound]
     if feasible:
         assert best is not None and cost[best] == min(cost[i] for i in feasible)

@@ -416,13 +416,20 @@ class NextRun:
     the requirements), ``improve`` (a candidate predicted better than the
     measured answer); when stopping, ``done`` (nothing predicted better than
     the measured answer), ``spent`` (the budget is spent) or ``nothing``
-    (nothing left that could meet the requirements).
+    (nothing left that could meet the requirements). ``repetitions``: how
+    many runs of ``run`` (all must meet the requirements for it to hold).
     """
 
     run: int | None
     answer: int | None
     measured: bool
     why: Why
+    repetitions: int = 1
+
+
+#: Runs of a candidate the bounds do not vouch for (a plausible one, or one predicted better), all of which must
+#: hold before it is an answer: one run of it is the draw of its noise, which the model does not bound there.
+UNPROVEN_RUNS = 2
 
 
 def measured_predictions(
@@ -458,6 +465,7 @@ def measured_predictions(
 def next_run(
     problem: Callable[[Mapping[str, "Prediction"]], "Problem"], pred: Mapping[str, "Prediction"],
     runs: Mapping[int, Sequence[Mapping[str, float]]], budget: int, improve: bool = True,
+    unproven: int = UNPROVEN_RUNS,
 ) -> NextRun:
     """What the closed loop measures next, from every candidate's predictions and the runs so far.
 
@@ -465,7 +473,10 @@ def next_run(
     the candidates (bounds at the request's confidence); ``pred`` are the
     predictions (value and interval), ``runs`` the metrics measured per
     candidate (:func:`measured_predictions`), ``budget`` the runs left;
-    ``improve=False`` stops at the first answer measured to hold (step 3 is skipped).
+    ``improve=False`` stops at the first answer measured to hold (step 3 is
+    skipped). The choice at the bounds is verified with one run; a candidate
+    the bounds do not vouch for (steps 2 and 3) with ``unproven`` runs, all
+    of which must hold, and only while the budget has that many left.
 
     1. The *answer* is the best measured candidate whose runs met every
        requirement, by what they measured.
@@ -502,7 +513,9 @@ def next_run(
         plausible = most_plausible(problem, known, ~measured)
         if plausible is None:
             return NextRun(None, None, False, "nothing")
-        return NextRun(plausible, None, False, "plausible") if budget > 0 else NextRun(None, None, False, "spent")
+        if budget < unproven:
+            return NextRun(None, None, False, "spent")
+        return NextRun(plausible, None, False, "plausible", unproven)
     if not improve:
         return NextRun(None, int(answer), True, "done")
     point = problem(_points(known))
@@ -510,11 +523,11 @@ def next_run(
     better = np.flatnonzero(~measured & feasible_mask(point) & (gain > 0))
     if better.size == 0:
         return NextRun(None, int(answer), True, "done")
-    if budget <= 0:
+    if budget < unproven:
         return NextRun(None, int(answer), True, "spent")
     expected = gain[better] * chance_of_meeting(point, bounded, better)
     top = better[expected == expected.max()]
-    return NextRun(int(best_of(point, top)), int(answer), True, "improve")  # type: ignore[arg-type]  # top is not empty
+    return NextRun(int(best_of(point, top)), int(answer), True, "improve", unproven)  # type: ignore[arg-type]
 
 
 def chance_of_meeting(point: "Problem", bounded: "Problem", among: "np.ndarray") -> "np.ndarray":

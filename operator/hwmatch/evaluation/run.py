@@ -16,19 +16,23 @@ recommendations). The HADA-like baseline learns from the random sample.
 With ``verify_budget`` K > 0 (``hwmatch evaluate --verify-budget K``), a
 method with intervals answers in a closed loop: each query may spend up to K
 measured runs, replayed from the table (one of the configuration's own rows,
-so with its own noise). The choice at the confidence is run; if the run
-meets every constraint it is the answer, else that configuration is
-excluded and the next choice is run. When the bounds admit no candidate,
-the most plausible one is run instead
-(:func:`~hwmatch.evaluation.methods.most_plausible`: the best by point
-predictions, or, when the points admit none either, the one whose points
-miss the requirements by the least, in units of its interval's optimistic
-half-width), and after a failed run the next: a refusal is turned into an
-answer only by a measurement that meets the constraints. With the budget spent,
-the last bound-based choice is answered unverified; a point-based one is
-not (no solution). The models are not refitted per query (one fit answers
-every query): the loop learns by exclusion, which is what K runs of one
-query can afford.
+so with its own noise; with ``fresh_runs``, the true value moved by a
+deviation the table's repetitions show). What to run next is
+:func:`hwmatch.engine.verification.next_run`'s decision: the choice at the
+confidence is run; a run that breaks a requirement rules that configuration
+out and the next choice is run; when the bounds admit no candidate, the most
+plausible one is run (the best by point predictions, or the nearest miss in
+units of its interval); and once a run has met every requirement, the runs
+left go to candidates whose point predictions meet the requirements and beat
+the measured answer's objective (the largest predicted gain times the chance
+of meeting the requirements first), a better one that holds becoming the
+answer, until the budget is spent or nothing is predicted better. A refusal
+is turned into an answer only by a run that meets the constraints; with the
+budget spent before any did, a choice at the bounds is answered unverified,
+a point-based one is not (no solution). The models are not refitted per
+query (one fit answers every query): a run is learnt at the configuration it
+measured, whose predictions become what it measured. ``improve=False`` stops
+at the first run that holds (the loop before the improvement runs).
 
 Each fitted method answers the same queries at every requested confidence
 (the queries differ only in ``spec.confidence``), which traces the trade-off
@@ -50,7 +54,7 @@ from hwmatch.api import AIAsset, HWRecommendationSpec
 from hwmatch.api.errors import InputError
 from hwmatch.data.frame import FEATURE, INSTANCE, METRIC, PARAM, columns, strip
 from hwmatch.data.importer import Imported
-from hwmatch.engine.verification import next_run
+from hwmatch.engine.verification import UNPROVEN_RUNS, next_run
 from hwmatch.evaluation.methods import HadaMethod, Method, SurrogateMethod, at_positions, candidate_set_of, choose
 from hwmatch.evaluation.queries import draw_queries, metrics_read
 from hwmatch.evaluation.scoring import Summary, score, summarise
@@ -88,7 +92,8 @@ class Evaluation:
     """A table, its truth and queries; :meth:`run` gives one :class:`Result` per budget, strategy, method and confidence."""
 
     def __init__(self, imported: Imported, queries: int, confidences: Sequence[float] = (0.95,), seed: int = 0,
-                 verify_budget: int = 0, improve: bool = True, fresh_runs: bool = False):
+                 verify_budget: int = 0, improve: bool = True, fresh_runs: bool = False,
+                 unproven_runs: int = UNPROVEN_RUNS):
         if not confidences or not all(0.5 <= c < 1 for c in confidences):
             raise InputError(f"confidences must be in [0.5, 1) (got {list(confidences)}); e.g. 0.9,0.95")
         self.asset: AIAsset = imported.asset
@@ -103,6 +108,9 @@ class Evaluation:
         self.verify_budget = verify_budget
         self.improve = improve
         self.fresh_runs = fresh_runs
+        if unproven_runs < 1:
+            raise InputError(f"unproven_runs is a number of runs, at least 1 (got {unproven_runs})")
+        self.unproven_runs = unproven_runs
         self.pool = self.truth.table.drop(columns=[*columns(self.truth.table, METRIC), "rows"])
         self.goals = {m.name: m.goal for m in self.asset.spec.metrics if m.goal is not None}
         self._candidates = [self.truth.candidates(metrics_read(q), q.instance) for q in self.queries]
@@ -221,12 +229,15 @@ class Evaluation:
         except RecommendationError:
             return None, 0  # a metric the query reads has no model (never measured in the sample)
         runs: dict[int, list[dict[str, float]]] = {}
+        spent = 0
         while True:
             step = next_run(lambda p: build_problem(candidate_set, p, query, self.goals), sub, runs,
-                            self.verify_budget - len(runs), improve=self.improve)
+                            self.verify_budget - spent, improve=self.improve, unproven=self.unproven_runs)
             if step.run is None:
-                return (None if step.answer is None else int(candidates.index[step.answer])), len(runs)
-            runs[step.run] = [self.run_once(int(candidates.index[step.run]), rng)]
+                return (None if step.answer is None else int(candidates.index[step.answer])), spent
+            label = int(candidates.index[step.run])
+            runs[step.run] = [self.run_once(label, rng) for _ in range(step.repetitions)]
+            spent += step.repetitions
 
     def run_once(self, label: int, rng: np.random.Generator) -> dict[str, float]:
         """One verification run of a pool configuration (an index label): the metrics it measures.
