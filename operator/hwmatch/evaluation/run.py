@@ -26,10 +26,12 @@ units of its interval); and once a run has met every requirement, the runs
 left go to candidates whose point predictions meet the requirements and beat
 the measured answer's objective (the largest predicted gain times the chance
 of meeting the requirements first), a better one that holds becoming the
-answer, until the budget is spent or nothing is predicted better. A refusal
-is turned into an answer only by a run that meets the constraints; with the
-budget spent before any did, a choice at the bounds is answered unverified,
-a point-based one is not (no solution). The models are not refitted per
+answer, until the budget is spent or nothing is predicted better. A
+candidate the bounds do not vouch for (a plausible one, or one predicted
+better) is run ``unproven_runs`` times (default two) and holds only if every
+run does. A refusal is turned into an answer only by runs that meet the
+constraints; with the budget spent before any did, a choice at the bounds is
+answered unverified, a point-based one is not (no solution). The models are not refitted per
 query (one fit answers every query): a run is learnt at the configuration it
 measured, whose predictions become what it measured. ``improve=False`` stops
 at the first run that holds (the loop before the improvement runs).
