@@ -11,7 +11,7 @@ from hwmatch.api.errors import InputError
 from hwmatch.api.vocabulary import make_trial
 from hwmatch.data.frame import METRIC
 from hwmatch.evaluation import GroundTruth, draw_queries, score, summarise
-from hwmatch.evaluation.methods import choose, most_plausible
+from hwmatch.evaluation.methods import at_positions, candidate_set_of, choose
 from hwmatch.execution.replay import NOT_MEASURED, ReplayExecutor, ReplayTable
 from hwmatch.modeling import Prediction
 from hwmatch.planning import Planner, get_sampler
@@ -94,6 +94,20 @@ def test_choose_respects_intervals() -> None:
     assert picked == at(truth, "a", 1)  # a x=2 (20 + 5 > 21) no longer qualifies, a x=1 (10 + 5) does
     assert choose(query(Constraint(metric="latency", max=4.9)), pool, positions, wide) is None
     assert choose(query(Constraint(metric="power", max=1)), pool, positions, point) is None  # no model: no answer
+
+
+def most_plausible(query, candidates, positions, pred):
+    """The engine's choice among the table's candidates, as an index label (None: no candidate, or no model)."""
+    from hwmatch.engine.verification import most_plausible as nearest
+    from hwmatch.optimize import RecommendationError, build_problem
+
+    candidate_set = candidate_set_of(candidates)
+    try:
+        best = nearest(lambda p: build_problem(candidate_set, p, query), at_positions(pred, positions),
+                       np.ones(len(candidates), dtype=bool))
+    except RecommendationError:
+        return None
+    return None if best is None else candidates.index[best]
 
 
 def test_most_plausible_is_the_point_choice_else_the_nearest_miss_in_interval_units() -> None:

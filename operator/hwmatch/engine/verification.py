@@ -37,6 +37,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Literal, Mapping, Sequence
 
+import numpy as np
+
 from hwmatch.api import (
     BenchmarkSweep,
     BenchmarkTrial,
@@ -66,8 +68,6 @@ from hwmatch.engine.sweeps import NoProgress, Progress, SweepError
 from hwmatch.execution import Executor
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from hwmatch.modeling import Prediction
     from hwmatch.optimize import Problem
 
@@ -444,8 +444,6 @@ def measured_predictions(
     decides), and its objective is what was measured. A metric its runs did
     not measure becomes unknown there (unknown meets no requirement).
     """
-    import numpy as np
-
     from hwmatch.modeling import Prediction
 
     out = {}
@@ -496,8 +494,6 @@ def next_run(
     driver may also learn from, refitting ``pred``), so a failed candidate is
     never measured again and a better one that held becomes the answer.
     """
-    import numpy as np
-
     from hwmatch.optimize.solver import best_of, feasible_mask
 
     measured = np.zeros(len(next(iter(pred.values()))), dtype=bool)
@@ -530,7 +526,7 @@ def next_run(
     return NextRun(int(best_of(point, top)), int(answer), True, "improve", unproven)  # type: ignore[arg-type]
 
 
-def chance_of_meeting(point: "Problem", bounded: "Problem", among: "np.ndarray") -> "np.ndarray":
+def chance_of_meeting(point: "Problem", bounded: "Problem", among: np.ndarray) -> np.ndarray:
     """Per candidate ``among``, the chance that it meets every requirement, read from its intervals.
 
     Each requirement's pessimistic end (``bounded``, at the per-bound level
@@ -541,7 +537,6 @@ def chance_of_meeting(point: "Problem", bounded: "Problem", among: "np.ndarray")
     requirements (as if independent). An exact requirement (the price: no
     interval) is met or not; an unbounded end gives 1/2 to a point that meets.
     """
-    import numpy as np
     from scipy.stats import norm
 
     z = float(norm.ppf((1 + bounded.level) / 2))
@@ -558,7 +553,7 @@ def chance_of_meeting(point: "Problem", bounded: "Problem", among: "np.ndarray")
 
 def most_plausible(
     problem: Callable[[Mapping[str, "Prediction"]], "Problem"], pred: Mapping[str, "Prediction"],
-    among: "np.ndarray",
+    among: np.ndarray,
 ) -> int | None:
     """The candidate worth measuring when the bounds admit none: the nearest to meeting every requirement.
 
@@ -576,8 +571,6 @@ def most_plausible(
     price) that is missed cannot be met: such candidates are never chosen.
     ``None`` when no candidate can meet the requirements at all.
     """
-    import numpy as np
-
     from hwmatch.modeling import Prediction
     from hwmatch.optimize.solver import best_of
 

@@ -138,25 +138,6 @@ def choose(
     return None if best is None else candidates.index[best]
 
 
-def most_plausible(
-    query: HWRecommendationSpec,
-    candidates: pd.DataFrame,
-    positions: np.ndarray,
-    pred: Mapping[str, Prediction],
-    goals: Mapping[str, str] | None = None,
-) -> int | None:
-    """The candidate (index label) worth measuring when the bounds admit none (:func:`hwmatch.engine.verification.most_plausible`)."""
-    from hwmatch.engine.verification import most_plausible as nearest
-
-    candidate_set = candidate_set_of(candidates)
-    try:
-        best = nearest(lambda p: build_problem(candidate_set, p, query, goals), at_positions(pred, positions),
-                       np.ones(len(candidates), dtype=bool))
-    except RecommendationError:
-        return None
-    return None if best is None else candidates.index[best]
-
-
 def at_positions(pred: Mapping[str, Prediction], positions: np.ndarray) -> dict[str, Prediction]:
     """The predictions of the candidates at ``positions`` of the arrays."""
     return {m: Prediction(p.value[positions], p.lower[positions], p.upper[positions]) for m, p in pred.items()}

@@ -226,15 +226,14 @@ class Evaluation:
     ) -> tuple[int | None, int]:
         """The answer after up to :attr:`verify_budget` replayed runs (see the module docstring), and the runs spent."""
         candidate_set, sub = candidate_set_of(candidates), at_positions(pred, positions)
-        try:
-            build_problem(candidate_set, sub, query, self.goals)
-        except RecommendationError:
-            return None, 0  # a metric the query reads has no model (never measured in the sample)
         runs: dict[int, list[dict[str, float]]] = {}
         spent = 0
         while True:
-            step = next_run(lambda p: build_problem(candidate_set, p, query, self.goals), sub, runs,
-                            self.verify_budget - spent, improve=self.improve, unproven=self.unproven_runs)
+            try:
+                step = next_run(lambda p: build_problem(candidate_set, p, query, self.goals), sub, runs,
+                                self.verify_budget - spent, improve=self.improve, unproven=self.unproven_runs)
+            except RecommendationError:  # a metric the query reads has no model (never measured in the sample)
+                return None, spent
             if step.run is None:
                 return (None if step.answer is None else int(candidates.index[step.answer])), spent
             label = int(candidates.index[step.run])
@@ -259,7 +258,7 @@ class Evaluation:
         out = {}
         for metric in self.truth.metrics:
             value = float(row[METRIC + metric])
-            spread = self.truth.deviations.get((platform, metric), self.truth.deviations.get(("*", metric)))
+            spread = self.truth.deviations_of(platform, metric)
             if np.isfinite(value) and spread is not None and spread.size:
                 moved = value * (1 + float(rng.choice([-1.0, 1.0])) * float(spread[rng.integers(spread.size)]))
                 value = moved if moved * value > 0 else 0.0  # a deviation of 100% or more: down to 0, no sign change

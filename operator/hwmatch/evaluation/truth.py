@@ -69,6 +69,11 @@ class GroundTruth:
         """The true value of ``metric`` per configuration; ``cost_per_hour`` is a column of its own."""
         return self.table[metric if metric == "cost_per_hour" else METRIC + metric]
 
+    def deviations_of(self, platform: str, metric: str) -> np.ndarray | None:
+        """The relative deviations of single runs of ``metric`` on ``platform`` (the metric's over every platform
+        where it has too few); None where the table never repeats a configuration."""
+        return self.deviations.get((platform, metric), self.deviations.get(("*", metric)))
+
     def noise_margin(self, metric: str, rows: pd.DataFrame, level: float) -> np.ndarray:
         """How far one run of each of ``rows`` may land from its true value, at two-sided ``level``.
 
@@ -84,7 +89,7 @@ class GroundTruth:
         values = np.abs(self.values(metric).loc[rows.index].to_numpy(dtype=float))
         platforms = rows["platform"].astype(str).to_numpy()
         for platform in np.unique(platforms):
-            scale = self.deviations.get((platform, metric), self.deviations.get(("*", metric)))
+            scale = self.deviations_of(platform, metric)
             if scale is not None and scale.size:
                 where = platforms == platform
                 out[where] = np.quantile(scale, level) * values[where]
