@@ -9,7 +9,7 @@ import json
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import pytest
 
@@ -76,8 +76,10 @@ class FakeKube:
     def get(self, plural: str, namespace: str, name: str) -> dict | None:
         return copy.deepcopy(self.objects.get((plural, name)))
 
-    def list(self, plural: str, namespace: str, labels: Mapping[str, str] | None = None) -> list[dict]:
-        return [copy.deepcopy(o) for (p, _), o in self.objects.items() if p == plural and _match(o, labels)]
+    def list(self, plural: str, namespace: str, labels: Mapping[str, str] | None = None, *,
+             exists: Iterable[str] = ()) -> list[dict]:
+        return [copy.deepcopy(o) for (p, _), o in self.objects.items()
+                if p == plural and _match(o, labels) and all(k in o["metadata"].get("labels", {}) for k in exists)]
 
     def create(self, plural: str, namespace: str, body: Mapping[str, Any]) -> dict:
         if (plural, body["metadata"]["name"]) not in self.objects:
@@ -95,8 +97,9 @@ class FakeKube:
     def annotate(self, plural: str, namespace: str, name: str, annotations: Mapping[str, str]) -> None:
         self.objects[(plural, name)]["metadata"].setdefault("annotations", {}).update(annotations)
 
-    def jobs(self, namespace: str, labels: Mapping[str, str]) -> list[dict]:
-        return [copy.deepcopy(j) for j in self.jobs_by_name.values() if _match(j, labels)]
+    def jobs(self, namespace: str, labels: Mapping[str, str], *, key: str | None = None,
+             names: Iterable[str] | None = None) -> list[dict]:
+        return [copy.deepcopy(j) for j in self.jobs_by_name.values() if _match(j, labels) and _named(j, key, names)]
 
     def create_job(self, namespace: str, manifest: Mapping[str, Any]) -> bool:
         name = manifest["metadata"]["name"]
@@ -109,8 +112,10 @@ class FakeKube:
     def delete_job(self, namespace: str, name: str) -> None:
         self.jobs_by_name.pop(name, None)
 
-    def pods(self, namespace: str, labels: Mapping[str, str]) -> list[dict]:
-        return [copy.deepcopy(p) for ps in self.pods_by_job.values() for p in ps if _match(p, labels)]
+    def pods(self, namespace: str, labels: Mapping[str, str], *, key: str | None = None,
+             names: Iterable[str] | None = None) -> list[dict]:
+        return [copy.deepcopy(p) for ps in self.pods_by_job.values() for p in ps
+                if _match(p, labels) and _named(p, key, names)]
 
     # -- what the Job controller and a kubelet would do --
 
@@ -130,6 +135,10 @@ class FakeKube:
         self.jobs_by_name[job]["status"] = {
             "conditions": [{"type": kind, "status": "True", "reason": "" if exit_code == 0 else "BackoffLimitExceeded"}],
             "succeeded" if exit_code == 0 else "failed": 1}
+
+
+def _named(obj: Mapping[str, Any], key: str | None, names: Iterable[str] | None) -> bool:
+    return key is None or names is None or obj["metadata"].get("labels", {}).get(key) in set(names)
 
 
 def _match(obj: Mapping[str, Any], labels: Mapping[str, str] | None) -> bool:
@@ -207,6 +216,45 @@ def test_outcomes_are_recorded_and_a_finished_trial_never_runs_again(kube) -> No
     telemetry = next(c for c in small["status"]["conditions"] if c["type"] == "Telemetry")
     assert telemetry["status"] == "False" and telemetry["reason"] == "PrometheusNotConfigured"
     assert {"Completed", "NoResult", "Succeeded"} <= {e[2] for e in events}
+
+
+def test_after_the_first_pass_only_the_running_trials_jobs_and_pods_are_read_and_after_an_error_all(kube) -> None:
+    """A pass costs what runs: later passes ask for the Jobs and pods of the trials whose status says Running.
+
+    What only an interrupted pass leaves (here: a Job created for a trial whose status still says Pending) is
+    found by a full pass: the first in a process, and the one after a pass that raised.
+    """
+    asked: list[object] = []
+    jobs = kube.jobs
+
+    def recording(namespace: str, labels: Mapping[str, str], *, key: str | None = None,
+                  names: Iterable[str] | None = None) -> list[dict]:
+        asked.append(None if names is None else sorted(names))
+        return jobs(namespace, labels, key=key, names=names)
+
+    kube.jobs = recording  # type: ignore[method-assign]
+    r = _reconciler(kube, Events())
+    r.reconcile(NS, "toy-sweep")
+    assert asked == [None]  # the first pass of a process reads every Job of the sweep
+    running = sorted(t["metadata"]["name"] for t in kube.list(TRIALS, NS) if t.get("status", {}).get("phase") == "Running")
+    r.reconcile(NS, "toy-sweep")
+    assert asked[1] == running and len(running) == 3
+    # An interrupted pass: a pending trial's Job exists, and the next pass raises before it writes anything.
+    pending = next(t for t in kube.list(TRIALS, NS) if t.get("status", {}).get("phase", "Pending") == "Pending")
+    planned = kube.get(TRIALS, NS, pending["metadata"]["name"])
+    kube.create_job(NS, {"metadata": {"name": planned["metadata"]["name"], "labels": planned["metadata"]["labels"]},
+                         "spec": {}})
+    replace_status = kube.replace_status
+    kube.replace_status = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("API down"))  # type: ignore[method-assign]
+    for name in running:
+        kube.finish(name, {"latency_ms": 5.0})
+    with pytest.raises(RuntimeError):
+        r.reconcile(NS, "toy-sweep")
+    kube.replace_status = replace_status  # type: ignore[method-assign]
+    r.reconcile(NS, "toy-sweep")
+    assert asked[-1] is None  # after the error: everything, so the Job of the Pending trial is seen
+    assert kube.jobs_created[planned["metadata"]["name"]] == 1  # and not created a second time
+    assert kube.get(TRIALS, NS, planned["metadata"]["name"])["status"]["phase"] == "Running"
 
 
 def test_an_unknown_asset_waits_and_an_unrunnable_one_fails_the_sweep(kube) -> None:

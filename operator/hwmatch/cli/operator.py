@@ -65,6 +65,10 @@ def operator_command(
     lease_duration: float = typer.Option(
         DEFAULT_LEASE_DURATION, "--lease-duration", metavar="SECONDS",
         help="A Lease not renewed for this long is taken over by a standby (renewed every 2/15 of it)."),
+    solver_processes: int = typer.Option(
+        1, "--solver-processes", min=0, metavar="N",
+        help="Worker processes that solve recommendations (read the trials, learn, optimise), so a solve neither "
+             "holds up the control loops nor grows the operator's memory; 0 solves in the operator's own process."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging (kopf's and hwmatch's)."),
 ) -> None:
     """Run the operator: reconcile AIAssets, BenchmarkSweeps (trials as Jobs) and HWRecommendations.
@@ -92,7 +96,7 @@ def operator_command(
             metrics_port=metrics_port, liveness_port=liveness_port,
             unschedulable_timeout=unschedulable_timeout, resync=resync, scrape_interval=scrape_interval,
             denied_namespaces=tuple(deny_namespace),
-            promql_tenancy=promql_tenancy.value,
+            promql_tenancy=promql_tenancy.value, solver_processes=solver_processes,
         )
     except InputError as exc:
         raise fail(str(exc)) from None

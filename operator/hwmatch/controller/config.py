@@ -83,12 +83,16 @@ class OperatorConfig:
     promql_tenancy: PromqlTenancy = "cluster"
     #: Leader election among replicas (``--leader-elect``): the Lease to hold before reconciling; None runs at once.
     lease: LeaseSettings | None = None
+    #: Worker processes that solve recommendations (:class:`~hwmatch.controller.solver.ProcessSolver`); 0: inline.
+    solver_processes: int = 1
 
     def __post_init__(self) -> None:
         if bool(self.namespaces) == self.all_namespaces:
             raise InputError("give the namespaces to watch (--namespace NS, repeatable) or --all-namespaces, not both")
         if self.unschedulable_timeout <= 0 or self.resync <= 0 or self.scrape_interval <= 0:
             raise InputError("unschedulable timeout, resync and scrape interval must be > 0 seconds")
+        if self.solver_processes < 0:
+            raise InputError(f"--solver-processes must be 0 or more, not {self.solver_processes}")
         if self.promql_tenancy not in PROMQL_TENANCIES:
             raise InputError(f"--promql-tenancy must be one of {', '.join(PROMQL_TENANCIES)}, "
                              f"not {self.promql_tenancy!r}")

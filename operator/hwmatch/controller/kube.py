@@ -12,12 +12,15 @@ from __future__ import annotations
 import builtins
 import json
 import os
-from typing import Any, Mapping, cast
+import re
+from typing import Any, Iterable, Mapping, cast
+from urllib.parse import urlsplit
 
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from hwmatch.api import GROUP, VERSION
+from hwmatch.controller import metrics
 
 ASSETS, SWEEPS, TRIALS, RECOMMENDATIONS = "aiassets", "benchmarksweeps", "benchmarktrials", "hwrecommendations"
 _JSON_PATCH = "application/json-patch+json"
@@ -34,8 +37,50 @@ def load_configuration(kubeconfig: str | None = None) -> client.Configuration:
     return cfg
 
 
+#: A path's last segments: ``<resource>[/<name>[/<subresource>]]`` after ``namespaces/<ns>/`` or the version.
+_PATH = re.compile(r"^/(?:api/v1|apis/[^/]+/[^/]+)/(?:namespaces/[^/]+/)?(?P<resource>[^/?]+)(?P<name>/[^/?]+)?"
+                   r"(?P<sub>/[^/?]+)?")
+
+
+def request_verb(method: str, url: str) -> tuple[str, str]:
+    """(verb, resource) of a request as the API server names them (``list``, ``create``, ``patch``; ``jobs``,
+    ``benchmarktrials/status``), for :data:`~hwmatch.controller.metrics.KUBE_REQUESTS`."""
+    path = urlsplit(url)
+    match = _PATH.match(path.path)
+    if match is None:
+        return method.lower(), ""
+    resource = match["resource"] + (match["sub"] or "")
+    if method == "GET":
+        verb = "watch" if "watch=true" in path.query else ("get" if match["name"] else "list")
+    else:
+        verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, method.lower())
+    return verb, resource
+
+
+class CountingApiClient(client.ApiClient):
+    """The ``kubernetes`` client, each request counted by verb and resource (``hwmatch_kube_requests_total``)."""
+
+    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        metrics.KUBE_REQUESTS.labels(*request_verb(method, url)).inc()
+        return super().call_api(method, url, *args, **kwargs)
+
+
 def _selector(labels: Mapping[str, str] | None) -> str:
     return ",".join(f"{k}={v}" for k, v in (labels or {}).items())
+
+
+#: Names per set-based selector (``key in (a,b,...)``): a list request's URL stays a few kilobytes.
+NAMES_PER_LIST = 100
+
+
+def _selectors(labels: Mapping[str, str], key: str | None, names: Iterable[str] | None) -> builtins.list[str]:
+    """The label selectors of one listing: ``labels`` alone, or with ``key in (...)`` over ``names``, in chunks."""
+    base = _selector(labels)
+    if key is None or names is None:
+        return [base]
+    chosen = sorted(set(names))
+    return [",".join(filter(None, (base, f"{key} in ({','.join(chosen[i:i + NAMES_PER_LIST])})")))
+            for i in range(0, len(chosen), NAMES_PER_LIST)]
 
 
 class Kube:
@@ -57,9 +102,12 @@ class Kube:
                 return None
             raise
 
-    def list(self, plural: str, namespace: str, labels: Mapping[str, str] | None = None) -> builtins.list[dict[str, Any]]:
+    def list(self, plural: str, namespace: str, labels: Mapping[str, str] | None = None, *,
+             exists: Iterable[str] = ()) -> builtins.list[dict[str, Any]]:
+        """The objects with ``labels`` (and every label of ``exists``, whatever its value)."""
+        selector = ",".join(filter(None, (_selector(labels), *exists)))
         answer = cast(dict[str, Any], self.custom.list_namespaced_custom_object(
-            GROUP, VERSION, namespace, plural, label_selector=_selector(labels)))
+            GROUP, VERSION, namespace, plural, label_selector=selector))
         return list(answer.get("items", []))
 
     def create(self, plural: str, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -93,9 +141,13 @@ class Kube:
 
     # -- Jobs and pods ------------------------------------------------------------------------
 
-    def jobs(self, namespace: str, labels: Mapping[str, str]) -> builtins.list[dict[str, Any]]:
-        return _items(self.batch.list_namespaced_job(namespace, label_selector=_selector(labels),
-                                                     _preload_content=False))
+    def jobs(self, namespace: str, labels: Mapping[str, str], *, key: str | None = None,
+             names: Iterable[str] | None = None) -> builtins.list[dict[str, Any]]:
+        """The Jobs with ``labels``; with ``key`` and ``names``, only those whose label ``key`` is one of ``names``
+        (no request when there are none)."""
+        return [item for selector in _selectors(labels, key, names)
+                for item in _items(self.batch.list_namespaced_job(namespace, label_selector=selector,
+                                                                  _preload_content=False))]
 
     def create_job(self, namespace: str, manifest: Mapping[str, Any]) -> bool:
         """Create the Job; False when one of that name exists already (a previous pass created it)."""
@@ -142,9 +194,12 @@ class Kube:
         return _items(self.core.list_namespaced_service(namespace, label_selector=_selector(labels),
                                                         _preload_content=False))
 
-    def pods(self, namespace: str, labels: Mapping[str, str]) -> builtins.list[dict[str, Any]]:
-        return _items(self.core.list_namespaced_pod(namespace, label_selector=_selector(labels),
-                                                    _preload_content=False))
+    def pods(self, namespace: str, labels: Mapping[str, str], *, key: str | None = None,
+             names: Iterable[str] | None = None) -> builtins.list[dict[str, Any]]:
+        """The pods with ``labels`` (and ``key`` in ``names``, as :meth:`jobs`)."""
+        return [item for selector in _selectors(labels, key, names)
+                for item in _items(self.core.list_namespaced_pod(namespace, label_selector=selector,
+                                                                 _preload_content=False))]
 
 
 def _items(response: Any) -> builtins.list[dict[str, Any]]:

@@ -32,6 +32,10 @@ SOLVES = Counter("hwmatch_recommendation_solves_total", "Recommendations answere
 RECONCILE_SECONDS = Histogram("hwmatch_reconcile_seconds", "Duration of one reconcile pass, by kind.", ["kind"])
 #: 1 in the replica that holds the leader-election Lease (or runs without election), 0 in a standby.
 LEADER = Gauge("hwmatch_leader", "1 while this replica reconciles (holds the leader-election Lease), 0 on standby.")
+KUBE_REQUESTS = Counter("hwmatch_kube_requests_total", "Requests of the operator's Kubernetes client (its watches "
+                        "and Events are kopf's), by verb and resource.", ["verb", "resource"])
+EVENTS = Counter("hwmatch_events_total", "Kubernetes Events the operator posted, by type and reason.",
+                 ["type", "reason"])
 RECONCILE_ERRORS = Counter("hwmatch_reconcile_errors_total", "Reconcile passes that raised (retried after a back-off).",
                            ["kind"])
 

@@ -8,8 +8,11 @@ Ready / Infeasible conditions naming the binding or the unmeetable
 constraint. Its kstatus state: Ready with an answer (with ``spec.verify``,
 a verified one); Reconciling while it waits for its asset, trials or
 verification runs, or while its sweeps still run without an answer; Stalled
-when it cannot be answered with what there is. The surrogates cache by the content of their training rows, so a
-re-solve after one more trial refits only what changed.
+when it cannot be answered with what there is. The solve itself (read the
+asset's trials, learn, optimise) runs in a worker process
+(:mod:`~hwmatch.controller.solver`); the surrogates cache by the content of
+their training rows there, so a re-solve after one more trial refits only what
+changed. Every write stays here.
 
 What was solved is remembered in the annotation ``hwmatch.dev/solved-for``
 (a hash of the spec's generation, the platforms and the succeeded trials): a
@@ -25,12 +28,8 @@ too — what the round needs, and starts those runs as Jobs with
 
 from __future__ import annotations
 
-import hashlib
-import time
 from datetime import datetime, timezone
-from typing import Any, Sequence
-
-import pandas as pd
+from typing import Any
 
 from hwmatch.api import (
     AIAsset,
@@ -44,14 +43,13 @@ from hwmatch.api import (
     set_state,
 )
 from hwmatch.api.base import READY, RECONCILING, STALLED, State
-from hwmatch.api.vocabulary import FINISHED, LABEL_ASSET, LABEL_RECOMMENDATION, PENDING, canonical
+from hwmatch.api.vocabulary import FINISHED, LABEL_RECOMMENDATION, PENDING
 from hwmatch.controller import metrics
 from hwmatch.controller.kube import ASSETS, RECOMMENDATIONS, SWEEPS, TRIALS, Kube
 from hwmatch.controller.objects import InvalidObject, invalid, parse
+from hwmatch.controller.solver import InlineSolver, Solver, SolveRequest
 from hwmatch.controller.trials import RUNNING_RESYNC, Emit, Refusal, Telemetry, TrialJobs, TrialObject
-from hwmatch.data.cluster import TrialObjects
-from hwmatch.data.frame import succeeded
-from hwmatch.engine import SweepError, answer, verification_step
+from hwmatch.engine import SweepError, verification_step
 from hwmatch.engine.verification import judge_round, verification_condition
 
 SOLVED_FOR = "hwmatch.dev/solved-for"
@@ -61,9 +59,10 @@ class RecommendationReconciler:
     """The reconcile pass of a HWRecommendation (see the module docstring)."""
 
     def __init__(self, kube: Kube, emit: Emit, telemetry: Telemetry, unschedulable_timeout: float, resync: float, *,
-                 refusal: Refusal, seed: int = 0):
+                 refusal: Refusal, seed: int = 0, solver: Solver | None = None):
         self.kube, self.emit, self.telemetry, self.refusal, self.seed = kube, emit, telemetry, refusal, seed
         self.unschedulable_timeout, self.resync = unschedulable_timeout, resync
+        self.solver: Solver = solver if solver is not None else InlineSolver(kube)
 
     def reconcile(self, namespace: str, name: str) -> float:
         """Solve if the inputs changed, and move ``spec.verify`` on; seconds until the next pass is due."""
@@ -95,54 +94,33 @@ class RecommendationReconciler:
         verifying = _Verifying(self, obj, rec, asset, sweeps) if rec.spec.verify is not None else None
         if verifying is not None:
             verifying.advance()  # runs that ended are recorded and judged before solving: the answer learns from them
-        trials = [BenchmarkTrial.model_validate(o) for o in self.kube.list(TRIALS, ns, {LABEL_ASSET: asset_name})]
-        wanted = [r.name for r in rec.spec.sweep_refs]
-        known = {s.metadata.name for s in sweeps}
-        data = TrialObjects(asset, sweeps, trials)
-        rows = succeeded(data.frame(wanted))
-        try:
-            priors = {r.name: self._prior(ns, r.name) for r in asset.spec.prior_from}
-        except InvalidObject as exc:
-            self._waiting(obj, rec, STALLED, "InvalidInput", str(exc))
-            return self.resync
-        key = _fingerprint(rec, [s for s in sweeps if not wanted or s.metadata.name in wanted], rows,
-                           [succeeded(f) for f in priors.values() if f is not None])
         current = verifying.rec if verifying is not None else rec  # with the judged verification, if any
-        fresh = not (rec.metadata.annotations.get(SOLVED_FOR) == key and rec.status is not None)
-        if not fresh:
-            solved = current.model_copy(deep=True)  # its state may still move (_while_sweeps_run): not the one read
-        elif rows.empty and all(w in known for w in wanted):
-            scope = ", ".join(wanted or sorted(known)) or "none yet"
-            self._waiting(obj, rec, RECONCILING, "WaitingForTrials",
-                          f"no succeeded trials of AIAsset {asset_name} yet (sweeps: {scope})")
+        wanted = [r.name for r in rec.spec.sweep_refs]
+        done = self.solver(SolveRequest(
+            namespace=ns, recommendation=current.to_wire(), asset=asset_obj, sweeps=[s.to_wire() for s in sweeps],
+            solved_for=rec.metadata.annotations.get(SOLVED_FOR), has_answer=rec.status is not None, seed=self.seed))
+        if done.outcome == "invalid":
+            self._waiting(obj, rec, STALLED, "InvalidInput", done.message)
             return self.resync
+        if done.outcome == "waiting":
+            self._waiting(obj, rec, RECONCILING, "WaitingForTrials", done.message)
+            return self.resync
+        fresh = done.outcome == "solved"
+        if fresh:
+            assert done.status is not None
+            solved = current.model_copy(update={"status": HWRecommendationStatus.model_validate(done.status)})
+            metrics.SOLVE_SECONDS.observe(done.seconds)
+            metrics.SOLVES.labels(ns, solved.status.phase or "").inc()  # type: ignore[union-attr]
         else:
-            started = time.perf_counter()
-            solved = answer(current, asset, sweeps, data.frame, seed=self.seed, where=f"in namespace {ns}",
-                            prior=priors.get)
-            metrics.SOLVE_SECONDS.observe(time.perf_counter() - started)
-            assert solved.status is not None
-            metrics.SOLVES.labels(ns, solved.status.phase or "").inc()
+            solved = current.model_copy(deep=True)  # its state may still move (_while_sweeps_run): not the one read
         assert solved.status is not None
         requeue = self.resync if verifying is None else verifying.step(solved)
         _while_sweeps_run(solved.status, [s for s in sweeps if not wanted or s.metadata.name in wanted],
                           rec.metadata.generation)
         self._write(obj, rec, solved.status)
         if fresh:
-            self.kube.annotate(RECOMMENDATIONS, ns, rec.metadata.name, {SOLVED_FOR: key})
+            self.kube.annotate(RECOMMENDATIONS, ns, rec.metadata.name, {SOLVED_FOR: done.key})
         return requeue
-
-    def _prior(self, ns: str, name: str) -> pd.DataFrame | None:
-        """The dataset of another asset's trials in ``ns`` (``spec.priorFrom``), as its own recommendations see it;
-        None when there is no such AIAsset."""
-        other = self.kube.get(ASSETS, ns, name)
-        if other is None:
-            return None
-        asset = parse(other, AIAsset)
-        sweeps = [parse(o, BenchmarkSweep) for o in self.kube.list(SWEEPS, ns)
-                  if o.get("spec", {}).get("assetRef", {}).get("name") == name]
-        trials = [BenchmarkTrial.model_validate(o) for o in self.kube.list(TRIALS, ns, {LABEL_ASSET: name})]
-        return TrialObjects(asset, sweeps, trials).frame()
 
     def _waiting(self, obj: dict[str, Any], rec: HWRecommendation, state: State, reason: str, message: str) -> None:
         """Not answerable: phase Pending, Reconciling (waiting) or Stalled with the reason; an earlier answer goes."""
@@ -256,16 +234,3 @@ def _while_sweeps_run(status: HWRecommendationStatus, sweeps: list[BenchmarkSwee
                      if s.status is None or not (is_true(s.status.conditions, READY) or is_true(s.status.conditions, STALLED)))
     state: State = RECONCILING if running else STALLED
     status.conditions = set_state(status.conditions, state, ready.reason, ready.message, generation)
-
-
-def _fingerprint(rec: HWRecommendation, sweeps: list[BenchmarkSweep], rows: pd.DataFrame,
-                 priors: Sequence[pd.DataFrame] = ()) -> str:
-    """What an answer depends on: the spec's generation, the sweeps' platforms, the succeeded trials' rows,
-    and those of the assets ``spec.priorFrom`` names.
-
-    Failed trials are left out: they change no model, so they trigger no re-solve.
-    """
-    h = hashlib.sha256(canonical([rec.metadata.generation, [[p.to_wire() for p in s.spec.platforms] for s in sweeps]]).encode())
-    for frame in (rows, *priors):
-        h.update(pd.util.hash_pandas_object(frame.sort_values("trial_id"), index=False).to_numpy().tobytes())
-    return h.hexdigest()[:16]

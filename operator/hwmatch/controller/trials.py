@@ -115,20 +115,31 @@ class TrialJobs:
         }
         return self.kube.create(TRIALS, self.ns, body)
 
-    def advance(self, trials: Mapping[str, TrialObject], labels: Mapping[str, str]) -> dict[str, str]:
-        """Record the outcome of every trial whose Job ended (Jobs and pods found by ``labels``); the phases after that."""
-        jobs = {j["metadata"]["labels"][LABEL_TRIAL]: j for j in self.kube.jobs(self.ns, labels)
+    def advance(self, trials: Mapping[str, TrialObject], labels: Mapping[str, str], *, full: bool = True) -> dict[str, str]:
+        """Record the outcome of every trial whose Job ended (Jobs and pods found by ``labels``); the phases after that.
+
+        ``full=False`` reads only the Jobs and pods of the trials whose status
+        says Running: a pass costs what runs, not what a sweep ran. What only a
+        pass interrupted between two writes leaves behind (a Job of a trial
+        whose status says Pending, the unfinished Job or the server of an ended
+        trial) is found by a full pass, which the caller makes the first one of
+        each object in a process and the one after a pass that raised.
+        """
+        scope: dict[str, Any] = {}
+        if not full:
+            scope = {"key": LABEL_TRIAL, "names": [tid for tid, (_, trial) in trials.items() if phase_of(trial) == RUNNING]}
+        jobs = {j["metadata"]["labels"][LABEL_TRIAL]: j for j in self.kube.jobs(self.ns, labels, **scope)
                 if LABEL_TRIAL in j["metadata"].get("labels", {})}
         pods: dict[str, list[dict[str, Any]]] = {}
         servers: dict[str, dict[str, Any]] = {}  # a serving trial's server pod, by trial
-        for pod in self.kube.pods(self.ns, labels):
+        for pod in self.kube.pods(self.ns, labels, **scope):
             pod_labels = pod["metadata"].get("labels", {})
             if pod_labels.get(LABEL_ROLE) == SERVER:
                 servers[pod_labels.get(LABEL_TRIAL, "")] = pod
             else:
                 pods.setdefault(pod_labels.get(LABEL_TRIAL, ""), []).append(pod)
         services = ({s["metadata"].get("labels", {}).get(LABEL_TRIAL, "") for s in self.kube.services(self.ns, labels)}
-                    if self.asset.spec.serving is not None else set())
+                    if self.asset.spec.serving is not None and full else set())
         phases: dict[str, str] = {}
         for tid, (tobj, trial) in trials.items():
             phase = phase_of(trial)
