@@ -20,6 +20,9 @@
 #                         (default ~/.cache/hwmatch/cluster)
 #   HWMATCH_PYTHON        Python with `kubernetes` and `pyyaml` (default .venv/bin/python)
 #   HWMATCH_NODEPOOLS     node pool file (default hack/nodepools.yaml)
+#   HWMATCH_CLUSTER_QPS   client rate of kube-controller-manager and kube-scheduler (requests/s, burst twice
+#                         that; default theirs, 20 and 50): the Job controller's 20/s caps a cluster at a few
+#                         trials a second, so bench/operator_scale.py raises it, as kwokctl --disable-qps-limits does
 #
 # Two clusters can run at once (each in its own HWMATCH_CLUSTER_DIR): each has its own
 # containerd, kubelet ports, cgroup root (/hwmatch-<API port>) and bridge (hwm<API port>).
@@ -401,6 +404,10 @@ EOF
         "https://127.0.0.1:$API_PORT/readyz"
 
     log "starting kube-controller-manager, kube-scheduler"
+    local qps=()
+    if [[ -n "${HWMATCH_CLUSTER_QPS:-}" ]]; then
+        qps=(--kube-api-qps "$HWMATCH_CLUSTER_QPS" --kube-api-burst "$((HWMATCH_CLUSTER_QPS * 2))")
+    fi
     start kube-controller-manager "$BIN/kube-controller-manager" \
         --kubeconfig "$DIR/kube-controller-manager.kubeconfig" \
         --authentication-kubeconfig "$DIR/kube-controller-manager.kubeconfig" \
@@ -410,12 +417,12 @@ EOF
         --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
         --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
         --controllers '*' \
-        --cluster-name hwmatch-local
+        --cluster-name hwmatch-local "${qps[@]}"
     start kube-scheduler "$BIN/kube-scheduler" \
         --kubeconfig "$DIR/kube-scheduler.kubeconfig" \
         --authentication-kubeconfig "$DIR/kube-scheduler.kubeconfig" \
         --authorization-kubeconfig "$DIR/kube-scheduler.kubeconfig" \
-        --secure-port 0 --leader-elect=false
+        --secure-port 0 --leader-elect=false "${qps[@]}"
 
     log "starting kwok (simulated node pools)"
     start kwok "$BIN/kwok" --kubeconfig "$DIR/kubeconfig" --config "$HACK/kwok/stages.yaml" \

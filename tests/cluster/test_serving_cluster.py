@@ -166,7 +166,7 @@ def test_a_serving_sweep_runs_server_pods_and_load_jobs_and_sizes_replicas_from_
         assert {v["trial"] for v in loads.values()} == {t["metadata"]["name"] for t in trials}, seen
         services = [v for k, v in seen.items() if k.startswith("service/")]
         assert services and all(v["clusterIP"] == "None" and v["owner"] == "BenchmarkTrial" for v in services), seen
-        # ... and both were removed when it ended; the load Jobs stay, owned by their trials, like batch trials'.
+        # ... and both were removed when it ended (the load Jobs too, once the results were in, like batch trials').
         wait_until("the server pods and Services to be removed", lambda: not cluster.core.list_namespaced_pod(
             ns, label_selector="hwmatch.dev/role=server").items and not cluster.core.list_namespaced_service(ns).items,
             timeout=60, interval=1)

@@ -202,6 +202,7 @@ def test_outcomes_are_recorded_and_a_finished_trial_never_runs_again(kube) -> No
     assert sweep["status"]["phase"] == "Succeeded" and conditions["Ready"]["status"] == "True"
     assert conditions["Ready"]["reason"] == "Complete" and "NoResult: 3" in conditions["Ready"]["message"]
     assert set(conditions) == {"Ready"} and sweep["status"]["observedGeneration"] == sweep["metadata"]["generation"]
+    assert r.counts.idle()  # the asset's count runs beside the passes
     assert kube.get(ASSETS, NS, "toy")["status"]["trials"] == 6
     small = next(t for t in kube.list(TRIALS, NS) if t["spec"]["platform"] == "small")
     # without --prometheus-url, the prometheus metric is reported missing; the trial keeps its harness metrics

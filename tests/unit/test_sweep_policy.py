@@ -180,7 +180,10 @@ def test_one_sweep_through_both_drivers_gives_the_same_trials_rounds_and_status(
     cluster_outcomes = {t["metadata"]["name"]: t["status"]["phase"] for t in kube.list(TRIALS, NS)}
 
     assert len(planned) == 2 * 14  # budget 14 combinations on each of 2 platforms: 8 first, then rounds of 3
-    assert created == planned  # the same trials, planned in the same rounds, in the same order
+    # the same trials, planned in the same rounds (a pass creates a round's trials side by side: within a
+    # round the creation order is the API server's)
+    for end in range(16, len(planned) + 1, 6):
+        assert set(created[:end]) == set(planned[:end]), end
     assert cluster_outcomes == local_outcomes
     assert Counter(local_outcomes.values())[FAILED] > 0  # the crash region was sampled: failures count the same
     wire = local.status.to_wire()

@@ -9,7 +9,9 @@
   resync interval passes. Nothing polls in a tight loop: a sweep wakes on its
   Jobs' watch events (and every 10 s while trials run, for unschedulable
   pods), a recommendation when its sweep records results (and every 10 s
-  while its verification runs).
+  while its verification runs), resting after a solve as long as the solve
+  took, so that a sweep's stream of results costs at most half a core of
+  solving (the last results are solved for at most one solve's time later).
 - ``Job`` (labelled by hwmatch): a watch event wakes the Job's sweep, or for a
   verification run (``spec.verify``) its recommendation.
 
@@ -22,6 +24,7 @@ carries on where the last one stopped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any, Callable
 
@@ -72,8 +75,13 @@ def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
 
 
 async def _loop(ctx: Context, stopped: asyncio.Event, logger: logging.Logger, kind: str,
-                keys: Callable[[], list[tuple[str, ...]]], step: Callable[[], float]) -> None:
-    """Reconcile, then wait for a wake-up, the resync or the stop; a pass that raises is retried after a back-off."""
+                keys: Callable[[], list[tuple[str, ...]]], step: Callable[[], float],
+                pause: Callable[[], float] = lambda: 0.0) -> None:
+    """Reconcile, then wait for a wake-up, the resync or the stop; a pass that raises is retried after a back-off.
+
+    ``pause()``: seconds to rest after a pass before a wake-up counts (what
+    woke it meanwhile is kept, and runs the pass after the rest).
+    """
     while not stopped.is_set():
         mark = ctx.signals.seen(keys())
         try:
@@ -82,6 +90,11 @@ async def _loop(ctx: Context, stopped: asyncio.Event, logger: logging.Logger, ki
             metrics.RECONCILE_ERRORS.labels(kind).inc()
             logger.exception(f"reconcile of this {kind} failed; retrying in {ERROR_BACKOFF:g}s")
             delay = ERROR_BACKOFF
+        rest = pause()
+        if rest > 0:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stopped.wait(), rest)
+            delay = max(0.0, delay - rest)
         waits = {asyncio.ensure_future(ctx.signals.wait(keys(), mark, delay)), asyncio.ensure_future(stopped.wait())}
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for waiting in waits:
@@ -140,7 +153,8 @@ async def recommendation_event(type: str | None, body: kopf.Body, namespace: str
         return [key, ("asset", namespace, asset), ("trials", namespace, asset)]
 
     async def loop(stopped: asyncio.Event) -> None:
-        await _loop(ctx, stopped, logger, "HWRecommendation", keys, lambda: ctx.recommendations.reconcile(namespace, name))
+        await _loop(ctx, stopped, logger, "HWRecommendation", keys, lambda: ctx.recommendations.reconcile(namespace, name),
+                    lambda: ctx.recommendations.pause(namespace, name))
 
     if _follow(ctx, key, type, body, loop) and _spec_changed(meta, status):
         ctx.signals.bump(key)

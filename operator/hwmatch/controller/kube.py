@@ -23,6 +23,9 @@ from hwmatch.api import GROUP, VERSION
 from hwmatch.controller import metrics
 
 ASSETS, SWEEPS, TRIALS, RECOMMENDATIONS = "aiassets", "benchmarksweeps", "benchmarktrials", "hwrecommendations"
+#: Kept-alive connections to the API server: passes run side by side, each with requests in flight
+#: (:data:`hwmatch.controller.trials.CONCURRENT_REQUESTS`); beyond the pool, every request would open a TLS connection.
+CONNECTIONS = 64
 _JSON_PATCH = "application/json-patch+json"
 _MERGE_PATCH = "application/merge-patch+json"
 
@@ -34,6 +37,7 @@ def load_configuration(kubeconfig: str | None = None) -> client.Configuration:
         config.load_incluster_config(client_configuration=cfg)
     else:
         config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    cfg.connection_pool_maxsize = CONNECTIONS
     return cfg
 
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import signal
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import aiohttp.web
@@ -22,6 +23,9 @@ from hwmatch.controller.config import OperatorConfig
 from hwmatch.controller.context import Context
 from hwmatch.controller.handlers import registry, settings
 from hwmatch.controller.leader import LeaderElector, until_set
+
+#: Threads for reconcile passes (one per sweep or recommendation while it reconciles).
+PASS_THREADS = 32
 
 
 async def _standby_health(port: int) -> aiohttp.web.AppRunner:
@@ -111,7 +115,11 @@ async def operate(config: OperatorConfig, stop_flag: threading.Event | asyncio.E
 
     Raises :class:`~hwmatch.controller.leader.LeadershipLost` when, with leader election, the Lease lapses.
     """
-    ctx = Context.build(config, asyncio.get_running_loop())
+    loop = asyncio.get_running_loop()
+    # Each sweep's and recommendation's pass runs in the loop's default executor (asyncio.to_thread), and a pass
+    # mostly waits on the API server: the default of cores + 4 threads would queue the loops of a dozen sweeps.
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=PASS_THREADS, thread_name_prefix="hwmatch-pass"))
+    ctx = Context.build(config, loop)
     server = metrics.serve(config.metrics_port) if config.metrics_port is not None else None
     try:
         if config.lease is None:

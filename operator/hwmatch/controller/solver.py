@@ -12,7 +12,10 @@ has its own API client (the operator's credentials) to list the trials, and
 keeps the surrogates' cache between solves, so a re-solve after a few new
 trials refits only what changed. The worker reads; every write (status,
 annotation, Events, verification Jobs) stays with the reconciler in the
-operator (:mod:`~hwmatch.controller.recommendations`).
+operator (:mod:`~hwmatch.controller.recommendations`). pandas, scikit-learn
+and OR-Tools are imported where a solve runs: the operator's own process
+never loads them (pandas alone is some 70 MB of its memory) unless it solves
+inline or plans an adaptive sweep's next round.
 
 :func:`solve` is the whole computation; :class:`InlineSolver` runs it in the
 calling thread (the unit tests, and ``--solver-processes 0``).
@@ -20,21 +23,24 @@ calling thread (the unit tests, and ``--solver-processes 0``).
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import multiprocessing
+import signal
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Sequence
 
 from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, HWRecommendation
 from hwmatch.api.vocabulary import LABEL_ASSET, canonical
 from hwmatch.controller.kube import ASSETS, SWEEPS, TRIALS, CountingApiClient, Kube, load_configuration
 from hwmatch.controller.objects import InvalidObject, parse
-from hwmatch.data.cluster import TrialObjects
-from hwmatch.data.frame import succeeded
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,9 @@ class Solver(Protocol):
 
 def solve(kube: Kube, request: SolveRequest) -> SolveAnswer:
     """Read the asset's trials (and ``spec.priorFrom``'s), fingerprint them, and answer if that is new."""
-    from hwmatch.engine import answer  # scikit-learn and OR-Tools: loaded where solves run
+    from hwmatch.data.cluster import TrialObjects  # pandas, scikit-learn and OR-Tools: loaded where solves run
+    from hwmatch.data.frame import succeeded
+    from hwmatch.engine import answer
 
     ns = request.namespace
     asset = AIAsset.model_validate(request.asset)
@@ -100,9 +108,11 @@ def solve(kube: Kube, request: SolveRequest) -> SolveAnswer:
                        trials=len(rows))
 
 
-def _prior(kube: Kube, ns: str, name: str) -> pd.DataFrame | None:
+def _prior(kube: Kube, ns: str, name: str) -> "pd.DataFrame | None":
     """The dataset of another asset's trials in ``ns`` (``spec.priorFrom``), as its own recommendations see it;
     None when there is no such AIAsset."""
+    from hwmatch.data.cluster import TrialObjects
+
     other = kube.get(ASSETS, ns, name)
     if other is None:
         return None
@@ -113,13 +123,15 @@ def _prior(kube: Kube, ns: str, name: str) -> pd.DataFrame | None:
     return TrialObjects(asset, sweeps, trials).frame()
 
 
-def fingerprint(rec: HWRecommendation, sweeps: list[BenchmarkSweep], rows: pd.DataFrame,
-                priors: Sequence[pd.DataFrame] = ()) -> str:
+def fingerprint(rec: HWRecommendation, sweeps: list[BenchmarkSweep], rows: "pd.DataFrame",
+                priors: "Sequence[pd.DataFrame]" = ()) -> str:
     """What an answer depends on: the spec's generation, the sweeps' platforms, the succeeded trials' rows,
     and those of the assets ``spec.priorFrom`` names.
 
     Failed trials are left out: they change no model, so they trigger no re-solve.
     """
+    import pandas as pd
+
     h = hashlib.sha256(canonical([rec.metadata.generation, [[p.to_wire() for p in s.spec.platforms] for s in sweeps]]).encode())
     for frame in (rows, *priors):
         h.update(pd.util.hash_pandas_object(frame.sort_values("trial_id"), index=False).to_numpy().tobytes())
@@ -141,8 +153,16 @@ class InlineSolver:
 _WORKER_KUBE: Kube | None = None
 
 
+#: prctl(2)'s PR_SET_PDEATHSIG: the signal a process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
 def _start_worker(kubeconfig: str | None) -> None:
+    """The worker's API client; on Linux, the worker is killed with the operator (even by a SIGKILL)."""
     global _WORKER_KUBE
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     _WORKER_KUBE = Kube(CountingApiClient(load_configuration(kubeconfig)))
 
 

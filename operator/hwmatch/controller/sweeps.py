@@ -31,7 +31,10 @@ the sweep's policy around it.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -64,7 +67,7 @@ from hwmatch.api.vocabulary import (
 from hwmatch.controller import metrics
 from hwmatch.controller.kube import ASSETS, SWEEPS, TRIALS, Kube
 from hwmatch.controller.objects import InvalidObject, invalid, parse
-from hwmatch.controller.trials import RUNNING_RESYNC, Emit, Refusal, Telemetry, TrialJobs, TrialObject
+from hwmatch.controller.trials import RUNNING_RESYNC, Emit, Refusal, Telemetry, TrialJobs, TrialObject, each, submit
 from hwmatch.data.cluster import TrialObjects
 from hwmatch.execution.kubernetes import check_runnable
 from hwmatch.planning import Planner
@@ -81,6 +84,9 @@ class SweepPass:
     asset: str | None = None
 
 
+log = logging.getLogger(__name__)
+
+
 def now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -93,6 +99,7 @@ class SweepReconciler:
         self.kube, self.emit, self.telemetry, self.refusal = kube, emit, telemetry, refusal
         self.unschedulable_timeout, self.resync = unschedulable_timeout, resync
         self.memory: dict[tuple[str, str], _Memory] = {}  # what passes of each sweep keep for the next one
+        self.counts = AssetCounts(kube)
 
     def reconcile(self, namespace: str, name: str) -> SweepPass:
         obj = self.kube.get(SWEEPS, namespace, name)
@@ -168,6 +175,7 @@ class _Pass:
         self.old = self.sweep.status or BenchmarkSweepStatus()
         self.now = now()
         self.jobs: TrialJobs  # set by run() once the asset resolves
+        self.listing: Future[list[dict[str, Any]]]  # the sweep's trial objects, read by _asset() beside the asset
 
     # -- the pass ----------------------------------------------------------------------------
 
@@ -183,20 +191,17 @@ class _Pass:
         step = self._step(trials, phases, planner)
         if step.next_round:
             data = TrialObjects(asset, [self.sweep], [jobs.current(trial) for _, trial in trials.values()])
-            for trial in planner.next_round(data.frame([self.name])):
-                if trial.metadata.name not in trials:
-                    created = jobs.create(trial, self.obj)
-                    trials[trial.metadata.name] = (created, BenchmarkTrial.model_validate(created))
-                    phases[trial.metadata.name] = PENDING
+            new = [t for t in planner.next_round(data.frame([self.name])) if t.metadata.name not in trials]
+            for trial, created in zip(new, each(lambda t: jobs.create(t, self.obj), new)):
+                trials[trial.metadata.name] = (created, BenchmarkTrial.model_validate(created))
+                phases[trial.metadata.name] = PENDING
             step = self._step(trials, phases, planner)
-        for name in step.start:
-            tobj, trial = trials[name]
-            phases[name] = jobs.start(tobj, trial, self.sweep)
+        phases.update(zip(step.start, each(lambda name: jobs.start(*trials[name], self.sweep), step.start)))
         if step.start:
             step = self._step(trials, phases, planner)
         self._write_status(step)
         if jobs.recorded:
-            self._count_asset_trials(asset)
+            self.r.counts.request(self.ns, asset.metadata.name)
         requeue = min(self.r.resync, jobs.requeue)
         if any(p == RUNNING for p in phases.values()):
             requeue = min(requeue, RUNNING_RESYNC)
@@ -210,6 +215,8 @@ class _Pass:
             self._blocked("Failed", "NamespaceDenied", denied)
             return None
         name = self.sweep.spec.asset_ref.name
+        # the sweep's trials are read meanwhile: two round trips at once (_trials takes the answer)
+        self.listing = submit(self.kube.list, TRIALS, self.ns, {LABEL_SWEEP: self.name})
         obj = self.kube.get(ASSETS, self.ns, name)
         if obj is None:
             self._blocked("Pending", "AssetNotFound",
@@ -244,35 +251,17 @@ class _Pass:
 
     def _trials(self, planner: Planner, asset: AIAsset) -> dict[str, TrialObject]:
         """The sweep's trials in plan order (later rounds' after the first), created where missing."""
-        existing = {o["metadata"]["name"]: o for o in self.kube.list(TRIALS, self.ns, {LABEL_SWEEP: self.name})}
+        existing = {o["metadata"]["name"]: o for o in self.listing.result()}
         planned = self.memory.planned(planner, (self.sweep.metadata.generation, asset.metadata.uid,
                                                 asset.metadata.generation))
         order = [t.metadata.name for t in planned]
         if planner.in_rounds:  # later rounds' trials are the sweep's too
             seen = set(order)
             order += [n for n in existing if n not in seen]
-        for trial in planned:
-            if trial.metadata.name not in existing:
-                existing[trial.metadata.name] = self.jobs.create(trial, self.obj)
+        missing = [t for t in planned if t.metadata.name not in existing]
+        existing.update(zip((t.metadata.name for t in missing), each(lambda t: self.jobs.create(t, self.obj), missing)))
         self.memory.keep({o["metadata"].get("uid", n) for n, o in existing.items()})
         return {n: (existing[n], self.memory.trial(existing[n])) for n in order}
-
-    def _count_asset_trials(self, asset: AIAsset) -> None:
-        """The asset's ``status.trials``: its sweeps' ended trials (their statuses' counts) and its verification runs.
-
-        Counted from the sweeps' statuses, not by reading every trial: a
-        recording pass costs the same at 10 trials and at 10,000. One pass at a
-        time per asset: the last one to write counted after every sweep's
-        latest status write (each pass writes its sweep's status first).
-        """
-        name = asset.metadata.name
-        with _asset_lock(self.ns, name):
-            ended = sum(int((o.get("status") or {}).get("succeeded") or 0) + int((o.get("status") or {}).get("failed") or 0)
-                        for o in self.kube.list(SWEEPS, self.ns)
-                        if o.get("spec", {}).get("assetRef", {}).get("name") == name)
-            runs = [o for o in self.kube.list(TRIALS, self.ns, {LABEL_ASSET: name}, exists=[LABEL_RECOMMENDATION])
-                    if (o.get("status") or {}).get("phase") in FINISHED]
-            self.kube.merge_status(ASSETS, self.ns, name, {"trials": ended + len(runs)})
 
     # -- the sweep's status -----------------------------------------------------------------------
 
@@ -315,13 +304,61 @@ class _Pass:
             self.r.emit(self.obj, *event, message)
 
 
-_ASSET_LOCKS: dict[tuple[str, str], threading.Lock] = {}
-_ASSET_LOCKS_LOCK = threading.Lock()
+class AssetCounts:
+    """Each asset's ``status.trials``: its sweeps' ended trials (their statuses' counts) and its verification runs.
 
+    Counted from the sweeps' statuses, not by reading every trial, so a count
+    costs the same at 10 trials and at 10,000; and counted beside the passes
+    (three requests none of them waits for), one count per asset at a time: a
+    pass that records trials while its asset is being counted has it counted
+    once more afterwards, so the last count always follows every sweep's
+    latest status write (each pass writes its sweep's status before it asks).
+    """
 
-def _asset_lock(namespace: str, name: str) -> threading.Lock:
-    with _ASSET_LOCKS_LOCK:
-        return _ASSET_LOCKS.setdefault((namespace, name), threading.Lock())
+    def __init__(self, kube: Kube):
+        self.kube = kube
+        self._lock = threading.Lock()
+        self._asked: dict[tuple[str, str], bool] = {}  # asset -> asked again while being counted
+
+    def idle(self, timeout: float = 30.0) -> bool:
+        """Wait until no count is in flight (tests, and a stopping operator); whether that happened in ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._asked:
+                    return True
+            time.sleep(0.01)
+        return False
+
+    def request(self, namespace: str, name: str) -> None:
+        key = (namespace, name)
+        with self._lock:
+            if key in self._asked:
+                self._asked[key] = True
+                return
+            self._asked[key] = False
+        submit(self._count, namespace, name)
+
+    def _count(self, namespace: str, name: str) -> None:
+        key = (namespace, name)
+        while True:
+            try:
+                self.count(namespace, name)
+            except Exception:  # the next recording pass asks again
+                log.exception(f"counting the trials of AIAsset {namespace}/{name} failed")
+            with self._lock:
+                if not self._asked[key]:
+                    del self._asked[key]
+                    return
+                self._asked[key] = False
+
+    def count(self, namespace: str, name: str) -> None:
+        ended = sum(int((o.get("status") or {}).get("succeeded") or 0) + int((o.get("status") or {}).get("failed") or 0)
+                    for o in self.kube.list(SWEEPS, namespace)
+                    if o.get("spec", {}).get("assetRef", {}).get("name") == name)
+        runs = [o for o in self.kube.list(TRIALS, namespace, {LABEL_ASSET: name}, exists=[LABEL_RECOMMENDATION])
+                if (o.get("status") or {}).get("phase") in FINISHED]
+        self.kube.merge_status(ASSETS, namespace, name, {"trials": ended + len(runs)})
 
 
 def _reason(status: BenchmarkSweepStatus) -> str | None:

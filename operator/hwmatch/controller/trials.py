@@ -11,17 +11,21 @@ Restart safety follows from the names: a trial's Job is named like the trial,
 so a pass never starts a second Job for it, and a trial whose status is
 Succeeded or Failed is never started again; a Job that ended while no
 operator ran is read on the next pass. A trial's status is written before its
-Job is cleaned up, so no finished result is lost between the two, and the
+Job is cleaned up (a Succeeded trial's once its Prometheus metrics are in:
+:func:`settled`), so no finished result is lost between the two, and the
 result is written before its Prometheus metrics are read (``Telemetry``
 ``Unknown``/``Pending`` until then), so a slow Prometheus never holds it back.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Iterable, Mapping, Protocol, TypeVar
 
 from kubernetes.client.rest import ApiException
 
@@ -61,6 +65,8 @@ from hwmatch.execution.kubernetes_serving import (
     serving_outcome,
 )
 
+T = TypeVar("T")
+R = TypeVar("R")
 #: Posts a Kubernetes Event: (object, type Normal|Warning, reason, message).
 Emit = Callable[[Mapping[str, Any], str, str, str], None]
 class Telemetry(Protocol):
@@ -84,6 +90,30 @@ SERVER_RESYNC = 1.0
 #: The ``Telemetry`` condition's reason while a recorded trial's Prometheus metrics are still to be read.
 TELEMETRY_PENDING = "Pending"
 
+#: Requests in flight at once for one pass's trials (status writes, Job creates, deletes): a pass over many
+#: trials costs about one round trip per this many of them, not one per trial.
+CONCURRENT_REQUESTS = 16
+_REQUESTS = ThreadPoolExecutor(max_workers=CONCURRENT_REQUESTS, thread_name_prefix="hwmatch-request")
+
+
+def submit(fn: Callable[..., R], *args: Any) -> Future[R]:
+    """``fn(*args)`` in the request pool: a read whose answer the pass takes later (:meth:`Future.result`)."""
+    return _REQUESTS.submit(fn, *args)
+
+
+def each(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """``fn`` over ``items``, up to :data:`CONCURRENT_REQUESTS` at once; the results in order, the first error raised.
+
+    For per-trial work of a pass whose time is API round trips; each call must
+    touch only its own trial (what the pass shares is under
+    :attr:`TrialJobs._lock`).
+    """
+    items = list(items)
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    return list(_REQUESTS.map(fn, items))
+
+
 #: Why no trial may run in a namespace, or None when they may (:func:`hwmatch.controller.config.namespace_refusal`).
 Refusal = Callable[[str], "str | None"]
 #: A trial object as read (the wire dict, for its uid and generation) and parsed.
@@ -101,6 +131,12 @@ class TrialJobs:
         self.succeeded = 0  # new training data: Succeeded outcomes, and Prometheus metrics read after an outcome
         self.requeue = math.inf  # seconds until something here is due without an event (an unschedulable timeout)
         self.written: dict[str, BenchmarkTrialStatus] = {}  # trial statuses this pass wrote
+        self._lock = threading.Lock()  # trials are followed side by side (each): the counts above are shared
+
+    def due(self, seconds: float) -> None:
+        """Something is due in ``seconds`` without an event: the pass's requeue comes no later."""
+        with self._lock:
+            self.requeue = min(self.requeue, seconds)
 
     def create(self, trial: BenchmarkTrial, owner: Mapping[str, Any]) -> dict[str, Any]:
         """The trial's object, owned by ``owner`` (a sweep, a recommendation); the existing one if it is there."""
@@ -128,11 +164,11 @@ class TrialJobs:
         scope: dict[str, Any] = {}
         if not full:
             scope = {"key": LABEL_TRIAL, "names": [tid for tid, (_, trial) in trials.items() if phase_of(trial) == RUNNING]}
-        jobs = {j["metadata"]["labels"][LABEL_TRIAL]: j for j in self.kube.jobs(self.ns, labels, **scope)
-                if LABEL_TRIAL in j["metadata"].get("labels", {})}
+        listed, found = each(lambda read: read(self.ns, labels, **scope), [self.kube.jobs, self.kube.pods])
+        jobs = {j["metadata"]["labels"][LABEL_TRIAL]: j for j in listed if LABEL_TRIAL in j["metadata"].get("labels", {})}
         pods: dict[str, list[dict[str, Any]]] = {}
         servers: dict[str, dict[str, Any]] = {}  # a serving trial's server pod, by trial
-        for pod in self.kube.pods(self.ns, labels, **scope):
+        for pod in found:
             pod_labels = pod["metadata"].get("labels", {})
             if pod_labels.get(LABEL_ROLE) == SERVER:
                 servers[pod_labels.get(LABEL_TRIAL, "")] = pod
@@ -141,24 +177,39 @@ class TrialJobs:
         services = ({s["metadata"].get("labels", {}).get(LABEL_TRIAL, "") for s in self.kube.services(self.ns, labels)}
                     if self.asset.spec.serving is not None and full else set())
         phases: dict[str, str] = {}
+        work: dict[str, Callable[[], str]] = {}  # what a trial needs, each a few requests: run side by side
         for tid, (tobj, trial) in trials.items():
             phase = phase_of(trial)
             job = jobs.get(tid)
             if phase in FINISHED:
-                if job is not None and not job_finished(job):  # ended Unschedulable, the Job not yet deleted
-                    self.kube.delete_job(self.ns, tid)
-                if tid in servers or tid in services:  # recorded by a pass interrupted before its clean-up
-                    self.kube.delete_server(self.ns, server_name(tid))
-                if trial.status is not None and telemetry_pending(trial.status):
-                    self._collect(tobj, trial.status)
                 phases[tid] = phase
+                pending = trial.status is not None and telemetry_pending(trial.status)
+                # ended Unschedulable, or Succeeded and settled, the Job not yet deleted (a pass was interrupted)
+                stale_job = job is not None and (not job_finished(job) or (phase == SUCCEEDED and not pending))
+                stale_server = tid in servers or tid in services  # recorded by a pass interrupted before its clean-up
+                if stale_job or stale_server or pending:
+                    work[tid] = functools.partial(self._ended, tobj, trial, stale_job, stale_server, pending)
             elif job is None and tid in servers:
-                phases[tid] = self._follow_server(tobj, trial, servers[tid])
+                work[tid] = functools.partial(self._follow_server, tobj, trial, servers[tid])
             elif job is None:
                 phases[tid] = PENDING
             else:
-                phases[tid] = self._follow(tobj, trial, job, pods.get(tid, []), servers.get(tid))
-        return phases
+                work[tid] = functools.partial(self._follow, tobj, trial, job, pods.get(tid, []), servers.get(tid))
+        phases.update(zip(work, each(lambda step: step(), work.values())))
+        return {tid: phases[tid] for tid in trials}
+
+    def _ended(self, tobj: dict[str, Any], trial: BenchmarkTrial, stale_job: bool, stale_server: bool,
+               pending: bool) -> str:
+        """An ended trial's left-overs: its unfinished Job, its server, its Prometheus metrics still to read."""
+        tid = trial.metadata.name
+        if stale_job:
+            self.kube.delete_job(self.ns, tid)
+        if stale_server:
+            self.kube.delete_server(self.ns, server_name(tid))
+        if pending:
+            assert trial.status is not None
+            self._collect(tobj, trial.status)
+        return phase_of(trial)
 
     def start(self, tobj: dict[str, Any], trial: BenchmarkTrial, sweep: BenchmarkSweep) -> str:
         """Create the trial's Job and mark it Running; a Job the API refuses fails the trial (it would every time)."""
@@ -218,7 +269,7 @@ class TrialJobs:
         status = _running(trial.metadata.name, self.now)
         status.host["pod"] = pod["metadata"]["name"]
         self.write(tobj, status)
-        self.requeue = min(self.requeue, SERVER_RESYNC)
+        self.due(SERVER_RESYNC)
         return RUNNING
 
     def _follow_server(self, tobj: dict[str, Any], trial: BenchmarkTrial, server: dict[str, Any]) -> str:
@@ -234,7 +285,7 @@ class TrialJobs:
         if trial.status is None or trial.status.phase != RUNNING:  # its server was made by an interrupted pass
             self.write(tobj, _running(tid, self.now))
         if not server_ready(server):
-            self.requeue = min(self.requeue, SERVER_RESYNC)
+            self.due(SERVER_RESYNC)
             return RUNNING
         sweep = _sweep_of(self.kube, self.ns, trial)
         self.kube.create_job(self.ns, load_job_manifest(trial, self.asset, sweep, server_address(server),
@@ -260,12 +311,12 @@ class TrialJobs:
             since = unschedulable_since(pods)
             if since is not None:  # no event comes when the timeout passes: look again then
                 left = self.unschedulable_timeout - (self.now - since).total_seconds()
-                self.requeue = min(self.requeue, max(left, 0.5))
+                self.due(max(left, 0.5))
             if trial.status is None or trial.status.phase != RUNNING:  # its Job was made by an interrupted pass
                 self.write(tobj, _running(tid, self.now))
             return RUNNING
         self._record(tobj, trial, outcome)
-        if not job_finished(job):
+        if not job_finished(job) or settled(outcome):
             self.kube.delete_job(self.ns, tid)
         if serving:  # after the result: a pass interrupted in between removes them when it sees the trial ended
             self.kube.delete_server(self.ns, server_name(tid))
@@ -276,7 +327,7 @@ class TrialJobs:
         collected = self.telemetry(self.asset, self.ns, status, self.now)
         if collected is not None:
             return collected
-        self.requeue = min(self.requeue, TELEMETRY_RESYNC)
+        self.due(TELEMETRY_RESYNC)
         status.conditions = set_condition(status.conditions, "Telemetry", "Unknown", TELEMETRY_PENDING,
                                           "the result is recorded; its Prometheus metrics are read once Prometheus "
                                           "has scraped the trial's end")
@@ -287,22 +338,37 @@ class TrialJobs:
         collected = self._telemetry(status.model_copy(deep=True))
         if not telemetry_pending(collected):
             self.write(tobj, collected)
-            self.succeeded += 1
+            with self._lock:
+                self.succeeded += 1
+            self.kube.delete_job(self.ns, tobj["metadata"]["name"])  # settled: its Job and pod are not needed
 
     def _record(self, tobj: dict[str, Any], trial: BenchmarkTrial, status: BenchmarkTrialStatus) -> None:
         """Write a trial's final status, count it, and say so in an Event on the trial."""
         self.write(tobj, status)
-        self.recorded += 1
+        with self._lock:
+            self.recorded += 1
+            if status.phase == SUCCEEDED:
+                self.succeeded += 1
         platform = trial.spec.platform
         metrics.TRIALS.labels(self.ns, trial.spec.sweep_ref.name, platform, status.phase, status.reason or "").inc()
         if status.start_time and status.completion_time:
             metrics.TRIAL_SECONDS.labels(platform).observe((status.completion_time - status.start_time).total_seconds())
         if status.phase == SUCCEEDED:
-            self.succeeded += 1
             shown = _measured(self.asset, status)
             self.emit(tobj, "Normal", "Succeeded", f"{shown}{'; ' + status.message if status.message else ''}")
         else:
             self.emit(tobj, "Warning", status.reason or "Failed", status.message or "")
+
+
+def settled(status: BenchmarkTrialStatus) -> bool:
+    """Whether a Succeeded trial needs its Job no more: the result and its Prometheus metrics are in its status.
+
+    Its Job (and with it its pod) is then deleted: a sweep of 10,000 trials
+    would otherwise leave 10,000 Jobs and pods that every list request of the
+    namespace reads through. A Failed trial's Job stays (``kubectl logs``, the
+    pod's events), and goes with its trial.
+    """
+    return status.phase == SUCCEEDED and not telemetry_pending(status)
 
 
 def telemetry_pending(status: BenchmarkTrialStatus) -> bool:
