@@ -59,7 +59,17 @@ pid_of() {  # the pid of a component if it is alive and really ours (its command
 start() {  # start NAME CMD...: detached, logging to $DIR/logs/NAME.log
     local name="$1"; shift
     setsid "$@" >>"$DIR/logs/$name.log" 2>&1 </dev/null &
-    echo $! >"$DIR/pids/$name.pid"
+    local pid=$! i
+    echo "$pid" >"$DIR/pids/$name.pid"
+    # Until the forked shell has exec'd the component, its command line is this script's, which does
+    # not name $DIR, and pid_of would call a starting component gone (on a busy machine wait_for's
+    # first check came first: "kube-apiserver is not running" with an empty log, the component then
+    # stopped by the failure trap). Return once the component runs, or once it is gone.
+    for ((i = 0; i < 200; i++)); do
+        [[ -r "/proc/$pid/cmdline" ]] || return 0
+        tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$DIR" && return 0
+        sleep 0.05
+    done
 }
 
 wait_for() {  # wait_for WHAT SECONDS LOGNAME CMD...
