@@ -634,3 +634,15 @@ def test_a_stalled_sweep_is_exported_for_the_alert(kube) -> None:
     kube.put(ASSETS, next(d for d in load_text(MANIFESTS) if d.resource.kind == "AIAsset").resource.to_wire())
     _reconciler(kube, Events()).reconcile(NS, "toy-sweep")
     assert metrics.SWEEP_STALLED.labels(NS, "toy-sweep")._value.get() == 0
+
+
+def test_a_pass_s_parallel_requests_see_the_caller_s_context_variables() -> None:
+    """kopf.event reads its settings from a context variable; the request pool's threads must see it."""
+    import contextvars
+
+    from hwmatch.controller.trials import each, submit
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var")
+    var.set("the operator's")
+    assert each(lambda _: var.get(None), range(40)) == ["the operator's"] * 40
+    assert submit(var.get, None).result() == "the operator's"

@@ -19,6 +19,7 @@ result is written before its Prometheus metrics are read (``Telemetry``
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import math
@@ -98,7 +99,7 @@ _REQUESTS = ThreadPoolExecutor(max_workers=CONCURRENT_REQUESTS, thread_name_pref
 
 def submit(fn: Callable[..., R], *args: Any) -> Future[R]:
     """``fn(*args)`` in the request pool: a read whose answer the pass takes later (:meth:`Future.result`)."""
-    return _REQUESTS.submit(fn, *args)
+    return _REQUESTS.submit(contextvars.copy_context().run, fn, *args)
 
 
 def each(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
@@ -111,7 +112,10 @@ def each(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
     items = list(items)
     if len(items) <= 1:
         return [fn(item) for item in items]
-    return list(_REQUESTS.map(fn, items))
+    # Each call runs in a copy of the caller's context: kopf.event finds its settings in a context
+    # variable, which the pool's own threads do not have.
+    context = contextvars.copy_context()
+    return list(_REQUESTS.map(lambda item: context.copy().run(fn, item), items))
 
 
 #: Why no trial may run in a namespace, or None when they may (:func:`hwmatch.controller.config.namespace_refusal`).
