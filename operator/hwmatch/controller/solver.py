@@ -213,4 +213,12 @@ class ProcessSolver:
         return out
 
     def close(self) -> None:
+        """Stop the workers now: a solve in flight is dropped (its answer would be written by no one; the next
+        operator solves again from the objects). A shutdown alone lets a worker finish its solve first, which
+        can take longer than a stopping operator (or a replica that lost its Lease) should wait."""
+        workers = list(self.pool._processes.values())
         self.pool.shutdown(wait=False, cancel_futures=True)
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.join(5)
