@@ -98,7 +98,11 @@ _REQUESTS = ThreadPoolExecutor(max_workers=CONCURRENT_REQUESTS, thread_name_pref
 
 
 def submit(fn: Callable[..., R], *args: Any) -> Future[R]:
-    """``fn(*args)`` in the request pool: a read whose answer the pass takes later (:meth:`Future.result`)."""
+    """``fn(*args)`` in the request pool: a read whose answer the pass takes later (:meth:`Future.result`).
+
+    It runs in a copy of the caller's context: kopf.event finds its settings in
+    a context variable, which the pool's own threads do not have.
+    """
     return _REQUESTS.submit(contextvars.copy_context().run, fn, *args)
 
 
@@ -112,10 +116,7 @@ def each(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
     items = list(items)
     if len(items) <= 1:
         return [fn(item) for item in items]
-    # Each call runs in a copy of the caller's context: kopf.event finds its settings in a context
-    # variable, which the pool's own threads do not have.
-    context = contextvars.copy_context()
-    return list(_REQUESTS.map(lambda item: context.copy().run(fn, item), items))
+    return [future.result() for future in [submit(fn, item) for item in items]]
 
 
 #: Why no trial may run in a namespace, or None when they may (:func:`hwmatch.controller.config.namespace_refusal`).
@@ -189,7 +190,7 @@ class TrialJobs:
                 phases[tid] = phase
                 pending = trial.status is not None and telemetry_pending(trial.status)
                 # ended Unschedulable, or Succeeded and settled, the Job not yet deleted (a pass was interrupted)
-                stale_job = job is not None and (not job_finished(job) or (phase == SUCCEEDED and not pending))
+                stale_job = job is not None and (not job_finished(job) or (trial.status is not None and settled(trial.status)))
                 stale_server = tid in servers or tid in services  # recorded by a pass interrupted before its clean-up
                 if stale_job or stale_server or pending:
                     work[tid] = functools.partial(self._ended, tobj, trial, stale_job, stale_server, pending)
