@@ -1,22 +1,26 @@
 """Wall time of ``hwmatch trials`` on a store of generated trials, against printing the same columns plainly.
 
 A table of ``--rows`` rows (bench/import_memory.py's generator) is imported into
-a temporary store; then, each in a child process with stdout to /dev/null:
+a temporary store; then, each in a child process with stdout to /dev/null
+(``--repeats`` runs, the median printed):
 
 - floor: Python reads the same rows with ``sqlite3`` and ``json.loads`` and
   prints id, platform, status, metrics and parameters, one line each;
-- ``Store.trials()`` alone: reading the trials as models, which every listing does first;
-- ``hwmatch trials`` (the compact table, fit to 80 columns), ``-o csv`` and ``--limit 20``.
+- ``Store.records()`` alone: the plain values a listing reads first (no models);
+- ``hwmatch trials`` (the compact table, fit to 80 columns), ``-o wide``,
+  ``-o csv``, ``--sort`` by a metric and ``--limit 20``;
+- ``-o json``: the trials as resources, which builds their models (pydantic) on top.
 
 The ratio is each against the floor; what ``hwmatch trials`` takes above
-``Store.trials()`` is the listing itself. Nothing here asserts a figure: the
-machine is shared. Run: ``.venv/bin/python bench/trials_listing.py [--rows 100000]``.
+``Store.records()`` is the listing itself. Nothing here asserts a figure: the
+machine is shared. Run: ``.venv/bin/python bench/trials_listing.py [--rows 100000] [--repeats 3]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,22 +52,29 @@ def wall(argv: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000, help="trials in the store")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each case (the median is printed)")
     args = parser.parse_args()
     hwmatch = str(Path(sys.executable).with_name("hwmatch"))
     with tempfile.TemporaryDirectory(prefix="hwmatch-trials-") as tmp:
         store = generated_store(Path(tmp), args.rows)
-        floor = wall([sys.executable, "-c", FLOOR, str(store)])
         read = ("import sys; from pathlib import Path; from hwmatch.data.store import Store; "
-                "Store(Path(sys.argv[1]), readonly=True).trials()")
-        cases = [("Store.trials() alone", wall([sys.executable, "-c", read, str(store)])),
-                 ("hwmatch trials", wall([hwmatch, "trials", "--store", str(store)])),
-                 ("hwmatch trials -o csv", wall([hwmatch, "trials", "-o", "csv", "--store", str(store)])),
-                 ("hwmatch trials --limit 20", wall([hwmatch, "trials", "--limit", "20", "--store", str(store)]))]
-    print(f"hwmatch trials on {args.rows} stored trials; each case in a child process, stdout to /dev/null")
-    print(f"{'case':<32} {'wall s':>8} {'x floor':>8}")
-    print(f"{'plain print of the columns':<32} {floor:>8.2f} {1.0:>7.1f}x")
+                "Store(Path(sys.argv[1]), readonly=True).records()")
+        listing = [hwmatch, "trials", "--store", str(store)]
+        argvs = [("plain print of the columns (floor)", [sys.executable, "-c", FLOOR, str(store)]),
+                 ("Store.records() alone", [sys.executable, "-c", read, str(store)]),
+                 ("hwmatch trials", listing),
+                 ("hwmatch trials -o wide", [*listing, "-o", "wide"]),
+                 ("hwmatch trials -o csv", [*listing, "-o", "csv"]),
+                 ("hwmatch trials --sort -time_s", [*listing, "--sort", "-time_s"]),
+                 ("hwmatch trials --limit 20", [*listing, "--limit", "20"]),
+                 ("hwmatch trials -o json (the resources)", [*listing, "-o", "json"])]
+        cases = [(name, statistics.median(wall(argv) for _ in range(args.repeats))) for name, argv in argvs]
+    floor = cases[0][1]
+    print(f"hwmatch trials on {args.rows} stored trials; each case in a child process, stdout to /dev/null, "
+          f"median of {args.repeats}")
+    print(f"{'case':<40} {'wall s':>8} {'x floor':>8}")
     for name, seconds in cases:
-        print(f"{name:<32} {seconds:>8.2f} {seconds / floor:>7.1f}x")
+        print(f"{name:<40} {seconds:>8.2f} {seconds / floor:>7.2f}x")
 
 
 if __name__ == "__main__":

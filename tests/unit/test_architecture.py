@@ -129,9 +129,24 @@ def test_lower_layers_import_only_what_is_below_them(package: str, allowed: set[
 
 
 def test_the_store_is_imported_for_storage_not_for_the_domain_words() -> None:
-    storage = {"Store", "StoreError", "DEFAULT_PATH", "runner_id", "runner_alive", "TrialRow"}
+    storage = {"Store", "StoreError", "DEFAULT_PATH", "runner_id", "runner_alive", "TrialRow", "TrialRecord"}
     for name, imported in IMPORTS.items():
         if _package(name) == "data":
             continue
         extra = imported.get("hwmatch.data.store", set()) - storage
         assert not extra, f"{name} imports {sorted(extra)} from the store; they live in hwmatch.api.vocabulary"
+
+
+def test_the_api_package_exports_each_name_from_the_module_it_names() -> None:
+    """``hwmatch.api`` loads its names on first use: the table it loads them by is what mypy reads, and each resolves."""
+    import hwmatch.api as api
+
+    tree = ast.parse((PACKAGE / "api" / "__init__.py").read_text())
+    typed = {alias.name: node.module.rsplit(".", 1)[1] for node in ast.walk(tree)
+             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hwmatch.api.")
+             for alias in node.names}
+    assert typed == api._MODULE_OF
+    for name, module in typed.items():
+        assert getattr(api, name) is getattr(__import__(f"hwmatch.api.{module}", fromlist=[name]), name)
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        api.Nope  # noqa: B018

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -201,6 +202,32 @@ def test_trials_as_data(solved: tuple[Path, Path]) -> None:
     assert len(listed) == 64 and listed[0]["spec"]["platform"] in ("cpu-small", "cpu-large")
     logs = runner.invoke(app, ["trials", "--store", str(db), "-o", "json", "--logs"])
     assert logs.exit_code == 1 and "--logs" in logs.output and "drop --logs" in logs.output
+
+
+def test_trials_as_resources_follow_the_listing_s_order(solved: tuple[Path, Path]) -> None:
+    """``-o json --sort`` is the resources in the order ``-o csv --sort`` lists them (the listing reads plain rows)."""
+    db, _ = solved
+    runner = CliRunner()
+    args = ["trials", "--store", str(db), "--sort", "-latency_p99_ms", "--limit", "7"]
+    listed = [r["trial"] for r in csv.DictReader(io.StringIO(runner.invoke(app, [*args, "-o", "csv"]).output))]
+    docs = json.loads(runner.invoke(app, [*args, "-o", "json"]).output)
+    assert [d["metadata"]["name"] for d in docs] == listed and len(listed) == 7
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["trials", "--store", "{store}"], ["trials", "--store", "{store}", "-o", "csv"]])
+def test_help_and_a_listing_start_without_models_or_pandas(solved: tuple[Path, Path], argv: list[str]) -> None:
+    """They load neither hwmatch's models nor pandas (issue 14: those imports were most of their start-up).
+
+    (Typer itself builds a pydantic TypeAdapter per option when a command runs, so pydantic is not counted.)
+    """
+    db, _ = solved
+    heavy = "{'pandas', 'numpy', 'sklearn', 'hwmatch.api.base', 'hwmatch.api.sweep', 'hwmatch.api.asset'}"
+    code = ("import sys\nfrom hwmatch.cli import app\ntry:\n    app(sys.argv[1:], prog_name='hwmatch')\n"
+            "except SystemExit as e:\n    assert not e.code, e.code\n"
+            f"print(sorted(({{m.split('.')[0] for m in sys.modules}} | set(sys.modules)) & {heavy}))")
+    done = subprocess.run([sys.executable, "-c", code, *(a.format(store=db) for a in argv)], capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "[]", done.stdout[-500:] + done.stderr
 
 
 def test_get_recommendation_shows_the_stored_answer(answered: tuple[Path, str]) -> None:

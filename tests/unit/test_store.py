@@ -233,6 +233,32 @@ def test_trials_read_back_as_written(store, manifests):
     assert math.isnan(read[third.metadata.name].status.metrics["latency_ms"])
 
 
+def test_records_hold_what_the_trials_hold(store, manifests):
+    """The listing's plain read agrees with the models, field by field, under filters and limits, NaN included."""
+    asset, sweep = manifests
+    planned = Planner(asset, sweep).plan()[:5]
+    for i, trial in enumerate(planned[:4]):
+        trial.status = BenchmarkTrialStatus(
+            phase="Failed" if i == 0 else "Succeeded", reason="Crashed" if i == 0 else None, message="m" if i == 0 else None,
+            metrics={"latency_ms": math.nan if i == 1 else float(i)}, attempts=i, log_tail="tail" if i == 0 else None)
+    store.add_trials(planned)
+    store.put_asset(asset)
+    for filters in ({}, {"status": "Succeeded"}, {"limit": 2}, {"status": ["Failed", "Pending"]}):
+        trials, records = store.trials(**filters), store.records(**filters)
+        assert [r.name for r in records] == [t.metadata.name for t in trials]
+        for t, r in zip(trials, records):
+            status = t.status or BenchmarkTrialStatus()
+            assert (r.asset, r.sweep, r.platform, r.parameters, r.instance, r.repetition) == (
+                t.spec.asset_ref.name, t.spec.sweep_ref.name, t.spec.platform, t.spec.parameters, t.spec.instance,
+                t.spec.repetition)
+            assert (r.phase, r.reason, r.message, r.attempts, r.log_tail) == (
+                status.phase or "Pending", status.reason, status.message, status.attempts, status.log_tail)
+            assert r.metrics.keys() == status.metrics.keys()
+            assert all(math.isnan(v) if math.isnan(status.metrics[k]) else v == status.metrics[k]
+                       for k, v in r.metrics.items())
+    assert store.declared_metrics() == {asset.metadata.name: [m.name for m in asset.spec.metrics]}
+
+
 def test_the_first_trials_and_the_count_agree_with_the_whole_list(store, manifests):
     """``limit`` is a prefix of the planned order under every filter; ``count`` is the length it would have."""
     asset, sweep = manifests
@@ -256,6 +282,8 @@ def test_a_damaged_trial_row_is_named(store, manifests, metrics):
     store._db.execute("UPDATE trials SET metrics = ?", (metrics,))
     with pytest.raises(StoreError, match=f"trials row '{trial.metadata.name}' is damaged"):
         store.trials()
+    with pytest.raises(StoreError, match=f"trials row '{trial.metadata.name}' is damaged"):
+        store.records()  # the listing's read, which builds no model, names it too
 
 def test_run_file_errors_name_the_fix(store, tmp_path, manifests):
     only_sweep = tmp_path / "sweep.yaml"

@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hwmatch.api.base import ObjectMeta, ObjectRef
-from hwmatch.api.sweep import BenchmarkTrial, BenchmarkTrialSpec
+if TYPE_CHECKING:  # the words load no model: the store and the CLI read them at start (hwmatch/api/__init__.py)
+    from hwmatch.api.sweep import BenchmarkTrial
 
 # Phases of a BenchmarkTrial (and of a stored trial row): ``TrialPhase`` in api/sweep.py.
 PENDING, RUNNING, SUCCEEDED, FAILED = "Pending", "Running", "Succeeded", "Failed"
@@ -44,6 +44,10 @@ LABEL_PLATFORM = "hwmatch.dev/platform"
 LABEL_VERIFICATION = "hwmatch.dev/verification"
 #: On a verification trial in a cluster: the HWRecommendation (``spec.verify``) whose choice it measures.
 LABEL_RECOMMENDATION = "hwmatch.dev/recommendation"
+
+#: Prefixes of the dataset's column families (:mod:`hwmatch.data.frame`), which exports, imports and
+#: ``hwmatch trials -o csv`` write too: here, so that a listing names its columns without loading pandas.
+PARAM, INSTANCE, FEATURE, METRIC = "param.", "instance.", "feature.", "metric."
 
 #: Hex digits of the hash in a trial name; 40 bits keep collisions away at millions of trials.
 ID_HEX = 10
@@ -75,6 +79,9 @@ def make_trial(
     asset: str, sweep: str, platform: str, parameters: dict[str, Any], instance: dict[str, float], repetition: int
 ) -> BenchmarkTrial:
     """A BenchmarkTrial (spec only) named by :func:`trial_id` and labelled with asset, sweep and platform."""
+    from hwmatch.api.base import ObjectMeta, ObjectRef
+    from hwmatch.api.sweep import BenchmarkTrial, BenchmarkTrialSpec
+
     return BenchmarkTrial(
         metadata=ObjectMeta(
             name=trial_id(sweep, platform, parameters, instance, repetition),

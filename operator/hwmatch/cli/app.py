@@ -20,7 +20,7 @@ from rich.text import Text
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 import hwmatch
-from hwmatch.api import HwmatchError, ManifestError
+from hwmatch.api.errors import HwmatchError
 from hwmatch.data.store import DEFAULT_PATH, Store
 
 T = TypeVar("T")
@@ -134,12 +134,14 @@ def reported() -> Iterator[None]:
     """Run a command's work; an error of hwmatch's becomes its message and exit status 1."""
     try:
         yield
-    except ManifestError as exc:
+    except HwmatchError as exc:
+        from hwmatch.api.manifest import ManifestError  # loaded already when one was raised
+
+        if not isinstance(exc, ManifestError):
+            raise fail(str(exc)) from None
         for problem in exc.problems:
             err_console.print(f"[red]✗[/] {_escape(str(problem))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    except HwmatchError as exc:
-        raise fail(str(exc)) from None
 
 
 def _escape(text: str) -> str:

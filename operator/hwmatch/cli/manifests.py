@@ -9,7 +9,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from hwmatch.api import HwmatchError, ManifestError, load_documents
 from hwmatch.cli.app import command, console, err_console, renamed, reported
 
 
@@ -18,6 +17,8 @@ def validate(
     files: list[Path] = typer.Argument(..., help="Manifest files (multi-document YAML).", show_default=False),
 ) -> None:
     """Check manifests against the hwmatch.dev/v1alpha1 schemas; exit non-zero on any problem."""
+    from hwmatch.api import HwmatchError, ManifestError, load_documents
+
     try:
         documents = load_documents(files)
     except ManifestError as exc:

@@ -8,12 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
 import typer
-import yaml
 from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from hwmatch.api import Choice, HWRecommendation, PredictedValue, VerificationCheck, interval_caption, load_documents
 from hwmatch.cli.app import (
     Command,
     Document,
@@ -31,7 +29,9 @@ from hwmatch.cli.app import (
 )
 from hwmatch.data.store import Store
 
-if TYPE_CHECKING:  # the engine loads pandas, scikit-learn and OR-Tools: only the commands that solve pay for them
+if TYPE_CHECKING:  # the engine loads pandas, scikit-learn and OR-Tools, the models pydantic: the commands that
+    # solve or print a recommendation load them, `hwmatch --help` does not (issue 14)
+    from hwmatch.api import Choice, HWRecommendation, PredictedValue, VerificationCheck
     from hwmatch.execution.base import Executor
 
 
@@ -75,6 +75,7 @@ def print_recommendation(rec: HWRecommendation) -> None:
     wraps them between words: the choices (platform, replicas, cost, parameters)
     and the predictions (a row per metric the request names, a column per choice).
     """
+    from hwmatch.api import interval_caption
     from hwmatch.optimize import THROUGHPUT_METRIC
 
     status = rec.status
@@ -146,6 +147,8 @@ def answer_all(db: Store, recommendations: Sequence[HWRecommendation], output: D
 
 def print_documents(recommendations: Sequence[HWRecommendation], output: Document) -> None:
     """``-o yaml`` or ``-o json``: the recommendations as written (spec and status), for scripts and kubectl users."""
+    import yaml
+
     docs = [r.model_dump(by_alias=True, exclude_none=True, mode="json") for r in recommendations]
     console.print(yaml.safe_dump_all(docs, sort_keys=False) if output is Document.yaml else json.dumps(docs, indent=2),
                   highlight=False, markup=False, soft_wrap=True)
@@ -153,6 +156,7 @@ def print_documents(recommendations: Sequence[HWRecommendation], output: Documen
 
 def verify_all(db: Store, recommendations: Sequence[HWRecommendation], executor: Executor) -> list[HWRecommendation]:
     """``spec.verify`` of each answered recommendation that asks for it: the rounds, and the last one's checks."""
+    from hwmatch.api import Choice
     from hwmatch.engine import verify_spec
 
     out = []
@@ -194,6 +198,9 @@ def recommend(
 
     A stored answer is shown again, without its file, by `hwmatch get recommendation NAME`.
     """
+    from hwmatch.api import HWRecommendation, load_documents
+
+
     with reported():
         documents = load_documents(files)
     recs = [d.resource for d in documents if isinstance(d.resource, HWRecommendation)]
@@ -316,6 +323,9 @@ def verify(
 
 def print_checks(rec: HWRecommendation, choice: Choice, checks: Sequence[VerificationCheck], title: str = "") -> int:
     """Predicted against measured, one row per metric; how many measured metrics fell outside their interval."""
+    from hwmatch.api import interval_caption
+
+
     assert rec.status is not None
     table = Table("metric", "bound", escape("predicted [interval]"), "measured (each run)", "requirement",
                   "interval", title=escape(title or f"{rec.metadata.name}: {choice.platform} ×{choice.replicas} "

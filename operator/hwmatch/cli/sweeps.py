@@ -14,7 +14,6 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import typer
-import yaml
 from rich import box
 from rich.console import Console
 from rich.markup import escape
@@ -22,8 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column as TableColumn
 from rich.table import Table
 
-from hwmatch.api import READY, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus
-from hwmatch.api.vocabulary import FAILED, ID_HEX, PENDING, RUNNING, SUCCEEDED
+from hwmatch.api.vocabulary import FAILED, ID_HEX, INSTANCE, METRIC, PARAM, PENDING, RUNNING, SUCCEEDED
 from hwmatch.cli import listing
 from hwmatch.cli.app import (
     Listing,
@@ -37,9 +35,10 @@ from hwmatch.cli.app import (
     store_option,
 )
 from hwmatch.cli.listing import Column
-from hwmatch.data.store import Store
+from hwmatch.data.store import Store, TrialRecord
 
 if TYPE_CHECKING:  # the engine loads pandas and the models: only `hwmatch run` pays for them (issue 14)
+    from hwmatch.api import BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus
     from hwmatch.engine import FileRun, SweepRun
     from hwmatch.execution.base import Executor
 
@@ -214,6 +213,8 @@ def print_summary(outcome: FileRun, db: Store) -> None:
 
 def _sentence(report: SweepRun) -> str:
     """The sweep's status as the operator writes it (phase, progress, the Ready message), then what this run did."""
+    from hwmatch.api import READY
+
     status = report.status
     ready = next((c.message for c in status.conditions if c.type == READY), "")
     return (f"{report.sweep}: {status.phase} {status.progress} ({ready}); this run: {report.attempts} attempt(s), "
@@ -264,22 +265,27 @@ def trials(
                    "(json and yaml carry each trial's status.logTail)")
     filters: dict[str, Any] = {"sweep": sweep or None, "asset": asset,
                                "status": [s.value for s in status] if status else None}
+    resources = output in (Listing.json, Listing.yaml)
     with reported(), open_existing(store, readonly=True) as db:
         # without --sort, the first N trials are the first N rows: read only those (and count the rest)
         early = limit if sort is None else None
-        rows = db.trials(**filters, limit=early)
+        rows = db.records(**filters, limit=early)
         total = db.count(**filters) if early is not None else len(rows)
-        declared = {a.metadata.name: [m.name for m in a.spec.metrics] for a in db.assets()}
-    # The trials live until the command ends: out of the collector's sight, or its next two passes walk all
-    # of them (read with the collector paused, they are all young), two seconds at 100k trials.
-    gc.freeze()
-    metrics = _metric_columns(rows, declared, every=output is not Listing.table)
-    names = [c.name for c in _FIXED] + ["parameters"] + metrics
-    if sort is not None:
-        rows = _sorted(rows, sort, names)
-    rows = rows[:limit] if limit else rows
-    if output in (Listing.json, Listing.yaml, Listing.csv):
-        _write_data(rows, metrics, output)
+        declared = db.declared_metrics()
+        # The trials live until the command ends: out of the collector's sight, or its next two passes walk all
+        # of them (read with the collector paused, they are all young), two seconds at 100k trials.
+        gc.freeze()
+        metrics = _metric_columns(rows, declared, every=output is not Listing.table)
+        names = [c.name for c in _FIXED] + ["parameters"] + metrics
+        if sort is not None:
+            rows = _sorted(rows, sort, names)
+        rows = rows[:limit] if limit else rows
+        if resources:  # the trials as resources: their models, in the listing's order
+            by_name = {t.metadata.name: t for t in db.trials(**filters, limit=early)}
+            _write_resources([by_name[r.name] for r in rows], output)
+            return
+    if output is Listing.csv:
+        _write_csv(rows, metrics)
         return
     columns = [*(c for c in _FIXED if output is Listing.wide or c.name in _COMPACT),
                *(Column(m, right=True, optional=True) for m in metrics),
@@ -296,42 +302,41 @@ def trials(
                       style="dim", highlight=False)
     if logs:
         for t in rows:
-            if t.status and t.status.phase == FAILED:
-                console.rule(escape(f"{t.metadata.name}: {t.status.reason}"))
-                console.print(t.status.message or "", highlight=False, markup=False)
-                console.print(t.status.log_tail or "(no output)", highlight=False, markup=False)
+            if t.phase == FAILED:
+                console.rule(escape(f"{t.name}: {t.reason}"))
+                console.print(t.message or "", highlight=False, markup=False)
+                console.print(t.log_tail or "(no output)", highlight=False, markup=False)
 
 
-def _metric_columns(rows: list[BenchmarkTrial], declared: dict[str, list[str]], every: bool) -> list[str]:
+def _metric_columns(rows: list[TrialRecord], declared: dict[str, list[str]], every: bool) -> list[str]:
     """The metrics the trials' assets declare, in their order; ``every``: then any other metric a trial reported."""
-    assets = dict.fromkeys(t.spec.asset_ref.name for t in rows)
+    assets = dict.fromkeys(t.asset for t in rows)
     names = list(dict.fromkeys(m for a in assets for m in declared.get(a, ())))
     if every or not names:
-        names += [m for m in dict.fromkeys(k for t in rows if t.status for k in t.status.metrics) if m not in names]
+        names += [m for m in dict.fromkeys(k for t in rows for k in t.metrics) if m not in names]
     return names
 
 
-def _value(trial: BenchmarkTrial, column: str) -> str | float | None:
+def _value(trial: TrialRecord, column: str) -> str | float | None:
     """The value of ``column`` for ``trial``: what ``--sort`` compares and the cells show."""
     return _getter(column)(trial)
 
 
-_NO_STATUS = BenchmarkTrialStatus()
-_GETTERS: dict[str, Callable[[BenchmarkTrial], str | float | None]] = {
-    "trial": lambda t: t.metadata.name,
-    "sweep": lambda t: t.spec.sweep_ref.name,
-    "platform": lambda t: t.spec.platform,
-    "status": lambda t: (t.status or _NO_STATUS).phase or PENDING,
-    "reason": lambda t: (t.status or _NO_STATUS).reason or "",
-    "rep": lambda t: t.spec.repetition,
-    "tries": lambda t: (t.status or _NO_STATUS).attempts,
-    "parameters": lambda t: _kv({**t.spec.instance, **t.spec.parameters}),
+_GETTERS: dict[str, Callable[[TrialRecord], str | float | None]] = {
+    "trial": lambda t: t.name,
+    "sweep": lambda t: t.sweep,
+    "platform": lambda t: t.platform,
+    "status": lambda t: t.phase,
+    "reason": lambda t: t.reason or "",
+    "rep": lambda t: t.repetition,
+    "tries": lambda t: t.attempts,
+    "parameters": lambda t: _kv({**t.instance, **t.parameters}),
 }
 
 
-def _getter(column: str) -> Callable[[BenchmarkTrial], str | float | None]:
+def _getter(column: str) -> Callable[[TrialRecord], str | float | None]:
     """How to read ``column`` of a trial, chosen once per column (a listing reads 10^5 trials × its columns)."""
-    return _GETTERS.get(column) or (lambda t: (t.status or _NO_STATUS).metrics.get(column))
+    return _GETTERS.get(column) or (lambda t: t.metrics.get(column))
 
 
 def _id(name: str) -> str:
@@ -340,7 +345,7 @@ def _id(name: str) -> str:
     return tail if len(tail) == ID_HEX and all(c in "0123456789abcdef" for c in tail) and tail != name else name
 
 
-def _cells(rows: list[BenchmarkTrial], columns: list[Column]) -> list[list[str]]:
+def _cells(rows: list[TrialRecord], columns: list[Column]) -> list[list[str]]:
     """Each trial's cells as text: ``-`` for no value, floats to 4 significant digits."""
     getters = [_getter(c.name) for c in columns]
     out = []
@@ -353,39 +358,49 @@ def _cells(rows: list[BenchmarkTrial], columns: list[Column]) -> list[list[str]]
     return out
 
 
-def _sorted(rows: list[BenchmarkTrial], sort: str, names: list[str]) -> list[BenchmarkTrial]:
+def _sorted(rows: list[TrialRecord], sort: str, names: list[str]) -> list[TrialRecord]:
     """``rows`` ordered by the column ``sort`` names (``-name``: descending); trials without a value last."""
     column, descending = (sort[1:], True) if sort.startswith("-") else (sort, False)
     if column not in names:
         raise fail(f"--sort {sort!r}: no such column; choose one of {', '.join(names)} (-COLUMN for descending)")
-    values: list[tuple[Any, BenchmarkTrial]] = [(_value(t, column), t) for t in rows]  # one type in a column
+    values: list[tuple[Any, TrialRecord]] = [(_value(t, column), t) for t in rows]  # one type in a column
     present = sorted(((v, t) for v, t in values if v is not None), key=lambda pair: pair[0], reverse=descending)
     return [t for _, t in present] + [t for v, t in values if v is None]
 
 
-def _write_data(rows: list[BenchmarkTrial], metrics: list[str], output: Listing) -> None:
-    """``-o csv``: one row per trial, a column per parameter and metric; json and yaml: the trials as resources."""
-    out = console.file
-    if output is Listing.csv:
-        from hwmatch.data.frame import INSTANCE, METRIC, PARAM
+def _write_csv(rows: list[TrialRecord], metrics: list[str]) -> None:
+    """``-o csv``: one row per trial, a column per parameter, instance feature and metric, prefixed as the dataset's."""
+    params = list(dict.fromkeys(k for t in rows for k in t.parameters))
+    instance = list(dict.fromkeys(k for t in rows for k in t.instance))
+    writer = csv.writer(console.file, lineterminator="\n")
+    fixed = [c.name for c in _FIXED]
+    writer.writerow([*fixed, "asset", *(f"{PARAM}{k}" for k in params), *(f"{INSTANCE}{k}" for k in instance),
+                     *(f"{METRIC}{m}" for m in metrics)])
+    getters = [_getter(c) for c in fixed]
+    for t in rows:
+        writer.writerow([*(get(t) for get in getters), t.asset, *(t.parameters.get(k, "") for k in params),
+                         *(t.instance.get(k, "") for k in instance), *(t.metrics.get(m, "") for m in metrics)])
 
-        params = list(dict.fromkeys(k for t in rows for k in t.spec.parameters))
-        instance = list(dict.fromkeys(k for t in rows for k in t.spec.instance))
-        writer = csv.writer(out, lineterminator="\n")
-        fixed = [c.name for c in _FIXED]
-        writer.writerow([*fixed, "asset", *(f"{PARAM}{k}" for k in params), *(f"{INSTANCE}{k}" for k in instance),
-                         *(f"{METRIC}{m}" for m in metrics)])
-        for t in rows:
-            metric = (t.status or BenchmarkTrialStatus()).metrics
-            writer.writerow([*(_value(t, c) for c in fixed), t.spec.asset_ref.name,
-                             *(t.spec.parameters.get(k, "") for k in params), *(t.spec.instance.get(k, "") for k in instance),
-                             *(metric.get(m, "") for m in metrics)])
-        return
-    docs = (t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in rows)
+
+def _write_resources(rows: list[BenchmarkTrial], output: Listing) -> None:
+    """``-o json`` or ``-o yaml``: the trials as resources, as ``kubectl get -o`` prints them.
+
+    Both are written by compiled code (pydantic's serialiser, libyaml when PyYAML has it): Python's
+    indenting JSON encoder took ten seconds for 100,000 trials. JSON has no NaN: a NaN metric is ``null``.
+    """
+    out = console.file
     if output is Listing.json:
-        out.write(json.dumps(list(docs), indent=2) + "\n")
-    else:
-        yaml.safe_dump_all(docs, out, sort_keys=False)
+        from pydantic import TypeAdapter
+
+        from hwmatch.api import BenchmarkTrial
+
+        text = TypeAdapter(list[BenchmarkTrial]).dump_json(rows, indent=2, by_alias=True, exclude_none=True)
+        out.write(text.decode() + "\n")
+        return
+    import yaml
+
+    docs = (t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in rows)
+    yaml.dump_all(docs, out, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False)
 
 
 @command()

@@ -5,25 +5,18 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from hwmatch.api import AIAsset, ManifestError, load_files
 from hwmatch.api.errors import HwmatchError, InputError
 from hwmatch.cli.app import command, console, fail, renamed
-from hwmatch.telemetry import (
-    DEFAULT_RESOLUTION_S,
-    PRESETS,
-    MissingContext,
-    PrometheusClient,
-    QueryContext,
-    render_metric,
-    trial_metrics,
-    validate_metrics,
-)
+from hwmatch.controller.config import DEFAULT_SCRAPE_INTERVAL
+
+if TYPE_CHECKING:  # the models and the Prometheus client load when the command runs (issue 14)
+    from hwmatch.api import AIAsset
 
 
 def _time(text: str, flag: str) -> float:
@@ -41,6 +34,8 @@ def _time(text: str, flag: str) -> float:
 
 
 def _asset(files: list[Path], name: Optional[str]) -> AIAsset:
+    from hwmatch.api import AIAsset, ManifestError, load_files
+
     try:
         assets = [r for r in load_files(files) if isinstance(r, AIAsset)]
     except ManifestError as exc:
@@ -66,7 +61,7 @@ def telemetry_command(
     node: Optional[str] = typer.Option(None, "--node", metavar="NAME",
                                        help="Node the pod ran on (node-level metrics such as rapl-energy)."),
     asset_name: Optional[str] = typer.Option(None, "--asset", metavar="NAME", help="The AIAsset, when the files hold several."),
-    scrape_interval: float = typer.Option(DEFAULT_RESOLUTION_S, "--scrape-interval", metavar="SECONDS",
+    scrape_interval: float = typer.Option(DEFAULT_SCRAPE_INTERVAL, "--scrape-interval", metavar="SECONDS",
                                           help="Prometheus's scrape interval: the window is rounded up to it."),
     old_resolution: Optional[float] = typer.Option(None, "--resolution", hidden=True),
     prometheus_url: Optional[str] = typer.Option(
@@ -79,6 +74,8 @@ def telemetry_command(
 
     Exit status 1 when a metric has no value, so it can gate a script.
     """
+    from hwmatch.telemetry import PRESETS, MissingContext, PrometheusClient, QueryContext, render_metric, trial_metrics, validate_metrics
+
     resolution = renamed("--resolution", "--scrape-interval (as in `hwmatch operator`)", old_resolution, scrape_interval)
     asset = _asset(files, asset_name)
     metrics = [m for m in asset.spec.metrics if m.source == "prometheus"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from hwmatch.api.base import check_dns_label
 from hwmatch.api.errors import InputError
 
 #: Seconds a trial's pod may stay unschedulable before the trial fails with reason Unschedulable.
@@ -96,6 +95,8 @@ class OperatorConfig:
         if self.promql_tenancy not in PROMQL_TENANCIES:
             raise InputError(f"--promql-tenancy must be one of {', '.join(PROMQL_TENANCIES)}, "
                              f"not {self.promql_tenancy!r}")
+        from hwmatch.api.base import check_dns_label  # the models' module: `hwmatch --help` reads this one (issue 14)
+
         for name in self.denied_namespaces:
             try:
                 check_dns_label(name, "--deny-namespace")

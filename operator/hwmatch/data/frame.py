@@ -19,12 +19,8 @@ import numpy as np
 import pandas as pd
 
 from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, Platform
-from hwmatch.api.vocabulary import SUCCEEDED, phase_of
+from hwmatch.api.vocabulary import FEATURE, INSTANCE, METRIC, PARAM, SUCCEEDED, phase_of
 
-PARAM = "param."
-INSTANCE = "instance."
-FEATURE = "feature."
-METRIC = "metric."
 ID_COLUMNS = ["trial_id", "asset", "sweep", "platform", "repetition", "status", "reason", "cost_per_hour"]
 
 

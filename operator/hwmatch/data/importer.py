@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Literal, Sequence, cast
+from typing import Any, Callable, Iterator, Literal, Sequence, cast
 
 import numpy as np
 import pandas as pd
@@ -35,8 +35,6 @@ from hwmatch.api import (
     AIAssetSpec,
     BenchmarkSweep,
     BenchmarkSweepSpec,
-    BenchmarkTrial,
-    BenchmarkTrialStatus,
     InstanceFeature,
     ManifestError,
     ManifestProblem,
@@ -49,9 +47,9 @@ from hwmatch.api.asset import MetricGoal, ParameterType, Range, Scalar
 from hwmatch.api.base import IDENTIFIER_PATTERN, ApiModel, ObjectMeta, check_dns_label
 from hwmatch.api.errors import InputError
 from hwmatch.api.manifest import problems_from_validation
-from hwmatch.api.vocabulary import make_trial, trial_id
+from hwmatch.api.vocabulary import SUCCEEDED, trial_id
 from hwmatch.data.frame import FEATURE, ID_COLUMNS, INSTANCE, METRIC, PARAM, columns, strip
-from hwmatch.data.store import Store
+from hwmatch.data.store import Store, TrialRecord
 
 #: A parameter with at most this many distinct values in the data gets ``values``; more gets a ``range``.
 MAX_LISTED_VALUES = 64
@@ -819,10 +817,8 @@ def _trial_ids(sweep: str, frame: pd.DataFrame, params: list[str], instance: lis
     out: list[str] = []
     for rows in _chunks(len(frame)):
         chunk = frame.iloc[rows]
-        p_values = chunk[params].to_numpy(dtype=object)
-        i_values = chunk[instance].to_numpy(dtype=object)
-        out.extend(trial_id(sweep, platform, _as_dict(params, p), _as_dict(instance, i), int(rep))
-                   for platform, p, i, rep in zip(chunk["platform"], p_values, i_values, chunk["repetition"]))
+        out.extend(trial_id(sweep, platform, p, i, rep) for platform, p, i, rep in zip(
+            chunk["platform"].tolist(), _dicts(chunk, params), _dicts(chunk, instance), chunk["repetition"].tolist()))
     return out
 
 
@@ -832,8 +828,11 @@ def _chunks(n: int) -> Iterator[slice]:
         yield slice(start, start + CHUNK_ROWS)
 
 
-def _as_dict(cols: list[str], values: np.ndarray) -> dict[str, object]:
-    return {strip(c): _plain(v) for c, v in zip(cols, values) if not (isinstance(v, float) and np.isnan(v))}
+def _dicts(chunk: pd.DataFrame, cols: list[str]) -> list[dict[str, Any]]:
+    """Each row of ``chunk`` as ``{name: value}`` of the prefixed columns ``cols``, as Python values, NaN left out."""
+    names = [strip(c) for c in cols]
+    return [{n: v for n, v in zip(names, values) if v == v} for values in zip(*(chunk[c].tolist() for c in cols))] \
+        if cols else [{} for _ in range(len(chunk))]
 
 
 def _plain(value: object) -> object:
@@ -898,30 +897,28 @@ def sweep_of(imported: Imported) -> BenchmarkSweep:
     )
 
 
-def trials_of(imported: Imported) -> Iterator[BenchmarkTrial]:
-    """Every imported row as a Succeeded BenchmarkTrial (NaN metrics left out), made one at a time.
+def records_of(imported: Imported) -> Iterator[TrialRecord]:
+    """Every imported row as a Succeeded trial's plain values (NaN metrics left out), made one at a time.
 
-    A generator: a trial object costs some 6 KiB, so a list of a million-row table's trials took 5.5 GiB;
-    :meth:`Store.add_trials` writes each as it comes.
+    A generator, so a million-row table is never held as Python objects at once; the names are the
+    frame's ``trial_id`` (computed once, as the planner names trials), and no model is built per row:
+    the table was checked as it was read (issue 14: the models were two thirds of an import).
     """
     frame = imported.frame
     params, instance, metrics = (columns(frame, prefix) for prefix in (PARAM, INSTANCE, METRIC))
+    asset, sweep = imported.mapping.asset, imported.mapping.sweep
     for rows in _chunks(len(frame)):
         chunk = frame.iloc[rows]
-        p_values, i_values, m_values = (chunk[c].to_numpy(dtype=object) for c in (params, instance, metrics))
-        for k, (platform, rep, source) in enumerate(zip(chunk["platform"], chunk["repetition"], imported.sources[rows])):
-            trial = make_trial(imported.mapping.asset, imported.mapping.sweep, platform, _as_dict(params, p_values[k]),
-                               cast(dict[str, float], _as_dict(instance, i_values[k])), int(rep))
-            trial.status = BenchmarkTrialStatus(
-                phase="Succeeded",
-                metrics={strip(c): float(v) for c, v in zip(metrics, m_values[k]) if not np.isnan(v)},
-                host={"importedFrom": str(source)},
-            )
-            yield trial
+        for name, platform, rep, source, p, i, m in zip(
+                chunk["trial_id"].tolist(), chunk["platform"].tolist(), chunk["repetition"].tolist(),
+                imported.sources[rows], _dicts(chunk, params), _dicts(chunk, instance),
+                _dicts(chunk[metrics].astype(float), metrics)):
+            yield TrialRecord(name, asset, sweep, platform, p, cast(dict[str, float], i), rep, SUCCEEDED, None, None, m, 0,
+                              None, {"importedFrom": str(source)})
 
 
 def save(imported: Imported, store: Store) -> int:
     """Record the asset, the import sweep and every trial in ``store`` (re-importing replaces them)."""
     store.put_asset(imported.asset)
     store.put_sweep(sweep_of(imported))
-    return store.add_trials(trials_of(imported))
+    return store.add_records(records_of(imported))

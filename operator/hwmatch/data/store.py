@@ -33,20 +33,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple, Sequence
 
-import psutil
-
-from hwmatch.api import (
-    AIAsset,
-    BenchmarkSweep,
-    BenchmarkTrial,
-    BenchmarkTrialSpec,
-    BenchmarkTrialStatus,
-    HWRecommendation,
-    ObjectMeta,
-    ObjectRef,
-)
 from hwmatch.api.errors import HwmatchError
 from hwmatch.api.vocabulary import (
     FINISHED,
@@ -60,8 +48,12 @@ from hwmatch.api.vocabulary import (
     canonical,
 )
 
-if TYPE_CHECKING:  # pandas only for the dataset frame: a command that lists trials never loads it
+if TYPE_CHECKING:
+    # The models load in the methods that build them, pandas in the dataset frame's: a listing
+    # (hwmatch trials) reads rows as plain values and starts without pydantic or pandas (issue 14).
     import pandas as pd
+
+    from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, BenchmarkTrialStatus, HWRecommendation
 
 DEFAULT_PATH = Path(".hwmatch") / "hwmatch.db"
 
@@ -207,6 +199,8 @@ def _now() -> str:
 
 def runner_id() -> str:
     """This process, as ``host:pid:start-time`` (the start time tells a reused pid apart)."""
+    import psutil  # a writer's import: listings start without it
+
     me = psutil.Process()
     return f"{socket.gethostname()}:{me.pid}:{me.create_time():.3f}"
 
@@ -215,6 +209,8 @@ def runner_alive(runner: str | None) -> bool:
     """Whether the process named by :func:`runner_id` still runs (unknown hosts count as alive)."""
     if not runner:
         return False
+    import psutil
+
     host, pid, started = runner.rsplit(":", 2)
     if host != socket.gethostname():
         return True
@@ -232,6 +228,35 @@ class TrialRow:
     reason: str | None
     attempts: int
     runner: str | None
+
+
+class TrialRecord(NamedTuple):
+    """A stored trial as plain values, without the trial's models: what a listing reads and an import writes.
+
+    Validating a trial into its six pydantic models takes longer than reading its
+    row at all; a listing (``hwmatch trials``) needs neither the validation (the
+    store wrote the row) nor the resource, and an import has checked its table
+    already. :meth:`Store.trials` and :meth:`Store.add_trials` take the resources (issue 14).
+    """
+
+    name: str
+    asset: str
+    sweep: str
+    platform: str
+    parameters: dict[str, Any]
+    instance: dict[str, float]
+    repetition: int
+    phase: str
+    reason: str | None
+    message: str | None
+    metrics: dict[str, float]
+    attempts: int
+    log_tail: str | None
+    host: dict[str, Any]
+
+
+_RECORD_COLUMNS = ("id", "asset", "sweep", "platform", "parameters", "instance", "repetition", "status", "reason",
+                   "message", "metrics", "attempts", "log_tail", "host")
 
 
 class Store:
@@ -294,10 +319,14 @@ class Store:
         )
 
     def asset(self, name: str) -> AIAsset | None:
+        from hwmatch.api import AIAsset
+
         row = self._db.execute("SELECT manifest FROM assets WHERE name = ?", (name,)).fetchone()
         return self._load(AIAsset, row[0], f"assets row {name!r}") if row else None
 
     def assets(self) -> list[AIAsset]:
+        from hwmatch.api import AIAsset
+
         return [self._load(AIAsset, m, f"assets row {n!r}")
                 for n, m in self._db.execute("SELECT name, manifest FROM assets ORDER BY name")]
 
@@ -309,10 +338,14 @@ class Store:
         )
 
     def sweep(self, name: str) -> BenchmarkSweep | None:
+        from hwmatch.api import BenchmarkSweep
+
         row = self._db.execute("SELECT manifest FROM sweeps WHERE name = ?", (name,)).fetchone()
         return self._load(BenchmarkSweep, row[0], f"sweeps row {name!r}") if row else None
 
     def sweeps(self, asset: str | None = None) -> list[BenchmarkSweep]:
+        from hwmatch.api import BenchmarkSweep
+
         sql, args = "SELECT name, manifest FROM sweeps", tuple[str, ...]()
         if asset is not None:
             sql, args = sql + " WHERE asset = ?", (asset,)
@@ -329,6 +362,8 @@ class Store:
         )
 
     def recommendations(self, asset: str | None = None) -> list[HWRecommendation]:
+        from hwmatch.api import HWRecommendation
+
         sql, args = "SELECT name, manifest FROM recommendations", tuple[str, ...]()
         if asset is not None:
             sql, args = sql + " WHERE asset = ?", (asset,)
@@ -340,8 +375,12 @@ class Store:
         try:
             return kind.model_validate(json.loads(text))
         except (ValueError, TypeError) as exc:
-            raise StoreError(f"{self.path}: {where} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-                             f"remove the row, or pass --store with another store") from None
+            raise self._damaged(where, exc) from None
+
+    def _damaged(self, where: str, exc: Exception) -> StoreError:
+        """The error for a row (``where``: ``trials row 'x'``) that does not read as what it should hold."""
+        return StoreError(f"{self.path}: {where} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                          "remove the row, or pass --store with another store")
 
     # -- one runner per sweep ----------------------------------------------------------------
 
@@ -384,6 +423,23 @@ class Store:
             self._db.executemany(
                 f"INSERT OR REPLACE INTO trials ({', '.join(_TRIAL_COLUMNS)}) VALUES ({', '.join('?' * len(_TRIAL_COLUMNS))})",
                 (_trial_row(t) for t in trials),
+            )
+            return self._db.total_changes - before
+
+    def add_records(self, records: Iterable[TrialRecord]) -> int:
+        """Insert or replace whole trials given as plain values (an import's rows). Returns how many were written.
+
+        The same rows as :meth:`add_trials` writes for the same trials, without building their models:
+        the caller has checked the values (names, scalars, finite metrics). A record is made as SQLite
+        takes it, so a million-row import is never held at once.
+        """
+        with self._transaction():
+            before = self._db.total_changes
+            self._db.executemany(
+                f"INSERT OR REPLACE INTO trials ({', '.join(_TRIAL_COLUMNS)}) VALUES ({', '.join('?' * len(_TRIAL_COLUMNS))})",
+                ((r.name, r.asset, r.sweep, r.platform, canonical(r.parameters), canonical(r.instance), r.repetition,
+                  r.phase, r.reason, r.message, canonical(r.metrics), None, None, r.attempts, canonical(r.host),
+                  r.log_tail, None, 0) for r in records),
             )
             return self._db.total_changes - before
 
@@ -460,6 +516,8 @@ class Store:
         (:meth:`_trial_at`), which accepts what JSON cannot carry (a NaN metric) and
         names a damaged row.
         """
+        from hwmatch.api import BenchmarkTrial
+
         where, args = _where(sweep=sweep, asset=asset, status=status)
         if limit is not None:
             where, args = f"{where} ORDER BY rowid LIMIT ?", [*args, limit]
@@ -475,6 +533,45 @@ class Store:
                     out.append(self._trial_at(rowid))
         return out
 
+    def records(
+        self, sweep: str | Sequence[str] | None = None, asset: str | None = None,
+        status: str | Sequence[str] | None = None, limit: int | None = None,
+    ) -> list[TrialRecord]:
+        """The trials :meth:`trials` would return, as :class:`TrialRecord` values; a damaged row is a :class:`StoreError`."""
+        where, args = _where(sweep=sweep, asset=asset, status=status)
+        where += " ORDER BY rowid" + (" LIMIT ?" if limit is not None else "")
+        rows = self._db.execute(f"SELECT {', '.join(_RECORD_COLUMNS)} FROM trials{where}",
+                                [*args, limit] if limit is not None else args)
+        loads, out = json.loads, []
+        with _collector_paused():
+            for name, asset_, sweep_, platform, parameters, instance, rep, phase, reason, message, metrics, \
+                    attempts, log_tail, host in rows:
+                try:
+                    values = loads(parameters), loads(instance), loads(metrics), loads(host)
+                    if not all(type(v) is dict for v in values):
+                        raise TypeError("parameters, instance, metrics and host must each be a JSON object")
+                    out.append(TrialRecord(name, asset_, sweep_, platform, values[0], values[1], rep, phase, reason,
+                                           message, values[2], attempts, log_tail, values[3]))
+                except (ValueError, TypeError) as exc:
+                    raise self._damaged(f"trials row {name!r}", exc) from None
+        return out
+
+    def declared_metrics(self) -> dict[str, list[str]]:
+        """Each stored asset's metric names, in the order its manifest declares them, without building the assets.
+
+        A manifest that does not read as an asset with named metrics is a :class:`StoreError` naming its row.
+        """
+        out: dict[str, list[str]] = {}
+        for name, text in self._db.execute("SELECT name, manifest FROM assets ORDER BY name"):
+            try:
+                metrics = json.loads(text)["spec"]["metrics"]
+                out[name] = [m["name"] for m in metrics]
+                if not all(isinstance(n, str) for n in out[name]):
+                    raise TypeError("a metric name is not a string")
+            except (ValueError, TypeError, KeyError) as exc:
+                raise self._damaged(f"assets row {name!r}", exc) from None
+        return out
+
     def count(self, sweep: str | Sequence[str] | None = None, asset: str | None = None,
               status: str | Sequence[str] | None = None) -> int:
         """How many trials :meth:`trials` would return with these filters, without reading them."""
@@ -487,9 +584,7 @@ class Store:
         try:
             return _row_trial(dict(zip(_TRIAL_COLUMNS, row)))
         except (ValueError, TypeError) as exc:
-            raise StoreError(f"{self.path}: trials row {row[0]!r} is damaged ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0]}); remove the row, or pass --store with another store"
-                             ) from None
+            raise self._damaged(f"trials row {row[0]!r}", exc) from None
 
     def counts(self, sweep: str) -> dict[str, dict[str, int]]:
         """Trials of a sweep per platform and status: ``{platform: {status: n}}``."""
@@ -612,7 +707,11 @@ def _where(**filters: str | Sequence[str] | None) -> tuple[str, list[Any]]:
 
 
 def _trial_row(trial: BenchmarkTrial, status: str | None = None) -> tuple[Any, ...]:
-    s = trial.status or BenchmarkTrialStatus()
+    s = trial.status
+    if s is None:  # planned, not run (imports and the engine's rows have one: no import per row)
+        from hwmatch.api import BenchmarkTrialStatus
+
+        s = BenchmarkTrialStatus()
     return (
         trial.metadata.name, trial.spec.asset_ref.name, trial.spec.sweep_ref.name, trial.spec.platform,
         canonical(trial.spec.parameters), canonical(trial.spec.instance), trial.spec.repetition,
@@ -624,6 +723,8 @@ def _trial_row(trial: BenchmarkTrial, status: str | None = None) -> tuple[Any, .
 
 
 def _row_trial(row: dict[str, Any]) -> BenchmarkTrial:
+    from hwmatch.api import BenchmarkTrial, BenchmarkTrialSpec, BenchmarkTrialStatus, ObjectMeta, ObjectRef
+
     labels = {LABEL_ASSET: row["asset"], LABEL_SWEEP: row["sweep"], LABEL_PLATFORM: row["platform"]}
     if row["verification"]:
         labels[LABEL_VERIFICATION] = "true"
