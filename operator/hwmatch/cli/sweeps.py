@@ -317,11 +317,6 @@ def _metric_columns(rows: list[TrialRecord], declared: dict[str, list[str]], eve
     return names
 
 
-def _value(trial: TrialRecord, column: str) -> str | float | None:
-    """The value of ``column`` for ``trial``: what ``--sort`` compares and the cells show."""
-    return _getter(column)(trial)
-
-
 _GETTERS: dict[str, Callable[[TrialRecord], str | float | None]] = {
     "trial": lambda t: t.name,
     "sweep": lambda t: t.sweep,
@@ -363,7 +358,8 @@ def _sorted(rows: list[TrialRecord], sort: str, names: list[str]) -> list[TrialR
     column, descending = (sort[1:], True) if sort.startswith("-") else (sort, False)
     if column not in names:
         raise fail(f"--sort {sort!r}: no such column; choose one of {', '.join(names)} (-COLUMN for descending)")
-    values: list[tuple[Any, TrialRecord]] = [(_value(t, column), t) for t in rows]  # one type in a column
+    get = _getter(column)
+    values: list[tuple[Any, TrialRecord]] = [(get(t), t) for t in rows]  # one type in a column
     present = sorted(((v, t) for v, t in values if v is not None), key=lambda pair: pair[0], reverse=descending)
     return [t for _, t in present] + [t for v, t in values if v is None]
 
