@@ -186,6 +186,18 @@ def test_a_pass_creates_trials_and_starts_jobs_within_both_parallelism_limits(ku
     assert max(kube.jobs_created.values()) == 1 and sum(kube.jobs_created.values()) == 3
 
 
+def test_a_trial_object_deleted_between_passes_is_planned_and_created_again(kube) -> None:
+    """A reconciler keeps only its plan's names: a missing trial is planned again, with the same name and spec."""
+    r = _reconciler(kube, Events())
+    r.reconcile(NS, "toy-sweep")
+    before = {name: o["spec"] for (plural, name), o in kube.objects.items() if plural == TRIALS}
+    gone = sorted(before)[-1]
+    del kube.objects[(TRIALS, gone)]
+    r.reconcile(NS, "toy-sweep")  # the same process: its memory holds the plan's names, not the planned trials
+    after = {name: o["spec"] for (plural, name), o in kube.objects.items() if plural == TRIALS}
+    assert after == before
+
+
 def test_outcomes_are_recorded_and_a_finished_trial_never_runs_again(kube) -> None:
     events = Events()
     r = _reconciler(kube, events)

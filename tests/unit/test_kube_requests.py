@@ -34,3 +34,18 @@ def test_a_listing_of_named_trials_is_one_selector_per_chunk_and_none_for_no_nam
     assert all(s.startswith("hwmatch.dev/sweep=s,hwmatch.dev/trial in (") for s in selectors)
     assert _selectors({"a": "b"}, "k", []) == []  # no names: no request at all
     assert _selectors({"a": "b"}, None, None) == ["a=b"]
+
+
+def test_a_listing_drops_the_objects_managed_fields_and_nothing_else() -> None:
+    """``managedFields`` of each object's metadata is left out as it is decoded; a key of that name elsewhere stays."""
+    import json
+    from types import SimpleNamespace
+
+    from hwmatch.controller.kube import _items
+
+    managed = [{"manager": "hwmatch", "fieldsV1": {"f:status": {"f:phase": {}}}}]
+    item = {"metadata": {"name": "t1", "resourceVersion": "7", "labels": {"a": "b"}, "managedFields": managed},
+            "status": {"host": {"managedFields": "a value of a trial's own"}}}
+    listed = _items(SimpleNamespace(data=json.dumps({"items": [item], "metadata": {"resourceVersion": "9"}})))
+    assert listed == [{"metadata": {"name": "t1", "resourceVersion": "7", "labels": {"a": "b"}},
+                       "status": {"host": {"managedFields": "a value of a trial's own"}}}]

@@ -132,15 +132,17 @@ class _Memory:
       process and the one after a pass that raised;
     - ``parsed``: each trial object parsed, by uid, with the resourceVersion
       it was parsed at: a trial that did not change is not validated again;
-    - ``plan``: the planner's trials for the sweep's and the asset's
-      generation (deterministic names: the same plan every time).
+    - ``plan``: the names of the planner's trials for the sweep's and the
+      asset's generation (deterministic names: the same plan every time). The
+      names only: the planned trials themselves were a third of the memory of
+      a 10,000-trial sweep (issue 17); when one is missing, the sweep is planned again.
     """
 
     def __init__(self, uid: str | None):
         self.uid = uid
         self.full = True
         self.parsed: dict[str, tuple[str, BenchmarkTrial]] = {}
-        self.plan: tuple[tuple[Any, ...], list[BenchmarkTrial]] | None = None
+        self.plan: tuple[tuple[Any, ...], list[str]] | None = None
 
     def trial(self, obj: Mapping[str, Any]) -> BenchmarkTrial:
         meta = obj["metadata"]
@@ -155,10 +157,13 @@ class _Memory:
         for uid in [u for u in self.parsed if u not in uids]:
             del self.parsed[uid]
 
-    def planned(self, planner: Planner, key: tuple[Any, ...]) -> list[BenchmarkTrial]:
+    def planned(self, planner: Planner, key: tuple[Any, ...]) -> tuple[list[str], list[BenchmarkTrial] | None]:
+        """The plan's trial names, and its trials when they were planned just now (else None: only names are kept)."""
         if self.plan is None or self.plan[0] != key:
-            self.plan = (key, planner.plan())
-        return self.plan[1]
+            trials = planner.plan()
+            self.plan = (key, [t.metadata.name for t in trials])
+            return self.plan[1], trials
+        return self.plan[1], None
 
 
 class _Pass:
@@ -252,13 +257,17 @@ class _Pass:
     def _trials(self, planner: Planner, asset: AIAsset) -> dict[str, TrialObject]:
         """The sweep's trials in plan order (later rounds' after the first), created where missing."""
         existing = {o["metadata"]["name"]: o for o in self.listing.result()}
-        planned = self.memory.planned(planner, (self.sweep.metadata.generation, asset.metadata.uid,
-                                                asset.metadata.generation))
-        order = [t.metadata.name for t in planned]
+        names, planned = self.memory.planned(planner, (self.sweep.metadata.generation, asset.metadata.uid,
+                                                       asset.metadata.generation))
+        order = list(names)
         if planner.in_rounds:  # later rounds' trials are the sweep's too
             seen = set(order)
             order += [n for n in existing if n not in seen]
-        missing = [t for t in planned if t.metadata.name not in existing]
+        absent = [n for n in names if n not in existing]
+        missing: list[BenchmarkTrial] = []
+        if absent:
+            by_name = {t.metadata.name: t for t in (planned if planned is not None else planner.plan())}
+            missing = [by_name[n] for n in absent]
         existing.update(zip((t.metadata.name for t in missing), each(lambda t: self.jobs.create(t, self.obj), missing)))
         self.memory.keep({o["metadata"].get("uid", n) for n, o in existing.items()})
         return {n: (existing[n], self.memory.trial(existing[n])) for n in order}

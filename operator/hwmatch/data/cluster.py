@@ -8,13 +8,13 @@ the same function the local store uses: one definition of the dataset, not two.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial
 from hwmatch.api.vocabulary import FINISHED, phase_of
-from hwmatch.data.frame import build_frame
+
+if TYPE_CHECKING:  # pandas loads when a frame is made: an operator whose sweeps never ask for one never loads it
+    import pandas as pd
 
 
 class TrialObjects:
@@ -27,6 +27,8 @@ class TrialObjects:
 
     def frame(self, sweeps: Sequence[str] | None = None) -> pd.DataFrame:
         """Finished trials of the asset (of ``sweeps``, when given) as the dataset frame."""
+        from hwmatch.data.frame import build_frame
+
         wanted = set(sweeps or ())
         rows = [t for t in self.trials if phase_of(t) in FINISHED and (not wanted or t.spec.sweep_ref.name in wanted)]
         return build_frame([self.asset], self.sweeps, rows)

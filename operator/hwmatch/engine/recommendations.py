@@ -8,13 +8,14 @@ dataset frame of their trials in, the resource with its status out.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from hwmatch.api import STALLED, AIAsset, BenchmarkSweep, HWRecommendation, HWRecommendationStatus, InputError, set_state
-from hwmatch.data.frame import METRIC
+from hwmatch.api.vocabulary import METRIC
 from hwmatch.data.store import Store
+
+if TYPE_CHECKING:  # pandas loads where a frame is made: the operator's process starts without it (issue 17)
+    import pandas as pd
 
 
 def answer_stored(store: Store, recommendation: HWRecommendation, seed: int = 0) -> HWRecommendation:
@@ -111,6 +112,8 @@ def prior_frame(asset: AIAsset, prior: Callable[[str], pd.DataFrame | None],
             raise RecommendationError(
                 f"spec.priorFrom: no asset {name!r} with trials {where}; import or run it first, or remove it")
         frames.append(got)
+    import pandas as pd
+
     return pd.concat(frames, ignore_index=True)
 
 

@@ -13,17 +13,19 @@ same combinations, and repetitions of one combination are spread in time.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
-import pandas as pd
 
 from hwmatch.api import AIAsset, BenchmarkSweep, BenchmarkTrial, Platform, canonical, make_trial
 from hwmatch.api.errors import InputError
 from hwmatch.api.sweep import plan_problems
-from hwmatch.data.frame import PARAM
+from hwmatch.api.vocabulary import PARAM
 from hwmatch.planning.samplers import Point, RoundSampler, Sampler, get_sampler
 from hwmatch.planning.space import Space
+
+if TYPE_CHECKING:  # a round's history is a frame; planning a sweep needs no pandas (the operator starts without it)
+    import pandas as pd
 
 
 class Planner:

@@ -13,14 +13,16 @@ which the planner drives in rounds. :func:`register` adds more.
 from __future__ import annotations
 
 import importlib
-from typing import Callable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
 
 import numpy as np
-import pandas as pd
 
 from hwmatch.api import AIAsset, BenchmarkSweep, Platform
 from hwmatch.api.errors import InputError
 from hwmatch.planning.space import DEFAULT_GRID_RESOLUTION, Space, Value
+
+if TYPE_CHECKING:  # a round's history is a frame, made by whoever asks for the round
+    import pandas as pd
 
 Point = dict[str, Value]
 
