@@ -61,13 +61,15 @@ start() {  # start NAME CMD...: detached, logging to $DIR/logs/NAME.log
     setsid "$@" >>"$DIR/logs/$name.log" 2>&1 </dev/null &
     local pid=$! i
     echo "$pid" >"$DIR/pids/$name.pid"
-    # Until the forked shell has exec'd the component, its command line is this script's, which does
-    # not name $DIR, and pid_of would call a starting component gone (on a busy machine wait_for's
-    # first check came first: "kube-apiserver is not running" with an empty log, the component then
-    # stopped by the failure trap). Return once the component runs, or once it is gone.
+    # Until both execs are done (the forked shell's into setsid, setsid's into the component), the
+    # command line is this script's, then setsid's, and for a moment empty (the kernel swaps in the
+    # new image's memory before it writes the arguments there); pid_of, which reads it, would call a
+    # starting component gone (on a busy machine wait_for's first check came first: "kube-apiserver is
+    # not running" with an empty log, the component then stopped by the failure trap). So return once
+    # the command line's first word is the component's own, or once the process is gone.
     for ((i = 0; i < 200; i++)); do
         [[ -r "/proc/$pid/cmdline" ]] || return 0
-        tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$DIR" && return 0
+        [[ "$(tr '\0' '\n' <"/proc/$pid/cmdline" | head -n 1)" == "$1" ]] && return 0
         sleep 0.05
     done
 }
