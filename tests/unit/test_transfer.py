@@ -291,3 +291,19 @@ def test_edge_imagenet_transfer_to_one_device_beats_the_ordinary_model() -> None
     results = {r.method: r.metrics["latency_ms"] for r in TransferEvaluation(imported, "jetson-nano2", 0).run([10])}
     assert results["transfer"]["spearman"] > results["hwmatch"]["spearman"]
     assert results["transfer"]["mape"] < results["hwmatch"]["mape"]
+
+
+def test_a_sources_profile_is_its_own_measurement_where_it_measured_the_configuration() -> None:
+    """Oracle: the design's profile column of a source is log(measured) − b wherever that source ran the
+    configuration (the base's smoothed guess only where it did not), so "behaves like device d" reads d's data."""
+    model, frame, _ = fitted(5)
+    assert model.base is not None
+    rows = table({"new": [(3, "v"), (8, "w")]}, noise=0.0)
+    frame_rows = frame.set_index(["platform", "param.a", "param.b"])["metric.latency_ms"]
+    b, A = model._design(model.base, model.sources, rows, "latency_ms", True)
+    for j, source in enumerate(model.sources):
+        measured = np.log([frame_rows[(source, a, v)] for a, v in [(3, "v"), (8, "w")]])
+        np.testing.assert_allclose(A[:, 1 + j], measured - b, rtol=1e-12)
+    # a configuration no source ran falls back to the base's prediction as if run there
+    novel = table({"new": [(20, "u")]}, noise=0.0)
+    assert np.isnan(model._lookup("latency_ms", novel, model.sources)).all()

@@ -91,7 +91,7 @@ def prior_effects(prior: pd.DataFrame) -> pd.DataFrame:
     is missing: the encoder fills it).
     """
     rows = succeeded(prior)
-    keys = [*columns(rows, PARAM), *columns(rows, INSTANCE)]
+    keys = _keys(rows)
     out: dict[str, pd.Series] = {}
     for col in columns(rows, METRIC):
         known = rows[rows[col].notna()]
@@ -164,6 +164,8 @@ class PlatformTransfer:
     _platforms: pd.DataFrame | None = field(default=None, init=False, repr=False)
     _encoder: FeatureEncoder | None = field(default=None, init=False, repr=False)
     _source_key: tuple | None = field(default=None, init=False, repr=False)
+    #: Per metric: the sources' measured values (model space, median of repetitions), by configuration × source.
+    _measured: dict[str, pd.DataFrame] = field(default_factory=dict, init=False, repr=False)
     _rehearsal: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = field(
         default_factory=dict, init=False, repr=False)
 
@@ -191,6 +193,7 @@ class PlatformTransfer:
             self._encoder = FeatureEncoder(categorical=self.categorical).fit(source[[*columns(source, PARAM),
                                                                                       *columns(source, INSTANCE)]])
             self.logs = {m: _model_space(source[METRIC + m].to_numpy(dtype=float)) for m in self.base.models}
+            self._measured = {m: self._table(source, m) for m in self.base.models}
             self._rehearse(source)
             self._source_key = key
         assert self.base is not None
@@ -207,11 +210,37 @@ class PlatformTransfer:
                 log: bool) -> tuple[np.ndarray, np.ndarray]:
         """``b`` (the base at the rows as they are) and the correction's inputs ``[1, S_d − b, one-hot]``."""
         b = self._z(base.predict(rows, 0.5, metrics=[metric])[metric].value, log)
-        profiles = [self._z(base.predict(self._as(rows, d), 0.5, metrics=[metric])[metric].value, log) - b
-                    for d in sources]
+        measured = self._lookup(metric, rows, sources)
+        profiles = [np.where(np.isnan(m), self._z(base.predict(self._as(rows, d), 0.5, metrics=[metric])[metric].value,
+                                                 log), m) - b
+                    for d, m in zip(sources, measured.T)]
         assert self._encoder is not None
         onehot = self._encoder.transform(rows)
         return b, np.column_stack([np.ones(len(rows)), *profiles, onehot])
+
+    def _table(self, source: pd.DataFrame, metric: str) -> pd.DataFrame:
+        """The sources' measured ``metric`` per configuration (rows) and source (columns), model space."""
+        col, keys = METRIC + metric, _keys(source)
+        known = source[source[col].notna()] if keys else source.iloc[:0]
+        if known.empty:
+            return pd.DataFrame()
+        z = pd.Series(self._z(known[col].to_numpy(dtype=float), self.logs[metric]), index=known.index)
+        return z.groupby([known[k] for k in keys] + [known["platform"].astype(str)], dropna=False).median().unstack()
+
+    def _lookup(self, metric: str, rows: pd.DataFrame, sources: Sequence[str]) -> np.ndarray:
+        """Rows × ``sources``: each source's own measurement of the row's configuration, NaN where it has none.
+
+        Where a source measured the configuration, its profile is the
+        measurement, not the base's smoothed guess of it: the sources'
+        columns of one configuration are the evidence a transfer rests on.
+        """
+        table = self._measured.get(metric)
+        out = np.full((len(rows), len(sources)), np.nan)
+        if table is None or table.empty or rows.empty:
+            return out
+        index = pd.MultiIndex.from_frame(rows[_keys(rows)]) if table.index.nlevels > 1 else pd.Index(rows[_keys(rows)[0]])
+        found = table.reindex(columns=list(sources)).reindex(index)
+        return found.to_numpy(dtype=float)
 
     def _as(self, rows: pd.DataFrame, platform: str) -> pd.DataFrame:
         """``rows`` as if measured on ``platform`` (its name, price and features)."""
@@ -360,9 +389,14 @@ class PlatformTransfer:
         return max(found, default=0)
 
 
+def _keys(rows: pd.DataFrame) -> list[str]:
+    """The columns that tell configurations apart: parameters and instance."""
+    return [*columns(rows, PARAM), *columns(rows, INSTANCE)]
+
+
 def _config_ids(rows: pd.DataFrame) -> np.ndarray:
     """One id per distinct configuration (parameters and instance) of ``rows``."""
-    keys = [*columns(rows, PARAM), *columns(rows, INSTANCE)]
+    keys = _keys(rows)
     if rows.empty or not keys:
         return np.arange(len(rows))
     return rows.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
