@@ -190,8 +190,7 @@ class PlatformTransfer:
         key = (tuple(self.targets), int(pd.util.hash_pandas_object(source, index=False).sum()), tuple(source.columns))
         if key != self._source_key:  # the sources' part (base, rehearsal) depends on the source rows alone
             self.base = self._surrogates().fit(source)
-            self._encoder = FeatureEncoder(categorical=self.categorical).fit(source[[*columns(source, PARAM),
-                                                                                      *columns(source, INSTANCE)]])
+            self._encoder = FeatureEncoder(categorical=self.categorical).fit(source[_keys(source)])
             self.logs = {m: _model_space(source[METRIC + m].to_numpy(dtype=float)) for m in self.base.models}
             self._measured = {m: self._table(source, m) for m in self.base.models}
             self._rehearse(source)
@@ -210,10 +209,13 @@ class PlatformTransfer:
                 log: bool) -> tuple[np.ndarray, np.ndarray]:
         """``b`` (the base at the rows as they are) and the correction's inputs ``[1, S_d − b, one-hot]``."""
         b = self._z(base.predict(rows, 0.5, metrics=[metric])[metric].value, log)
-        measured = self._lookup(metric, rows, sources)
-        profiles = [np.where(np.isnan(m), self._z(base.predict(self._as(rows, d), 0.5, metrics=[metric])[metric].value,
-                                                 log), m) - b
-                    for d, m in zip(sources, measured.T)]
+        profiles = []
+        for d, profile in zip(sources, self._lookup(metric, rows, sources).T):
+            missing = np.isnan(profile)  # the base is asked only where the source measured nothing
+            if missing.any():
+                guess = base.predict(self._as(rows[missing], d), 0.5, metrics=[metric])[metric].value
+                profile[missing] = self._z(guess, log)
+            profiles.append(profile - b)
         assert self._encoder is not None
         onehot = self._encoder.transform(rows)
         return b, np.column_stack([np.ones(len(rows)), *profiles, onehot])
@@ -221,8 +223,8 @@ class PlatformTransfer:
     def _table(self, source: pd.DataFrame, metric: str) -> pd.DataFrame:
         """The sources' measured ``metric`` per configuration (rows) and source (columns), model space."""
         col, keys = METRIC + metric, _keys(source)
-        known = source[source[col].notna()] if keys else source.iloc[:0]
-        if known.empty:
+        known = source[source[col].notna()]
+        if known.empty or not keys:
             return pd.DataFrame()
         z = pd.Series(self._z(known[col].to_numpy(dtype=float), self.logs[metric]), index=known.index)
         return z.groupby([known[k] for k in keys] + [known["platform"].astype(str)], dropna=False).median().unstack()
@@ -238,9 +240,9 @@ class PlatformTransfer:
         out = np.full((len(rows), len(sources)), np.nan)
         if table is None or table.empty or rows.empty:
             return out
-        index = pd.MultiIndex.from_frame(rows[_keys(rows)]) if table.index.nlevels > 1 else pd.Index(rows[_keys(rows)[0]])
-        found = table.reindex(columns=list(sources)).reindex(index)
-        return found.to_numpy(dtype=float)
+        keys = _keys(rows)
+        index = pd.MultiIndex.from_frame(rows[keys]) if table.index.nlevels > 1 else pd.Index(rows[keys[0]])
+        return table.reindex(index=index, columns=list(sources)).to_numpy(dtype=float, copy=True)
 
     def _as(self, rows: pd.DataFrame, platform: str) -> pd.DataFrame:
         """``rows`` as if measured on ``platform`` (its name, price and features)."""
